@@ -1,0 +1,3 @@
+from capdissect.cli import main
+
+main()

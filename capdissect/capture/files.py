@@ -1,0 +1,122 @@
+"""Open a capture file (pcap or pcapng, plain or gzip) from a path or stdin.
+
+This is the IO edge of file reading: it opens the stream, sniffs the format from
+the first bytes and hands a ChunkReader to the pure format readers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from capdissect.capture.pcap import PcapHeader, is_pcap, read_pcap
+from capdissect.capture.pcapng import PcapngReader, is_pcapng
+from capdissect.capture.stream import ChunkReader
+from capdissect.errors import CaptureError
+from capdissect.packets import RawPacket
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureFile:
+    """An open capture: ``linktype``/``snaplen`` of the first interface, iterate for packets."""
+
+    def __init__(self, stream: BinaryIO, name: str, owned: bool) -> None:
+        self.name = name
+        self._stream = stream
+        self._owned = owned
+        head = stream.read(4)
+        if head[:2] == GZIP_MAGIC:
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[arg-type]
+            self._stream = stream
+            head = stream.read(4)
+        if not head:
+            raise CaptureError(f"{name}: empty file, not a capture")
+        reader = ChunkReader(stream, head)
+        self._pcapng: PcapngReader | None = None
+        self._pcap: PcapHeader | None = None
+        try:
+            if is_pcapng(head):
+                self._pcapng = PcapngReader(reader)
+                first = self._pcapng.first_interface
+                self.format = "pcapng"
+                self.linktype = first.linktype if first else 1
+                self.snaplen = first.snaplen if first else 0
+            elif is_pcap(head):
+                self._pcap = PcapHeader(reader.take(24))
+                self.format = "pcap"
+                self.linktype = self._pcap.linktype
+                self.snaplen = self._pcap.snaplen
+            else:
+                raise CaptureError(f"{name}: unknown file format, not a pcap or pcapng capture")
+        except (OSError, EOFError) as exc:  # gzip errors surface here
+            raise CaptureError(f"{name}: {exc}") from None
+        self._reader = reader
+
+    def __iter__(self) -> Iterator[RawPacket]:
+        try:
+            if self._pcapng is not None:
+                yield from self._pcapng
+            elif self._pcap is not None:
+                yield from read_pcap(self._reader, self._pcap)
+        except (OSError, EOFError) as exc:
+            raise CaptureError(f"{self.name}: {exc}") from None
+
+    def close(self) -> None:
+        if self._owned:
+            self._stream.close()
+
+    def __enter__(self) -> CaptureFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Prefixed:
+    """A read-only stream that first returns *head*, then the rest of *stream*.
+
+    Lets us sniff magic bytes from stdin (which cannot seek) and still hand the whole
+    stream to gzip.
+    """
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data = self._head + self._stream.read()
+                self._head = b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            if len(data) < n:
+                data += self._stream.read(n - len(data))
+            return data
+        return self._stream.read(n)
+
+
+def open_capture(path: str | Path) -> CaptureFile:
+    """Open *path* (``-`` for stdin) as a capture file; raise CaptureError if it is not one."""
+    name = str(path)
+    if name == "-":
+        return CaptureFile(sys.stdin.buffer, "-", owned=False)
+    try:
+        stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by CaptureFile.close
+    except OSError as exc:
+        raise CaptureError(f"{name}: {exc.strerror or exc}") from None
+    try:
+        return CaptureFile(stream, name, owned=True)
+    except BaseException:
+        stream.close()
+        raise

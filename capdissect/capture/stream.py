@@ -1,0 +1,54 @@
+"""A chunked byte reader shared by the pcap and pcapng readers.
+
+Reading a capture record by record with ``file.read`` costs two calls per packet;
+reading 1 MiB at a time and slicing keeps the readers fast while memory stays flat.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Final
+
+CHUNK: Final = 1 << 20
+
+
+class ChunkReader:
+    """Hands out exact-size pieces of a stream, reading it in large chunks."""
+
+    __slots__ = ("_buf", "_eof", "_pos", "_stream", "consumed")
+
+    def __init__(self, stream: BinaryIO, head: bytes = b"") -> None:
+        self._stream = stream
+        self._buf = head
+        self._pos = 0
+        self._eof = False
+        self.consumed = 0  # bytes of the stream handed out before the current buffer
+
+    def take(self, n: int) -> bytes:
+        """Return the next *n* bytes, or fewer if the stream ends first."""
+        end = self._pos + n
+        if end > len(self._buf):
+            self._fill(n)
+            end = self._pos + n
+        piece = self._buf[self._pos : end]
+        self._pos += len(piece)
+        return piece
+
+    @property
+    def offset(self) -> int:
+        """Offset in the stream of the next byte ``take`` returns."""
+        return self.consumed + self._pos
+
+    def _fill(self, n: int) -> None:
+        rest = self._buf[self._pos :]
+        self.consumed += self._pos
+        parts = [rest]
+        have = len(rest)
+        while have < n and not self._eof:
+            chunk = self._stream.read(max(CHUNK, n - have))
+            if not chunk:
+                self._eof = True
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self._buf = b"".join(parts)
+        self._pos = 0

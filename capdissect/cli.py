@@ -1,0 +1,116 @@
+"""The command line: each command wires options to one library call and prints."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capdissect import __version__
+from capdissect.errors import CapdissectError
+from capdissect.reader import ReadOptions, read_lines
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Capture and dissect TCP and UDP: tcpdump's output, explained.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn a CapdissectError into one line on stderr and exit status 1."""
+    try:
+        yield
+    except CapdissectError as exc:
+        sys.stdout.flush()
+        typer.echo(f"capdissect: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except BrokenPipeError:
+        # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"capdissect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """capdissect: packet capture and dissection for TCP/IP lessons and socket debugging."""
+
+
+@app.command()
+def read(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    n: Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses and ports "
+                                   "to names (-nn as in tcpdump).")] = 0,
+    v: Annotated[int, typer.Option("-v", count=True, help="More detail: IP header fields, "
+                                   "checksums (-vv more).")] = 0,
+    X: Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump of each packet "
+                                   "(-XX with the link header).")] = 0,
+    x: Annotated[int, typer.Option("-x", count=True, help="Hex dump of each packet "
+                                   "(-xx with the link header).")] = 0,
+    e: Annotated[bool, typer.Option("-e", help="Print the link-level header.")] = False,
+    S: Annotated[bool, typer.Option("-S", help="Absolute TCP sequence numbers.")] = False,
+    K: Annotated[bool, typer.Option("-K", help="Don't verify checksums.")] = False,
+    t: Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t none, -tt "
+                                   "epoch, -ttt delta, -tttt date, -ttttt since first.")] = 0,
+    count: Annotated[int | None, typer.Option("-c", help="Stop after N packets.")] = None,
+    plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output, "
+                                        "without capdissect's annotation lines.")] = False,
+) -> None:
+    """Print a capture file the way `tcpdump -r FILE` does, annotated.
+
+    Examples:
+
+      capdissect read captures/tcp-basic.pcap -n
+
+      capdissect read trace.pcapng --plain -nn -v -X
+
+      tcpdump -i lo -w - port 30002 | capdissect read - -n
+    """
+    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
+    with cli_errors():
+        write = sys.stdout.write
+        for line in read_lines(path, options, banner=_banner):
+            write(line)
+            write("\n")
+        sys.stdout.flush()
+
+
+def _banner(text: str) -> None:
+    """tcpdump's "reading from file" line goes to stderr, so stdout stays the packets."""
+    typer.echo(text, err=True)
+
+
+def main() -> None:
+    # Default SIGPIPE handling would print a traceback from the interpreter's flush.
+    with contextlib.suppress(AttributeError, ValueError):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        app()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            sys.exit(0)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure dissectors: bytes in, records out, no IO.  See ``stack.decode``."""

@@ -1,0 +1,75 @@
+"""IPv6 (RFC 8200): the fixed header and the chain of extension headers."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, NamedTuple
+
+from capdissect.errors import Truncated
+
+_IPV6: Final = struct.Struct("!IHBB16s16s")  # RFC 8200 §3
+_FRAG: Final = struct.Struct("!BBHI")  # RFC 8200 §4.5
+
+HOPOPTS: Final = 0
+ROUTING: Final = 43
+FRAGMENT: Final = 44
+ESP: Final = 50
+AH: Final = 51
+NONE: Final = 59
+DSTOPTS: Final = 60
+MOBILITY: Final = 135
+MOBILITY_OLD: Final = 62
+# Headers with the generic (next header, length in 8-octet units beyond the first 8) shape.
+GENERIC_EXTENSIONS: Final = frozenset({HOPOPTS, ROUTING, DSTOPTS})
+
+
+class IPv6Header(NamedTuple):
+    offset: int
+    version: int
+    traffic_class: int
+    flow_label: int
+    payload_len: int
+    next_header: int
+    hop_limit: int
+    src: bytes
+    dst: bytes
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + 40
+
+
+class Fragment(NamedTuple):
+    """An IPv6 Fragment header (RFC 8200 §4.5)."""
+
+    next_header: int
+    frag_offset: int  # bytes
+    more: bool
+    ident: int
+
+
+def parse_ipv6(buf: bytes, offset: int) -> IPv6Header:
+    if len(buf) - offset < 40:
+        raise Truncated("ip6", offset, 40, len(buf) - offset)
+    vtf, plen, nh, hlim, src, dst = _IPV6.unpack_from(buf, offset)
+    return IPv6Header(
+        offset, vtf >> 28, (vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst
+    )
+
+
+def parse_fragment(buf: bytes, offset: int) -> Fragment:
+    if len(buf) - offset < 8:
+        raise Truncated("frag6", offset, 8, len(buf) - offset)
+    nh, _res, off_flags, ident = _FRAG.unpack_from(buf, offset)
+    return Fragment(nh, off_flags & 0xFFF8, bool(off_flags & 1), ident)
+
+
+def extension_length(buf: bytes, offset: int, kind: int) -> int:
+    """Length in bytes of the extension header of *kind* at *offset*."""
+    if kind == FRAGMENT:
+        return 8
+    if len(buf) - offset < 2:
+        raise Truncated("ip6", offset, 2, len(buf) - offset)
+    if kind == AH:
+        return (buf[offset + 1] + 2) * 4  # RFC 4302 §2.2: 4-octet units, minus 2
+    return (buf[offset + 1] + 1) * 8

@@ -1,0 +1,55 @@
+"""TCP (RFC 9293 §3.1): the fixed header, flags and options."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, NamedTuple
+
+from capdissect.dissect.tcp_options import Options, parse_options
+from capdissect.errors import Truncated
+
+_TCP: Final = struct.Struct("!HHIIHHHH")  # RFC 9293 §3.1
+
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
+AE: Final = 0x100  # RFC 9768 (was NS, RFC 3540)
+
+NO_OPTIONS: Final = Options((), None)
+
+
+class TcpHeader(NamedTuple):
+    offset: int
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    hdr_len: int  # data offset in bytes
+    flags: int  # the 12 low bits of the offset/flags word (AE, CWR ... FIN)
+    window: int
+    checksum: int
+    urgent: int
+    options: Options
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + self.hdr_len
+
+
+def parse_tcp(buf: bytes, offset: int) -> TcpHeader:
+    """Decode the TCP header at *offset*; raise Truncated if the fixed 20 bytes are not there."""
+    if len(buf) - offset < 20:
+        raise Truncated("tcp", offset, 20, len(buf) - offset)
+    sport, dport, seq, ack, off_flags, win, cksum, urg = _TCP.unpack_from(buf, offset)
+    hdr_len = (off_flags >> 12) * 4
+    options = (
+        parse_options(buf, offset + 20, offset + hdr_len) if hdr_len > 20 else NO_OPTIONS
+    )
+    return TcpHeader(
+        offset, sport, dport, seq, ack, hdr_len, off_flags & 0x1FF, win, cksum, urg, options
+    )

@@ -1,0 +1,28 @@
+"""UDP (RFC 768)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, NamedTuple
+
+from capdissect.errors import Truncated
+
+_UDP: Final = struct.Struct("!HHHH")
+
+
+class UdpHeader(NamedTuple):
+    offset: int
+    src_port: int
+    dst_port: int
+    length: int  # the UDP length field (header + payload)
+    checksum: int
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + 8
+
+
+def parse_udp(buf: bytes, offset: int) -> UdpHeader:
+    if len(buf) - offset < 8:
+        raise Truncated("udp", offset, 8, len(buf) - offset)
+    return UdpHeader(offset, *_UDP.unpack_from(buf, offset))

@@ -1,0 +1,62 @@
+"""``read``: a capture file to the lines tcpdump prints, plus capdissect's annotations.
+
+This is the one place that joins capture → dissect → report for files; the CLI and the
+Python API both call it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from capdissect.capture.files import open_capture
+from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
+from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    n: int = 0
+    v: int = 0
+    X: int = 0
+    x: int = 0
+    e: bool = False
+    S: bool = False
+    K: bool = False
+    t: int = 0
+    count: int | None = None
+    plain: bool = False
+
+    def printing(self) -> PrintOptions:
+        return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
+                            K=self.K, t=self.t)
+
+
+def local_ifname(index: int) -> str | None:
+    """Name an SLL2 interface index through this machine's table, as tcpdump does."""
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return None
+
+
+def read_lines(
+    path: str | Path, options: ReadOptions, banner: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """Yield the text of each packet of *path*: tcpdump's block, then annotations."""
+    with open_capture(path) as capture:
+        if banner is not None:
+            name, desc = LINK_NAMES.get(capture.linktype, (str(capture.linktype), "unknown"))
+            banner(f"reading from file {capture.name}, link-type {name} ({desc}), "
+                   f"snapshot length {capture.snaplen}")
+            if capture.linktype == LINUX_SLL2:
+                banner("Warning: interface names might be incorrect")
+        printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        fmt = printer.format
+        limit = options.count
+        for number, pkt in enumerate(capture, 1):
+            yield fmt(pkt)
+            if limit is not None and number >= limit:
+                return

@@ -1,0 +1,1 @@
+"""Reports: tcpdump-identical text, hex dumps, and (later) timelines, tables and handouts."""

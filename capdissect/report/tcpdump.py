@@ -1,0 +1,987 @@
+"""Print packets exactly as ``tcpdump -r`` (4.99) does.
+
+The printer walks the dissectors' records in tcpdump's order and reproduces its
+choices: what is printed at each -v level, relative sequence numbers, checksum
+verification, and where a truncated packet stops (``[|tcp]``).  References are to
+tcpdump's source files, whose behaviour (not code) this follows.
+
+tcpdump's printers stop at the end of the captured data in two ways: most print
+``[|proto]`` and return, but a failed bounds check in its GET_ macros jumps back to the
+top (``longjmp``), which also makes the -X dump start at the link header.  ``Cut``
+models that jump.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from capdissect.dissect import ipv6 as ip6mod
+from capdissect.dissect import link as linkmod
+from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
+from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
+from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader, parse_tcp
+from capdissect.dissect.tcp_options import BAD, CUT, TcpOption
+from capdissect.dissect.udp import parse_udp
+from capdissect.errors import Truncated
+from capdissect.packets import RawPacket
+from capdissect.report import tcpdump_icmp, tcpdump_icmp6
+from capdissect.report.tcpdump_mptcp import format_mptcp
+from capdissect.report.frame import Cut, Frame
+from capdissect.report.hexdump import hex_ascii, hex_only
+from capdissect.report.names import Names
+
+IPPROTO_NAMES: Final = {
+    0: "Options", 1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 8: "EGP", 9: "IGRP", 17: "UDP",
+    33: "DCCP", 41: "IPv6", 43: "Routing", 44: "Fragment", 46: "RSVP", 47: "GRE", 50: "ESP",
+    51: "AH", 55: "Mobile IP", 58: "ICMPv6", 62: "Mobile IP (old)", 88: "EIGRP", 89: "OSPF",
+    103: "PIM", 108: "Compressed IP", 112: "VRRP", 113: "PGM", 132: "SCTP", 135: "Mobility",
+    143: "Ethernet",
+}
+ETHERTYPE_NAMES: Final = {
+    0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1Q-QinQ",
+    0x9100: "802.1Q-9100", 0x9200: "802.1Q-9200", 0x8847: "MPLS unicast",
+    0x8848: "MPLS multicast", 0x8035: "Reverse ARP", 0x88CC: "LLDP", 0x8863: "PPPoE D",
+    0x8864: "PPPoE S", 0x888E: "EAPOL", 0x88E5: "802.1AE MACsec",
+}
+TCP_FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
+                           (URG, "U"), (0x40, "E"), (0x80, "W"))
+TCP_OPTION_NAMES: Final = {
+    0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack", 6: "echo",
+    7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "", 19: "md5", 20: "scps", 28: "uto",
+    29: "tcp-ao", 30: "mptcp", 34: "tfo", 254: "exp",
+}
+_FLAG_STRINGS: Final = {
+    flags: "".join(letter for bit, letter in TCP_FLAG_LETTERS if flags & bit) or "none"
+    for flags in range(256)
+}
+MAX_RST_DATA_LEN: Final = 30
+SLL_PKTTYPES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
+
+
+@dataclass(frozen=True, slots=True)
+class PrintOptions:
+    """tcpdump's output flags; counts where tcpdump counts (-vv, -nn, -XX, -ttt)."""
+
+    n: int = 0
+    v: int = 0
+    x: int = 0
+    X: int = 0
+    e: bool = False
+    S: bool = False
+    K: bool = False
+    t: int = 0  # 0 default, 1 -t, 2 -tt, 3 -ttt, 4 -tttt, 5 -ttttt
+
+
+class TcpdumpPrinter:
+    """Formats packets one at a time; keeps tcpdump's per-file state (ISNs, -ttt reference)."""
+
+    def __init__(
+        self, options: PrintOptions, ifname: Callable[[int], str | None] | None = None
+    ) -> None:
+        self.opts = options
+        self.names = Names(numeric=options.n > 0)
+        self.ifname = ifname or (lambda index: None)
+        # tcpdump's tcp_seq_hash: (addresses, ports) in a canonical order -> (seq, ack) base.
+        self._isn: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
+        self._ts_ref: tuple[int, int] | None = None
+        self._clock_sec = -1
+        self._clock = ""
+
+    # ----- whole packet -------------------------------------------------------------------
+    def format(self, pkt: RawPacket) -> str:
+        """The text tcpdump prints for *pkt*, without the final newline."""
+        frame = Frame(pkt.data)
+        out = frame.out
+        caplen = len(pkt.data)
+        wire_len = pkt.wire_len
+        problems = []
+        if caplen == 0:
+            problems.append(" caplen==0")
+        if wire_len == 0:
+            problems.append(" len==0")
+        elif wire_len < caplen:
+            problems.append(f" len({wire_len}) < caplen({caplen})")
+        if caplen > 262144:
+            problems.append(f" caplen({caplen}) > 262144")
+        if wire_len > 262144:
+            problems.append(f" len({wire_len}) > 262144")
+        if problems:
+            return "[Invalid header:" + ",".join(p.lstrip(" ") if i else p
+                                                   for i, p in enumerate(problems)) + "]"
+        out.append(self._timestamp(pkt.ts_sec, pkt.ts_nsec))
+        try:
+            self._link(frame, pkt)
+        except Cut as cut:
+            out.append(f" [|{cut.proto}]")
+            frame.link_len = 0
+        text = "".join(out)
+        if self.opts.X:
+            start = 0 if self.opts.X > 1 else frame.link_len
+            if caplen > start:
+                text += hex_ascii(pkt.data[start:])
+        elif self.opts.x:
+            start = 0 if self.opts.x > 1 else frame.link_len
+            if caplen > start:
+                text += hex_only(pkt.data[start:])
+        return text
+
+    def _timestamp(self, sec: int, nsec: int) -> str:
+        usec = nsec // 1000  # tcpdump prints microseconds, truncating nanoseconds
+        t = self.opts.t
+        if t == 0 or t == 4:
+            if sec != self._clock_sec:
+                self._clock_sec = sec
+                fmt = "%Y-%m-%d %H:%M:%S" if t == 4 else "%H:%M:%S"
+                self._clock = time.strftime(fmt, time.localtime(sec))
+            return f"{self._clock}.{usec:06d} "
+        if t == 1:
+            return ""
+        if t == 2:
+            return f"{sec}.{usec:06d} "
+        # -ttt: since the previous packet; -ttttt: since the first (util-print.c ts_print).
+        ref = self._ts_ref or (sec, usec)
+        now = (sec, usec)
+        negative = now < ref
+        a, b = (ref, now) if negative else (now, ref)
+        delta = (a[0] - b[0]) * 1_000_000 + (a[1] - b[1])
+        if t == 3 or self._ts_ref is None:
+            self._ts_ref = now
+        secs, usecs = divmod(delta, 1_000_000)
+        hours, rest = divmod(secs, 3600)
+        return f"{'-' if negative else ' '}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{usecs:06d} "
+
+    # ----- link layer -----------------------------------------------------------------------
+    def _link(self, frame: Frame, pkt: RawPacket) -> None:
+        out = frame.out
+        try:
+            link = linkmod.parse_link(pkt.linktype, pkt.data)
+        except Truncated as exc:
+            frame.proto = exc.layer
+            raise Cut(exc.layer) from None
+        frame.link_len = link.hdr_len
+        lt = pkt.linktype
+        if lt == linkmod.LINUX_SLL2:
+            name = self.ifname(link.ifindex) or "?"
+            out.append(f"{name:<5} {SLL_PKTTYPES.get(link.pkttype, '?'):<3} ")
+        etype = link.ethertype
+        end = len(pkt.data)
+        length = pkt.wire_len - link.hdr_len
+        if self.opts.e:
+            self._link_e(frame, pkt, link)
+        if lt in (linkmod.NULL, linkmod.LOOP) and etype == 0:
+            if not self.opts.e:
+                out.append(f"AF Unknown ({link.family}), length {pkt.wire_len}: ")
+            return
+        if etype == linkmod.ETH_IPV4 or etype == linkmod.ETH_IPV6:
+            if lt in (linkmod.RAW, linkmod.RAW_OLD, linkmod.RAW_OLD2, linkmod.IPV4,
+                      linkmod.IPV6):
+                self._ip_any(frame, link.hdr_len, length, end)
+            elif etype == linkmod.ETH_IPV4:
+                self.print_ip(frame, link.hdr_len, length, end)
+            else:
+                self.print_ip6(frame, link.hdr_len, length, end)
+            return
+        if lt == linkmod.EN10MB and etype <= linkmod.MAX_ETHERNET_LENGTH:
+            out.append("unsupported: 802.3/LLC frame")
+            return
+        if not self.opts.e:
+            name = ETHERTYPE_NAMES.get(etype, "Unknown")
+            out.append(f"ethertype {name} (0x{etype:04x}), length {pkt.wire_len}: ")
+        out.append("unsupported")
+
+    def _link_e(self, frame: Frame, pkt: RawPacket, link: linkmod.LinkHeader) -> None:
+        out = frame.out
+        lt = pkt.linktype
+        if lt == linkmod.EN10MB:
+            out.append(f"{_mac(link.src)} > {_mac(link.dst)}, ")
+            etype = link.outer_ethertype
+            length = pkt.wire_len
+            for tpid, tci in zip(link.vlan_types, link.vlans, strict=True):
+                out.append(f"ethertype {ETHERTYPE_NAMES.get(tpid, 'Unknown')} (0x{tpid:04x}), "
+                           f"length {length}: {_vlan(tci)}, ")
+                length -= 4
+                etype = link.ethertype
+                # print-ether.c prints the inner type again for each tag it walks
+            if link.vlans:
+                out.append(f"ethertype {ETHERTYPE_NAMES.get(etype, 'Unknown')} "
+                           f"(0x{etype:04x}), ")
+            else:
+                out.append(f"ethertype {ETHERTYPE_NAMES.get(etype, 'Unknown')} "
+                           f"(0x{etype:04x}), length {length}: ")
+        elif lt in (linkmod.NULL, linkmod.LOOP):
+            fam = link.family
+            name = ("IPv4" if fam == linkmod.AF_INET
+                    else "IPv6" if fam in linkmod.AF_INET6 else "Unknown")
+            out.append(f"AF {name} ({fam}), length {pkt.wire_len}: ")
+        elif lt == linkmod.LINUX_SLL:
+            out.append(f"{SLL_PKTTYPES.get(link.pkttype, '?'):>3} ")
+            if len(link.src) == 6:
+                out.append(f"{_mac(link.src)} ")
+            et = link.ethertype if not link.vlans else 0x8100
+            out.append(f"ethertype {ETHERTYPE_NAMES.get(et, 'Unknown')} (0x{et:04x}), "
+                       f"length {pkt.wire_len}: ")
+        elif lt == linkmod.LINUX_SLL2:
+            out.append(f"ifindex {link.ifindex} ")
+            if len(link.src) == 6:
+                out.append(f"{_mac(link.src)} ")
+            et = link.ethertype
+            out.append(f"ethertype {ETHERTYPE_NAMES.get(et, 'Unknown')} (0x{et:04x}), "
+                       f"length {pkt.wire_len}: ")
+
+    # ----- IP -------------------------------------------------------------------------------
+    def _ip_any(self, frame: Frame, off: int, length: int, end: int) -> None:
+        """print-ip.c ipN_print: RAW links dispatch on the version nibble."""
+        if length < 1:
+            frame.out.append(f"truncated-ip {length}")
+            return
+        version = frame.buf[off] >> 4 if off < end else -1
+        if version == 4:
+            self.print_ip(frame, off, length, end)
+        elif version == 6:
+            self.print_ip6(frame, off, length, end)
+        else:
+            frame.out.append(f"unknown ip {version}")
+
+    def addr(self, packed: bytes) -> str:
+        return self.names.ip(packed)
+
+    def print_ip(self, frame: Frame, off: int, length: int, end: int) -> None:
+        """print-ip.c ip_print."""
+        out = frame.out
+        buf = frame.buf
+        frame.proto = "ip"
+        if off >= end:
+            raise Cut("ip")
+        version = buf[off] >> 4
+        if version != 4:
+            out.append("IP6, wrong link-layer encapsulation" if version == 6 else f"IP{version}")
+            out.append(" (invalid)")
+            return
+        if not self.opts.e:
+            out.append("IP ")
+        try:
+            ip = parse_ipv4(buf[:end], off)
+        except Truncated:
+            raise Cut("ip") from None
+        if length < 20:
+            out.append(f"truncated-ip {length}")
+            return
+        hlen = ip.hdr_len
+        if hlen < 20:
+            out.append(f"bad-hlen {hlen}")
+            return
+        total = ip.total_len
+        if length < total:
+            out.append(f"truncated-ip - {total - length} bytes missing! ")
+        if total < hlen:
+            out.append(f"bad-len {total}")
+            return
+        end = min(end, off + total)
+        payload_len = total - hlen
+        frag = ip.flags_frag
+        if self.opts.v:
+            self._ip_verbose(frame, ip, end)
+            if frame.proto == "ip-options-truncated":
+                frame.proto = "ip"
+                out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}:  [|ip]")
+                return
+        if frag & 0x1FFF == 0:
+            nh = ip.proto
+            if nh not in (6, 17, 132, 33):
+                out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: ")
+            if off + hlen > end:
+                out.append(f" [remaining caplen({max(end - off, 0)}) < header length({hlen})]")
+                raise Cut(frame.proto)
+            self._demux(frame, off + hlen, payload_len, end, nh, ip, bool(frag & FLAG_MF))
+        else:
+            out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}:")
+            out.append(f" ip-proto-{ip.proto}")
+
+    def _ip_verbose(self, frame: Frame, ip: IPv4Header, end: int) -> None:
+        out = frame.out
+        tos = ip.tos
+        parts = [f"(tos 0x{tos:x}", ("", ",ECT(1)", ",ECT(0)", ",CE")[tos & 3]]
+        if ip.ttl >= 1:
+            parts.append(f", ttl {ip.ttl}")
+        frag = ip.flags_frag
+        flags = "".join(
+            name for bit, name in ((FLAG_MF, "+"), (FLAG_DF, "DF"), (FLAG_RESERVED, "rsvd"))
+            if frag & bit
+        ) or "none"
+        parts.append(
+            f", id {ip.ident}, offset {(frag & 0x1FFF) * 8}, flags [{flags}], "
+            f"proto {IPPROTO_NAMES.get(ip.proto, 'unknown')} ({ip.proto}), "
+            f"length {ip.total_len}"
+        )
+        out.append("".join(parts))
+        hlen = ip.hdr_len
+        if hlen > 20:
+            out.append(", options (")
+            if not self._ip_options(frame, ip.offset + 20, hlen - 20, end):
+                out.append(" [truncated-option]")
+                frame.proto = "ip-options-truncated"
+            out.append(")")
+        if not self.opts.K and ip.offset + hlen <= end:
+            computed = verify(frame.buf[ip.offset : ip.offset + hlen])
+            if computed != 0:
+                out.append(f", bad cksum {ip.checksum:x} (->{should_be(ip.checksum, computed):x})!")
+        out.append(")\n    ")
+
+    def _ip_options(self, frame: Frame, off: int, length: int, end: int) -> bool:
+        """print-ip.c ip_optprint; False when the options run past the capture."""
+        buf = frame.buf
+        out = frame.out
+        names = {0: "EOL", 1: "NOP", 7: "RR", 68: "TS", 130: "SECURITY", 131: "LSRR",
+                 133: "E-SEC", 134: "CIPSO", 136: "SATID", 137: "SSRR", 148: "RA"}
+        while length > 0:
+            if off >= end:
+                return False
+            code = buf[off]
+            out.append(f"{'' if out[-1] == ', options (' else ','}"
+                       f"{names.get(code, f'unknown {code}')}")
+            if code in (0, 1):
+                opt_len = 1
+            else:
+                if off + 1 >= end:
+                    return False
+                opt_len = buf[off + 1]
+                if opt_len < 2:
+                    out.append(f" [bad length {opt_len}]")
+                    return True
+            if opt_len > length:
+                out.append(f" [bad length {opt_len}]")
+                return True
+            if off + opt_len > end:
+                return False
+            if code == 0:
+                return True
+            if code == 148:
+                if opt_len < 4:
+                    out.append(f" [bad length {opt_len}]")
+                else:
+                    value = int.from_bytes(buf[off + 2 : off + 4], "big")
+                    if value:
+                        out.append(f" value {value}")
+            elif code in (7, 131, 137):
+                self._ip_route(frame, off, opt_len)
+            elif code == 68:
+                out.append(f" [unsupported TS option, length {opt_len}]")
+            off += opt_len
+            length -= opt_len
+        return True
+
+    def _ip_route(self, frame: Frame, off: int, opt_len: int) -> None:
+        buf = frame.buf
+        if opt_len < 3:
+            frame.out.append(f" [bad length {opt_len}]")
+            return
+        if (opt_len + 1) & 3:
+            frame.out.append(f" [bad length {opt_len}]")
+        ptr = buf[off + 2] - 1
+        if ptr < 3 or ((ptr + 1) & 3) or ptr > opt_len + 1:
+            frame.out.append(f" [bad ptr {buf[off + 2]}]")
+        for pos in range(3, opt_len, 4):
+            frame.out.append(f" {self.addr(buf[off + pos : off + pos + 4])}")
+            if ptr > pos:
+                frame.out.append(",")
+
+    def print_ip6(self, frame: Frame, off: int, length: int, end: int) -> None:
+        """print-ip6.c ip6_print, with the extension headers tcpdump walks."""
+        out = frame.out
+        buf = frame.buf
+        frame.proto = "ip6"
+        try:
+            ip6 = parse_ipv6(buf[:end], off)
+        except Truncated:
+            raise Cut("ip6") from None
+        if length < 40:
+            out.append(f"truncated-ip6 {length}")
+            return
+        if not self.opts.e:
+            out.append("IP6 ")
+        if ip6.version != 6:
+            out.append(f"version error: {ip6.version} != 6")
+            return
+        plen = ip6.payload_len
+        if plen:
+            total = plen + 40
+            if length < total:
+                out.append(f"truncated-ip6 - {total - length} bytes missing!")
+        else:
+            total = length + 40
+        nh = ip6.next_header
+        if self.opts.v:
+            parts = ["("]
+            if ip6.traffic_class:
+                parts.append(f"class 0x{ip6.traffic_class:02x}, ")
+            if ip6.flow_label:
+                parts.append(f"flowlabel 0x{ip6.flow_label:05x}, ")
+            parts.append(f"hlim {ip6.hop_limit}, next-header "
+                         f"{IPPROTO_NAMES.get(nh, 'unknown')} ({nh}) payload length: {plen}) ")
+            out.append("".join(parts))
+        end = min(end, off + total)
+        remaining = total
+        pos = off
+        advance = 40
+        fragmented = False
+        first = True
+        seen_ext = False
+        previous = 255
+        while pos < end and advance > 0:
+            if remaining < advance:
+                out.append(" [|ip6]")
+                return
+            pos += advance
+            remaining -= advance
+            if first and nh not in (6, 17, 33, 132):
+                out.append(f"{self.addr(ip6.src)} > {self.addr(ip6.dst)}: ")
+            first = False
+            if nh in (ip6mod.HOPOPTS, ip6mod.DSTOPTS):
+                if nh == ip6mod.HOPOPTS and previous != 255:
+                    out.append("[The Hop-by-Hop Options header don't follow the IPv6 header]"
+                               " (invalid)")
+                    return
+                advance = self._ip6_opts(frame, pos, end, nh)
+                if advance < 0:
+                    return
+            elif nh == ip6mod.FRAGMENT:
+                advance = self._frag6(frame, pos, end, ip6)
+                if advance < 0 or end <= pos + advance:
+                    return
+                fragmented = True
+            elif nh == ip6mod.ROUTING:
+                if pos >= end:
+                    raise Cut("ip6")
+                advance = self._rt6(frame, pos, end)
+                if advance < 0:
+                    return
+            elif nh in (ip6mod.MOBILITY, ip6mod.MOBILITY_OLD):
+                out.append("mobility")
+                return
+            else:
+                if plen == 0:
+                    if seen_ext:
+                        out.append(" [|ip6]")
+                        return
+                    remaining = 0
+                    end = min(end, off + 40)
+                self._demux(frame, pos, remaining, end, nh, ip6, fragmented)
+                return
+            seen_ext = True
+            previous = nh
+            nh = buf[pos]
+            frame.proto = "ip6"
+
+    def _ip6_opts(self, frame: Frame, pos: int, end: int, kind: int) -> int:
+        """print-ip6opts.c: HBH and destination options; returns the header length or -1."""
+        buf = frame.buf
+        out = frame.out
+        if pos + 2 > end:
+            raise Cut("ip6")
+        hlen = (buf[pos + 1] + 1) * 8
+        if pos + hlen > end:
+            out.append(" [|HBH]" if kind == ip6mod.HOPOPTS else " [|DSTOPT]")
+            return -1
+        out.append("HBH " if kind == ip6mod.HOPOPTS else "DSTOPT ")
+        if self.opts.v:
+            self._ip6_option_list(frame, pos + 2, pos + hlen)
+        out.append(" ")
+        return hlen
+
+    def _ip6_option_list(self, frame: Frame, pos: int, end: int) -> None:
+        buf = frame.buf
+        out = frame.out
+        while pos < end:
+            kind = buf[pos]
+            if kind == 0:  # Pad1
+                out.append("(pad1)")
+                pos += 1
+                continue
+            if pos + 2 > end:
+                out.append("[|ip6]")
+                return
+            olen = buf[pos + 1] + 2
+            if pos + olen > end:
+                out.append("[|ip6]")
+                return
+            if kind == 1:
+                out.append(f"(padn)")
+            elif kind == 0xC2:
+                if olen != 6:
+                    out.append(f"(jumbo: invalid len {olen - 2})")
+                else:
+                    out.append(f"(jumbo: {int.from_bytes(buf[pos + 2:pos + 6], 'big')} )")
+            elif kind == 5:
+                if olen != 4:
+                    out.append(f"(rtalert: invalid len {olen - 2})")
+                else:
+                    out.append(f"(rtalert: 0x{int.from_bytes(buf[pos + 2:pos + 4], 'big'):04x}) ")
+            elif kind == 0xC9:
+                if olen < 18:
+                    out.append(f"(homeaddr: invalid len {olen - 2})")
+                else:
+                    addr = self.addr(buf[pos + 2 : pos + 18])
+                    out.append(f"(homeaddr: {addr}")
+                    if olen > 18:
+                        out.append(f" [|{olen - 18}]")
+                    out.append(")")
+            else:
+                out.append(f"(opt_type 0x{kind:02x}: len={olen - 2})")
+            pos += olen
+
+    def _frag6(self, frame: Frame, pos: int, end: int, ip6: IPv6Header) -> int:
+        """print-frag6.c."""
+        out = frame.out
+        try:
+            frag = parse_fragment(frame.buf[:end], pos)
+        except Truncated:
+            out.append(" [|frag]")
+            return -1
+        raw = int.from_bytes(frame.buf[pos + 2 : pos + 4], "big")
+        plen = ip6.payload_len
+        body = plen - (pos - ip6.offset - 40) - 8
+        if self.opts.v:
+            out.append(f"frag (0x{frag.ident:08x}:{frag.frag_offset}|{body & 0xFFFFFFFF})")
+        else:
+            out.append(f"frag ({frag.frag_offset}|{body & 0xFFFFFFFF})")
+        if raw & 0xFFF8:
+            out.append(" ")
+            return -1
+        out.append(" ")
+        return 8
+
+    def _rt6(self, frame: Frame, pos: int, end: int) -> int:
+        """print-rt6.c for type 0 and 2 routing headers."""
+        buf = frame.buf
+        out = frame.out
+        if pos + 4 > end:
+            raise Cut("srcrt")
+        hlen8 = buf[pos + 1]
+        rtype = buf[pos + 2]
+        segleft = buf[pos + 3]
+        out.append(f"srcrt (len={hlen8}")
+        out.append(f", type={rtype}")
+        out.append(f", segleft={segleft}")
+        if rtype in (0, 2):
+            if pos + 8 > end:
+                raise Cut("srcrt")
+            if rtype == 0:
+                out.append(f", rsv=0x{int.from_bytes(buf[pos + 4:pos + 8], 'big'):0x}")
+            if hlen8 % 2 == 1:
+                out.append(" [|srcrt]")
+                return -1
+            count = hlen8 // 2
+            a = pos + 8
+            for i in range(count):
+                if a + 16 > end:
+                    out.append(" [|srcrt]")
+                    return -1
+                out.append(f", [{i}]{self.addr(buf[a:a + 16])}")
+                a += 16
+            out.append(") ")
+            return (hlen8 + 1) * 8
+        out.append(" [|srcrt]")
+        return -1
+
+    # ----- transport --------------------------------------------------------------------------
+    def _demux(self, frame: Frame, off: int, length: int, end: int, nh: int,
+               ip: IPv4Header | IPv6Header, fragmented: bool) -> None:
+        """print-ip-demux.c ip_demux_print."""
+        out = frame.out
+        is_v4 = isinstance(ip, IPv4Header)
+        if nh == 6:
+            self._tcp(frame, off, length, end, ip, fragmented)
+        elif nh == 17:
+            self._udp(frame, off, length, end, ip, fragmented)
+        elif nh == 1 and is_v4 or nh == 58 and not is_v4:
+            if isinstance(ip, IPv4Header):
+                tcpdump_icmp.print_icmp(self, frame, off, length, end, ip, fragmented)
+            else:
+                tcpdump_icmp6.print_icmp6(self, frame, off, length, end, ip, fragmented)
+        elif nh in (1, 58):
+            out.append(f"[{IPPROTO_NAMES[nh]} requires IPv{6 if nh == 58 else 4}] (invalid)")
+        elif nh == 4:
+            self.print_ip(frame, off, length, end)
+        elif nh == 41:
+            self.print_ip6(frame, off, length, end)
+        elif nh == 59:
+            out.append("no next header")
+        else:
+            out.append(f" ip-proto-{nh} {length}")
+
+    def _endpoints(self, ip: IPv4Header | IPv6Header, proto: int, sport: str,
+                   dport: str) -> str:
+        inner = ip.proto if isinstance(ip, IPv4Header) else ip.next_header
+        if inner == proto:
+            return f"{self.addr(ip.src)}.{sport} > {self.addr(ip.dst)}.{dport}: "
+        return f"{sport} > {dport}: "
+
+    def _tcp(self, frame: Frame, off: int, length: int, end: int,
+             ip: IPv4Header | IPv6Header, fragmented: bool) -> None:
+        """print-tcp.c tcp_print."""
+        out = frame.out
+        buf = frame.buf
+        frame.proto = "tcp"
+        if off + 4 > end:
+            out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: [|tcp]")
+            return
+        sport = int.from_bytes(buf[off : off + 2], "big")
+        dport = int.from_bytes(buf[off + 2 : off + 4], "big")
+        names = self.names
+        out.append(self._endpoints(ip, 6, names.tcp_port(sport), names.tcp_port(dport)))
+        if off + 20 > end:
+            out.append(" [|tcp]")
+            return
+        tcp = parse_tcp(buf[:end], off)
+        hlen = tcp.hdr_len
+        if hlen < 20:
+            out.append(f" tcp {length - hlen} [bad hdr length {hlen} - too short, < 20]")
+            return
+        flags = tcp.flags & 0xFF
+        out.append(f"Flags [{_FLAG_STRINGS[flags]}]")
+        seq = tcp.seq
+        ack = tcp.ack
+        thseq = thack = 0
+        rev = False
+        if not self.opts.S and flags & ACK:
+            seq, ack, thseq, thack, rev = self._relative(ip, tcp, flags)
+        if hlen > length:
+            out.append(f" [bad hdr length {hlen} - too long, > {length}]")
+            return
+        if self.opts.v and not self.opts.K and not fragmented and off + length <= end:
+            initial = pseudo_sum(ip.src, self._final_dst(frame, ip), 6, length)
+            computed = verify(buf[off : off + length], initial)
+            out.append(f", cksum 0x{tcp.checksum:04x}")
+            if computed:
+                out.append(f" (incorrect -> 0x{should_be(tcp.checksum, computed):04x})")
+            else:
+                out.append(" (correct)")
+        data_len = length - hlen
+        if self.opts.v > 1 or data_len > 0 or flags & (SYN | FIN | RST):
+            out.append(f", seq {seq}")
+            if data_len > 0:
+                out.append(f":{(seq + data_len) & 0xFFFFFFFF}")
+        if flags & ACK:
+            out.append(f", ack {ack}")
+        out.append(f", win {tcp.window}")
+        if flags & URG:
+            out.append(f", urg {tcp.urgent}")
+        if hlen > 20 and not self._tcp_options(frame, tcp, flags, rev, thseq, thack):
+            return
+        out.append(f", length {data_len}")
+        if data_len == 0:
+            return
+        if off + hlen > end:
+            out.append(f" [remaining caplen({max(end - off, 0)}) < header length({hlen})]")
+            raise Cut("tcp")
+        if flags & RST and self.opts.v:
+            payload = buf[off + hlen : min(end, off + hlen + data_len)]
+            out.append(" [RST" if off + hlen + data_len <= end else " [!RST")
+            if data_len > MAX_RST_DATA_LEN:
+                payload = payload[:MAX_RST_DATA_LEN]
+                out.append("+")
+            out.append(" " + _printable(payload) + "]")
+
+    def _final_dst(self, frame: Frame, ip: IPv4Header | IPv6Header) -> bytes:
+        """The destination for the pseudo-header: the last address of a routing header."""
+        if isinstance(ip, IPv4Header):
+            return ip.dst
+        buf = frame.buf
+        pos = ip.offset + 40
+        nh = ip.next_header
+        dst = ip.dst
+        for _ in range(16):  # bounded: a chain longer than this is not followed
+            if nh in (ip6mod.HOPOPTS, ip6mod.DSTOPTS, ip6mod.MOBILITY, ip6mod.MOBILITY_OLD):
+                if pos + 2 > len(buf):
+                    break
+                nh, pos = buf[pos], pos + (buf[pos + 1] + 1) * 8
+            elif nh == ip6mod.FRAGMENT:
+                if pos + 1 > len(buf):
+                    break
+                nh, pos = buf[pos], pos + 8
+            elif nh == ip6mod.ROUTING:
+                if pos + 4 > len(buf):
+                    break
+                rlen, rtype = buf[pos + 1], buf[pos + 2]
+                if rtype in (0, 2) and rlen % 2 == 0 and rlen:
+                    last = pos + 8 + (rlen // 2 - 1) * 16
+                    if last + 16 <= len(buf):
+                        dst = buf[last : last + 16]
+                elif rtype == 4 and rlen % 2 == 0 and pos + 24 <= len(buf):
+                    dst = buf[pos + 8 : pos + 24]
+                break
+            else:
+                break
+        return dst
+
+    def _relative(self, ip: IPv4Header | IPv6Header, tcp: TcpHeader,
+                  flags: int) -> tuple[int, int, int, int, bool]:
+        """Relative seq/ack as print-tcp.c computes them: per address/port pair, the first
+        segment with ACK (or any SYN) sets the base, in both directions."""
+        sport, dport = tcp.src_port, tcp.dst_port
+        src, dst = ip.src, ip.dst
+        rev = sport > dport or (sport == dport and src > dst)
+        key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
+        seq, ack = tcp.seq, tcp.ack
+        base = self._isn.get(key)
+        if base is None or flags & SYN:
+            if rev:
+                base = ((ack - 1) & 0xFFFFFFFF, seq)
+            else:
+                base = (seq, (ack - 1) & 0xFFFFFFFF)
+            self._isn[key] = base
+        else:
+            if rev:
+                seq, ack = (seq - base[1]) & 0xFFFFFFFF, (ack - base[0]) & 0xFFFFFFFF
+            else:
+                seq, ack = (seq - base[0]) & 0xFFFFFFFF, (ack - base[1]) & 0xFFFFFFFF
+        return seq, ack, base[0], base[1], rev
+
+    def _tcp_options(self, frame: Frame, tcp: TcpHeader, flags: int, rev: bool,
+                     thseq: int, thack: int) -> bool:
+        """The options list; False when tcpdump stopped printing the segment there."""
+        out = frame.out
+        out.append(", options [")
+        sep = ""
+        for opt in tcp.options.items:
+            out.append(sep)
+            status = self._tcp_option(frame, opt, flags, rev, thseq, thack)
+            if status == BAD:
+                out.append("[bad opt]")
+                if sep:
+                    out.append("]")
+                return False
+            if status is not None:  # truncated
+                out.append(" [|tcp]")
+                if sep:
+                    out.append(">")
+                return False
+            sep = ","
+        problem = tcp.options.problem
+        if problem == BAD:
+            out.append(sep and "," or "")
+            out.append("[bad opt]")
+            if sep:
+                out.append("]")
+            return False
+        if problem == CUT:
+            out.append(sep)
+            raise Cut("tcp")
+        out.append("]")
+        return True
+
+    def _tcp_option(self, frame: Frame, opt: TcpOption, flags: int, rev: bool,
+                    thseq: int, thack: int) -> str | None:
+        """One option as print-tcp.c prints it; returns BAD, 'trunc' or None (printed)."""
+        out = frame.out
+        kind = opt.kind
+        data = opt.data
+        room = opt.room
+        name = TCP_OPTION_NAMES.get(kind)
+        out.append(name if name is not None else f"unknown-{kind}")
+        datalen = 0
+
+        def check(n: int) -> str | None:
+            if n > room:
+                return BAD
+            if n > len(data):
+                return "trunc"
+            return None
+
+        if kind in (2, 3, 6, 7, 8, 11, 12, 13, 19, 20, 28):
+            datalen = {2: 2, 3: 1, 8: 8, 19: 16, 20: 2, 28: 2}.get(kind, 4)
+            status = check(datalen)
+            if status:
+                return status
+            if kind == 2:
+                out.append(f" {int.from_bytes(data[:2], 'big')}")
+            elif kind == 3:
+                out.append(f" {data[0]}")
+            elif kind == 8:
+                out.append(f" val {int.from_bytes(data[:4], 'big')} "
+                           f"ecr {int.from_bytes(data[4:8], 'big')}")
+            elif kind == 19:
+                out.append(" shared secret not supplied with -M, can't check - "
+                           + data[:16].hex())
+            elif kind == 20:
+                out.append(f" cap {data[0]:02x} id {data[1]}")
+            elif kind == 28:
+                uto = int.from_bytes(data[:2], "big")
+                out.append(f" 0x{uto:x} {(uto >> 1) * 60 if uto & 1 else uto >> 1}")
+            else:
+                out.append(f" {int.from_bytes(data[:4], 'big')}")
+        elif kind == 5:
+            datalen = opt.length - 2
+            if datalen % 8:
+                out.append(" invalid sack")
+            else:
+                out.append(f" {datalen // 8} ")
+                base = thseq if rev else thack
+                for i in range(0, datalen, 8):
+                    status = check(i + 4) or check(i + 8)
+                    if status:
+                        return status
+                    s = (int.from_bytes(data[i : i + 4], "big") - base) & 0xFFFFFFFF
+                    e = (int.from_bytes(data[i + 4 : i + 8], "big") - base) & 0xFFFFFFFF
+                    out.append(f"{{{s}:{e}}}")
+        elif kind == 29:
+            datalen = opt.length - 2
+            if datalen < 2:
+                out.append(" (invalid)")
+            else:
+                status = check(1)
+                if status:
+                    return status
+                out.append(f" keyid {data[0]}")
+                status = check(2)
+                if status:
+                    return status
+                out.append(f" rnextkeyid {data[1]}")
+                if datalen > 2:
+                    out.append(" mac 0x")
+                    for i in range(2, datalen):
+                        status = check(i + 1)
+                        if status:
+                            return status
+                        out.append(f"{data[i]:02x}")
+        elif kind in (0, 1, 4):
+            pass
+        elif kind == 30:
+            datalen = opt.length - 2
+            status = check(datalen)
+            if status:
+                return status
+            text = format_mptcp(bytes([kind, opt.length]) + data, flags, self.opts.v)
+            if text is None:
+                return BAD
+            out.append(text)
+        elif kind == 34:
+            datalen = opt.length - 2
+            status = check(datalen)
+            if status:
+                return status
+            out.append(" " + _fastopen(data, experimental=False))
+        elif kind == 254:
+            datalen = opt.length - 2
+            status = check(datalen)
+            if status:
+                return status
+            if datalen < 2:
+                return BAD
+            magic = int.from_bytes(data[:2], "big")
+            out.append("-")
+            if magic == 0xF989:  # TCP Fast Open, RFC 7413 experimental form
+                out.append(_fastopen(data[2:], experimental=True))
+            else:
+                out.append(f"{magic:04x}")
+        else:
+            datalen = opt.length - 2
+            if datalen:
+                out.append(" 0x")
+            for i in range(datalen):
+                status = check(i + 1)
+                if status:
+                    return status
+                out.append(f"{data[i]:02x}")
+        expected = datalen + (1 if kind in (0, 1) else 2)
+        if expected != opt.length:
+            out.append(f"[len {opt.length}]")
+        return None
+
+    def _udp(self, frame: Frame, off: int, length: int, end: int,
+             ip: IPv4Header | IPv6Header, fragmented: bool) -> None:
+        """print-udp.c udp_print (no application-layer decoding)."""
+        out = frame.out
+        buf = frame.buf
+        frame.proto = "udp"
+        names = self.names
+        if off + 4 > end:
+            inner = ip.proto if isinstance(ip, IPv4Header) else ip.next_header
+            if inner == 17:
+                out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: ")
+            out.append(" [|udp]")
+            return
+        sport = int.from_bytes(buf[off : off + 2], "big")
+        dport = int.from_bytes(buf[off + 2 : off + 4], "big")
+        endpoints = self._endpoints(ip, 17, names.udp_port(sport), names.udp_port(dport))
+        if length < 8:
+            out.append(endpoints + f"truncated-udp {length}")
+            return
+        if off + 6 > end:
+            out.append(endpoints + " [|udp]")
+            return
+        ulen = int.from_bytes(buf[off + 4 : off + 6], "big")
+        if ulen == 0 and length > 65535:
+            ulen = length
+        if ulen < 8:
+            out.append(endpoints + f"truncated-udplength {ulen}")
+            return
+        ulen -= 8
+        length -= 8
+        length = min(length, ulen)
+        if off + 8 > end:
+            out.append(endpoints + " [|udp]")
+            return
+        out.append(endpoints)
+        if self.opts.v and not self.opts.K and not fragmented:
+            udp = parse_udp(buf, off)
+            is_v4 = isinstance(ip, IPv4Header)
+            if is_v4 and self.opts.v > 1:
+                if udp.checksum == 0:
+                    out.append("[no cksum] ")
+                elif off + 8 + length <= end:
+                    self._udp_cksum(frame, off, length, ip, udp.checksum)
+            elif not is_v4 and off + 8 + length <= end:
+                self._udp_cksum(frame, off, length, ip, udp.checksum)
+        if ulen > length and not fragmented:
+            out.append(f"UDP, bad length {ulen} > {length}")
+        else:
+            out.append(f"UDP, length {ulen}")
+
+    def _udp_cksum(self, frame: Frame, off: int, length: int,
+                   ip: IPv4Header | IPv6Header, field: int) -> None:
+        total = length + 8
+        initial = pseudo_sum(ip.src, self._final_dst(frame, ip), 17, total)
+        computed = verify(frame.buf[off : off + total], initial)
+        if computed:
+            frame.out.append(f"[bad udp cksum 0x{field:04x} -> 0x{should_be(field, computed):04x}!] ")
+        else:
+            frame.out.append("[udp sum ok] ")
+
+
+def _fastopen(data: bytes, experimental: bool) -> str:
+    prefix = "tfo" if experimental else ""
+    if not data:
+        return prefix + " cookiereq"
+    if len(data) % 2 or len(data) < 4 or len(data) > 16:
+        return prefix + " (invalid)"
+    return prefix + " cookie " + data.hex()
+
+
+def _mac(addr: bytes) -> str:
+    return addr.hex(":")
+
+
+def _vlan(tci: int) -> str:
+    text = f"vlan {tci & 0xFFF}, p {tci >> 13}"
+    if tci & 0x1000:
+        text += ", DEI"
+    return text
+
+
+def _printable(data: bytes) -> str:
+    """Payload bytes as tcpdump's fn_print_char shows them: never raw control characters."""
+    chars = []
+    for b in data:
+        if b & 0x80:
+            chars.append("M-")
+            b &= 0x7F
+        if b < 0x20 or b == 0x7F:
+            chars.append("^" + chr(b ^ 0x40))
+        else:
+            chars.append(chr(b))
+    return "".join(chars)
