@@ -1,0 +1,60 @@
+# capdissect: set up, check, demo and measure.  `make demo` and `make test` work on a
+# fresh machine: they create .venv themselves; `make test` also installs tcpdump and
+# tshark with apt-get when they are missing and we are root.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp is rebuilt (pip runs again) only when pyproject.toml changes.
+STAMP  := $(VENV)/.installed
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install tools test lint demo bench clean distclean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# tcpdump is the reference the conformance tests compare with; tshark is the second capture
+# backend.  Installed only if missing, only as root, without questions (the debconf answer
+# keeps dumpcap non-setuid, Debian's default).
+tools:
+	@if command -v tcpdump >/dev/null 2>&1 && command -v tshark >/dev/null 2>&1; then \
+	  exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing tcpdump and tshark with apt-get"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" \
+	    | debconf-set-selections 2>/dev/null || true; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends tcpdump tshark \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends tcpdump tshark; }; \
+	else \
+	  echo "warning: tcpdump/tshark missing and not root: tests that need them are skipped" >&2; \
+	fi
+
+lint: install
+	$(BIN)/ruff check capdissect tests benchmarks captures
+	$(BIN)/mypy
+
+test: install tools lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# For now the lesson capture bundled in captures/; later `capdissect demo tcp-basic`.
+demo: install
+	$(BIN)/capdissect read captures/tcp-basic.pcap -n
+
+# Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
+# and rewrites benchmarks/RESULTS.md.  Needs root and tcpdump to build the capture.
+bench: install
+	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info $(STAMP)
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
