@@ -22,13 +22,15 @@ class TruncatedFile(CaptureError):
     the readers do the same by raising this only after yielding what was whole.
     """
 
-    def __init__(self, what: str, offset: int, need: int, have: int) -> None:
+    def __init__(self, what: str, offset: int, need: int, have: int, name: str = "") -> None:
         self.what = what
         self.offset = offset
         self.need = need
         self.have = have
+        prefix = f"{name}: " if name else ""
         super().__init__(
-            f"truncated capture file: {what} at byte {offset} needs {need} bytes, {have} left"
+            f"{prefix}truncated capture file: {what} at byte {offset} needs {need} bytes, "
+            f"only {have} there"
         )
 
 

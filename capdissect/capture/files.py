@@ -7,16 +7,17 @@ the first bytes and hands a ChunkReader to the pure format readers.
 from __future__ import annotations
 
 import gzip
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from capdissect.capture.pcap import PcapHeader, is_pcap, read_pcap
 from capdissect.capture.pcapng import PcapngReader, is_pcapng
-from capdissect.capture.stream import ChunkReader
-from capdissect.errors import CaptureError
+from capdissect.capture.stream import ChunkReader, Readable
+from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -27,16 +28,17 @@ class CaptureFile:
 
     def __init__(self, stream: BinaryIO, name: str, owned: bool) -> None:
         self.name = name
-        self._stream = stream
         self._owned = owned
+        self._stream: Readable = stream
         head = stream.read(4)
         if head[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb")  # type: ignore[arg-type]
-            self._stream = stream
-            head = stream.read(4)
+            self._stream = gzip.GzipFile(
+                fileobj=io.BufferedReader(_Prefixed(head, stream)), mode="rb"
+            )
+            head = self._stream.read(4)
         if not head:
             raise CaptureError(f"{name}: empty file, not a capture")
-        reader = ChunkReader(stream, head)
+        reader = ChunkReader(self._stream, head)
         self._pcapng: PcapngReader | None = None
         self._pcap: PcapHeader | None = None
         try:
@@ -53,6 +55,8 @@ class CaptureFile:
                 self.snaplen = self._pcap.snaplen
             else:
                 raise CaptureError(f"{name}: unknown file format, not a pcap or pcapng capture")
+        except TruncatedFile as exc:
+            raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, name) from None
         except (OSError, EOFError) as exc:  # gzip errors surface here
             raise CaptureError(f"{name}: {exc}") from None
         self._reader = reader
@@ -63,6 +67,8 @@ class CaptureFile:
                 yield from self._pcapng
             elif self._pcap is not None:
                 yield from read_pcap(self._reader, self._pcap)
+        except TruncatedFile as exc:
+            raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, self.name) from None
         except (OSError, EOFError) as exc:
             raise CaptureError(f"{self.name}: {exc}") from None
 
@@ -82,7 +88,7 @@ class CaptureFile:
         self.close()
 
 
-class _Prefixed:
+class _Prefixed(io.RawIOBase):
     """A read-only stream that first returns *head*, then the rest of *stream*.
 
     Lets us sniff magic bytes from stdin (which cannot seek) and still hand the whole
@@ -90,20 +96,23 @@ class _Prefixed:
     """
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
         self._head = head
         self._stream = stream
 
-    def read(self, n: int = -1) -> bytes:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
         if self._head:
-            if n < 0:
-                data = self._head + self._stream.read()
-                self._head = b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            if len(data) < n:
-                data += self._stream.read(n - len(data))
-            return data
-        return self._stream.read(n)
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def open_capture(path: str | Path) -> CaptureFile:

@@ -6,9 +6,17 @@ reading 1 MiB at a time and slicing keeps the readers fast while memory stays fl
 
 from __future__ import annotations
 
-from typing import BinaryIO, Final
+from typing import Final, Protocol
 
 CHUNK: Final = 1 << 20
+
+
+class Readable(Protocol):
+    """What the readers need of a stream: a file, stdin's buffer or a gzip stream."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class ChunkReader:
@@ -16,7 +24,7 @@ class ChunkReader:
 
     __slots__ = ("_buf", "_eof", "_pos", "_stream", "consumed")
 
-    def __init__(self, stream: BinaryIO, head: bytes = b"") -> None:
+    def __init__(self, stream: Readable, head: bytes = b"") -> None:
         self._stream = stream
         self._buf = head
         self._pos = 0

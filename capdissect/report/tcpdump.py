@@ -29,10 +29,10 @@ from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
 from capdissect.report import tcpdump_icmp, tcpdump_icmp6
-from capdissect.report.tcpdump_mptcp import format_mptcp
 from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import Names
+from capdissect.report.tcpdump_mptcp import format_mptcp
 
 IPPROTO_NAMES: Final = {
     0: "Options", 1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 8: "EGP", 9: "IGRP", 17: "UDP",
@@ -151,8 +151,9 @@ class TcpdumpPrinter:
         if t == 3 or self._ts_ref is None:
             self._ts_ref = now
         secs, usecs = divmod(delta, 1_000_000)
-        hours, rest = divmod(secs, 3600)
-        return f"{'-' if negative else ' '}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{usecs:06d} "
+        # tcpdump formats the delta with gmtime and %H:%M:%S, so whole days drop out.
+        clock = time.strftime("%H:%M:%S", time.gmtime(secs))
+        return f"{'-' if negative else ' '}{clock}.{usecs:06d} "
 
     # ----- link layer -----------------------------------------------------------------------
     def _link(self, frame: Frame, pkt: RawPacket) -> None:
@@ -308,7 +309,7 @@ class TcpdumpPrinter:
         if ip.ttl >= 1:
             parts.append(f", ttl {ip.ttl}")
         frag = ip.flags_frag
-        flags = "".join(
+        flags = ", ".join(
             name for bit, name in ((FLAG_MF, "+"), (FLAG_DF, "DF"), (FLAG_RESERVED, "rsvd"))
             if frag & bit
         ) or "none"
@@ -431,6 +432,7 @@ class TcpdumpPrinter:
         first = True
         seen_ext = False
         previous = 255
+        jumbo = [0, 0]  # [jumbo payload length, found]
         while pos < end and advance > 0:
             if remaining < advance:
                 out.append(" [|ip6]")
@@ -445,7 +447,11 @@ class TcpdumpPrinter:
                     out.append("[The Hop-by-Hop Options header don't follow the IPv6 header]"
                                " (invalid)")
                     return
-                advance = self._ip6_opts(frame, pos, end, nh)
+                advance = self._ip6_opts(frame, pos, end, nh,
+                                         jumbo if nh == ip6mod.HOPOPTS else None)
+                if nh == ip6mod.HOPOPTS and plen == 0 and not jumbo[1]:
+                    out.append("[No valid Jumbo Payload Hop-by-Hop option found] (invalid)")
+                    return
                 if advance < 0:
                     return
             elif nh == ip6mod.FRAGMENT:
@@ -463,7 +469,16 @@ class TcpdumpPrinter:
                 out.append("mobility")
                 return
             else:
-                if plen == 0:
+                if jumbo[0]:
+                    total = jumbo[0] + 40
+                    if total < pos - off:
+                        out.append(" [|ip6]")
+                        return
+                    if length < total:
+                        out.append(f"truncated-ip6 - {total - length} bytes missing!")
+                    end = min(len(buf), off + total)
+                    remaining = total - (pos - off)
+                elif plen == 0:
                     if seen_ext:
                         out.append(" [|ip6]")
                         return
@@ -476,116 +491,196 @@ class TcpdumpPrinter:
             nh = buf[pos]
             frame.proto = "ip6"
 
-    def _ip6_opts(self, frame: Frame, pos: int, end: int, kind: int) -> int:
-        """print-ip6opts.c: HBH and destination options; returns the header length or -1."""
+    def _ip6_opts(self, frame: Frame, pos: int, end: int, kind: int,
+                  jumbo: list[int] | None) -> int:
+        """print-ip6opts.c hbhopt_process/dstopt_process: the header length, or -1."""
         buf = frame.buf
         out = frame.out
+        frame.proto = "hbhopt" if kind == ip6mod.HOPOPTS else "dstopt"
         if pos + 2 > end:
-            raise Cut("ip6")
+            raise Cut(frame.proto)
         hlen = (buf[pos + 1] + 1) * 8
         if pos + hlen > end:
-            out.append(" [|HBH]" if kind == ip6mod.HOPOPTS else " [|DSTOPT]")
+            out.append(f" [|{frame.proto}]")
             return -1
         out.append("HBH " if kind == ip6mod.HOPOPTS else "DSTOPT ")
-        if self.opts.v:
-            self._ip6_option_list(frame, pos + 2, pos + hlen)
-        out.append(" ")
+        if (kind == ip6mod.HOPOPTS or self.opts.v) and not self._ip6_option_list(
+            frame, pos + 2, pos + hlen, jumbo
+        ):
+            out.append(f" [|{frame.proto}]")
+            return -1
         return hlen
 
-    def _ip6_option_list(self, frame: Frame, pos: int, end: int) -> None:
+    def _ip6_option_list(self, frame: Frame, start: int, end: int,
+                         jumbo: list[int] | None) -> bool:
+        """print-ip6opts.c ip6_opt_process; *jumbo* holds [payload length, found] for HBH."""
         buf = frame.buf
         out = frame.out
-        while pos < end:
-            kind = buf[pos]
-            if kind == 0:  # Pad1
-                out.append("(pad1)")
-                pos += 1
-                continue
-            if pos + 2 > end:
-                out.append("[|ip6]")
-                return
-            olen = buf[pos + 1] + 2
-            if pos + olen > end:
-                out.append("[|ip6]")
-                return
-            if kind == 1:
-                out.append(f"(padn)")
+        v = self.opts.v
+        length = end - start
+        if length == 0:
+            return True
+        i = 0
+        while i < length:
+            kind = buf[start + i]
+            if kind == 0:
+                optlen = 1
+            elif i + 1 < length:
+                optlen = buf[start + i + 1] + 2
+            else:
+                return False
+            if i + optlen > length:
+                return False
+            left = length - i
+            p = start + i
+            if kind == 0:
+                if v:
+                    out.append("(pad1)")
+            elif kind == 1:
+                if left < 2:
+                    out.append("(padn: trunc)")
+                    return False
+                if v:
+                    out.append("(padn)")
+            elif kind == 0x05:
+                if left < 4:
+                    out.append("(rtalert: trunc)")
+                    return False
+                if buf[p + 1] != 2:
+                    out.append(f"(rtalert: invalid len {buf[p + 1]})")
+                    return False
+                if v:
+                    out.append(f"(rtalert: 0x{int.from_bytes(buf[p + 2:p + 4], 'big'):04x}) ")
             elif kind == 0xC2:
-                if olen != 6:
-                    out.append(f"(jumbo: invalid len {olen - 2})")
+                if left < 6:
+                    out.append("(jumbo: trunc)")
+                    return False
+                if buf[p + 1] != 4:
+                    out.append(f"(jumbo: invalid len {buf[p + 1]})")
+                    return False
+                value = int.from_bytes(buf[p + 2 : p + 6], "big")
+                if jumbo is None:
+                    note = " - not a hop-by-hop option"
+                elif jumbo[1]:
+                    note = " - already seen"
+                elif jumbo[0] != 0:
+                    note = " - payload len != 0"
+                elif value < 65536:
+                    note = " - < 65536"
                 else:
-                    out.append(f"(jumbo: {int.from_bytes(buf[pos + 2:pos + 6], 'big')} )")
-            elif kind == 5:
-                if olen != 4:
-                    out.append(f"(rtalert: invalid len {olen - 2})")
-                else:
-                    out.append(f"(rtalert: 0x{int.from_bytes(buf[pos + 2:pos + 4], 'big'):04x}) ")
+                    note = ""
+                    jumbo[0] = value
+                if jumbo is not None:
+                    jumbo[1] = 1
+                if v:
+                    out.append(f"(jumbo: {value}{note}) ")
             elif kind == 0xC9:
-                if olen < 18:
-                    out.append(f"(homeaddr: invalid len {olen - 2})")
-                else:
-                    addr = self.addr(buf[pos + 2 : pos + 18])
-                    out.append(f"(homeaddr: {addr}")
-                    if olen > 18:
-                        out.append(f" [|{olen - 18}]")
+                if left < 18:
+                    out.append("(homeaddr: trunc)")
+                    return False
+                if buf[p + 1] < 16:
+                    out.append(f"(homeaddr: invalid len {buf[p + 1]})")
+                    return False
+                if v:
+                    out.append(f"(homeaddr: {self.addr(buf[p + 2:p + 18])}")
+                    if buf[p + 1] > 16 and not self._ip6_sub_options(frame, p + 18, optlen - 18):
+                        return False
                     out.append(")")
             else:
-                out.append(f"(opt_type 0x{kind:02x}: len={olen - 2})")
-            pos += olen
+                if left < 2:
+                    out.append(f"(type {kind}: trunc)")
+                    return False
+                if v:
+                    out.append(f"(opt_type 0x{kind:02x}: len={buf[p + 1]})")
+            i += optlen
+        if v:
+            out.append(" ")
+        return True
+
+    def _ip6_sub_options(self, frame: Frame, start: int, length: int) -> bool:
+        """print-ip6opts.c ip6_sopt_print (sub-options of the Home Address option)."""
+        buf = frame.buf
+        out = frame.out
+        i = 0
+        while i < length:
+            kind = buf[start + i]
+            if kind == 0:
+                optlen = 1
+            elif i + 1 < length:
+                optlen = buf[start + i + 1] + 2
+            else:
+                return False
+            if i + optlen > length:
+                return False
+            if kind == 0:
+                out.append(", pad1")
+            elif kind == 1:
+                out.append(", padn")
+            else:
+                out.append(f", sopt_type 0x{kind:02x}: len={buf[start + i + 1]}")
+            i += optlen
+        return True
 
     def _frag6(self, frame: Frame, pos: int, end: int, ip6: IPv6Header) -> int:
-        """print-frag6.c."""
+        """print-frag6.c: the length tcpdump prints is computed in size_t, so it wraps."""
         out = frame.out
+        frame.proto = "frag6"
         try:
             frag = parse_fragment(frame.buf[:end], pos)
         except Truncated:
-            out.append(" [|frag]")
-            return -1
-        raw = int.from_bytes(frame.buf[pos + 2 : pos + 4], "big")
-        plen = ip6.payload_len
-        body = plen - (pos - ip6.offset - 40) - 8
+            raise Cut("frag6") from None
+        body = (40 + ip6.payload_len - (pos - ip6.offset) - 8) % (1 << 64)
         if self.opts.v:
-            out.append(f"frag (0x{frag.ident:08x}:{frag.frag_offset}|{body & 0xFFFFFFFF})")
+            out.append(f"frag (0x{frag.ident:08x}:{frag.frag_offset}|{body})")
         else:
-            out.append(f"frag ({frag.frag_offset}|{body & 0xFFFFFFFF})")
-        if raw & 0xFFF8:
-            out.append(" ")
-            return -1
+            out.append(f"frag ({frag.frag_offset}|{body})")
+        if frag.frag_offset:
+            return -1  # a non-first fragment: nothing more to decode
         out.append(" ")
         return 8
 
     def _rt6(self, frame: Frame, pos: int, end: int) -> int:
-        """print-rt6.c for type 0 and 2 routing headers."""
+        """print-rt6.c: type 0 and 2 (addresses) and 4 (segment routing)."""
         buf = frame.buf
         out = frame.out
-        if pos + 4 > end:
-            raise Cut("srcrt")
-        hlen8 = buf[pos + 1]
-        rtype = buf[pos + 2]
-        segleft = buf[pos + 3]
-        out.append(f"srcrt (len={hlen8}")
-        out.append(f", type={rtype}")
+        frame.proto = "rt6"
+
+        def need(n: int) -> None:
+            if pos + n > end:
+                raise Cut("rt6")
+
+        need(4)
+        hlen8, rtype, segleft = buf[pos + 1], buf[pos + 2], buf[pos + 3]
+        out.append(f"RT6 (len={hlen8}, type={rtype}")
+        if rtype == 0:
+            out.append(" [Deprecated]")
         out.append(f", segleft={segleft}")
         if rtype in (0, 2):
-            if pos + 8 > end:
-                raise Cut("srcrt")
-            if rtype == 0:
-                out.append(f", rsv=0x{int.from_bytes(buf[pos + 4:pos + 8], 'big'):0x}")
-            if hlen8 % 2 == 1:
-                out.append(" [|srcrt]")
-                return -1
-            count = hlen8 // 2
-            a = pos + 8
-            for i in range(count):
-                if a + 16 > end:
-                    out.append(" [|srcrt]")
-                    return -1
-                out.append(f", [{i}]{self.addr(buf[a:a + 16])}")
-                a += 16
-            out.append(") ")
-            return (hlen8 + 1) * 8
-        out.append(" [|srcrt]")
-        return -1
+            need(8)
+            reserved = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if reserved or self.opts.v:
+                out.append(f", rsv=0x{reserved:x}")
+            first = pos + 8
+        elif rtype == 4:
+            need(8)
+            flags = buf[pos + 5]
+            out.append(f", last-entry={buf[pos + 4]}")
+            if flags or self.opts.v:
+                out.append(f", flags=0x{flags:x}")
+            out.append(f", tag={int.from_bytes(buf[pos + 6:pos + 8], 'big'):x}")
+            first = pos + 8
+        else:
+            out.append(" (unknown type) (invalid)")
+            return -1
+        if hlen8 % 2:
+            out.append(f" (invalid length {hlen8}) (invalid)")
+            return -1
+        for i in range(hlen8 // 2):
+            a = first + 16 * i
+            need(a + 16 - pos)
+            out.append(f", [{i}]{self.addr(buf[a:a + 16])}")
+        out.append(") ")
+        return (hlen8 + 1) * 8
 
     # ----- transport --------------------------------------------------------------------------
     def _demux(self, frame: Frame, off: int, length: int, end: int, nh: int,
@@ -597,7 +692,7 @@ class TcpdumpPrinter:
             self._tcp(frame, off, length, end, ip, fragmented)
         elif nh == 17:
             self._udp(frame, off, length, end, ip, fragmented)
-        elif nh == 1 and is_v4 or nh == 58 and not is_v4:
+        elif (nh == 1 and is_v4) or (nh == 58 and not is_v4):
             if isinstance(ip, IPv4Header):
                 tcpdump_icmp.print_icmp(self, frame, off, length, end, ip, fragmented)
             else:
@@ -729,10 +824,7 @@ class TcpdumpPrinter:
         seq, ack = tcp.seq, tcp.ack
         base = self._isn.get(key)
         if base is None or flags & SYN:
-            if rev:
-                base = ((ack - 1) & 0xFFFFFFFF, seq)
-            else:
-                base = (seq, (ack - 1) & 0xFFFFFFFF)
+            base = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
             self._isn[key] = base
         else:
             if rev:
@@ -763,7 +855,7 @@ class TcpdumpPrinter:
             sep = ","
         problem = tcp.options.problem
         if problem == BAD:
-            out.append(sep and "," or "")
+            out.append(sep)
             out.append("[bad opt]")
             if sep:
                 out.append("]")
@@ -948,7 +1040,8 @@ class TcpdumpPrinter:
         initial = pseudo_sum(ip.src, self._final_dst(frame, ip), 17, total)
         computed = verify(frame.buf[off : off + total], initial)
         if computed:
-            frame.out.append(f"[bad udp cksum 0x{field:04x} -> 0x{should_be(field, computed):04x}!] ")
+            right = should_be(field, computed)
+            frame.out.append(f"[bad udp cksum 0x{field:04x} -> 0x{right:04x}!] ")
         else:
             frame.out.append("[udp sum ok] ")
 
