@@ -13,7 +13,13 @@ from pathlib import Path
 
 from capdissect.capture.files import open_capture
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
+from capdissect.dissect.stack import decode
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.track.basics import Annotator
+
+# Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
+# strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.
+ANNOTATION_PREFIX = "    | "
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,14 @@ def read_lines(
                 banner("Warning: interface names might be incorrect")
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
         fmt = printer.format
+        annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         limit = options.count
         for number, pkt in enumerate(capture, 1):
-            yield fmt(pkt)
+            text = fmt(pkt)
+            if annotate is not None:
+                notes = annotate(decode(pkt))
+                if notes:
+                    text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+            yield text
             if limit is not None and number >= limit:
                 return

@@ -73,3 +73,38 @@ def extension_length(buf: bytes, offset: int, kind: int) -> int:
     if kind == AH:
         return (buf[offset + 1] + 2) * 4  # RFC 4302 §2.2: 4-octet units, minus 2
     return (buf[offset + 1] + 1) * 8
+
+
+class UpperHeader(NamedTuple):
+    """Where the extension-header chain of an IPv6 packet ends."""
+
+    proto: int  # the first next-header value that is not an extension header
+    offset: int  # where that header starts
+    fragment: Fragment | None  # the Fragment header on the way, if any
+
+
+MAX_EXTENSIONS: Final = 32  # a longer chain is treated as malformed (loops, fuzzed input)
+
+
+def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
+    """Follow the extension headers after *ip6* up to *end*.
+
+    Raises Truncated when a header runs past *end*.  Stops at a non-first fragment
+    (``proto`` is then the fragment's next header, and there is no upper header to read).
+    """
+    nh = ip6.next_header
+    pos = ip6.offset + 40
+    fragment = None
+    for _ in range(MAX_EXTENSIONS):
+        if nh not in GENERIC_EXTENSIONS and nh not in (FRAGMENT, AH):
+            return UpperHeader(nh, pos, fragment)
+        if nh == FRAGMENT:
+            fragment = parse_fragment(buf[:end], pos)
+            if fragment.frag_offset:
+                return UpperHeader(fragment.next_header, pos + 8, fragment)
+        length = extension_length(buf[:end], pos, nh)
+        if pos + length > end:
+            raise Truncated("ip6", pos, length, end - pos)
+        nh = buf[pos]
+        pos += length
+    raise Truncated("ip6", pos, 0, 0)

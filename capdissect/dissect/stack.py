@@ -1,0 +1,122 @@
+"""Decode a whole packet: link, network and transport headers, as records.
+
+``decode`` is what the tracker and the JSON output consume.  It never raises: damage is
+recorded in ``Packet.error`` and the layers decoded before it are kept.  Tunnels
+(IPv6 in IPv4, IPv4 in IPv6) are followed to the innermost IP header.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from capdissect.dissect.icmp import IcmpHeader, parse_icmp
+from capdissect.dissect.icmp6 import Icmp6Header, parse_icmp6
+from capdissect.dissect.ipv4 import IPv4Header, parse_ipv4
+from capdissect.dissect.ipv6 import Fragment, IPv6Header, parse_ipv6, walk_extensions
+from capdissect.dissect.link import ETH_IPV4, ETH_IPV6, LinkHeader, parse_link
+from capdissect.dissect.tcp import TcpHeader, parse_tcp
+from capdissect.dissect.udp import UdpHeader, parse_udp
+from capdissect.errors import DissectError, Malformed
+from capdissect.packets import RawPacket
+
+TCP: Final = 6
+UDP: Final = 17
+ICMP: Final = 1
+ICMPV6: Final = 58
+IPIP: Final = 4
+IPV6_IN_IP: Final = 41
+MAX_TUNNELS: Final = 4
+
+Transport = TcpHeader | UdpHeader | IcmpHeader | Icmp6Header
+
+
+class Packet(NamedTuple):
+    """A decoded packet.  ``payload_len`` is what the headers say, not what was captured."""
+
+    raw: RawPacket
+    link: LinkHeader | None = None
+    ip: IPv4Header | IPv6Header | None = None  # the innermost IP header
+    transport: Transport | None = None
+    payload_offset: int = 0
+    payload_len: int = 0
+    fragment: bool = False  # a non-first fragment: no transport header to read
+    error: DissectError | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The captured payload bytes (maybe fewer than ``payload_len``)."""
+        start = self.payload_offset
+        return self.raw.data[start : start + self.payload_len]
+
+
+def decode(raw: RawPacket) -> Packet:
+    """Decode *raw* as far as its bytes allow."""
+    data = raw.data
+    try:
+        link = parse_link(raw.linktype, data)
+    except DissectError as exc:
+        return Packet(raw, error=exc)
+    if link.ethertype not in (ETH_IPV4, ETH_IPV6):
+        return Packet(raw, link)
+    off = link.hdr_len
+    v4 = link.ethertype == ETH_IPV4
+    ip: IPv4Header | IPv6Header | None = None
+    try:
+        for _ in range(MAX_TUNNELS):
+            end = len(data)
+            if v4:
+                ip = parse_ipv4(data, off)
+                if ip.version != 4 or ip.hdr_len < 20 or ip.total_len < ip.hdr_len:
+                    raise Malformed("ip", off, "bad version or header length")
+                end = min(end, off + ip.total_len)
+                proto, start = ip.proto, off + ip.hdr_len
+                length = ip.total_len - ip.hdr_len
+                if ip.frag_offset:
+                    return Packet(raw, link, ip, None, start, length, fragment=True)
+            else:
+                ip = parse_ipv6(data, off)
+                if ip.version != 6:
+                    raise Malformed("ip6", off, f"version {ip.version}")
+                end = min(end, off + 40 + ip.payload_len)
+                upper = walk_extensions(data, ip, end)
+                proto, start = upper.proto, upper.offset
+                length = off + 40 + ip.payload_len - start
+                if _later_fragment(upper.fragment):
+                    return Packet(raw, link, ip, None, start, length, fragment=True)
+            if proto in (IPIP, IPV6_IN_IP):
+                off, v4 = start, proto == IPIP
+                continue
+            return _transport(raw, link, ip, proto, start, length, end)
+    except DissectError as exc:
+        return Packet(raw, link, ip, error=exc)
+    return Packet(raw, link, ip, error=Malformed("ip", off, "too many nested tunnels"))
+
+
+def _later_fragment(fragment: Fragment | None) -> bool:
+    return fragment is not None and fragment.frag_offset != 0
+
+
+def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, proto: int,
+               start: int, length: int, end: int) -> Packet:
+    data = raw.data[:end]
+    transport: Transport
+    if proto == TCP:
+        transport = parse_tcp(data, start)
+        hdr = transport.hdr_len
+        if hdr < 20 or hdr > length:
+            raise Malformed("tcp", start, f"header length {hdr}")
+    elif proto == UDP:
+        transport = parse_udp(data, start)
+        hdr = 8
+    elif proto == ICMP and isinstance(ip, IPv4Header):
+        transport = parse_icmp(data, start)
+        hdr = 8
+    elif proto == ICMPV6 and isinstance(ip, IPv6Header):
+        transport = parse_icmp6(data, start)
+        hdr = 8
+    else:
+        return Packet(raw, link, ip, None, start, length)
+    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0))
+
+
+__all__ = ["Packet", "Transport", "decode"]

@@ -1,0 +1,1 @@
+"""Tracking: what each packet means for its connection (pure: records in, records out)."""
