@@ -165,14 +165,22 @@ class TcpdumpCapture:
         return count_pcap_records(self.path) if self.path.exists() else 0
 
     def stop(
-        self, expect_packets: int | None = None, settle_timeout_s: float = SETTLE_TIMEOUT_S
+        self,
+        expect_packets: int | None = None,
+        settle_timeout_s: float = SETTLE_TIMEOUT_S,
+        quiet_s: float = 0.3,
     ) -> int:
-        """Wait for the packets to reach the file, stop tcpdump, return the record count."""
+        """Wait for the packets to reach the file, stop tcpdump, return the record count.
+
+        With *expect_packets*, wait until the file holds that many records; without, until
+        it has not grown for *quiet_s* (tcpdump without --immediate-mode hands packets over
+        in blocks, up to a second apart).  Either wait ends after *settle_timeout_s*.
+        """
         proc = self._proc
         if proc is None:
             raise RuntimeError("capture not started")
         if proc.poll() is None:
-            self._settle(expect_packets, settle_timeout_s)
+            self._settle(expect_packets, settle_timeout_s, quiet_s)
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(STOP_TIMEOUT_S)
@@ -184,7 +192,7 @@ class TcpdumpCapture:
         self._proc = None
         return self.records()
 
-    def _settle(self, expect_packets: int | None, timeout_s: float) -> None:
+    def _settle(self, expect_packets: int | None, timeout_s: float, quiet_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last, stable_since = -1, time.monotonic()
         while time.monotonic() < deadline:
@@ -193,7 +201,7 @@ class TcpdumpCapture:
                 return
             if count != last:
                 last, stable_since = count, time.monotonic()
-            elif expect_packets is None and time.monotonic() - stable_since > 0.3:
+            elif expect_packets is None and time.monotonic() - stable_since > quiet_s:
                 return
             time.sleep(_POLL_S)
 
