@@ -42,10 +42,14 @@ class IPv4Header(NamedTuple):
         return self.offset + self.hdr_len
 
 
-def parse_ipv4(buf: bytes, offset: int) -> IPv4Header:
-    """Decode the 20-byte fixed IPv4 header at *offset* (options stay in *buf*)."""
-    if len(buf) - offset < 20:
-        raise Truncated("ip", offset, 20, len(buf) - offset)
+def parse_ipv4(buf: bytes, offset: int, end: int | None = None) -> IPv4Header:
+    """Decode the 20-byte fixed IPv4 header at *offset* (options stay in *buf*).
+
+    *end* is where the captured data ends (default: the end of *buf*).
+    """
+    have = (len(buf) if end is None else end) - offset
+    if have < 20:
+        raise Truncated("ip", offset, 20, have)
     vihl, tos, total_len, ident, frag, ttl, proto, cksum, src, dst = _IPV4.unpack_from(buf, offset)
     return IPv4Header(
         offset, vihl >> 4, (vihl & 0x0F) * 4, tos, total_len, ident, frag, ttl, proto, cksum,

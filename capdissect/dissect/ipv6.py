@@ -48,28 +48,31 @@ class Fragment(NamedTuple):
     ident: int
 
 
-def parse_ipv6(buf: bytes, offset: int) -> IPv6Header:
-    if len(buf) - offset < 40:
-        raise Truncated("ip6", offset, 40, len(buf) - offset)
+def parse_ipv6(buf: bytes, offset: int, end: int | None = None) -> IPv6Header:
+    have = (len(buf) if end is None else end) - offset
+    if have < 40:
+        raise Truncated("ip6", offset, 40, have)
     vtf, plen, nh, hlim, src, dst = _IPV6.unpack_from(buf, offset)
     return IPv6Header(
         offset, vtf >> 28, (vtf >> 20) & 0xFF, vtf & 0xFFFFF, plen, nh, hlim, src, dst
     )
 
 
-def parse_fragment(buf: bytes, offset: int) -> Fragment:
-    if len(buf) - offset < 8:
-        raise Truncated("frag6", offset, 8, len(buf) - offset)
+def parse_fragment(buf: bytes, offset: int, end: int | None = None) -> Fragment:
+    have = (len(buf) if end is None else end) - offset
+    if have < 8:
+        raise Truncated("frag6", offset, 8, have)
     nh, _res, off_flags, ident = _FRAG.unpack_from(buf, offset)
     return Fragment(nh, off_flags & 0xFFF8, bool(off_flags & 1), ident)
 
 
-def extension_length(buf: bytes, offset: int, kind: int) -> int:
+def extension_length(buf: bytes, offset: int, kind: int, end: int | None = None) -> int:
     """Length in bytes of the extension header of *kind* at *offset*."""
     if kind == FRAGMENT:
         return 8
-    if len(buf) - offset < 2:
-        raise Truncated("ip6", offset, 2, len(buf) - offset)
+    have = (len(buf) if end is None else end) - offset
+    if have < 2:
+        raise Truncated("ip6", offset, 2, have)
     if kind == AH:
         return (buf[offset + 1] + 2) * 4  # RFC 4302 §2.2: 4-octet units, minus 2
     return (buf[offset + 1] + 1) * 8
@@ -99,10 +102,10 @@ def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
         if nh not in GENERIC_EXTENSIONS and nh not in (FRAGMENT, AH):
             return UpperHeader(nh, pos, fragment)
         if nh == FRAGMENT:
-            fragment = parse_fragment(buf[:end], pos)
+            fragment = parse_fragment(buf, pos, end)
             if fragment.frag_offset:
                 return UpperHeader(fragment.next_header, pos + 8, fragment)
-        length = extension_length(buf[:end], pos, nh)
+        length = extension_length(buf, pos, nh, end)
         if pos + length > end:
             raise Truncated("ip6", pos, length, end - pos)
         nh = buf[pos]

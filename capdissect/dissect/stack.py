@@ -98,21 +98,21 @@ def _later_fragment(fragment: Fragment | None) -> bool:
 
 def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, proto: int,
                start: int, length: int, end: int) -> Packet:
-    data = raw.data[:end]
+    data = raw.data
     transport: Transport
     if proto == TCP:
-        transport = parse_tcp(data, start)
+        transport = parse_tcp(data, start, end)
         hdr = transport.hdr_len
         if hdr < 20 or hdr > length:
             raise Malformed("tcp", start, f"header length {hdr}")
     elif proto == UDP:
-        transport = parse_udp(data, start)
+        transport = parse_udp(data, start, end)
         hdr = 8
     elif proto == ICMP and isinstance(ip, IPv4Header):
-        transport = parse_icmp(data, start)
+        transport = parse_icmp(data[:end], start)
         hdr = 8
     elif proto == ICMPV6 and isinstance(ip, IPv6Header):
-        transport = parse_icmp6(data, start)
+        transport = parse_icmp6(data, start, end)
         hdr = 8
     else:
         return Packet(raw, link, ip, None, start, length)

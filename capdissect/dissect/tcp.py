@@ -41,14 +41,18 @@ class TcpHeader(NamedTuple):
         return self.offset + self.hdr_len
 
 
-def parse_tcp(buf: bytes, offset: int) -> TcpHeader:
-    """Decode the TCP header at *offset*; raise Truncated if the fixed 20 bytes are not there."""
-    if len(buf) - offset < 20:
-        raise Truncated("tcp", offset, 20, len(buf) - offset)
+def parse_tcp(buf: bytes, offset: int, end: int | None = None) -> TcpHeader:
+    """Decode the TCP header at *offset*; raise Truncated if the fixed 20 bytes are not there.
+
+    *end* is where the captured data ends (default: the end of *buf*).
+    """
+    caplen = len(buf) if end is None else end
+    if caplen - offset < 20:
+        raise Truncated("tcp", offset, 20, caplen - offset)
     sport, dport, seq, ack, off_flags, win, cksum, urg = _TCP.unpack_from(buf, offset)
     hdr_len = (off_flags >> 12) * 4
     options = (
-        parse_options(buf, offset + 20, offset + hdr_len) if hdr_len > 20 else NO_OPTIONS
+        parse_options(buf, offset + 20, offset + hdr_len, caplen) if hdr_len > 20 else NO_OPTIONS
     )
     return TcpHeader(
         offset, sport, dport, seq, ack, hdr_len, off_flags & 0x1FF, win, cksum, urg, options

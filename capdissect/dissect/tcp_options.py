@@ -51,10 +51,14 @@ class Options(NamedTuple):
     problem: str | None
 
 
-def parse_options(buf: bytes, start: int, end: int) -> Options:
-    """Walk the options in ``buf[start:end]`` (*end* is the header end, maybe past the capture)."""
+def parse_options(buf: bytes, start: int, end: int, caplen: int | None = None) -> Options:
+    """Walk the options in ``buf[start:end]``.
+
+    *end* is the header end, which may lie past *caplen*, where the capture ends.
+    """
     items: list[TcpOption] = []
-    caplen = len(buf)
+    if caplen is None:
+        caplen = len(buf)
     pos = start
     while pos < end:
         if pos >= caplen:

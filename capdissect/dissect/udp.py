@@ -22,7 +22,8 @@ class UdpHeader(NamedTuple):
         return self.offset + 8
 
 
-def parse_udp(buf: bytes, offset: int) -> UdpHeader:
-    if len(buf) - offset < 8:
-        raise Truncated("udp", offset, 8, len(buf) - offset)
+def parse_udp(buf: bytes, offset: int, end: int | None = None) -> UdpHeader:
+    have = (len(buf) if end is None else end) - offset
+    if have < 8:
+        raise Truncated("udp", offset, 8, have)
     return UdpHeader(offset, *_UDP.unpack_from(buf, offset))

@@ -265,7 +265,7 @@ class TcpdumpPrinter:
         if not self.opts.e:
             out.append("IP ")
         try:
-            ip = parse_ipv4(buf[:end], off)
+            ip = parse_ipv4(buf, off, end)
         except Truncated:
             raise Cut("ip") from None
         if length < 20:
@@ -396,7 +396,7 @@ class TcpdumpPrinter:
         buf = frame.buf
         frame.proto = "ip6"
         try:
-            ip6 = parse_ipv6(buf[:end], off)
+            ip6 = parse_ipv6(buf, off, end)
         except Truncated:
             raise Cut("ip6") from None
         if length < 40:
@@ -626,7 +626,7 @@ class TcpdumpPrinter:
         out = frame.out
         frame.proto = "frag6"
         try:
-            frag = parse_fragment(frame.buf[:end], pos)
+            frag = parse_fragment(frame.buf, pos, end)
         except Truncated:
             raise Cut("frag6") from None
         body = (40 + ip6.payload_len - (pos - ip6.offset) - 8) % (1 << 64)
@@ -731,7 +731,7 @@ class TcpdumpPrinter:
         if off + 20 > end:
             out.append(" [|tcp]")
             return
-        tcp = parse_tcp(buf[:end], off)
+        tcp = parse_tcp(buf, off, end)
         hlen = tcp.hdr_len
         if hlen < 20:
             out.append(f" tcp {length - hlen} [bad hdr length {hlen} - too short, < 20]")
