@@ -51,14 +51,24 @@ class Options(NamedTuple):
     problem: str | None
 
 
+_NOP_NOP_TS: Final = bytes([NOP, NOP, TIMESTAMP, 10])
+_NOP_11: Final = TcpOption(NOP, 1, b"", 11)
+_NOP_10: Final = TcpOption(NOP, 1, b"", 10)
+
+
 def parse_options(buf: bytes, start: int, end: int, caplen: int | None = None) -> Options:
     """Walk the options in ``buf[start:end]``.
 
     *end* is the header end, which may lie past *caplen*, where the capture ends.
     """
-    items: list[TcpOption] = []
     if caplen is None:
         caplen = len(buf)
+    if end - start == 12 and end <= caplen and buf[start : start + 4] == _NOP_NOP_TS:
+        # Nearly every segment of a Linux connection carries exactly this layout
+        # (RFC 7323 Appendix A); decoding it in one step halves the option cost.
+        return Options((_NOP_11, _NOP_10, TcpOption(TIMESTAMP, 10, buf[start + 4 : end], 10)),
+                       None)
+    items: list[TcpOption] = []
     pos = start
     while pos < end:
         if pos >= caplen:

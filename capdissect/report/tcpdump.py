@@ -13,6 +13,7 @@ models that jump.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -721,17 +722,18 @@ class TcpdumpPrinter:
         out = frame.out
         buf = frame.buf
         frame.proto = "tcp"
-        if off + 4 > end:
-            out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: [|tcp]")
-            return
-        sport = int.from_bytes(buf[off : off + 2], "big")
-        dport = int.from_bytes(buf[off + 2 : off + 4], "big")
-        names = self.names
-        out.append(self._endpoints(ip, 6, names.tcp_port(sport), names.tcp_port(dport)))
-        if off + 20 > end:
+        if off + 20 > end:  # not the whole fixed header: print what there is
+            if off + 4 > end:
+                out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: [|tcp]")
+                return
+            sport, dport = _PORTS.unpack_from(buf, off)
+            out.append(self._endpoints(ip, 6, self.names.tcp_port(sport),
+                                       self.names.tcp_port(dport)))
             out.append(" [|tcp]")
             return
         tcp = parse_tcp(buf, off, end)
+        out.append(self._endpoints(ip, 6, self.names.tcp_port(tcp.src_port),
+                                   self.names.tcp_port(tcp.dst_port)))
         hlen = tcp.hdr_len
         if hlen < 20:
             out.append(f" tcp {length - hlen} [bad hdr length {hlen} - too short, < 20]")
@@ -868,120 +870,64 @@ class TcpdumpPrinter:
 
     def _tcp_option(self, frame: Frame, opt: TcpOption, flags: int, rev: bool,
                     thseq: int, thack: int) -> str | None:
-        """One option as print-tcp.c prints it; returns BAD, 'trunc' or None (printed)."""
+        """One option as print-tcp.c prints it; returns BAD, TRUNC or None (printed).
+
+        tcpdump checks each piece of data first against the header (else [bad opt]),
+        then against the capture (else [|tcp]); ``_check`` does both.
+        """
         out = frame.out
         kind = opt.kind
         data = opt.data
-        room = opt.room
-        name = TCP_OPTION_NAMES.get(kind)
-        out.append(name if name is not None else f"unknown-{kind}")
-        datalen = 0
-
-        def check(n: int) -> str | None:
-            if n > room:
-                return BAD
-            if n > len(data):
-                return "trunc"
-            return None
-
-        if kind in (2, 3, 6, 7, 8, 11, 12, 13, 19, 20, 28):
-            datalen = {2: 2, 3: 1, 8: 8, 19: 16, 20: 2, 28: 2}.get(kind, 4)
-            status = check(datalen)
+        fixed = _FIXED_OPTIONS.get(kind)
+        if fixed is not None:  # the common options: one table lookup, one format
+            datalen, render = fixed
+            status = _check(opt, datalen)
             if status:
+                out.append(TCP_OPTION_NAMES[kind])
                 return status
-            if kind == 2:
-                out.append(f" {int.from_bytes(data[:2], 'big')}")
-            elif kind == 3:
-                out.append(f" {data[0]}")
-            elif kind == 8:
-                out.append(f" val {int.from_bytes(data[:4], 'big')} "
-                           f"ecr {int.from_bytes(data[4:8], 'big')}")
-            elif kind == 19:
-                out.append(" shared secret not supplied with -M, can't check - "
-                           + data[:16].hex())
-            elif kind == 20:
-                out.append(f" cap {data[0]:02x} id {data[1]}")
-            elif kind == 28:
-                uto = int.from_bytes(data[:2], "big")
-                out.append(f" 0x{uto:x} {(uto >> 1) * 60 if uto & 1 else uto >> 1}")
-            else:
-                out.append(f" {int.from_bytes(data[:4], 'big')}")
-        elif kind == 5:
-            datalen = opt.length - 2
-            if datalen % 8:
-                out.append(" invalid sack")
-            else:
-                out.append(f" {datalen // 8} ")
-                base = thseq if rev else thack
-                for i in range(0, datalen, 8):
-                    status = check(i + 4) or check(i + 8)
-                    if status:
-                        return status
-                    s = (int.from_bytes(data[i : i + 4], "big") - base) & 0xFFFFFFFF
-                    e = (int.from_bytes(data[i + 4 : i + 8], "big") - base) & 0xFFFFFFFF
-                    out.append(f"{{{s}:{e}}}")
-        elif kind == 29:
-            datalen = opt.length - 2
-            if datalen < 2:
-                out.append(" (invalid)")
-            else:
-                status = check(1)
-                if status:
-                    return status
-                out.append(f" keyid {data[0]}")
-                status = check(2)
-                if status:
-                    return status
-                out.append(f" rnextkeyid {data[1]}")
-                if datalen > 2:
-                    out.append(" mac 0x")
-                    for i in range(2, datalen):
-                        status = check(i + 1)
-                        if status:
-                            return status
-                        out.append(f"{data[i]:02x}")
+            out.append(render(data))
         elif kind in (0, 1, 4):
-            pass
-        elif kind == 30:
-            datalen = opt.length - 2
-            status = check(datalen)
-            if status:
-                return status
-            text = format_mptcp(bytes([kind, opt.length]) + data, flags, self.opts.v)
-            if text is None:
-                return BAD
-            out.append(text)
-        elif kind == 34:
-            datalen = opt.length - 2
-            status = check(datalen)
-            if status:
-                return status
-            out.append(" " + _fastopen(data, experimental=False))
-        elif kind == 254:
-            datalen = opt.length - 2
-            status = check(datalen)
-            if status:
-                return status
-            if datalen < 2:
-                return BAD
-            magic = int.from_bytes(data[:2], "big")
-            out.append("-")
-            if magic == 0xF989:  # TCP Fast Open, RFC 7413 experimental form
-                out.append(_fastopen(data[2:], experimental=True))
-            else:
-                out.append(f"{magic:04x}")
+            datalen = 0
+            out.append(TCP_OPTION_NAMES[kind])
         else:
+            name = TCP_OPTION_NAMES.get(kind)
+            out.append(name if name is not None else f"unknown-{kind}")
             datalen = opt.length - 2
-            if datalen:
-                out.append(" 0x")
-            for i in range(datalen):
-                status = check(i + 1)
-                if status:
-                    return status
-                out.append(f"{data[i]:02x}")
-        expected = datalen + (1 if kind in (0, 1) else 2)
-        if expected != opt.length:
+            if kind == 5:
+                status = self._sack(out, opt, thseq if rev else thack)
+            elif kind == 29:
+                status = _tcp_ao(out, opt)
+            elif kind in (30, 34, 254):
+                status = _check(opt, datalen)
+                if status is None:
+                    status = _variable_option(out, opt, flags, self.opts.v)
+            else:  # unknown kinds: the data in hex, as far as it goes
+                if datalen:
+                    out.append(" 0x")
+                got = min(datalen, len(data), opt.room)
+                out.append(data[:got].hex())
+                status = _check(opt, datalen)
+            if status:
+                return status
+        if datalen + (1 if kind in (0, 1) else 2) != opt.length:
             out.append(f"[len {opt.length}]")
+        return None
+
+    @staticmethod
+    def _sack(out: list[str], opt: TcpOption, base: int) -> str | None:
+        """SACK blocks relative to the peer's ISN, as print-tcp.c does."""
+        datalen = opt.length - 2
+        if datalen % 8:
+            out.append(" invalid sack")
+            return None
+        out.append(f" {datalen // 8} ")
+        data = opt.data
+        for i in range(0, datalen, 8):
+            status = _check(opt, i + 8)
+            if status:
+                return status
+            start, end = _SACK_BLOCK.unpack_from(data, i)
+            out.append(f"{{{(start - base) & 0xFFFFFFFF}:{(end - base) & 0xFFFFFFFF}}}")
         return None
 
     def _udp(self, frame: Frame, off: int, length: int, end: int,
@@ -1044,6 +990,83 @@ class TcpdumpPrinter:
             frame.out.append(f"[bad udp cksum 0x{field:04x} -> 0x{right:04x}!] ")
         else:
             frame.out.append("[udp sum ok] ")
+
+
+TRUNC: Final = "trunc"
+_PORTS: Final = struct.Struct("!HH")
+_SACK_BLOCK: Final = struct.Struct("!II")
+
+
+def _check(opt: TcpOption, n: int) -> str | None:
+    """print-tcp.c LENCHECK: *n* data bytes must fit the header, then the capture."""
+    if n > opt.room:
+        return BAD
+    if n > len(opt.data):
+        return TRUNC
+    return None
+
+
+def _uto(data: bytes) -> str:
+    value = int.from_bytes(data[:2], "big")
+    # RFC 5482 §2: the G bit says minutes (1) or seconds (0).
+    return f"uto 0x{value:x} {(value >> 1) * 60 if value & 1 else value >> 1}"
+
+
+# kind -> (data length, render): options whose data has a fixed size.
+_FIXED_OPTIONS: Final[dict[int, tuple[int, Callable[[bytes], str]]]] = {
+    2: (2, lambda d: f"mss {(d[0] << 8) | d[1]}"),
+    3: (1, lambda d: f"wscale {d[0]}"),
+    8: (8, lambda d: "TS val {} ecr {}".format(*_SACK_BLOCK.unpack_from(d))),
+    6: (4, lambda d: f"echo {int.from_bytes(d[:4], 'big')}"),
+    7: (4, lambda d: f"echoreply {int.from_bytes(d[:4], 'big')}"),
+    11: (4, lambda d: f"cc {int.from_bytes(d[:4], 'big')}"),
+    12: (4, lambda d: f"ccnew {int.from_bytes(d[:4], 'big')}"),
+    13: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),  # tcpdump names CCECHO ""
+    # Without a secret (-M) tcpdump cannot check the RFC 2385 digest and says so.
+    19: (16, lambda d: "md5 shared secret not supplied with -M, can't check - " + d[:16].hex()),
+    20: (2, lambda d: f"scps cap {d[0]:02x} id {d[1]}"),
+    28: (2, _uto),
+}
+
+
+def _tcp_ao(out: list[str], opt: TcpOption) -> str | None:
+    """RFC 5925 §2.2: key id, receive-next key id, then the MAC."""
+    datalen = opt.length - 2
+    if datalen < 2:
+        out.append(" (invalid)")
+        return None
+    data = opt.data
+    for i, label in ((0, " keyid"), (1, " rnextkeyid")):
+        status = _check(opt, i + 1)
+        if status:
+            return status
+        out.append(f"{label} {data[i]}")
+    if datalen > 2:
+        out.append(" mac 0x")
+        got = min(datalen, len(data), opt.room)
+        out.append(data[2:got].hex())
+        return _check(opt, datalen)
+    return None
+
+
+def _variable_option(out: list[str], opt: TcpOption, flags: int, verbose: int) -> str | None:
+    """MPTCP, TCP Fast Open and the RFC 6994 experimental option."""
+    data = opt.data
+    if opt.kind == 30:
+        text = format_mptcp(bytes([opt.kind, opt.length]) + data, flags, verbose)
+        if text is None:
+            return BAD
+        out.append(text)
+    elif opt.kind == 34:
+        out.append(" " + _fastopen(data, experimental=False))
+    else:
+        if len(data) < 2:
+            return BAD
+        magic = int.from_bytes(data[:2], "big")
+        # 0xf989 is TCP Fast Open's experimental ExID (RFC 7413 §4.1.1).
+        out.append("-" + (_fastopen(data[2:], experimental=True) if magic == 0xF989
+                          else f"{magic:04x}"))
+    return None
 
 
 def _fastopen(data: bytes, experimental: bool) -> str:
