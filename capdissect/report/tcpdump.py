@@ -61,6 +61,8 @@ _FLAG_STRINGS: Final = {
 }
 MAX_RST_DATA_LEN: Final = 30
 SLL_PKTTYPES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
+IP_OPTION_NAMES: Final = {0: "EOL", 1: "NOP", 68: "timestamp", 130: "security", 7: "RR",
+                          137: "SSRR", 131: "LSRR", 148: "RA", 82: "traceroute"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,22 +336,22 @@ class TcpdumpPrinter:
         out.append(")\n    ")
 
     def _ip_options(self, frame: Frame, off: int, length: int, end: int) -> bool:
-        """print-ip.c ip_optprint; False when the options run past the capture."""
+        """print-ip.c ip_optprint; False when an option's data runs past the capture."""
         buf = frame.buf
         out = frame.out
-        names = {0: "EOL", 1: "NOP", 7: "RR", 68: "TS", 130: "SECURITY", 131: "LSRR",
-                 133: "E-SEC", 134: "CIPSO", 136: "SATID", 137: "SSRR", 148: "RA"}
+        sep = ""
         while length > 0:
+            out.append(sep)
+            sep = ","
             if off >= end:
-                return False
+                raise Cut("ip")
             code = buf[off]
-            out.append(f"{'' if out[-1] == ', options (' else ','}"
-                       f"{names.get(code, f'unknown {code}')}")
+            out.append(IP_OPTION_NAMES.get(code) or f"unknown {code}")
             if code in (0, 1):
                 opt_len = 1
             else:
                 if off + 1 >= end:
-                    return False
+                    raise Cut("ip")
                 opt_len = buf[off + 1]
                 if opt_len < 2:
                     out.append(f" [bad length {opt_len}]")
@@ -361,35 +363,78 @@ class TcpdumpPrinter:
                 return False
             if code == 0:
                 return True
-            if code == 148:
+            if code == 68:
+                self._ip_timestamps(frame, off, opt_len)
+            elif code in (7, 131, 137):
+                self._ip_route(frame, off, opt_len)
+            elif code == 148:
                 if opt_len < 4:
                     out.append(f" [bad length {opt_len}]")
                 else:
                     value = int.from_bytes(buf[off + 2 : off + 4], "big")
                     if value:
                         out.append(f" value {value}")
-            elif code in (7, 131, 137):
-                self._ip_route(frame, off, opt_len)
-            elif code == 68:
-                out.append(f" [unsupported TS option, length {opt_len}]")
             off += opt_len
             length -= opt_len
         return True
 
     def _ip_route(self, frame: Frame, off: int, opt_len: int) -> None:
+        """RR, LSRR, SSRR (RFC 791 §3.1): the addresses, a comma after those recorded."""
         buf = frame.buf
+        out = frame.out
         if opt_len < 3:
-            frame.out.append(f" [bad length {opt_len}]")
+            out.append(f" [bad length {opt_len}]")
             return
         if (opt_len + 1) & 3:
-            frame.out.append(f" [bad length {opt_len}]")
-        ptr = buf[off + 2] - 1
+            out.append(f" [bad length {opt_len}]")
+        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF  # unsigned in tcpdump: pointer 0 wraps
         if ptr < 3 or ((ptr + 1) & 3) or ptr > opt_len + 1:
-            frame.out.append(f" [bad ptr {buf[off + 2]}]")
+            out.append(f" [bad ptr {buf[off + 2]}]")
         for pos in range(3, opt_len, 4):
-            frame.out.append(f" {self.addr(buf[off + pos : off + pos + 4])}")
+            if pos + 4 > opt_len:
+                raise Cut("ip")
+            out.append(f" {self.addr(buf[off + pos : off + pos + 4])}")
             if ptr > pos:
-                frame.out.append(",")
+                out.append(",")
+
+    def _ip_timestamps(self, frame: Frame, off: int, opt_len: int) -> None:
+        """The Internet Timestamp option (RFC 791 §3.1), as print-ip.c ip_printts shows it."""
+        buf = frame.buf
+        out = frame.out
+        if opt_len < 4:
+            out.append(f"[bad length {opt_len}]")
+            return
+        out.append(" TS{")
+        flag = buf[off + 3]
+        hoplen = 4 if flag & 0xF == 0 else 8
+        if (opt_len - 4) & (hoplen - 1):
+            out.append(f"[bad length {opt_len}]")
+        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF
+        if ptr < 4 or ((ptr - 4) & (hoplen - 1)) or ptr > opt_len + 1:
+            out.append(f"[bad ptr {buf[off + 2]}]")
+        kinds = {0: "TSONLY", 1: "TS+ADDR", 3: "PRESPEC"}
+        pos = 0
+        if flag & 0xF in kinds:
+            out.append(kinds[flag & 0xF])
+            mark = " "
+            pos = 4
+            while pos < opt_len:
+                if ptr == pos:
+                    mark = " ^ "
+                if pos + hoplen > opt_len:
+                    raise Cut("ip")
+                stamp = int.from_bytes(buf[off + pos + hoplen - 4 : off + pos + hoplen], "big")
+                where = self.addr(buf[off + pos : off + pos + 4]) if hoplen == 8 else ""
+                out.append(f"{mark}{stamp}@{where}")
+                mark = " "
+                pos += hoplen
+        else:
+            out.append(f"[bad ts type {flag & 0xF}]")
+        out.append(" ^ " if ptr == pos else "")
+        if flag >> 4:
+            out.append(f" [{flag >> 4} hops not recorded]}} ")
+        else:
+            out.append("}")
 
     def print_ip6(self, frame: Frame, off: int, length: int, end: int) -> None:
         """print-ip6.c ip6_print, with the extension headers tcpdump walks."""
@@ -750,7 +795,7 @@ class TcpdumpPrinter:
             out.append(f" [bad hdr length {hlen} - too long, > {length}]")
             return
         if self.opts.v and not self.opts.K and not fragmented and off + length <= end:
-            initial = pseudo_sum(ip.src, self._final_dst(frame, ip), 6, length)
+            initial = pseudo_sum(ip.src, self.final_dst(frame, ip), 6, length)
             computed = verify(buf[off : off + length], initial)
             out.append(f", cksum 0x{tcp.checksum:04x}")
             if computed:
@@ -783,11 +828,11 @@ class TcpdumpPrinter:
                 out.append("+")
             out.append(" " + _printable(payload) + "]")
 
-    def _final_dst(self, frame: Frame, ip: IPv4Header | IPv6Header) -> bytes:
+    def final_dst(self, frame: Frame, ip: IPv4Header | IPv6Header) -> bytes:
         """The destination for the pseudo-header: the last address of a routing header."""
-        if isinstance(ip, IPv4Header):
-            return ip.dst
         buf = frame.buf
+        if isinstance(ip, IPv4Header):
+            return _ipv4_final_dst(buf, ip)
         pos = ip.offset + 40
         nh = ip.next_header
         dst = ip.dst
@@ -983,7 +1028,7 @@ class TcpdumpPrinter:
     def _udp_cksum(self, frame: Frame, off: int, length: int,
                    ip: IPv4Header | IPv6Header, field: int) -> None:
         total = length + 8
-        initial = pseudo_sum(ip.src, self._final_dst(frame, ip), 17, total)
+        initial = pseudo_sum(ip.src, self.final_dst(frame, ip), 17, total)
         computed = verify(frame.buf[off : off + total], initial)
         if computed:
             right = should_be(field, computed)
@@ -1067,6 +1112,30 @@ def _variable_option(out: list[str], opt: TcpOption, flags: int, verbose: int) -
         out.append("-" + (_fastopen(data[2:], experimental=True) if magic == 0xF989
                           else f"{magic:04x}"))
     return None
+
+
+def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
+    """With a loose or strict source route, the pseudo-header uses the route's last hop
+    (RFC 1122 §4.1.3.3 via print-ip.c ip_finddst); else the header's destination."""
+    pos = ip.offset + 20
+    left = ip.hdr_len - 20
+    while left > 0 and pos < len(buf):
+        code = buf[pos]
+        if code == 0:
+            break
+        if code == 1:
+            opt_len = 1
+        else:
+            if pos + 1 >= len(buf) or buf[pos + 1] < 2:
+                break
+            opt_len = buf[pos + 1]
+        if left < opt_len or pos + opt_len > len(buf):
+            break
+        if code in (131, 137) and opt_len >= 7:
+            return buf[pos + opt_len - 4 : pos + opt_len]
+        pos += opt_len
+        left -= opt_len
+    return ip.dst
 
 
 def _fastopen(data: bytes, experimental: bool) -> str:

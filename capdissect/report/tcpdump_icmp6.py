@@ -169,7 +169,7 @@ def print_icmp6(pr: TcpdumpPrinter, frame: Frame, off: int, length: int, end: in
 def _checksum_note(m: _Msg, frame: Frame, ip: IPv6Header) -> str:
     """-v verifies the checksum over the pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1)."""
     field = m.u16(m.off + 2)
-    initial = pseudo_sum(ip.src, m.pr._final_dst(frame, ip), IPPROTO_ICMPV6, m.length)
+    initial = pseudo_sum(ip.src, m.pr.final_dst(frame, ip), IPPROTO_ICMPV6, m.length)
     computed = verify(m.buf[m.off : m.off + m.length], initial)
     if computed:
         return f"[bad icmp6 cksum 0x{field:04x} -> 0x{should_be(field, computed):04x}!] "
