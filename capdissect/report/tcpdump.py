@@ -25,7 +25,6 @@ from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader, parse_tcp
-from capdissect.dissect.tcp_options import BAD, CUT, TcpOption
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
@@ -33,7 +32,7 @@ from capdissect.report import tcpdump_icmp, tcpdump_icmp6
 from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import Names
-from capdissect.report.tcpdump_mptcp import format_mptcp
+from capdissect.report.tcpdump_tcpopts import print_options
 
 IPPROTO_NAMES: Final = {
     0: "Options", 1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 8: "EGP", 9: "IGRP", 17: "UDP",
@@ -50,11 +49,6 @@ ETHERTYPE_NAMES: Final = {
 }
 TCP_FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
                            (URG, "U"), (0x40, "E"), (0x80, "W"))
-TCP_OPTION_NAMES: Final = {
-    0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack", 6: "echo",
-    7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "", 19: "md5", 20: "scps", 28: "uto",
-    29: "tcp-ao", 30: "mptcp", 34: "tfo", 254: "exp",
-}
 _FLAG_STRINGS: Final = {
     flags: "".join(letter for bit, letter in TCP_FLAG_LETTERS if flags & bit) or "none"
     for flags in range(256)
@@ -164,8 +158,11 @@ class TcpdumpPrinter:
         try:
             link = linkmod.parse_link(pkt.linktype, pkt.data)
         except Truncated as exc:
-            frame.proto = exc.layer
-            raise Cut(exc.layer) from None
+            # A short link header: tcpdump prints [|ether] and counts every captured
+            # byte as link header, so -X dumps nothing.
+            frame.out.append(f" [|{exc.layer}]")
+            frame.link_len = len(pkt.data)
+            return
         frame.link_len = link.hdr_len
         lt = pkt.linktype
         if lt == linkmod.LINUX_SLL2:
@@ -269,8 +266,9 @@ class TcpdumpPrinter:
             out.append("IP ")
         try:
             ip = parse_ipv4(buf, off, end)
-        except Truncated:
-            raise Cut("ip") from None
+        except Truncated:  # ND_TCHECK_SIZE: a plain [|ip], not tcpdump's longjmp
+            out.append(" [|ip]")
+            return
         if length < 20:
             out.append(f"truncated-ip {length}")
             return
@@ -443,8 +441,9 @@ class TcpdumpPrinter:
         frame.proto = "ip6"
         try:
             ip6 = parse_ipv6(buf, off, end)
-        except Truncated:
-            raise Cut("ip6") from None
+        except Truncated:  # ND_TCHECK_SIZE: a plain [|ip6], not tcpdump's longjmp
+            out.append(" [|ip6]")
+            return
         if length < 40:
             out.append(f"truncated-ip6 {length}")
             return
@@ -695,12 +694,17 @@ class TcpdumpPrinter:
             if pos + n > end:
                 raise Cut("rt6")
 
-        need(4)
-        hlen8, rtype, segleft = buf[pos + 1], buf[pos + 2], buf[pos + 3]
-        out.append(f"RT6 (len={hlen8}, type={rtype}")
+        out.append("RT6")
+        need(2)
+        hlen8 = buf[pos + 1]
+        out.append(f" (len={hlen8}")
+        need(3)
+        rtype = buf[pos + 2]
+        out.append(f", type={rtype}")
         if rtype == 0:
             out.append(" [Deprecated]")
-        out.append(f", segleft={segleft}")
+        need(4)
+        out.append(f", segleft={buf[pos + 3]}")
         if rtype in (0, 2):
             need(8)
             reserved = int.from_bytes(buf[pos + 4 : pos + 8], "big")
@@ -708,11 +712,13 @@ class TcpdumpPrinter:
                 out.append(f", rsv=0x{reserved:x}")
             first = pos + 8
         elif rtype == 4:
-            need(8)
-            flags = buf[pos + 5]
+            need(5)
             out.append(f", last-entry={buf[pos + 4]}")
+            need(6)
+            flags = buf[pos + 5]
             if flags or self.opts.v:
                 out.append(f", flags=0x{flags:x}")
+            need(8)
             out.append(f", tag={int.from_bytes(buf[pos + 6:pos + 8], 'big'):x}")
             first = pos + 8
         else:
@@ -812,7 +818,8 @@ class TcpdumpPrinter:
         out.append(f", win {tcp.window}")
         if flags & URG:
             out.append(f", urg {tcp.urgent}")
-        if hlen > 20 and not self._tcp_options(frame, tcp, flags, rev, thseq, thack):
+        if hlen > 20 and not print_options(out, buf, off + 20, hlen - 20, end, flags,
+                                           thseq if rev else thack, self.opts.v):
             return
         out.append(f", length {data_len}")
         if data_len == 0:
@@ -880,101 +887,6 @@ class TcpdumpPrinter:
                 seq, ack = (seq - base[0]) & 0xFFFFFFFF, (ack - base[1]) & 0xFFFFFFFF
         return seq, ack, base[0], base[1], rev
 
-    def _tcp_options(self, frame: Frame, tcp: TcpHeader, flags: int, rev: bool,
-                     thseq: int, thack: int) -> bool:
-        """The options list; False when tcpdump stopped printing the segment there."""
-        out = frame.out
-        out.append(", options [")
-        sep = ""
-        for opt in tcp.options.items:
-            out.append(sep)
-            status = self._tcp_option(frame, opt, flags, rev, thseq, thack)
-            if status == BAD:
-                out.append("[bad opt]")
-                if sep:
-                    out.append("]")
-                return False
-            if status is not None:  # truncated
-                out.append(" [|tcp]")
-                if sep:
-                    out.append(">")
-                return False
-            sep = ","
-        problem = tcp.options.problem
-        if problem == BAD:
-            out.append(sep)
-            out.append("[bad opt]")
-            if sep:
-                out.append("]")
-            return False
-        if problem == CUT:
-            out.append(sep)
-            raise Cut("tcp")
-        out.append("]")
-        return True
-
-    def _tcp_option(self, frame: Frame, opt: TcpOption, flags: int, rev: bool,
-                    thseq: int, thack: int) -> str | None:
-        """One option as print-tcp.c prints it; returns BAD, TRUNC or None (printed).
-
-        tcpdump checks each piece of data first against the header (else [bad opt]),
-        then against the capture (else [|tcp]); ``_check`` does both.
-        """
-        out = frame.out
-        kind = opt.kind
-        data = opt.data
-        fixed = _FIXED_OPTIONS.get(kind)
-        if fixed is not None:  # the common options: one table lookup, one format
-            datalen, render = fixed
-            status = _check(opt, datalen)
-            if status:
-                out.append(TCP_OPTION_NAMES[kind])
-                return status
-            out.append(render(data))
-        elif kind in (0, 1, 4):
-            datalen = 0
-            out.append(TCP_OPTION_NAMES[kind])
-        else:
-            name = TCP_OPTION_NAMES.get(kind)
-            out.append(name if name is not None else f"unknown-{kind}")
-            datalen = opt.length - 2
-            if kind == 5:
-                status = self._sack(out, opt, thseq if rev else thack)
-            elif kind == 29:
-                status = _tcp_ao(out, opt)
-            elif kind in (30, 34, 254):
-                status = _check(opt, datalen)
-                if status is None:
-                    status = _variable_option(out, opt, flags, self.opts.v)
-            else:  # unknown kinds: the data in hex, as far as it goes
-                if datalen:
-                    out.append(" 0x")
-                got = min(datalen, len(data), opt.room)
-                out.append(data[:got].hex())
-                status = _check(opt, datalen)
-            if status:
-                return status
-        if datalen + (1 if kind in (0, 1) else 2) != opt.length:
-            out.append(f"[len {opt.length}]")
-        return None
-
-    @staticmethod
-    def _sack(out: list[str], opt: TcpOption, base: int) -> str | None:
-        """SACK blocks relative to the peer's ISN, as print-tcp.c does."""
-        datalen = opt.length - 2
-        if datalen % 8:
-            out.append(" invalid sack")
-            return None
-        out.append(f" {datalen // 8} ")
-        data = opt.data
-        for i in range(0, datalen, 8):
-            status = _check(opt, i + 8)
-            if status:
-                return status
-            start, end = _SACK_BLOCK.unpack_from(data, i)
-            out.append(f"{{{(start - base) & 0xFFFFFFFF}:{(end - base) & 0xFFFFFFFF}}}")
-        return None
-
     def _udp(self, frame: Frame, off: int, length: int, end: int,
              ip: IPv4Header | IPv6Header, fragmented: bool) -> None:
         """print-udp.c udp_print (no application-layer decoding)."""
@@ -1037,81 +949,7 @@ class TcpdumpPrinter:
             frame.out.append("[udp sum ok] ")
 
 
-TRUNC: Final = "trunc"
 _PORTS: Final = struct.Struct("!HH")
-_SACK_BLOCK: Final = struct.Struct("!II")
-
-
-def _check(opt: TcpOption, n: int) -> str | None:
-    """print-tcp.c LENCHECK: *n* data bytes must fit the header, then the capture."""
-    if n > opt.room:
-        return BAD
-    if n > len(opt.data):
-        return TRUNC
-    return None
-
-
-def _uto(data: bytes) -> str:
-    value = int.from_bytes(data[:2], "big")
-    # RFC 5482 §2: the G bit says minutes (1) or seconds (0).
-    return f"uto 0x{value:x} {(value >> 1) * 60 if value & 1 else value >> 1}"
-
-
-# kind -> (data length, render): options whose data has a fixed size.
-_FIXED_OPTIONS: Final[dict[int, tuple[int, Callable[[bytes], str]]]] = {
-    2: (2, lambda d: f"mss {(d[0] << 8) | d[1]}"),
-    3: (1, lambda d: f"wscale {d[0]}"),
-    8: (8, lambda d: "TS val {} ecr {}".format(*_SACK_BLOCK.unpack_from(d))),
-    6: (4, lambda d: f"echo {int.from_bytes(d[:4], 'big')}"),
-    7: (4, lambda d: f"echoreply {int.from_bytes(d[:4], 'big')}"),
-    11: (4, lambda d: f"cc {int.from_bytes(d[:4], 'big')}"),
-    12: (4, lambda d: f"ccnew {int.from_bytes(d[:4], 'big')}"),
-    13: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),  # tcpdump names CCECHO ""
-    # Without a secret (-M) tcpdump cannot check the RFC 2385 digest and says so.
-    19: (16, lambda d: "md5 shared secret not supplied with -M, can't check - " + d[:16].hex()),
-    20: (2, lambda d: f"scps cap {d[0]:02x} id {d[1]}"),
-    28: (2, _uto),
-}
-
-
-def _tcp_ao(out: list[str], opt: TcpOption) -> str | None:
-    """RFC 5925 §2.2: key id, receive-next key id, then the MAC."""
-    datalen = opt.length - 2
-    if datalen < 2:
-        out.append(" (invalid)")
-        return None
-    data = opt.data
-    for i, label in ((0, " keyid"), (1, " rnextkeyid")):
-        status = _check(opt, i + 1)
-        if status:
-            return status
-        out.append(f"{label} {data[i]}")
-    if datalen > 2:
-        out.append(" mac 0x")
-        got = min(datalen, len(data), opt.room)
-        out.append(data[2:got].hex())
-        return _check(opt, datalen)
-    return None
-
-
-def _variable_option(out: list[str], opt: TcpOption, flags: int, verbose: int) -> str | None:
-    """MPTCP, TCP Fast Open and the RFC 6994 experimental option."""
-    data = opt.data
-    if opt.kind == 30:
-        text = format_mptcp(bytes([opt.kind, opt.length]) + data, flags, verbose)
-        if text is None:
-            return BAD
-        out.append(text)
-    elif opt.kind == 34:
-        out.append(" " + _fastopen(data, experimental=False))
-    else:
-        if len(data) < 2:
-            return BAD
-        magic = int.from_bytes(data[:2], "big")
-        # 0xf989 is TCP Fast Open's experimental ExID (RFC 7413 §4.1.1).
-        out.append("-" + (_fastopen(data[2:], experimental=True) if magic == 0xF989
-                          else f"{magic:04x}"))
-    return None
 
 
 def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
@@ -1136,15 +974,6 @@ def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
         pos += opt_len
         left -= opt_len
     return ip.dst
-
-
-def _fastopen(data: bytes, experimental: bool) -> str:
-    prefix = "tfo" if experimental else ""
-    if not data:
-        return prefix + " cookiereq"
-    if len(data) % 2 or len(data) < 4 or len(data) > 16:
-        return prefix + " (invalid)"
-    return prefix + " cookie " + data.hex()
 
 
 def _mac(addr: bytes) -> str:
