@@ -64,11 +64,15 @@ def read_lines(
         annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         limit = options.count
         for number, pkt in enumerate(capture, 1):
-            text = fmt(pkt)
-            if annotate is not None:
-                notes = annotate(decode(pkt))
-                if notes:
-                    text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+            try:
+                text = fmt(pkt)
+                if annotate is not None:
+                    notes = annotate(decode(pkt))
+                    if notes:
+                        text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+            except Exception as exc:  # a bug of ours must not end the run or hide packets
+                text = (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: "
+                        f"{exc}); please report it with the capture]")
             yield text
             if limit is not None and number >= limit:
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
 
 def _hosts(path: Path) -> dict[bytes, str]:
@@ -46,6 +47,41 @@ def _services(path: Path) -> dict[tuple[str, int], str]:
     return table
 
 
+# The organisations tcpdump names after a MAC address without -n (its oui.c table;
+# the IEEE registry has thousands more, which tcpdump prints as "oui Unknown").
+OUI_NAMES: Final = {
+    0x000000: "Ethernet", 0x00000C: "Cisco", 0x00005E: "IANA", 0x000081: "Nortel Networks SONMP",
+    0x0000F8: "Cisco bridged", 0x0080C2: "Ethernet bridged", 0x00A03E: "ATM Forum",
+    0x00E02F: "DOCSIS Spanning Tree", 0x080007: "Appletalk", 0x009069: "Juniper",
+    0x080009: "Hewlett-Packard", 0x00120F: "IEEE 802.3 Private", 0x0012BB: "ANSI/TIA",
+    0x001B21: "DCBX", 0x002320: "Nicira Networks", 0x5C16C7: "Big Switch Networks",
+    0xB0D2F5: "Vello Systems", 0x002481: "HP", 0x0004EA: "HP-Labs", 0x748771: "Infoblox Inc",
+    0xA42305: "Open Networking Lab", 0x00049F: "Freescale", 0x0015AD: "Netronome",
+    0x001018: "Broadcom", 0x00E004: "PMC-Sierra", 0xD0F0DB: "Ericsson",
+}
+BROADCAST: Final = b"\xff" * 6
+
+
+def _ethers(path: Path) -> dict[bytes, str]:
+    """/etc/ethers: "MAC name" lines, as ether_ntohost(3) reads them."""
+    table: dict[bytes, str] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return table
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        try:
+            packed = bytes(int(part, 16) for part in fields[0].split(":"))
+        except ValueError:
+            continue
+        if len(packed) == 6:
+            table.setdefault(packed, fields[1])
+    return table
+
+
 class Names:
     """Address and port names; numeric when *numeric* (tcpdump's -n)."""
 
@@ -54,10 +90,13 @@ class Names:
         numeric: bool,
         hosts: Path = Path("/etc/hosts"),
         services: Path = Path("/etc/services"),
+        ethers: Path = Path("/etc/ethers"),
     ) -> None:
         self.numeric = numeric
         self._hosts = {} if numeric else _hosts(hosts)
         self._services = {} if numeric else _services(services)
+        self._ethers = {} if numeric else _ethers(ethers)
+        self.mac = lru_cache(maxsize=4096)(self._mac)
         self.ip = lru_cache(maxsize=65536)(self._ip)
         self.tcp_port = lru_cache(maxsize=65536)(self._tcp_port)
         self.udp_port = lru_cache(maxsize=65536)(self._udp_port)
@@ -67,6 +106,18 @@ class Names:
         if name is not None:
             return name
         return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+    def _mac(self, addr: bytes) -> str:
+        text = addr.hex(":")
+        if self.numeric or len(addr) != 6:
+            return text
+        if addr == BROADCAST:
+            return "Broadcast"
+        name = self._ethers.get(addr)
+        if name is not None:
+            return name
+        oui = int.from_bytes(addr[:3], "big")
+        return f"{text} (oui {OUI_NAMES.get(oui, 'Unknown')})"
 
     def _tcp_port(self, port: int) -> str:
         return self._services.get(("tcp", port)) or str(port)

@@ -32,6 +32,7 @@ from capdissect.report import tcpdump_icmp, tcpdump_icmp6
 from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import Names
+from capdissect.report.tcpdump_arp import print_arp
 from capdissect.report.tcpdump_tcpopts import print_options
 
 IPPROTO_NAMES: Final = {
@@ -176,6 +177,7 @@ class TcpdumpPrinter:
         if lt in (linkmod.NULL, linkmod.LOOP) and etype == 0:
             if not self.opts.e:
                 out.append(f"AF Unknown ({link.family}), length {pkt.wire_len}: ")
+            self._default_print(frame, pkt.data[link.hdr_len :])
             return
         if etype == linkmod.ETH_IPV4 or etype == linkmod.ETH_IPV6:
             if lt in (linkmod.RAW, linkmod.RAW_OLD, linkmod.RAW_OLD2, linkmod.IPV4,
@@ -186,33 +188,37 @@ class TcpdumpPrinter:
             else:
                 self.print_ip6(frame, link.hdr_len, length, end)
             return
+        if etype in (linkmod.ETH_ARP, 0x8035):  # ARP and Reverse ARP share one format
+            print_arp(self, frame, link.hdr_len, length)
+            return
         if lt == linkmod.EN10MB and etype <= linkmod.MAX_ETHERNET_LENGTH:
             out.append("unsupported: 802.3/LLC frame")
             return
         if not self.opts.e:
             name = ETHERTYPE_NAMES.get(etype, "Unknown")
             out.append(f"ethertype {name} (0x{etype:04x}), length {pkt.wire_len}: ")
-        out.append("unsupported")
+        self._default_print(frame, pkt.data[link.hdr_len :])
+
+    def _default_print(self, frame: Frame, data: bytes) -> None:
+        """tcpdump's default printer for what it cannot decode: the bytes in hex, unless
+        -x or -X will dump them anyway (tcpdump.c suppress_default_print)."""
+        if not (self.opts.x or self.opts.X):
+            frame.out.append(hex_ascii(data))
 
     def _link_e(self, frame: Frame, pkt: RawPacket, link: linkmod.LinkHeader) -> None:
         out = frame.out
         lt = pkt.linktype
         if lt == linkmod.EN10MB:
-            out.append(f"{_mac(link.src)} > {_mac(link.dst)}, ")
-            etype = link.outer_ethertype
-            length = pkt.wire_len
-            for tpid, tci in zip(link.vlan_types, link.vlans, strict=True):
-                out.append(f"ethertype {ETHERTYPE_NAMES.get(tpid, 'Unknown')} (0x{tpid:04x}), "
-                           f"length {length}: {_vlan(tci)}, ")
-                length -= 4
-                etype = link.ethertype
-                # print-ether.c prints the inner type again for each tag it walks
-            if link.vlans:
-                out.append(f"ethertype {ETHERTYPE_NAMES.get(etype, 'Unknown')} "
+            out.append(f"{self.names.mac(link.src)} > {self.names.mac(link.dst)}, ")
+            # print-ether.c: the outer type with the frame length, then each tag and the
+            # type that follows it.
+            outer = link.outer_ethertype
+            out.append(f"ethertype {ETHERTYPE_NAMES.get(outer, 'Unknown')} (0x{outer:04x}), "
+                       f"length {pkt.wire_len}: ")
+            inner = (*link.vlan_types[1:], link.ethertype)
+            for tci, etype in zip(link.vlans, inner[: len(link.vlans)], strict=True):
+                out.append(f"{_vlan(tci)}, ethertype {ETHERTYPE_NAMES.get(etype, 'Unknown')} "
                            f"(0x{etype:04x}), ")
-            else:
-                out.append(f"ethertype {ETHERTYPE_NAMES.get(etype, 'Unknown')} "
-                           f"(0x{etype:04x}), length {length}: ")
         elif lt in (linkmod.NULL, linkmod.LOOP):
             fam = link.family
             name = ("IPv4" if fam == linkmod.AF_INET
@@ -221,14 +227,14 @@ class TcpdumpPrinter:
         elif lt == linkmod.LINUX_SLL:
             out.append(f"{SLL_PKTTYPES.get(link.pkttype, '?'):>3} ")
             if len(link.src) == 6:
-                out.append(f"{_mac(link.src)} ")
+                out.append(f"{self.names.mac(link.src)} ")
             et = link.ethertype if not link.vlans else 0x8100
             out.append(f"ethertype {ETHERTYPE_NAMES.get(et, 'Unknown')} (0x{et:04x}), "
                        f"length {pkt.wire_len}: ")
         elif lt == linkmod.LINUX_SLL2:
             out.append(f"ifindex {link.ifindex} ")
             if len(link.src) == 6:
-                out.append(f"{_mac(link.src)} ")
+                out.append(f"{self.names.mac(link.src)} ")
             et = link.ethertype
             out.append(f"ethertype {ETHERTYPE_NAMES.get(et, 'Unknown')} (0x{et:04x}), "
                        f"length {pkt.wire_len}: ")
@@ -974,10 +980,6 @@ def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
         pos += opt_len
         left -= opt_len
     return ip.dst
-
-
-def _mac(addr: bytes) -> str:
-    return addr.hex(":")
 
 
 def _vlan(tci: int) -> str:
