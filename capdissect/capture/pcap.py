@@ -63,6 +63,9 @@ def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:
     take = reader.take
     linktype = header.linktype
     scale = 1 if header.nanosecond else 1000
+    # libpcap (sf-pcap.c) cuts a record longer than the file's snapshot length down to
+    # it, and takes the largest snapshot length when the header's is 0 or absurd.
+    snaplen = header.snaplen if 0 < header.snaplen <= MAX_RECORD else MAX_RECORD
     while True:
         hdr = take(_REC_HDR_LEN)
         if len(hdr) < _REC_HDR_LEN:
@@ -80,4 +83,6 @@ def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:
         data = take(caplen)
         if len(data) < caplen:
             raise TruncatedFile("packet data", reader.offset - len(data), caplen, len(data))
+        if caplen > snaplen:
+            data = data[:snaplen]
         yield RawPacket(sec, frac * scale, linktype, wire_len, data)

@@ -31,7 +31,7 @@ from capdissect.packets import RawPacket
 from capdissect.report import tcpdump_icmp, tcpdump_icmp6
 from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
-from capdissect.report.names import Names
+from capdissect.report.names import PROTOCOL_KEYWORDS, Names
 from capdissect.report.tcpdump_arp import print_arp
 from capdissect.report.tcpdump_tcpopts import print_options
 
@@ -231,6 +231,8 @@ class TcpdumpPrinter:
             et = link.ethertype if not link.vlans else 0x8100
             out.append(f"ethertype {ETHERTYPE_NAMES.get(et, 'Unknown')} (0x{et:04x}), "
                        f"length {pkt.wire_len}: ")
+        elif lt in (linkmod.RAW, linkmod.RAW_OLD, linkmod.RAW_OLD2, linkmod.IPV4, linkmod.IPV6):
+            out.append("ip: ")  # print-raw.c
         elif lt == linkmod.LINUX_SLL2:
             out.append(f"ifindex {link.ifindex} ")
             if len(link.src) == 6:
@@ -306,8 +308,7 @@ class TcpdumpPrinter:
                 raise Cut(frame.proto)
             self._demux(frame, off + hlen, payload_len, end, nh, ip, bool(frag & FLAG_MF))
         else:
-            out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}:")
-            out.append(f" ip-proto-{ip.proto}")
+            out.append(f"{self.addr(ip.src)} > {self.addr(ip.dst)}: {self._proto_name(ip.proto)}")
 
     def _ip_verbose(self, frame: Frame, ip: IPv4Header, end: int) -> None:
         out = frame.out
@@ -764,7 +765,11 @@ class TcpdumpPrinter:
         elif nh == 59:
             out.append("no next header")
         else:
-            out.append(f" ip-proto-{nh} {length}")
+            out.append(f" {self._proto_name(nh)} {length}")
+
+    def _proto_name(self, proto: int) -> str:
+        name = None if self.opts.n else PROTOCOL_KEYWORDS.get(proto)
+        return name or f"ip-proto-{proto}"
 
     def _endpoints(self, ip: IPv4Header | IPv6Header, proto: int, sport: str,
                    dport: str) -> str:
@@ -825,7 +830,7 @@ class TcpdumpPrinter:
         if flags & URG:
             out.append(f", urg {tcp.urgent}")
         if hlen > 20 and not print_options(out, buf, off + 20, hlen - 20, end, flags,
-                                           thseq if rev else thack, self.opts.v):
+                                           thseq if rev else thack, self.addr):
             return
         out.append(f", length {data_len}")
         if data_len == 0:

@@ -153,15 +153,3 @@ def render_mptcp(option: bytes, flags: int,
         return f" {n} unknown", True
     text, ok = PRINTERS[subtype](mp.parse_mptcp(option), n, flags, addr)
     return f" {n} {SUBTYPE_NAMES[subtype]}{text}", ok
-
-
-def format_mptcp(option: bytes, flags: int, verbose: int,
-                 addr: AddressNamer = numeric_address) -> str | None:
-    """``render_mptcp``'s text, or None when tcpdump rejects the option.
-
-    None loses what tcpdump printed before rejecting it (``mptcp 12 capable``); callers
-    that print ``[bad opt]`` themselves should use ``render_mptcp``.  *verbose* is
-    unused: print-mptcp.c prints the same at every -v level.
-    """
-    text, ok = render_mptcp(option, flags, addr)
-    return text if ok else None

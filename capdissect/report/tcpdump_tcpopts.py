@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from capdissect.report.frame import Cut
-from capdissect.report.tcpdump_mptcp import format_mptcp
+from capdissect.report.tcpdump_mptcp import AddressNamer, render_mptcp
 
 BAD: Final = "bad"  # print-tcp.c "goto bad": [bad opt]
 TRUNC: Final = "trunc"  # "goto trunc": [|tcp]
@@ -53,7 +53,7 @@ FIXED: Final[dict[int, tuple[int, Callable[[bytes], str]]]] = {
 class _Walk:
     """The cursor of tcpdump's option loop: where we are, header bytes left, capture end."""
 
-    __slots__ = ("buf", "end", "left", "out", "pos")
+    __slots__ = ("buf", "end", "left", "out", "pos", "proto")
 
     def __init__(self, buf: bytes, pos: int, left: int, end: int, out: list[str]) -> None:
         self.buf = buf
@@ -61,6 +61,8 @@ class _Walk:
         self.left = left
         self.end = end
         self.out = out
+        # tcpdump's ndo_protocol: after an MPTCP option, truncation says [|mptcp].
+        self.proto = "tcp"
 
     def need(self, n: int) -> str | None:
         """print-tcp.c LENCHECK: *n* data bytes must fit the header, then the capture."""
@@ -73,7 +75,7 @@ class _Walk:
     def byte(self) -> int:
         """A GET_U_1 read: past the capture, tcpdump jumps out of the whole packet."""
         if self.pos >= self.end:
-            raise Cut("tcp")
+            raise Cut(self.proto)
         value = self.buf[self.pos]
         self.pos += 1
         return value
@@ -89,10 +91,11 @@ class _Walk:
 
 
 def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, flags: int,
-                  sack_base: int, verbose: int) -> bool:
+                  sack_base: int, addr: AddressNamer) -> bool:
     """Append ``, options [...]``; False when tcpdump stopped printing the segment there.
 
-    *sack_base* is the sequence base SACK blocks are printed relative to (0 with -S).
+    *sack_base* is the sequence base SACK blocks are printed relative to (0 with -S);
+    *addr* names the addresses MPTCP's ADD_ADDR carries.
     """
     out.append(", options [")
     walk = _Walk(buf, pos, length, end, out)
@@ -105,14 +108,14 @@ def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, f
         else:
             opt_len = walk.byte()
             if opt_len < 2 or opt_len > walk.left:
-                return _stop(out, BAD, sep)
+                return _stop(walk, BAD, sep)
             walk.left -= 1
         walk.left -= 1
         name = NAMES.get(kind)
         out.append(name if name is not None else f"unknown-{kind}")
-        datalen, status = _option_data(walk, kind, opt_len, flags, sack_base, verbose)
+        datalen, status = _option_data(walk, kind, opt_len, flags, sack_base, addr)
         if status:
-            return _stop(out, status, sep)
+            return _stop(walk, status, sep)
         walk.pos += datalen
         walk.left -= datalen
         if datalen + (1 if kind in (0, 1) else 2) != opt_len:
@@ -124,20 +127,21 @@ def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, f
     return True
 
 
-def _stop(out: list[str], status: str, sep: str) -> bool:
+def _stop(walk: _Walk, status: str, sep: str) -> bool:
+    out = walk.out
     if status == BAD:
         out.append("[bad opt]")
         if sep:
             out.append("]")
     else:
-        out.append(" [|tcp]")
+        out.append(f" [|{walk.proto}]")
         if sep:
             out.append(">")
     return False
 
 
 def _option_data(walk: _Walk, kind: int, opt_len: int, flags: int, sack_base: int,
-                 verbose: int) -> tuple[int, str | None]:
+                 addr: AddressNamer) -> tuple[int, str | None]:
     """Print one option's data; return how much data tcpdump consumed and any problem."""
     out = walk.out
     buf = walk.buf
@@ -159,12 +163,10 @@ def _option_data(walk: _Walk, kind: int, opt_len: int, flags: int, sack_base: in
         status = walk.need(datalen)
         if status:
             return datalen, status
-        option = buf[walk.pos - 2 : walk.pos + datalen]
-        text = format_mptcp(option, flags, verbose)
-        if text is None:
-            return datalen, BAD
+        walk.proto = "mptcp"
+        text, accepted = render_mptcp(buf[walk.pos - 2 : walk.pos + datalen], flags, addr)
         out.append(text)
-        return datalen, None
+        return datalen, None if accepted else BAD
     if kind in (34, 254):
         status = walk.need(datalen)
         if status:

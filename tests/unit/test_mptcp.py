@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from capdissect.dissect import mptcp as mp
-from capdissect.report.tcpdump_mptcp import format_mptcp, render_mptcp
+from capdissect.report.tcpdump_mptcp import render_mptcp
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SYNACK = SYN | ACK
@@ -135,7 +135,6 @@ def test_other_subtypes() -> None:
 )
 def test_tcpdump_text(option: bytes, flags: int, text: str) -> None:
     assert render_mptcp(option, flags) == (text, True)
-    assert format_mptcp(option, flags, 0) == text
 
 
 @pytest.mark.parametrize(
@@ -164,7 +163,6 @@ def test_tcpdump_text(option: bytes, flags: int, text: str) -> None:
 )
 def test_tcpdump_rejects(option: bytes, flags: int, text: str) -> None:
     assert render_mptcp(option, flags) == (text, False)
-    assert format_mptcp(option, flags, 0) is None
 
 
 def test_add_addr_uses_the_namer() -> None:
