@@ -41,10 +41,13 @@ class TcpHeader(NamedTuple):
         return self.offset + self.hdr_len
 
 
-def parse_tcp(buf: bytes, offset: int, end: int | None = None) -> TcpHeader:
+def parse_tcp(buf: bytes, offset: int, end: int | None = None,
+              with_options: bool = True) -> TcpHeader:
     """Decode the TCP header at *offset*; raise Truncated if the fixed 20 bytes are not there.
 
-    *end* is where the captured data ends (default: the end of *buf*).
+    *end* is where the captured data ends (default: the end of *buf*).  A caller that
+    reads the option bytes itself (the tcpdump printer) passes ``with_options=False``
+    and gets NO_OPTIONS.
     """
     caplen = len(buf) if end is None else end
     if caplen - offset < 20:
@@ -52,7 +55,9 @@ def parse_tcp(buf: bytes, offset: int, end: int | None = None) -> TcpHeader:
     sport, dport, seq, ack, off_flags, win, cksum, urg = _TCP.unpack_from(buf, offset)
     hdr_len = (off_flags >> 12) * 4
     options = (
-        parse_options(buf, offset + 20, offset + hdr_len, caplen) if hdr_len > 20 else NO_OPTIONS
+        parse_options(buf, offset + 20, offset + hdr_len, caplen)
+        if hdr_len > 20 and with_options
+        else NO_OPTIONS
     )
     return TcpHeader(
         offset, sport, dport, seq, ack, hdr_len, off_flags & 0x1FF, win, cksum, urg, options

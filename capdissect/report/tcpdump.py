@@ -793,7 +793,7 @@ class TcpdumpPrinter:
                                        self.names.tcp_port(dport)))
             out.append(" [|tcp]")
             return
-        tcp = parse_tcp(buf, off, end)
+        tcp = parse_tcp(buf, off, end, with_options=False)  # print_options walks them
         out.append(self._endpoints(ip, 6, self.names.tcp_port(tcp.src_port),
                                    self.names.tcp_port(tcp.dst_port)))
         hlen = tcp.hdr_len
