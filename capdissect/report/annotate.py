@@ -1,0 +1,147 @@
+"""The annotation lines ``read`` prints under each packet: what the tracker saw, in words.
+
+Each line names one thing: the segment's phase and role (``handshake 1/3 SYN``), an
+endpoint's state change (``client 127.0.0.1.48496: SYN_SENT -> ESTABLISHED``), a
+crossing or anomaly, an analysis finding, UDP's lack of state, the datagram an ICMP
+error answers, and (once, with -v) why checksums on loopback print as incorrect.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Final
+
+from capdissect.dissect.checksum import pseudo_sum, verify
+from capdissect.dissect.stack import Packet
+from capdissect.dissect.tcp import TcpHeader
+from capdissect.dissect.udp import UdpHeader
+from capdissect.track.tcp import Event, TcpConnection, Update
+from capdissect.track.tracker import IcmpUpdate, Tracker, UdpUpdate
+from capdissect.track.udp import Endpoint
+
+LOOPBACK_NOTE: Final = (
+    "checksum: 'incorrect' on loopback is expected: the kernel leaves checksums to the "
+    "network card (offload), and loopback has none, so the data is not corrupt"
+)
+_HANDSHAKE_STEPS: Final = {"SYN": "1/3", "SYN-ACK": "2/3", "ACK": "3/3"}
+
+
+def address(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def dotted(ep: Endpoint) -> str:
+    """An endpoint the way tcpdump prints it: 127.0.0.1.30002, ::1.30002."""
+    return f"{address(ep[0])}.{ep[1]}"
+
+
+class Annotator:
+    """Feeds a Tracker and words what each packet did.
+
+    With *checksums* (tcpdump's -v prints them) the loopback checksum note is given once,
+    at the first packet it explains.
+    """
+
+    def __init__(self, tracker: Tracker | None = None, checksums: bool = False) -> None:
+        self.tracker = tracker or Tracker(keep_events=False)
+        self._checksum_note = checksums
+
+    def annotate(self, frame: int, pkt: Packet) -> list[str]:
+        seen = self.tracker.feed(frame, pkt)
+        self.tracker.drain()  # read reports packets, not flows: let finished ones go
+        notes: list[str] = []
+        if isinstance(seen, Update):
+            notes += _tcp_lines(seen)
+            if isinstance(pkt.transport, TcpHeader):
+                self._note_checksum(pkt, 6, pkt.transport.offset, notes)
+        elif isinstance(seen, UdpUpdate):
+            notes.append(_udp_line(seen))
+            if isinstance(pkt.transport, UdpHeader) and pkt.transport.checksum:
+                self._note_checksum(pkt, 17, pkt.transport.offset, notes)
+        elif isinstance(seen, IcmpUpdate):
+            notes.append(_icmp_line(seen))
+        elif pkt.fragment:
+            notes.append("fragment: a later piece of a fragmented datagram")
+        elif pkt.error is not None:
+            notes.append(f"damaged: {pkt.error}")
+        return notes
+
+    def _note_checksum(self, pkt: Packet, proto: int, offset: int, notes: list[str]) -> None:
+        if self._checksum_note and _loopback(pkt) and not _checksum_ok(pkt, proto, offset):
+            notes.append(LOOPBACK_NOTE)
+            self._checksum_note = False
+
+
+def _tcp_lines(update: Update) -> list[str]:
+    conn, event = update.connection, update.event
+    lines = [_phase_line(conn, event)]
+    for change in event.changes:
+        ep = conn.endpoint(change.role)
+        before = change.before.value if change.before is not None else "?"
+        lines.append(f"{change.role} {dotted((ep.addr, ep.port))}: {before} -> "
+                     f"{change.after.value}")
+    lines += update.notes
+    lines += [f"{finding.name.replace('_', ' ')}: {finding.why}" for finding in event.analysis]
+    return lines
+
+
+def _phase_line(conn: TcpConnection, event: Event) -> str:
+    who = event.sender
+    label = event.label
+    if event.phase == "handshake":
+        step = "" if conn.crossed_syns else f" {_HANDSHAKE_STEPS.get(label, '')}".rstrip()
+        meaning = {
+            "SYN": f"the {who} asks to open a connection (a SYN takes one sequence number)",
+            "SYN-ACK": f"the {who} accepts and sends its own SYN",
+            "ACK": f"the {who} acknowledges the SYN: the connection is established",
+        }[label]
+        return f"handshake{step} {label}: {meaning}"
+    if event.phase == "reset":
+        return f"reset: the {who} aborts the connection with RST"
+    if label == "FIN":
+        extra = f" after {event.length} bytes of data" if event.length else ""
+        return (f"teardown FIN: the {who} has no more data to send{extra} "
+                "(a FIN takes one sequence number)")
+    if label == "data":
+        return f"data: {event.length} bytes from the {who}"
+    if event.phase == "teardown":
+        return f"teardown ACK: the {who} acknowledges up to {event.ack}"
+    return f"ack: the {who} acknowledges data up to {event.ack}"
+
+
+def _udp_line(update: UdpUpdate) -> str:
+    conv, datagram = update.conversation, update.datagram
+    text = f"udp: {datagram.length} bytes, datagram {conv.datagrams} of conversation {conv.id}"
+    if update.new:
+        text += "; UDP has no handshake and no connection state"
+    return text
+
+
+def _icmp_line(update: IcmpUpdate) -> str:
+    if update.quoted is None:
+        return f"icmp: {update.kind}"
+    src, dst = update.quoted
+    text = f"icmp: {update.kind} for the UDP datagram {dotted(src)} > {dotted(dst)}"
+    if update.kind == "port unreachable":
+        text += f": nothing listens on port {dst[1]}"
+    if update.conversation is not None:
+        text += f" (conversation {update.conversation.id})"
+    return text
+
+
+def _loopback(pkt: Packet) -> bool:
+    src = pkt.ip.src if pkt.ip is not None else b""
+    return src[:1] == b"\x7f" if len(src) == 4 else src == b"\0" * 15 + b"\1"
+
+
+def _checksum_ok(pkt: Packet, proto: int, offset: int) -> bool:
+    ip = pkt.ip
+    if ip is None:
+        return True
+    data = pkt.raw.data
+    length = pkt.payload_offset + pkt.payload_len - offset
+    if offset + length > len(data):
+        return True  # not all captured: nothing to say
+    initial = pseudo_sum(ip.src, ip.dst, proto, length)
+    return verify(data[offset : offset + length], initial) == 0
+

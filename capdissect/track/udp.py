@@ -1,0 +1,132 @@
+"""UDP conversations, and the ICMP errors that answer them.
+
+UDP has no handshake and no state: a conversation is just the datagrams exchanged
+between two endpoints.  An ICMP or ICMPv6 "port unreachable" quotes the datagram it
+answers; linking the two is what tells a learner why a UDP client got nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+Endpoint = tuple[bytes, int]
+
+
+class Datagram(NamedTuple):
+    frame: int
+    ts: float
+    sender: str  # "a" (the first sender) or "b"
+    length: int
+
+
+class Unreachable(NamedTuple):
+    """An ICMP error quoting a datagram of the conversation."""
+
+    frame: int
+    ts: float
+    reporter: bytes  # the address that sent the ICMP error
+    quoted_frame: int | None  # the datagram it answers, when it was captured
+
+
+@dataclass(slots=True)
+class UdpConversation:
+    id: int
+    a: Endpoint  # the first sender
+    b: Endpoint
+    first_ts: float
+    last_ts: float = 0.0
+    datagrams: int = 0
+    payload: int = 0
+    sent: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    unreachable: list[Unreachable] = field(default_factory=list)
+    events: list[Datagram] = field(default_factory=list)
+    # The last datagram sent a -> b, per destination, for linking ICMP errors.
+    last_frame: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def conn_state(self) -> str:
+        """Zeek's conn_state for UDP: SF when both sides sent, S0 when only one did."""
+        return "SF" if self.sent["a"] and self.sent["b"] else "S0"
+
+    @property
+    def icmp_unreachable(self) -> int:
+        return len(self.unreachable)
+
+
+def _key(x: Endpoint, y: Endpoint) -> tuple[Endpoint, Endpoint]:
+    return (x, y) if x <= y else (y, x)
+
+
+class UdpTracker:
+    """Consumes UDP datagrams and ICMP errors in capture order."""
+
+    def __init__(self, ids: Iterator[int] | None = None, keep_events: bool = True,
+                 linger: float = 120.0, max_open: int = 50_000) -> None:
+        self.ids = ids if ids is not None else itertools.count(1)
+        self.keep_events = keep_events
+        self.linger = linger
+        self.max_open = max_open
+        self.evicted = 0
+        self.unmatched_unreachable = 0
+        self._open: OrderedDict[tuple[Endpoint, Endpoint], UdpConversation] = OrderedDict()
+        self._done: list[UdpConversation] = []
+
+    def feed(self, frame: int, ts: float, src: Endpoint, dst: Endpoint,
+             length: int) -> tuple[UdpConversation, Datagram, bool]:
+        key = _key(src, dst)
+        conv = self._open.get(key)
+        new = conv is None
+        if conv is None:
+            if len(self._open) >= self.max_open:
+                self.evicted += 1
+                self._retire(next(iter(self._open)))
+            conv = UdpConversation(next(self.ids), src, dst, ts)
+            self._open[key] = conv
+        else:
+            self._open.move_to_end(key)
+        sender = "a" if conv.a == src else "b"
+        conv.datagrams += 1
+        conv.payload += length
+        conv.sent[sender] += 1
+        conv.last_ts = ts
+        conv.last_frame[sender] = frame
+        datagram = Datagram(frame, ts, sender, length)
+        if self.keep_events:
+            conv.events.append(datagram)
+        self._expire(ts)
+        return conv, datagram, new
+
+    def unreachable(self, frame: int, ts: float, reporter: bytes, quoted_src: Endpoint,
+                    quoted_dst: Endpoint) -> UdpConversation | None:
+        """Link an ICMP port unreachable to the conversation of the datagram it quotes."""
+        conv = self._open.get(_key(quoted_src, quoted_dst))
+        if conv is None:
+            self.unmatched_unreachable += 1
+            return None
+        sender = "a" if conv.a == quoted_src else "b"
+        conv.unreachable.append(Unreachable(frame, ts, reporter, conv.last_frame.get(sender)))
+        conv.last_ts = ts
+        return conv
+
+    def _expire(self, now: float) -> None:
+        while self._open:
+            key, conv = next(iter(self._open.items()))
+            if now - conv.last_ts < self.linger:
+                return
+            self._retire(key)
+
+    def _retire(self, key: tuple[Endpoint, Endpoint]) -> None:
+        self._done.append(self._open.pop(key))
+
+    def drain(self) -> list[UdpConversation]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> list[UdpConversation]:
+        for key in list(self._open):
+            self._retire(key)
+        return self.drain()
