@@ -24,6 +24,7 @@ from typing import Final, NamedTuple
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import IPv6Header
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
+from capdissect.track.analysis import TcpAnalyzer
 from capdissect.track.states import FINISHED, Seen, TcpState, next_state
 
 S = TcpState
@@ -239,6 +240,7 @@ class TcpTracker:
         self.linger = linger
         self.max_open = max_open
         self.evicted = 0
+        self.analyzer = TcpAnalyzer()
         self._open: OrderedDict[Key, TcpConnection] = OrderedDict()
         self._done: list[TcpConnection] = []
 
@@ -314,6 +316,9 @@ class TcpTracker:
         me = conn.endpoint(role)
         peer = conn.endpoint(SERVER if role == CLIENT else CLIENT)
         before = {id(me): me.state, id(peer): peer.state}
+        findings = self.analyzer.segment(conn, me, peer, seg, length, ts)
+        for finding in findings:
+            conn.analysis_counts[finding.name] = conn.analysis_counts.get(finding.name, 0) + 1
         upper = role == CLIENT
         self._history(conn, me, flags, length, upper)
         self._completeness(conn, flags, length)
@@ -346,7 +351,7 @@ class TcpTracker:
         after = (conn.client.state, conn.server.state)
         rel_ack = peer.rel(ack) if flags & ACK else None
         return Event(frame, ts, role, flag_string(flags), me.rel(seq), rel_ack, length, phase,
-                     label, after, changes, ())
+                     label, after, changes, findings)
 
     def _transitions(self, conn: TcpConnection, role: str, me: Endpoint, peer: Endpoint,
                      flags: int, seq: int, ack: int, length: int,
