@@ -7,21 +7,28 @@ network and hang offline, so names come only from /etc/hosts and /etc/services.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
 
-def _hosts(path: Path) -> dict[bytes, str]:
-    table: dict[bytes, str] = {}
+def _entries(path: Path) -> Iterator[list[str]]:
+    """The fields of each entry of a /etc table (hosts, services, ethers): at least two,
+    comments dropped.  A missing or unreadable file has no entries."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
-        return table
+        return
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
-        if len(fields) < 2:
-            continue
+        if len(fields) >= 2:
+            yield fields
+
+
+def _hosts(path: Path) -> dict[bytes, str]:
+    table: dict[bytes, str] = {}
+    for fields in _entries(path):
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
                 packed = socket.inet_pton(family, fields[0])
@@ -33,14 +40,7 @@ def _hosts(path: Path) -> dict[bytes, str]:
 
 def _services(path: Path) -> dict[tuple[str, int], str]:
     table: dict[tuple[str, int], str] = {}
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return table
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
-        if len(fields) < 2 or "/" not in fields[1]:
-            continue
+    for fields in _entries(path):
         port, _, proto = fields[1].partition("/")
         if port.isdigit():
             table.setdefault((proto, int(port)), fields[0])
@@ -211,14 +211,7 @@ PROTOCOL_KEYWORDS: Final = {
 def _ethers(path: Path) -> dict[bytes, str]:
     """/etc/ethers: "MAC name" lines, as ether_ntohost(3) reads them."""
     table: dict[bytes, str] = {}
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return table
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
-        if len(fields) < 2:
-            continue
+    for fields in _entries(path):
         try:
             packed = bytes(int(part, 16) for part in fields[0].split(":"))
         except ValueError:

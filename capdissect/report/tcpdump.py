@@ -569,29 +569,15 @@ class TcpdumpPrinter:
         buf = frame.buf
         out = frame.out
         v = self.opts.v
-        length = end - start
-        if length == 0:
+        if start == end:
             return True
-        i = 0
-        while i < length:
-            kind = buf[start + i]
-            if kind == 0:
-                optlen = 1
-            elif i + 1 < length:
-                optlen = buf[start + i + 1] + 2
-            else:
-                return False
-            if i + optlen > length:
-                return False
-            left = length - i
-            p = start + i
+        options, whole = _ip6_tlvs(buf, start, end - start)
+        for kind, p, optlen in options:
+            left = end - p
             if kind == 0:
                 if v:
                     out.append("(pad1)")
             elif kind == 1:
-                if left < 2:
-                    out.append("(padn: trunc)")
-                    return False
                 if v:
                     out.append("(padn)")
             elif kind == 0x05:
@@ -638,13 +624,10 @@ class TcpdumpPrinter:
                     if buf[p + 1] > 16 and not self._ip6_sub_options(frame, p + 18, optlen - 18):
                         return False
                     out.append(")")
-            else:
-                if left < 2:
-                    out.append(f"(type {kind}: trunc)")
-                    return False
-                if v:
-                    out.append(f"(opt_type 0x{kind:02x}: len={buf[p + 1]})")
-            i += optlen
+            elif v:
+                out.append(f"(opt_type 0x{kind:02x}: len={buf[p + 1]})")
+        if not whole:
+            return False
         if v:
             out.append(" ")
         return True
@@ -653,25 +636,15 @@ class TcpdumpPrinter:
         """print-ip6opts.c ip6_sopt_print (sub-options of the Home Address option)."""
         buf = frame.buf
         out = frame.out
-        i = 0
-        while i < length:
-            kind = buf[start + i]
-            if kind == 0:
-                optlen = 1
-            elif i + 1 < length:
-                optlen = buf[start + i + 1] + 2
-            else:
-                return False
-            if i + optlen > length:
-                return False
+        options, whole = _ip6_tlvs(buf, start, length)
+        for kind, p, _ in options:
             if kind == 0:
                 out.append(", pad1")
             elif kind == 1:
                 out.append(", padn")
             else:
-                out.append(f", sopt_type 0x{kind:02x}: len={buf[start + i + 1]}")
-            i += optlen
-        return True
+                out.append(f", sopt_type 0x{kind:02x}: len={buf[p + 1]}")
+        return whole
 
     def _frag6(self, frame: Frame, pos: int, end: int, ip6: IPv6Header) -> int:
         """print-frag6.c: the length tcpdump prints is computed in size_t, so it wraps."""
@@ -961,6 +934,26 @@ class TcpdumpPrinter:
 
 
 _PORTS: Final = struct.Struct("!HH")
+
+
+def _ip6_tlvs(buf: bytes, start: int, length: int) -> tuple[list[tuple[int, int, int]], bool]:
+    """The (kind, offset, length) of each whole option in an IPv6 option area (RFC 8200
+    §4.2: Pad1 is one byte, every other option a TLV), and whether the area ended cleanly."""
+    options: list[tuple[int, int, int]] = []
+    i = 0
+    while i < length:
+        kind = buf[start + i]
+        if kind == 0:
+            optlen = 1
+        elif i + 1 < length:
+            optlen = buf[start + i + 1] + 2
+        else:
+            return options, False
+        if i + optlen > length:
+            return options, False
+        options.append((kind, start + i, optlen))
+        i += optlen
+    return options, True
 
 
 def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
