@@ -195,8 +195,14 @@ class TcpdumpPrinter:
             out.append("unsupported: 802.3/LLC frame")
             return
         if not self.opts.e:
-            name = ETHERTYPE_NAMES.get(etype, "Unknown")
-            out.append(f"ethertype {name} (0x{etype:04x}), length {pkt.wire_len}: ")
+            # An undecoded type: tcpdump shows the link header it skipped without -e.
+            if lt == linkmod.LINUX_SLL:
+                self._link_e(frame, pkt, link)
+            else:
+                if lt == linkmod.EN10MB:
+                    out.append(f"{self.names.mac(link.src)} > {self.names.mac(link.dst)}, ")
+                name = ETHERTYPE_NAMES.get(etype, "Unknown")
+                out.append(f"ethertype {name} (0x{etype:04x}), length {pkt.wire_len}: ")
         self._default_print(frame, pkt.data[link.hdr_len :])
 
     def _default_print(self, frame: Frame, data: bytes) -> None:
