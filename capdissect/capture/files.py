@@ -24,7 +24,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 class CaptureFile:
-    """An open capture: ``linktype``/``snaplen`` of the first interface, iterate for packets."""
+    """An open capture: ``linktype``/``snaplen`` of the first interface, iterate for packets.
+
+    ``big_endian`` is the byte order the file was written in (of its first section).
+    """
 
     def __init__(self, stream: BinaryIO, name: str, owned: bool) -> None:
         self.name = name
@@ -46,11 +49,13 @@ class CaptureFile:
                 self._pcapng = PcapngReader(reader)
                 first = self._pcapng.first_interface
                 self.format = "pcapng"
+                self.big_endian = self._pcapng.order == ">"
                 self.linktype = first.linktype if first else 1
                 self.snaplen = first.snaplen if first else 0
             elif is_pcap(head):
                 self._pcap = PcapHeader(reader.take(24))
                 self.format = "pcap"
+                self.big_endian = self._pcap.big_endian
                 self.linktype = self._pcap.linktype
                 self.snaplen = self._pcap.snaplen
             else:

@@ -57,32 +57,44 @@ def is_pcap(head: bytes) -> bool:
 
 
 def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:
-    """Yield every whole record; raise TruncatedFile after the last whole one."""
-    rec = struct.Struct((">" if header.big_endian else "<") + "IIII")
-    unpack = rec.unpack
-    take = reader.take
+    """Yield every whole record; raise TruncatedFile after the last whole one.
+
+    Records are unpacked in place in the reader's buffer: this loop runs once per packet
+    of every file, and slicing each 16-byte header cost a tenth of ``read``.
+    """
+    unpack = struct.Struct((">" if header.big_endian else "<") + "IIII").unpack_from
     linktype = header.linktype
     scale = 1 if header.nanosecond else 1000
     # libpcap (sf-pcap.c) cuts a record longer than the file's snapshot length down to
     # it, and takes the largest snapshot length when the header's is 0 or absurd.
     snaplen = header.snaplen if 0 < header.snaplen <= MAX_RECORD else MAX_RECORD
+    buf, pos = reader.window(None, _REC_HDR_LEN)
+    size = len(buf)
     while True:
-        hdr = take(_REC_HDR_LEN)
-        if len(hdr) < _REC_HDR_LEN:
-            if hdr:
-                raise TruncatedFile(
-                    "record header", reader.offset - len(hdr), _REC_HDR_LEN, len(hdr)
-                )
-            return
-        sec, frac, caplen, wire_len = unpack(hdr)
+        if size - pos < _REC_HDR_LEN:
+            buf, pos = reader.window(pos, _REC_HDR_LEN)
+            size = len(buf)
+            if size - pos < _REC_HDR_LEN:
+                if size > pos:
+                    raise TruncatedFile("record header", reader.offset, _REC_HDR_LEN,
+                                        size - pos)
+                return
+        sec, frac, caplen, wire_len = unpack(buf, pos)
         if caplen > MAX_RECORD:
+            reader.window(pos, 0)
             raise CaptureError(
-                f"bogus pcap record at byte {reader.offset - _REC_HDR_LEN}: "
+                f"bogus pcap record at byte {reader.offset}: "
                 f"captured length {caplen} is larger than {MAX_RECORD}"
             )
-        data = take(caplen)
-        if len(data) < caplen:
-            raise TruncatedFile("packet data", reader.offset - len(data), caplen, len(data))
-        if caplen > snaplen:
-            data = data[:snaplen]
+        end = pos + _REC_HDR_LEN + caplen
+        if end > size:
+            buf, pos = reader.window(pos, _REC_HDR_LEN + caplen)
+            size = len(buf)
+            end = pos + _REC_HDR_LEN + caplen
+            if end > size:
+                raise TruncatedFile("packet data", reader.offset + _REC_HDR_LEN, caplen,
+                                    size - pos - _REC_HDR_LEN)
+        data = buf[pos + _REC_HDR_LEN : end if caplen <= snaplen else
+                   pos + _REC_HDR_LEN + snaplen]
+        pos = end
         yield RawPacket(sec, frac * scale, linktype, wire_len, data)

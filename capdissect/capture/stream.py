@@ -41,6 +41,17 @@ class ChunkReader:
         self._pos += len(piece)
         return piece
 
+    def window(self, pos: int | None, n: int) -> tuple[bytes, int]:
+        """Move to *pos* in the current buffer (None: stay) and make at least *n* bytes
+        visible from there (fewer at the end of the stream); return the buffer and the
+        position in it.  The pcap reader unpacks records in place this way.
+        """
+        if pos is not None:
+            self._pos = pos
+        if self._pos + n > len(self._buf):
+            self._fill(n)
+        return self._buf, self._pos
+
     @property
     def offset(self) -> int:
         """Offset in the stream of the next byte ``take`` returns."""
