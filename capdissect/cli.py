@@ -58,6 +58,14 @@ def main_options(
 @app.command()
 def read(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    expression: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="A tcpdump filter expression, e.g. 'tcp and port 30002' (several words "
+            "are joined with spaces, as tcpdump does). Put -- before it if it starts with -.",
+            show_default=False,
+        ),
+    ] = None,
     n: Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses and ports "
                                    "to names (-nn as in tcpdump).")] = 0,
     v: Annotated[int, typer.Option("-v", count=True, help="More detail: IP header fields, "
@@ -71,7 +79,8 @@ def read(
     K: Annotated[bool, typer.Option("-K", help="Don't verify checksums.")] = False,
     t: Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t none, -tt "
                                    "epoch, -ttt delta, -tttt date, -ttttt since first.")] = 0,
-    count: Annotated[int | None, typer.Option("-c", help="Stop after N packets.")] = None,
+    count: Annotated[int | None, typer.Option("-c", help="Stop after N packets (that pass "
+                                              "the filter).")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output, "
                                         "without capdissect's annotation lines.")] = False,
 ) -> None:
@@ -83,9 +92,25 @@ def read(
 
       capdissect read trace.pcapng --plain -nn -v -X
 
+      capdissect read trace.pcap -nn 'tcp and port 30002'
+
+      capdissect read trace.pcap -c 5 'tcp[tcpflags] & tcp-syn != 0'
+
       tcpdump -i lo -w - port 30002 | capdissect read - -n
     """
-    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
+    # tcpdump joins the words after the options into one expression (copy_argv).
+    joined = " ".join(expression or ()).strip() or None
+    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain,
+                          expression=joined)
+    # tcpdump rejects these as user errors (one line, exit 1), before reading anything.
+    problem = None
+    if count is not None and count < 1:
+        problem = f"invalid packet count {count}"
+    elif t > 5:
+        problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(1)
     with cli_errors():
         write = sys.stdout.write
         for line in read_lines(path, options, banner=_banner):

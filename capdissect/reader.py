@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capdissect.capture.files import open_capture
+from capdissect.capture.filter import PacketFilter
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import decode
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
@@ -32,8 +33,9 @@ class ReadOptions:
     S: bool = False
     K: bool = False
     t: int = 0
-    count: int | None = None
+    count: int | None = None  # stop after this many packets that pass the filter
     plain: bool = False
+    expression: str | None = None  # a tcpdump filter expression (libpcap's language)
 
     def printing(self) -> PrintOptions:
         return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
@@ -59,11 +61,24 @@ def read_lines(
                    f"snapshot length {capture.snaplen}")
             if capture.linktype == LINUX_SLL2:
                 banner("Warning: interface names might be incorrect")
+        # Compile for the first link type before any packet, so that a bad expression
+        # is reported before output, as tcpdump does; other link types compile lazily.
+        keep = None
+        if options.expression:
+            packet_filter = PacketFilter(options.expression, capture.snaplen,
+                                         capture.big_endian)
+            packet_filter.program(capture.linktype)
+            keep = packet_filter.matches
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
         fmt = printer.format
         annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         limit = options.count
+        shown = 0
         for number, pkt in enumerate(capture, 1):
+            # tcpdump never sees a packet the filter rejects: the printer's state (relative
+            # sequence numbers, -ttt's previous packet) and -c only count those that pass.
+            if keep is not None and not keep(pkt):
+                continue
             try:
                 text = fmt(pkt)
                 if annotate is not None:
@@ -74,5 +89,6 @@ def read_lines(
                 text = (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: "
                         f"{exc}); please report it with the capture]")
             yield text
-            if limit is not None and number >= limit:
+            shown += 1
+            if limit is not None and shown >= limit:
                 return

@@ -28,6 +28,7 @@ This is the IO/ctypes edge; per packet only ``PacketFilter.matches`` runs.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import struct
 import tempfile
@@ -109,7 +110,7 @@ def _libpcap() -> _Libpcap:
     if not _LOADED:
         try:
             # Lazy: libpcap (and this part of scapy) is loaded only when a filter is given.
-            from scapy.libs import winpcapy
+            winpcapy = importlib.import_module("scapy.libs.winpcapy")
         except (ImportError, OSError) as exc:
             raise CaptureError(
                 f"filter expressions need libpcap, which cannot be loaded ({exc}); "
