@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from capdissect import __version__
+from capdissect import __version__, analyze
 from capdissect.errors import CapdissectError
 from capdissect.reader import ReadOptions, read_lines
 
@@ -94,7 +94,7 @@ def read(
 
       capdissect read trace.pcap -nn 'tcp and port 30002'
 
-      capdissect read trace.pcap -c 5 'tcp[tcpflags] & tcp-syn != 0'
+      capdissect read trace.pcap -c 5 'tcp\\[tcpflags] & tcp-syn != 0'
 
       tcpdump -i lo -w - port 30002 | capdissect read - -n
     """
@@ -122,6 +122,98 @@ def read(
 def _banner(text: str) -> None:
     """tcpdump's "reading from file" line goes to stderr, so stdout stays the packets."""
     typer.echo(text, err=True)
+
+
+# ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
+def _write(pieces: Iterator[str]) -> None:
+    write = sys.stdout.write
+    for piece in pieces:
+        write(piece)
+    sys.stdout.flush()
+
+
+def _at_most_one(**chosen: bool | int | str | None) -> None:
+    given = [f"--{name}" for name, value in chosen.items() if value not in (None, False)]
+    if len(given) > 1:
+        raise typer.BadParameter(f"{' and '.join(given)} cannot be used together")
+
+
+@app.command()
+def timeline(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    conn: Annotated[int | None, typer.Option("--conn", help="Only connection (or UDP "
+                                             "conversation) N, as numbered by flows.")] = None,
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="A Mermaid sequenceDiagram per "
+                                          "flow instead of text.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object with every segment "
+                                       "(SPEC section 4).")] = False,
+) -> None:
+    """Ladder diagrams: an arrow per segment between client and server, with their states.
+
+    Examples:
+
+      capdissect timeline captures/tcp-basic.pcap
+
+      capdissect timeline trace.pcap --conn 3 --mermaid > conn3.mmd
+
+      capdissect timeline trace.pcap --json | jq '.tcp[0].events[0]'
+    """
+    _at_most_one(mermaid=mermaid, json=json)
+    with cli_errors():
+        _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
+                                conn))
+
+
+@app.command()
+def flows(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    json: Annotated[bool, typer.Option("--json", help="One JSON object (SPEC section 4), "
+                                       "a flow per line.")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+) -> None:
+    """One row per TCP connection and UDP conversation: who, how much, how it opened and closed.
+
+    Examples:
+
+      capdissect flows captures/tcp-basic.pcap
+
+      capdissect flows trace.pcapng --csv > flows.csv
+
+      capdissect flows trace.pcap --json | jq '.tcp[] | select(.close == "reset")'
+    """
+    _at_most_one(json=json, csv=csv)
+    with cli_errors():
+        _write(analyze.flows(path, "json" if json else "csv" if csv else "table"))
+
+
+@app.command()
+def sockets(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    at: Annotated[str | None, typer.Option("--at", metavar="TIME", help="The table at TIME: "
+                                           "seconds since the first packet (0.25), a Unix "
+                                           "time or an ISO date and time.")] = None,
+    after: Annotated[int | None, typer.Option("--after", metavar="FRAME", help="The table "
+                                              "after packet FRAME (1 is the first).")] = None,
+    every: Annotated[bool, typer.Option("--every", help="A table after each packet that "
+                                        "changes a socket's state.")] = False,
+) -> None:
+    """What netstat -tanu would have shown: each socket's state, rebuilt from the capture.
+
+    Without --at, --after or --every: the table at the end of the capture.
+
+    Examples:
+
+      capdissect sockets captures/tcp-basic.pcap --every
+
+      capdissect sockets trace.pcap --after 3
+
+      capdissect sockets trace.pcap --at 0.5
+    """
+    _at_most_one(at=at, after=after, every=every)
+    if after is not None and after < 1:
+        raise typer.BadParameter("frames count from 1", param_hint="--after")
+    with cli_errors():
+        _write(analyze.sockets(path, at=at, after=after, every=every))
 
 
 def main() -> None:
