@@ -1,0 +1,102 @@
+"""``timeline``, ``flows`` and ``sockets`` on a capture file: open, decode, track, report.
+
+This is the IO edge those commands share (the CLI and the Python API call it): it opens
+the file, decodes each packet and feeds the tracker in one streaming pass; the reports
+themselves (capdissect/report/) are pure.  Each function yields the output as text
+pieces that end in newlines, ready to write.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Final, Literal
+
+from capdissect import __version__
+from capdissect.capture.files import open_capture
+from capdissect.dissect.stack import Packet, decode
+from capdissect.errors import CapdissectError
+from capdissect.report import flows as flows_report
+from capdissect.report import sockets as sockets_report
+from capdissect.report import timeline as timeline_report
+from capdissect.report.document import json_document
+from capdissect.report.flowstream import End, Finished, Step, Totals, finished, track
+from capdissect.track.tracker import Tracker
+
+SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON kept in memory up to this, then a temp file
+
+FlowsFormat = Literal["table", "csv", "json"]
+TimelineFormat = Literal["text", "mermaid", "json"]
+
+
+class NoSuchFlow(CapdissectError):
+    def __init__(self, flow_id: int, name: str, flows: int) -> None:
+        super().__init__(f"{name}: no connection or conversation {flow_id} "
+                         f"(the capture has {flows})")
+
+
+def decoded(path: str | Path) -> Iterator[Packet]:
+    """Every packet of the capture at *path* (``-`` for stdin), decoded."""
+    with open_capture(path) as capture:
+        for raw in capture:
+            yield decode(raw)
+
+
+def steps(path: str | Path) -> Iterator[Step | End]:
+    """The tracker's view of *path*, packet by packet (events are not kept: reports that
+    need them log them compactly themselves)."""
+    return track(decoded(path), Tracker(keep_events=False))
+
+
+def _spool() -> IO[str]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+",
+                                         encoding="utf-8")
+
+
+def _lines(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        yield line + "\n"
+
+
+def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
+    """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation."""
+    totals = Totals()
+    done = finished(steps(path), totals)
+    if fmt == "json":
+        return json_document(done, str(path), __version__, totals, events=False,
+                             spool=_spool)
+    if fmt == "csv":
+        return flows_report.csv_lines(done)
+    return _lines(flows_report.table_lines(done))
+
+
+def timeline(path: str | Path, fmt: TimelineFormat = "text",
+             conn: int | None = None) -> Iterator[str]:
+    """``capdissect timeline``: ladder diagrams (text, Mermaid) or SPEC §4 JSON with events."""
+    totals = Totals()
+    done = _selected(finished(steps(path), totals, events=True, only=conn), conn, path, totals)
+    if fmt == "json":
+        return json_document(done, str(path), __version__, totals, events=True, spool=_spool)
+    if fmt == "mermaid":
+        return _lines(timeline_report.mermaid_lines(done))
+    return _lines(timeline_report.text_lines(done, totals))
+
+
+def _selected(done: Iterator[Finished], conn: int | None, path: str | Path,
+              totals: Totals) -> Iterator[Finished]:
+    """*done*, and with ``--conn N`` an error if N never came."""
+    found = False
+    for item in done:
+        found = True
+        yield item
+    if conn is not None and not found:
+        raise NoSuchFlow(conn, str(path), totals.flows)
+
+
+def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
+            every: bool = False) -> Iterator[str]:
+    """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
+    if every:
+        return _lines(sockets_report.every_lines(steps(path)))
+    return _lines(sockets_report.snapshot_lines(steps(path), at=at, after=after))

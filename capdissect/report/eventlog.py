@@ -1,0 +1,194 @@
+"""The events of each open flow, packed small, for timelines of any length.
+
+``timeline`` draws every segment of a connection, so it must remember them until the
+connection is over.  The tracker's own ``keep_events`` holds one ``Event`` tuple per
+segment (about 350 bytes with its floats, ints and strings); a long-lived connection of
+the benchmark capture has 100,000 segments, and several run at once.  Here each segment
+is one 38-byte struct record in a per-flow ``bytearray``; the rare segments that change a
+state, carry an analysis finding or a note are kept whole beside it, keyed by position.
+Replaying a finished flow decodes the records lazily, so a report streams even a huge
+diagram.
+
+The tracker swaps client and server when it recognises a simultaneous open; records
+logged before the swap keep a bit saying which endpoint was the client then, and are
+swapped back on replay.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+from capdissect.track.states import TcpState
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
+from capdissect.track.tracker import UdpUpdate
+from capdissect.track.udp import Datagram, Endpoint, UdpConversation, Unreachable
+
+# frame, ts, seq, ack, length, flags, phase, label, sender, client state, server state, bits
+_TCP: Final = struct.Struct("<QdIIIHHHBBBB")
+# frame, ts, length, sender
+_UDP: Final = struct.Struct("<QdIB")
+
+_STATES: Final = tuple(TcpState)
+_STATE_INDEX: Final = {state: i for i, state in enumerate(_STATES)}
+_NO_STATE: Final = 255
+_NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA = 1, 2, 4, 8
+_MAX_STRINGS: Final = 65535  # flag strings (at most 257), phases, labels
+
+
+class Segment(NamedTuple):
+    """One TCP segment of a timeline: the tracker's event and its plain-language notes."""
+
+    event: Event
+    notes: tuple[str, ...]
+
+    @property
+    def frame(self) -> int:
+        return self.event.frame
+
+    @property
+    def ts(self) -> float:
+        return self.event.ts
+
+
+TimelineItem = Segment | Datagram | Unreachable
+
+
+@dataclass(slots=True)
+class _FlowLog:
+    data: bytearray = field(default_factory=bytearray)
+    count: int = 0
+    first_client: Endpoint | None = None  # the client when the first segment was logged
+    extra: dict[int, Segment] = field(default_factory=dict)  # segments kept whole
+
+
+class Replay:
+    """The logged items of one finished flow; iterable any number of times."""
+
+    def __init__(self, log: _FlowLog, strings: list[str], swap: bool,
+                 unreachable: tuple[Unreachable, ...] = (), udp: bool = False) -> None:
+        self._log = log
+        self._strings = strings
+        self._swap = swap  # the flow's client is not the one first logged
+        self._unreachable = unreachable
+        self._udp = udp
+
+    def __len__(self) -> int:
+        return self._log.count + len(self._unreachable)
+
+    def __iter__(self) -> Iterator[TimelineItem]:
+        if self._udp:
+            # Datagrams and the ICMP errors that answer them, in capture order.
+            return heapq.merge(self._datagrams(), self._unreachable, key=lambda x: x.frame)
+        return iter(self._segments())
+
+    def _datagrams(self) -> Iterator[Datagram]:
+        data = self._log.data
+        for offset in range(0, len(data), _UDP.size):
+            frame, ts, length, sender = _UDP.unpack_from(data, offset)
+            yield Datagram(frame, ts, "b" if sender else "a", length)
+
+    def _segments(self) -> Iterator[Segment]:
+        log, strings = self._log, self._strings
+        data = log.data
+        for i in range(log.count):
+            (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
+             bits) = _TCP.unpack_from(data, i * _TCP.size)
+            if bits & _HAS_EXTRA:
+                event, notes = log.extra[i]
+            else:
+                event = Event(frame, ts, SERVER if sender else CLIENT, strings[flags],
+                              None if bits & _NO_SEQ else seq, None if bits & _NO_ACK else ack,
+                              length, strings[phase], strings[label],
+                              (_state(state_c), _state(state_s)), (), ())
+                notes = ()
+            if self._swap == bool(bits & _WAS_FIRST_CLIENT):
+                event = _swapped(event)
+            yield Segment(event, notes)
+
+
+class EventLog:
+    """Logs each flow's items as the tracker reports them; ``take`` hands them out once.
+
+    *only* limits logging to one flow id (``timeline --conn N``): the others cost nothing.
+    """
+
+    def __init__(self, only: int | None = None) -> None:
+        self.only = only
+        self._logs: dict[int, _FlowLog] = {}
+        self._strings: list[str] = []
+        self._string_index: dict[str, int] = {}
+
+    def tcp(self, update: Update) -> None:
+        conn, event = update.connection, update.event
+        if self.only is not None and conn.id != self.only:
+            return
+        log = self._logs.get(conn.id)
+        if log is None:
+            log = self._logs[conn.id] = _FlowLog()
+        client = (conn.client.addr, conn.client.port)
+        if log.first_client is None:
+            log.first_client = client
+        bits = _WAS_FIRST_CLIENT if client == log.first_client else 0
+        if event.seq is None:
+            bits |= _NO_SEQ
+        if event.ack is None:
+            bits |= _NO_ACK
+        if event.changes or event.analysis or update.notes:
+            bits |= _HAS_EXTRA
+            log.extra[log.count] = Segment(event, update.notes)
+        log.data += _TCP.pack(
+            event.frame, event.ts, event.seq or 0, event.ack or 0, event.length,
+            self._intern(event.flags), self._intern(event.phase), self._intern(event.label),
+            event.sender == SERVER, _index(event.states[0]), _index(event.states[1]), bits)
+        log.count += 1
+
+    def udp(self, update: UdpUpdate) -> None:
+        conv, datagram = update.conversation, update.datagram
+        if self.only is not None and conv.id != self.only:
+            return
+        log = self._logs.get(conv.id)
+        if log is None:
+            log = self._logs[conv.id] = _FlowLog()
+        log.data += _UDP.pack(datagram.frame, datagram.ts, datagram.length,
+                              datagram.sender == "b")
+        log.count += 1
+
+    def take(self, flow: TcpConnection | UdpConversation) -> Replay:
+        """The items of *flow*, now finished; the log forgets them."""
+        log = self._logs.pop(flow.id, None) or _FlowLog()
+        if isinstance(flow, UdpConversation):
+            return Replay(log, self._strings, False, tuple(flow.unreachable), udp=True)
+        client = (flow.client.addr, flow.client.port)
+        swap = log.first_client is not None and client != log.first_client
+        return Replay(log, self._strings, swap)
+
+    def _intern(self, text: str) -> int:
+        index = self._string_index.get(text)
+        if index is None:
+            if len(self._strings) >= _MAX_STRINGS:
+                raise ValueError(f"too many distinct labels to pack: {text!r}")
+            index = self._string_index[text] = len(self._strings)
+            self._strings.append(text)
+        return index
+
+
+def _index(state: TcpState | None) -> int:
+    return _NO_STATE if state is None else _STATE_INDEX[state]
+
+
+def _state(index: int) -> TcpState | None:
+    return None if index == _NO_STATE else _STATES[index]
+
+
+def _other(role: str) -> str:
+    return SERVER if role == CLIENT else CLIENT
+
+
+def _swapped(event: Event) -> Event:
+    changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
+    return event._replace(sender=_other(event.sender), states=event.states[::-1],
+                          changes=changes)

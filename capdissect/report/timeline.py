@@ -1,0 +1,325 @@
+"""``timeline``: a ladder diagram per TCP connection and UDP conversation (SPEC §3.3).
+
+Text: two lifelines, the client on the left and the server on the right.  Each segment
+is an arrow in its direction, labelled the way tcpdump words it (flags, relative
+seq/ack, length) with its phase beside the server's lifeline; where an endpoint's state
+changes, its new state is boxed on its lifeline (``[SYN_SENT]``).  Frame numbers are
+the packet's position in the file and times count from the capture's first packet, so
+they match ``read -ttttt``.  Findings and the tracker's remarks go under their arrow.
+UDP has "no state" lifelines, and an ICMP port unreachable is drawn as a dotted arrow
+back to the sender of the datagram it answers.
+
+Mermaid: one ``sequenceDiagram`` per flow.  Every text taken from a flow goes through
+``mermaid_text``, which turns any character outside a small safe set into Mermaid's
+``#NN;`` entity, so nothing can end a statement or open markup.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from capdissect.report.eventlog import Segment, TimelineItem
+from capdissect.report.flowjson import endpoint
+from capdissect.report.flowstream import Finished, Totals
+from capdissect.report.textsafe import clean
+from capdissect.track.states import TcpState
+from capdissect.track.tcp import CLIENT, Event, TcpConnection
+from capdissect.track.udp import Datagram, UdpConversation, Unreachable
+
+MIN_INNER: Final = 44  # columns between the lifelines
+_BOX_MAX: Final = max(len(s.value) for s in TcpState) + 2
+
+
+# ----- labels ---------------------------------------------------------------------------
+def segment_label(event: Event) -> str:
+    """``S seq 0``, ``S. seq 0 ack 1``, ``P. 1:12 ack 1 (11 bytes)``, ``. ack 12``."""
+    parts = [event.flags]
+    seq = event.seq
+    if seq is not None:
+        if event.length:
+            parts.append(f"{seq}:{(seq + event.length) % (1 << 32)}")
+        elif event.flags != ".":  # a bare ACK: tcpdump too shows only its ack
+            parts.append(f"seq {seq}")
+    if event.ack is not None:
+        parts.append(f"ack {event.ack}")
+    if event.length:
+        parts.append(f"({event.length} byte{'s' if event.length != 1 else ''})")
+    return " ".join(parts)
+
+
+def phase_note(event: Event) -> str:
+    """``handshake SYN``, ``data``, ``teardown ACK``: the phase and, if it adds, the label."""
+    if event.label.lower() == event.phase:
+        return event.phase
+    return f"{event.phase} {event.label}"
+
+
+def _datagram_label(length: int) -> str:
+    return f"{length} byte{'s' if length != 1 else ''}"
+
+
+# ----- text ladder ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    frame_w: int
+    time_w: int
+    inner: int
+
+    @property
+    def left(self) -> int:
+        """Column of the left lifeline."""
+        return self.frame_w + 2 + self.time_w + 3
+
+    @property
+    def right(self) -> int:
+        return self.left + self.inner + 1
+
+    def gutter(self, frame: int | None = None, rel: float | None = None) -> str:
+        if frame is None or rel is None:
+            return " " * self.left
+        return f"{frame:>{self.frame_w}}  {rel:>{self.time_w}.6f}   "
+
+    def arrow(self, label: str, rightward: bool, dotted: bool = False) -> str:
+        text = f" {label} "
+        line = "." if dotted else "-"
+        dashes = max(self.inner - len(text) - 1, 4)
+        left = dashes // 2
+        body = line * left + text + line * (dashes - left)
+        return "|" + (body + ">" if rightward else "<" + body) + "|"
+
+    def boxes(self, client: str | None, server: str | None) -> str:
+        """A row of the two lifelines with a state box on either (or both)."""
+        cells = [" "] * (self.inner + 2)
+        cells[0] = cells[-1] = "|"
+        if client is not None:
+            box = f"[{client}]"
+            cells[0 : len(box)] = box
+        if server is not None:
+            box = f"[{server}]"
+            cells[len(cells) - len(box) :] = box
+        return "".join(cells).rstrip()
+
+    def inside(self, text: str) -> str:
+        """A remark between the lifelines (the right one dropped if it does not fit)."""
+        body = f"  {text}"
+        if len(body) <= self.inner:
+            return "|" + body.ljust(self.inner) + "|"
+        return "|" + body
+
+    def header(self, left: str, right: str) -> str:
+        pad = max(self.inner + 2 - len(left) - len(right), 1)
+        head = "frame".rjust(self.frame_w) + "  " + "time".rjust(self.time_w) + "   "
+        return head + left + " " * pad + right
+
+
+def _layout(items: Iterable[TimelineItem], first_ts: float, labels: tuple[str, str]) -> _Layout:
+    """Column widths from one pass over the flow's items."""
+    frame_w, time_w, label_w = 5, 8, 0
+    for item in items:
+        frame_w = max(frame_w, len(str(item.frame)))
+        time_w = max(time_w, len(f"{item.ts - first_ts:.6f}"))
+        if isinstance(item, Segment):
+            label_w = max(label_w, len(segment_label(item.event)))
+    inner = max(MIN_INNER, label_w + 10, len(labels[0]) + len(labels[1]) + 6,
+                2 * _BOX_MAX + 2)
+    return _Layout(frame_w, time_w, inner)
+
+
+def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
+    """The ladder diagrams of *flows*, one line at a time, safe for a terminal."""
+    count = 0
+    for item in flows:
+        if count:
+            yield ""
+        count += 1
+        first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
+        if isinstance(item.flow, TcpConnection):
+            lines = _tcp_ladder(item.flow, item.events, first_ts)
+        else:
+            lines = _udp_ladder(item.flow, item.events, first_ts)
+        for line in lines:
+            yield clean(line)
+    if not count:
+        yield "no TCP connections or UDP conversations"
+
+
+def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
+                first_ts: float) -> Iterator[str]:
+    c, s = conn.client, conn.server
+    client, server = endpoint((c.addr, c.port)), endpoint((s.addr, s.port))
+    closer = f" by the {conn.closer}" if conn.closer in ("client", "server") else (
+        " by both at once" if conn.closer == "both" else "")
+    yield f"TCP connection {conn.id}: client {client}, server {server}"
+    yield (f"open {conn.open}, close {conn.close}{closer}; {conn.packets} packets in "
+           f"{max(conn.last_ts - conn.first_ts, 0.0):.6f} s; payload {c.payload} bytes from "
+           f"the client, {s.payload} from the server")
+    yield (f"Zeek conn_state {conn.conn_state}, history {conn.history or '-'}; Wireshark "
+           f"completeness {conn.completeness}")
+    yield ""
+    labels = (f"client {client}", f"server {server}")
+    layout = _layout(items, first_ts, labels)
+    yield layout.header(*labels)
+    first = True
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
+        event = item.event
+        if first:
+            yield layout.gutter() + layout.boxes(*_initial_states(event))
+            first = False
+        note = phase_note(event)
+        yield (layout.gutter(event.frame, event.ts - first_ts)
+               + layout.arrow(segment_label(event), event.sender == CLIENT) + "  " + note)
+        for finding in event.analysis:
+            yield layout.gutter() + layout.inside(f"! {finding.name}: {finding.why}")
+        for remark in item.notes:
+            yield layout.gutter() + layout.inside(f"* {remark}")
+        if event.changes:
+            changed = {change.role: change.after.value for change in event.changes}
+            yield layout.gutter() + layout.boxes(changed.get("client"), changed.get("server"))
+    if first:
+        yield "(no segments were logged for this connection)"
+    yield ""
+    yield f"client {client}: {_path(c.path)}"
+    yield f"server {server}: {_path(s.path)}"
+    for anomaly in conn.anomalies:
+        yield f"anomaly: {anomaly}"
+
+
+def _initial_states(event: Event) -> tuple[str, str]:
+    """Each endpoint's state before the first segment: a change's "before", else unchanged."""
+    before = {change.role: change.before for change in event.changes}
+    states = []
+    for role, after in zip(("client", "server"), event.states, strict=True):
+        state = before.get(role, after)
+        states.append(state.value if state is not None else "?")
+    return states[0], states[1]
+
+
+def _path(path: list[TcpState]) -> str:
+    return " -> ".join(state.value for state in path) or "-"
+
+
+def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
+                first_ts: float) -> Iterator[str]:
+    a, b = endpoint(conv.a), endpoint(conv.b)
+    yield f"UDP conversation {conv.id}: {a} <-> {b}"
+    unreachable = (f"; {conv.icmp_unreachable} ICMP port unreachable"
+                   if conv.icmp_unreachable else "")
+    yield (f"{conv.datagrams} datagrams, {conv.payload} bytes of payload in "
+           f"{max(conv.last_ts - conv.first_ts, 0.0):.6f} s; Zeek conn_state "
+           f"{conv.conn_state}{unreachable}")
+    yield "UDP has no handshake, no connection and no states: each datagram stands alone."
+    yield ""
+    layout = _layout(items, first_ts, (a, b))
+    yield layout.header(a, b)
+    yield layout.gutter() + _no_state(layout)
+    last = {"a": 0, "b": 0}  # the last datagram each side sent, to aim ICMP errors
+    for item in items:
+        rel = item.ts - first_ts
+        if isinstance(item, Datagram):
+            last[item.sender] = item.frame
+            yield (layout.gutter(item.frame, rel)
+                   + layout.arrow(_datagram_label(item.length), item.sender == "a")
+                   + "  datagram")
+        elif isinstance(item, Unreachable):
+            to_a = _icmp_goes_to_a(conv, item, last)
+            answers = (f"answers frame {item.quoted_frame}" if item.quoted_frame is not None
+                       else "answers a datagram not captured")
+            port = conv.b[1] if to_a else conv.a[1]
+            yield (layout.gutter(item.frame, rel)
+                   + layout.arrow("ICMP port unreachable", not to_a, dotted=True)
+                   + f"  {answers}: nothing listens on port {port}")
+
+
+def _no_state(layout: _Layout) -> str:
+    cells = list("|" + " " * layout.inner + "|")
+    cells[0 : len("(no state)")] = "(no state)"
+    cells[len(cells) - len("(no state)") :] = "(no state)"
+    return "".join(cells)
+
+
+def _icmp_goes_to_a(conv: UdpConversation, item: Unreachable, last: dict[str, int]) -> bool:
+    """An ICMP error goes back to the sender of the datagram it quotes."""
+    if item.quoted_frame is not None and item.quoted_frame == last["b"] != last["a"]:
+        return False
+    if item.quoted_frame is not None and item.quoted_frame == last["a"]:
+        return True
+    # Not matched by frame: the reporter is the host the datagram went to.
+    return not (item.reporter == conv.a[0] and item.reporter != conv.b[0])
+
+
+# ----- Mermaid --------------------------------------------------------------------------
+_MERMAID_SAFE: Final = frozenset(string.ascii_letters + string.digits + " .,:_()/-+='")
+
+
+def mermaid_text(text: str) -> str:
+    """*text* with every character outside a small safe set as a Mermaid entity (#59;)."""
+    return "".join(ch if ch in _MERMAID_SAFE else f"#{ord(ch)};" for ch in text)
+
+
+def mermaid_lines(flows: Iterable[Finished]) -> Iterator[str]:
+    """One ``sequenceDiagram`` per flow, separated by a blank line."""
+    count = 0
+    for item in flows:
+        if count:
+            yield ""
+        count += 1
+        if isinstance(item.flow, TcpConnection):
+            yield from _tcp_mermaid(item.flow, item.events)
+        else:
+            yield from _udp_mermaid(item.flow, item.events)
+    if not count:
+        yield "%% no TCP connections or UDP conversations"
+
+
+def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator[str]:
+    c, s = conn.client, conn.server
+    m = mermaid_text
+    yield "sequenceDiagram"
+    yield f"    %% TCP connection {conn.id}"
+    yield f"    participant C as {m('client ' + endpoint((c.addr, c.port)))}"
+    yield f"    participant S as {m('server ' + endpoint((s.addr, s.port)))}"
+    first = True
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
+        event = item.event
+        if first:
+            client, server = _initial_states(event)
+            yield f"    Note over C: {m(client)}"
+            yield f"    Note over S: {m(server)}"
+            first = False
+        arrow = "C->>S" if event.sender == CLIENT else "S->>C"
+        label = f"{event.frame} {segment_label(event)} ({phase_note(event)})"
+        yield f"    {arrow}: {m(label)}"
+        for finding in event.analysis:
+            yield f"    Note over C,S: {m(f'{finding.name}: {finding.why}')}"
+        for remark in item.notes:
+            yield f"    Note over C,S: {m(remark)}"
+        for change in event.changes:
+            who = "C" if change.role == CLIENT else "S"
+            yield f"    Note over {who}: {m(change.after.value)}"
+
+
+def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterator[str]:
+    m = mermaid_text
+    yield "sequenceDiagram"
+    yield f"    %% UDP conversation {conv.id}"
+    yield f"    participant A as {m(endpoint(conv.a))}"
+    yield f"    participant B as {m(endpoint(conv.b))}"
+    yield "    Note over A,B: UDP: no handshake, no connection state"
+    last = {"a": 0, "b": 0}
+    for item in items:
+        if isinstance(item, Datagram):
+            last[item.sender] = item.frame
+            arrow = "A->>B" if item.sender == "a" else "B->>A"
+            yield f"    {arrow}: {m(f'{item.frame} {_datagram_label(item.length)}')}"
+        elif isinstance(item, Unreachable):
+            arrow = "B-->>A" if _icmp_goes_to_a(conv, item, last) else "A-->>B"
+            answers = (f" (answers frame {item.quoted_frame})"
+                       if item.quoted_frame is not None else "")
+            yield f"    {arrow}: {m(f'{item.frame} ICMP port unreachable{answers}')}"
