@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Final, Literal
 
 from capdissect import __version__
-from capdissect.capture.files import open_capture
+from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError
 from capdissect.report import flows as flows_report
@@ -37,8 +37,16 @@ class NoSuchFlow(CapdissectError):
 
 
 def decoded(path: str | Path) -> Iterator[Packet]:
-    """Every packet of the capture at *path* (``-`` for stdin), decoded."""
-    with open_capture(path) as capture:
+    """Every packet of the capture at *path* (``-`` for stdin), decoded.
+
+    The file is opened now, not at the first packet, so that a file that is not a
+    capture fails before a command prints anything (no half-written JSON).
+    """
+    return _decode_all(open_capture(path))
+
+
+def _decode_all(capture: CaptureFile) -> Iterator[Packet]:
+    with capture:
         for raw in capture:
             yield decode(raw)
 

@@ -186,3 +186,12 @@ def test_not_a_capture_is_a_capdissect_error(tmp_path: Path, fmt: str) -> None:
     bad.write_bytes(b"not a capture at all")
     with pytest.raises(CapdissectError):
         run(analyze.flows(bad, fmt))  # type: ignore[arg-type]
+
+
+def test_a_bad_file_fails_before_any_output(tmp_path: Path) -> None:
+    from capdissect.errors import CapdissectError
+
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    with pytest.raises(CapdissectError, match="not a pcap or pcapng"):
+        analyze.flows(bad, "json")  # raises on the call: nothing was yielded yet
