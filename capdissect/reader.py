@@ -15,8 +15,8 @@ from capdissect.capture.files import open_capture
 from capdissect.capture.filter import PacketFilter
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import decode
+from capdissect.report.annotate import Annotator
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
-from capdissect.track.basics import Annotator
 
 # Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
 # strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.
@@ -82,7 +82,7 @@ def read_lines(
             try:
                 text = fmt(pkt)
                 if annotate is not None:
-                    notes = annotate(decode(pkt))
+                    notes = annotate(number, decode(pkt))
                     if notes:
                         text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
             except Exception as exc:  # a bug of ours must not end the run or hide packets

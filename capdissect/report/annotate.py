@@ -104,9 +104,13 @@ def _phase_line(conn: TcpConnection, event: Event) -> str:
                 "(a FIN takes one sequence number)")
     if label == "data":
         return f"data: {event.length} bytes from the {who}"
+    other = "server" if who == "client" else "client"
+    if event.phase == "teardown" and any(c.role == other for c in event.changes):
+        return f"teardown ACK: the {who} acknowledges the {other}'s FIN (ack {event.ack})"
     if event.phase == "teardown":
         return f"teardown ACK: the {who} acknowledges up to {event.ack}"
-    return f"ack: the {who} acknowledges data up to {event.ack}"
+    return (f"ack: the {who} has received everything before byte {event.ack} "
+            "(ack = the next byte it expects)")
 
 
 def _udp_line(update: UdpUpdate) -> str:
