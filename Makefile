@@ -20,20 +20,26 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # tcpdump is the reference the conformance tests compare with; tshark is the second capture
-# backend.  Installed only if missing, only as root, without questions (the debconf answer
-# keeps dumpcap non-setuid, Debian's default).
+# backend; ip (iproute2) and nft (nftables) make the network namespace of the simultaneous
+# open/close scenarios.  Installed only if missing, only as root, without questions (the
+# debconf answer keeps dumpcap non-setuid, Debian's default).  sbin is searched too: a
+# user's PATH may lack it, where ip and nft live.
+TOOL_PACKAGES := tcpdump tshark nftables iproute2
 tools:
-	@if command -v tcpdump >/dev/null 2>&1 && command -v tshark >/dev/null 2>&1; then \
+	@missing=; for t in tcpdump tshark nft ip; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; \
+	done; \
+	if [ -z "$$missing" ]; then \
 	  exit 0; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing tcpdump and tshark with apt-get"; \
+	  echo "missing:$$missing; installing $(TOOL_PACKAGES) with apt-get"; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" \
 	    | debconf-set-selections 2>/dev/null || true; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get install -y -q --no-install-recommends tcpdump tshark \
-	    || { apt-get update -q && apt-get install -y -q --no-install-recommends tcpdump tshark; }; \
+	  apt-get install -y -q --no-install-recommends $(TOOL_PACKAGES) \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends $(TOOL_PACKAGES); }; \
 	else \
-	  echo "warning: tcpdump/tshark missing and not root: tests that need them are skipped" >&2; \
+	  echo "warning:$$missing missing and not root: tests that need them are skipped" >&2; \
 	fi
 
 lint: install

@@ -1,11 +1,13 @@
-"""Remake the sample captures in this folder from real loopback traffic.
+"""Remake the sample captures in this folder: one per lesson scenario, from real traffic.
 
-    sudo .venv/bin/python captures/make_samples.py
+    sudo .venv/bin/python captures/make_samples.py                 # all of them
+    sudo .venv/bin/python captures/make_samples.py tcp-reset ...   # only these
 
-tcp-basic.pcap: the TCP lesson (server on 127.0.0.1:30002 sends "who are you", the client
-sends "hello world" and closes first).  udp-basic.pcap: one UDP request and reply on
-127.0.0.1:10001.  Both are captured by tcpdump on lo while capdissect.demo.traffic drives
-the sockets.  Needs root and tcpdump.
+Each file is made by capdissect.demo.scenarios.run_scenario over IPv4 on the lesson's
+ports (TCP 30002, UDP 10001): tcpdump on lo captures while the scenario drives the
+sockets, and the capture must pass the scenario's own shape check (up to 3 attempts)
+before it replaces the file here.  The two simultaneous scenarios run in a network
+namespace that is created and deleted for them.  Needs root, tcpdump, iproute2, nftables.
 """
 
 from __future__ import annotations
@@ -14,52 +16,36 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # the repository root: capdissect and tests.livecap
+sys.path.insert(0, str(HERE.parent))  # the repository root, for an uninstalled checkout
 
-from capdissect.demo.traffic import tcp_lesson, udp_exchange  # noqa: E402
-from tests.livecap import TcpdumpCapture  # noqa: E402
-
-TCP_PORT = 30002
-UDP_PORT = 10001
-ATTEMPTS = 3
-
-
-def make(out: Path, bpf_filter: str, traffic: Callable[[], None], expect: set[int]) -> int:
-    """Capture *traffic* into *out*; retry (bounded) until the packet count is as expected."""
-    count = 0
-    for attempt in range(1, ATTEMPTS + 1):
-        with tempfile.TemporaryDirectory(prefix="capdissect-samples-") as tmp:
-            path = Path(tmp) / out.name  # .pcap name: tcpdump's AppArmor profile allows it
-            with TcpdumpCapture(path, bpf_filter) as cap:
-                traffic()
-                count = cap.stop(expect_packets=max(expect))
-            if count in expect:
-                shutil.copyfile(path, out)
-                return count
-        print(f"{out.name}: attempt {attempt} captured {count} packets, want {sorted(expect)}")
-    raise SystemExit(f"{out.name}: no clean capture after {ATTEMPTS} attempts")
+from capdissect.demo.errors import DemoUnavailable, ScenarioError  # noqa: E402
+from capdissect.demo.scenarios import SCENARIOS, run_scenario  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="SCENARIO",
+                        help=f"which captures to remake (default: all of {', '.join(SCENARIOS)})")
     parser.add_argument("--out-dir", type=Path, default=HERE)
     args = parser.parse_args()
+    names: list[str] = args.names or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}")
     out_dir: Path = args.out_dir
-    host = "127.0.0.1"
-    n = make(
-        out_dir / "tcp-basic.pcap", f"tcp port {TCP_PORT}",
-        lambda: tcp_lesson(host, TCP_PORT), {10, 11},
-    )  # fmt: skip
-    print(f"tcp-basic.pcap: {n} packets")
-    n = make(
-        out_dir / "udp-basic.pcap", f"udp port {UDP_PORT}",
-        lambda: udp_exchange(host, UDP_PORT), {2},
-    )  # fmt: skip
-    print(f"udp-basic.pcap: {n} packets")
+    for name in names:
+        # A temporary file first: a failed run must not clobber the good capture.
+        with tempfile.TemporaryDirectory(prefix="capdissect-samples-") as tmp:
+            path = Path(tmp) / f"{name}.pcap"  # .pcap: tcpdump's AppArmor profile allows it
+            try:
+                run = run_scenario(name, path, family=4)
+            except (DemoUnavailable, ScenarioError) as exc:
+                raise SystemExit(f"{name}: {exc}") from None
+            shutil.copyfile(path, out_dir / path.name)
+        print(f"{name}.pcap: {run.packets} packets (attempt {run.attempts}): {run.shape}")
 
 
 if __name__ == "__main__":

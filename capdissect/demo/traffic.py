@@ -26,7 +26,7 @@ SERVER_CLOSE_DELAY_S: Final = 0.2
 _MAX_READ: Final = 4096
 
 
-def _loopback_family(host: str) -> socket.AddressFamily:
+def loopback_family(host: str) -> socket.AddressFamily:
     """Return the address family of *host*, a literal loopback address."""
     try:
         address = ipaddress.ip_address(host)
@@ -37,7 +37,7 @@ def _loopback_family(host: str) -> socket.AddressFamily:
     return socket.AF_INET if address.version == 4 else socket.AF_INET6
 
 
-class _Worker(threading.Thread):
+class Worker(threading.Thread):
     """A thread that keeps the exception its target raised, for the caller to re-raise."""
 
     def __init__(self, name: str, target: Callable[[], None]) -> None:
@@ -60,7 +60,7 @@ class _Worker(threading.Thread):
             raise self.error
 
 
-def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+def recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     """Read exactly *size* bytes (each recv has the socket's timeout; the loop a deadline)."""
     chunks: list[bytes] = []
     got = 0
@@ -77,7 +77,7 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_until_eof(sock: socket.socket, deadline: float, limit: int = _MAX_READ) -> bytes:
+def recv_until_eof(sock: socket.socket, deadline: float, limit: int = _MAX_READ) -> bytes:
     """Read until the peer's FIN, at most *limit* bytes, before *deadline*."""
     chunks: list[bytes] = []
     got = 0
@@ -108,7 +108,7 @@ def tcp_lesson(
     server closes *close_delay_s* after it read EOF.  On the wire: handshake (S, S., .),
     two data segments with their ACKs, then FIN / ACK / FIN / ACK: 10 or 11 segments.
     """
-    family = _loopback_family(host)
+    family = loopback_family(host)
     with socket.socket(family, socket.SOCK_STREAM) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.settimeout(timeout_s)
@@ -121,19 +121,19 @@ def tcp_lesson(
             with conn:
                 conn.settimeout(timeout_s)
                 conn.sendall(LESSON_SERVER_DATA)
-                received = _recv_until_eof(conn, deadline)
+                received = recv_until_eof(conn, deadline)
                 if received != LESSON_CLIENT_DATA:
                     raise ConnectionError(f"server received {received!r}")
                 time.sleep(close_delay_s)
 
-        server = _Worker("tcp-lesson-server", serve)
+        server = Worker("tcp-lesson-server", serve)
         server.start()
         try:
             with socket.socket(family, socket.SOCK_STREAM) as client:
                 client.settimeout(timeout_s)
                 client.connect((host, port))
                 client.sendall(LESSON_CLIENT_DATA)
-                reply = _recv_exactly(client, len(LESSON_SERVER_DATA), deadline)
+                reply = recv_exactly(client, len(LESSON_SERVER_DATA), deadline)
                 if reply != LESSON_SERVER_DATA:
                     raise ConnectionError(f"client received {reply!r}")
             # leaving the block closed the client first: its FIN starts the teardown
@@ -153,7 +153,7 @@ def udp_exchange(
 ) -> None:
     """One UDP request and reply on *host*:*port*: the client ``sendto``s *request*, the
     server ``recvfrom``s it and answers *reply* to the address it came from."""
-    family = _loopback_family(host)
+    family = loopback_family(host)
     with socket.socket(family, socket.SOCK_DGRAM) as server_sock:
         server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server_sock.settimeout(timeout_s)
@@ -165,7 +165,7 @@ def udp_exchange(
                 raise ConnectionError(f"server received {data!r}")
             server_sock.sendto(reply, peer)
 
-        server = _Worker("udp-exchange-server", serve)
+        server = Worker("udp-exchange-server", serve)
         server.start()
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as client:
