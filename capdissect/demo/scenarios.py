@@ -40,7 +40,7 @@ from typing import Final, NamedTuple, NoReturn
 from capdissect.capture import open_capture
 from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.netns import Drop, Namespace
-from capdissect.demo.tcpdump import Tcpdump
+from capdissect.demo.tcpdump import TcpdumpCapture
 from capdissect.demo.traffic import (
     LESSON_CLIENT_DATA,
     LESSON_SERVER_DATA,
@@ -727,7 +727,7 @@ def capture_here(name: str, out: Path, family: int, ports: Ports,
     """Capture scenario *name* in this process's namespace; return the packets written."""
     scenario = get_scenario(name)
     out.unlink(missing_ok=True)
-    with Tcpdump(out, scenario.bpf(ports)) as cap:
+    with TcpdumpCapture(out, scenario.bpf(ports)) as cap:
         try:
             scenario.drive(HOSTS[family], ports, timeout_s)
         except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
