@@ -5,21 +5,412 @@ returns the findings Wireshark would flag on it, each with the numbers that met 
 rule (SPEC §4): retransmission, fast_retransmission, spurious_retransmission,
 out_of_order, lost_segment, ack_lost_segment, duplicate_ack, zero_window,
 zero_window_probe, window_update, window_full, keep_alive, reused_ports.
+
+The reference is Wireshark 4.0 (the tshark tests/test_analysis_vs_tshark.py compares
+with) with its default preferences: sequence analysis on, relative sequence numbers,
+fast retransmission checked before out-of-order, and window scaling "not known" unless
+the SYNs show it.  Without the SYNs the shift is unknown, so window_full, whose edge
+needs it, is never reported; zero_window needs no scaling and still is.  The rules,
+their order and the way one stops the others are Wireshark's: the User's Guide
+summarises them (ChAdvTCPAnalysis), packet-tcp.c is the fine print.  A segment is at
+most one of retransmission, fast retransmission, spurious retransmission and
+out-of-order (tshark shows the retransmission item beside the fast and the spurious
+kind; that item is not repeated here).
+
+What Wireshark remembers per direction (tcp_flow_t) is a ``Flow``; the two flows and the
+handshake round-trip time are a ``ConnectionAnalysis``, kept on the connection record
+(``TcpConnection.analysis_state``), so the memory goes when the tracker forgets the
+connection.  That is also where this differs from Wireshark, which never forgets: a
+connection the tracker retired (quiet for its linger time, or evicted) starts afresh,
+and a SYN reusing its ports is not flagged reused_ports.  Not followed: MPTCP's
+tolerance of duplicate ACKs that carry new MPTCP options.  Pure: no IO.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from capdissect.dissect.tcp import ACK, FIN, RST, SYN
+from capdissect.dissect.tcp_options import WSCALE
 
 if TYPE_CHECKING:
     from capdissect.dissect.tcp import TcpHeader
-    from capdissect.track.tcp import Endpoint, Finding, TcpConnection
+    from capdissect.dissect.tcp_options import Options
+    from capdissect.track.tcp import Endpoint, TcpConnection
+
+MOD: Final = 1 << 32
+HALF: Final = 1 << 31
+
+RETRANSMISSION: Final = "retransmission"
+FAST_RETRANSMISSION: Final = "fast_retransmission"
+SPURIOUS_RETRANSMISSION: Final = "spurious_retransmission"
+OUT_OF_ORDER: Final = "out_of_order"
+LOST_SEGMENT: Final = "lost_segment"
+ACK_LOST_SEGMENT: Final = "ack_lost_segment"
+DUPLICATE_ACK: Final = "duplicate_ack"
+ZERO_WINDOW: Final = "zero_window"
+ZERO_WINDOW_PROBE: Final = "zero_window_probe"
+WINDOW_UPDATE: Final = "window_update"
+WINDOW_FULL: Final = "window_full"
+KEEP_ALIVE: Final = "keep_alive"
+REUSED_PORTS: Final = "reused_ports"
+
+NAMES: Final = (RETRANSMISSION, FAST_RETRANSMISSION, SPURIOUS_RETRANSMISSION, OUT_OF_ORDER,
+                LOST_SEGMENT, ACK_LOST_SEGMENT, DUPLICATE_ACK, ZERO_WINDOW, ZERO_WINDOW_PROBE,
+                WINDOW_UPDATE, WINDOW_FULL, KEEP_ALIVE, REUSED_PORTS)
+
+# Window scaling as packet-tcp.c keeps it per direction: a shift (0..14), or one of these.
+WS_UNKNOWN: Final = -1  # no SYN seen: the shift is unknown (tcp.default_window_scaling)
+WS_NONE: Final = -2  # the SYNs were seen and did not both offer it: windows are unscaled
+MAX_SHIFT: Final = 14  # RFC 7323 §2.3: a larger shift is taken as 14
+
+FAST_RETRANSMISSION_US: Final = 20_000  # within 20 ms of the last duplicate ACK
+OUT_OF_ORDER_US: Final = 3_000  # ... or the handshake RTT when it is known
+NO_DATA_FLAGS: Final = SYN | FIN | RST  # segments never taken for ACK-only events
+_SYN_ACK: Final = SYN | ACK
+
+
+class Finding(NamedTuple):
+    """An analysis finding on a segment, with the numbers that met the rule."""
+
+    name: str
+    why: str
+
+
+@dataclass(slots=True)
+class Flow:
+    """One direction's memory: packet-tcp.c's tcp_flow_t and tcp_analyze_seq_flow_info_t.
+
+    Sequence numbers are absolute.  As in packet-tcp.c, ``nextseq`` and
+    ``maxseqtobeacked`` of 0 mean "not seen yet" (a real 0 is taken the same way).
+    """
+
+    name: str  # the sender, as tcpdump writes it: 127.0.0.1.30002
+    base_seq: int | None = None  # relative numbers count from here
+    win_scale: int = WS_UNKNOWN
+    window: int = 0xFFFFFFFF  # the last window field it sent, unscaled (G_MAXUINT32: none)
+    is_first_ack: bool = False  # a SYN was its last segment: its window is not scaled yet
+    nextseq: int = 0  # highest sequence number sent + 1
+    nextseq_frame: int = 0
+    nextseq_ts: float = 0.0
+    maxseqtobeacked: int = 0  # end of the data seen without a hole
+    lastack: int = 0  # the ack field of its last segment
+    lastack_ts: float = 0.0
+    dupacknum: int = 0  # duplicate ACKs in a row (-1: reset by an "ACKed unseen" finding)
+    lastnondupack: int = 0  # frame of its last ACK that was not a duplicate
+    last_keep_alive: bool = False  # its last segment was a keep-alive ...
+    last_zero_window_probe: bool = False  # ... or a zero window probe
+
+    def rel(self, seq: int) -> int:
+        return (seq - (self.base_seq or 0)) % MOD
+
+
+@dataclass(slots=True)
+class ConnectionAnalysis:
+    """Wireshark's per-conversation analysis state (tcp_analysis): two flows and the RTT."""
+
+    flows: dict[int, Flow] = field(default_factory=dict)  # by id() of the sending Endpoint
+    last_syn_ts: float | None = None  # ts_mru_syn: when the last SYN (without ACK) was seen
+    first_rtt_us: int = 0  # ts_first_rtt: SYN to the first pure ACK; 0 = not known
+
+    def flow(self, ep: Endpoint) -> Flow:
+        # The endpoints live as long as the connection record that holds this state, so
+        # their ids are stable keys (the tracker may swap client and server, not them).
+        flow = self.flows.get(id(ep))
+        if flow is None:
+            flow = self.flows[id(ep)] = Flow(_dotted(ep.addr, ep.port))
+        return flow
+
+
+class Seg(NamedTuple):
+    """The numbers of one segment that the rules look at (absolute, window unscaled)."""
+
+    frame: int
+    ts: float
+    seq: int
+    ack: int
+    length: int
+    flags: int
+    window: int
+
+    @property
+    def end(self) -> int:
+        """The sequence number after the segment: data, plus one for SYN or FIN."""
+        return (self.seq + self.length + (1 if self.flags & (SYN | FIN) else 0)) % MOD
+
+
+# 32-bit sequence comparisons, exactly as packet-tcp.c's GT_SEQ/LT_SEQ/LE_SEQ macros.
+def gt_seq(a: int, b: int) -> bool:
+    return (b - a) % MOD >= HALF
+
+
+def lt_seq(a: int, b: int) -> bool:
+    return (a - b) % MOD >= HALF
+
+
+def le_seq(a: int, b: int) -> bool:
+    return a == b or lt_seq(a, b)
+
+
+def elapsed_us(now: float, then: float) -> int:
+    """Microseconds from *then* to *now*, exact for timestamps with microseconds.
+
+    packet-tcp.c compares times in whole nanoseconds; capture timestamps as floats
+    (about 1.7e9 s) are off by up to a quarter microsecond, enough to put a gap of
+    exactly 20 ms on the wrong side of the fast retransmission bound.  Rounding the
+    difference to whole microseconds undoes that for microsecond captures; a nanosecond
+    capture can differ only within half a microsecond of a bound.
+    """
+    return round((now - then) * 1_000_000)
 
 
 class TcpAnalyzer:
-    """Keeps, per connection and direction, what Wireshark's analysis remembers."""
+    """Wireshark's sequence analysis, fed one segment at a time in capture order."""
 
     def segment(self, conn: TcpConnection, sender: Endpoint, receiver: Endpoint,
-                seg: TcpHeader, length: int, ts: float) -> tuple[Finding, ...]:
+                seg: TcpHeader, length: int, ts: float, frame: int) -> tuple[Finding, ...]:
         """The findings for *seg*, sent by *sender*, before the tracker updates state."""
-        return ()
+        state = conn.analysis_state
+        flows = state.flows
+        fwd = flows.get(id(sender)) or state.flow(sender)
+        rev = flows.get(id(receiver)) or state.flow(receiver)
+        s = Seg(frame, ts, seg.seq, seg.ack, length, seg.flags, seg.window)
+        found: list[Finding] = []
+        if s.flags & SYN:
+            _add(found, _reused_ports(conn, fwd, s))
+        analyze(state, fwd, rev, s, found)
+        _after_analysis(state, fwd, rev, s, seg.options)
+        return tuple(found) if found else ()
+
+
+def analyze(state: ConnectionAnalysis, fwd: Flow, rev: Flow, s: Seg,
+            found: list[Finding]) -> None:
+    """tcp_analyze_sequence_number: the checks in packet-tcp.c's order, then the memory."""
+    # Relative numbers start at the SYN, else one before the first number seen; the
+    # peer's from the first ACK field (its ISN + 1) until it sends its own.
+    if fwd.base_seq is None:
+        fwd.base_seq = s.seq if s.flags & SYN else (s.seq - 1) % MOD
+    if rev.base_seq is None and s.flags & ACK:
+        rev.base_seq = (s.ack - 1) % MOD
+    probe = s.length == 1 and s.seq == fwd.nextseq and rev.window == 0
+    keep_alive = False
+    if probe:
+        # packet-tcp.c: a zero window probe skips every other check on the sending side.
+        found.append(_zero_window_probe(fwd, rev, s))
+    else:
+        keep_alive = _sender_checks(fwd, rev, s, found)
+    if s.ack != fwd.lastack:  # a new ack number restarts the duplicate count
+        fwd.lastnondupack = s.frame
+        fwd.dupacknum = 0
+    if rev.maxseqtobeacked and s.flags & ACK and gt_seq(s.ack, rev.maxseqtobeacked):
+        _add(found, _ack_lost_segment(rev, s))
+    # packet-tcp.c: only data, SYN or FIN can be retransmitted, and "a simple KeepAlive
+    # is not a retransmission".
+    if (s.length or s.flags & (SYN | FIN)) and not keep_alive:
+        _add(found, _retransmission(state, fwd, rev, s))
+    _remember(fwd, s, keep_alive, probe)
+
+
+def _add(found: list[Finding], finding: Finding | None) -> None:
+    if finding is not None:
+        found.append(finding)
+
+
+def _sender_checks(fwd: Flow, rev: Flow, s: Seg, found: list[Finding]) -> bool:
+    """Zero window, lost segment, keep-alive, window update/full, duplicate ACK.
+
+    Returns whether the segment is a keep-alive (it is then no retransmission).
+    """
+    plain = not s.flags & NO_DATA_FLAGS
+    if s.window == 0 and plain:
+        # packet-tcp.c: a zero window is window 0 on a segment without SYN, FIN or RST.
+        found.append(Finding(ZERO_WINDOW, f"window 0 from {fwd.name}"))
+    if fwd.nextseq and gt_seq(s.seq, fwd.nextseq) and not s.flags & RST:
+        # packet-tcp.c: beyond the next expected number, a segment was not captured.
+        gap = (s.seq - fwd.nextseq) % MOD
+        found.append(Finding(LOST_SEGMENT, f"seq {fwd.rel(s.seq)} beyond next expected "
+                                           f"{fwd.rel(fwd.nextseq)}: {gap} bytes not captured"))
+    keep_alive = (s.length <= 1 and s.seq == (fwd.nextseq - 1) % MOD and plain)
+    if keep_alive:
+        # packet-tcp.c: 0 or 1 byte one before the next expected number is a keep-alive.
+        size = "1 byte" if s.length else "no data"
+        found.append(Finding(KEEP_ALIVE, f"seq {fwd.rel(s.seq)} is one below next expected "
+                                         f"{fwd.rel(fwd.nextseq)}, with {size}"))
+    same_numbers = (s.length == 0 and plain and s.seq == fwd.nextseq and s.ack == fwd.lastack)
+    if same_numbers and s.window and s.window != fwd.window:
+        # packet-tcp.c: no data, same seq and ack as before, a new non-zero window.
+        found.append(Finding(WINDOW_UPDATE, f"window {s.window} (was {fwd.window}) "
+                                            f"from {fwd.name}, seq and ack unchanged"))
+    if s.length and rev.win_scale != WS_UNKNOWN and plain:
+        _add(found, _window_full(fwd, rev, s))
+    if same_numbers and s.window == fwd.window:
+        # packet-tcp.c: the ACK of a keep-alive or of a zero window probe is no duplicate.
+        if (s.window and rev.last_keep_alive) or (not s.window and rev.last_zero_window_probe):
+            return keep_alive
+        if s.window:
+            found.append(_duplicate_ack(fwd, s))
+    return keep_alive
+
+
+def _zero_window_probe(fwd: Flow, rev: Flow, s: Seg) -> Finding:
+    # packet-tcp.c: one byte at the next expected number while the peer's window is 0.
+    return Finding(ZERO_WINDOW_PROBE, f"1 byte at seq {fwd.rel(s.seq)} while "
+                                      f"{rev.name} advertises window 0")
+
+
+def _window_full(fwd: Flow, rev: Flow, s: Seg) -> Finding | None:
+    # packet-tcp.c: data that ends exactly at the edge of the window the peer offered
+    # (its last ack + its window, scaled), only when the peer's scaling is known.  The
+    # window a SYN carries is never scaled, so neither is the peer's until its first ACK.
+    # The caller checked the rest: data, no SYN/FIN/RST, the peer's scaling known.
+    shift = 0 if rev.is_first_ack or rev.win_scale == WS_NONE else rev.win_scale
+    window = (rev.window << shift) % MOD
+    edge = (rev.lastack + window) % MOD
+    if (s.seq + s.length) % MOD != edge:
+        return None
+    return Finding(WINDOW_FULL, f"seq {fwd.rel(s.seq)}:{fwd.rel(edge)} fills the window "
+                                f"{rev.name} offered (ack {fwd.rel(rev.lastack)} + {window})")
+
+
+def _duplicate_ack(fwd: Flow, s: Seg) -> Finding:
+    # packet-tcp.c: no data, same window, seq and ack as this side's previous segment.
+    # A count reset by an "ACKed unseen segment" finding (-1) restarts at 1.
+    fwd.dupacknum = 1 if fwd.dupacknum == -1 else fwd.dupacknum + 1
+    return Finding(DUPLICATE_ACK, f"dup ack #{fwd.dupacknum} of frame {fwd.lastnondupack}")
+
+
+def _ack_lost_segment(rev: Flow, s: Seg) -> Finding | None:
+    # packet-tcp.c: an ACK beyond the end of the peer's data seen without a hole (the
+    # caller checked that) means the capture missed some of that data.  When the peer
+    # has sent more since, the bound moves up to its next expected number, so one hole
+    # is reported once.  When it cannot move, the report is kept to one per new ack the
+    # peer sends: the peer's duplicate count is set to -1 and a new ack number from the
+    # peer resets it to 0.  (Wireshark 4.0 moves the bound when it is below the next
+    # expected number, an unsigned compare; later versions turned the test around.)
+    seen = rev.maxseqtobeacked
+    if rev.maxseqtobeacked < rev.nextseq:
+        rev.maxseqtobeacked = rev.nextseq
+    else:
+        report = rev.dupacknum == 0
+        rev.dupacknum = -1
+        if not report:
+            return None
+    return Finding(ACK_LOST_SEGMENT, f"ack {rev.rel(s.ack)} beyond seq {rev.rel(seen)}, "
+                                     f"the end of what was seen from {rev.name}")
+
+
+def _retransmission(state: ConnectionAnalysis, fwd: Flow, rev: Flow,
+                    s: Seg) -> Finding | None:
+    """One of spurious, fast, out-of-order or plain retransmission, in packet-tcp.c's order."""
+    not_advanced = bool(fwd.nextseq) and lt_seq(s.seq, fwd.nextseq)
+    if s.length > 1 and (fwd.nextseq - 1) % MOD == s.seq:
+        # packet-tcp.c: new data right after a byte at next-1 (a zero window probe) is
+        # not a retransmission.
+        not_advanced = False
+    if s.length > 0 and rev.lastack and le_seq((s.seq + s.length) % MOD, rev.lastack):
+        # packet-tcp.c: data the receiver had already acknowledged.
+        return Finding(SPURIOUS_RETRANSMISSION, f"{_span(fwd, s)} already acked by "
+                                                f"{rev.name} (ack {fwd.rel(rev.lastack)})")
+    if not not_advanced:
+        return None
+    span = _span(fwd, s)
+    since_dup = elapsed_us(s.ts, rev.lastack_ts)
+    if rev.dupacknum >= 2 and rev.lastack == s.seq and 0 <= since_dup < FAST_RETRANSMISSION_US:
+        # packet-tcp.c: the number two or more duplicate ACKs asked for, within 20 ms of
+        # the last (tcp.fastrt_supersedes_ooo, on by default: before out-of-order).
+        return Finding(FAST_RETRANSMISSION,
+                       f"{span} asked for by {rev.dupacknum} dup acks, "
+                       f"{since_dup / 1000:.1f} ms after the last")
+    since_high = elapsed_us(s.ts, fwd.nextseq_ts)
+    threshold = state.first_rtt_us if state.first_rtt_us > 0 else OUT_OF_ORDER_US
+    if 0 <= since_high < threshold and fwd.nextseq != s.end:
+        # packet-tcp.c: below the highest number sent, sooner after it than the handshake
+        # RTT (3 ms when unknown), and not ending where that left off.
+        basis = "RTT" if state.first_rtt_us > 0 else "default"
+        return Finding(OUT_OF_ORDER,
+                       f"{span} below next expected {fwd.rel(fwd.nextseq)}, "
+                       f"{since_high / 1000:.3f} ms after frame {fwd.nextseq_frame} "
+                       f"(under the {basis} {threshold / 1000:.3f} ms)")
+    return Finding(RETRANSMISSION, f"{span} below next expected {fwd.rel(fwd.nextseq)} "
+                                   f"(reached in frame {fwd.nextseq_frame})")
+
+
+def _span(fwd: Flow, s: Seg) -> str:
+    return f"seq {fwd.rel(s.seq)}:{fwd.rel(s.seq + s.length)}"
+
+
+def _remember(fwd: Flow, s: Seg, keep_alive: bool, probe: bool) -> None:
+    """What this segment leaves for the next ones (end of tcp_analyze_sequence_number)."""
+    end = s.end
+    # A zero window probe's byte does not move the next expected number.
+    if (gt_seq(end, fwd.nextseq) or not fwd.nextseq) and not probe:
+        fwd.nextseq = end
+        fwd.nextseq_frame = s.frame
+        fwd.nextseq_ts = s.ts
+    if (s.seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not probe:
+        fwd.maxseqtobeacked = fwd.nextseq
+    fwd.window = s.window
+    fwd.lastack = s.ack
+    fwd.lastack_ts = s.ts
+    fwd.last_keep_alive = keep_alive
+    fwd.last_zero_window_probe = probe
+
+
+def _reused_ports(conn: TcpConnection, fwd: Flow, s: Seg) -> Finding | None:
+    # packet-tcp.c (dissect_tcp): a SYN whose number differs from the one this side
+    # started with opens a new conversation on the same ports; the tracker has already
+    # started a new connection record for it.  A SYN-ACK with a new number is flagged
+    # too, and its number becomes the side's base.
+    kind = s.flags & _SYN_ACK
+    if kind == SYN and conn.reused_ports and conn.packets == 1:
+        return Finding(REUSED_PORTS, f"SYN seq {s.seq} from {fwd.name} opens a new "
+                                     f"connection on the ports of an earlier one")
+    if kind == _SYN_ACK and fwd.base_seq is not None and s.seq != fwd.base_seq:
+        old, fwd.base_seq = fwd.base_seq, s.seq
+        return Finding(REUSED_PORTS, f"SYN-ACK seq {s.seq} from {fwd.name} differs from "
+                                     f"the {old} it started with")
+    return None
+
+
+def _after_analysis(state: ConnectionAnalysis, fwd: Flow, rev: Flow, s: Seg,
+                    options: Options) -> None:
+    """What dissect_tcp learns after the analysis: handshake RTT, window scaling."""
+    flags = s.flags
+    if flags & SYN:
+        if not flags & ACK:
+            state.last_syn_ts = s.ts
+        fwd.is_first_ack = True
+    elif flags & ACK:  # a pure ACK (no SYN)
+        if state.last_syn_ts is not None and state.first_rtt_us == 0:
+            state.first_rtt_us = elapsed_us(s.ts, state.last_syn_ts)
+        fwd.is_first_ack = False
+    shift = window_shift(options)
+    if shift is not None:
+        fwd.win_scale = min(shift, MAX_SHIFT)  # packet-tcp.c takes it from any segment
+    if flags & SYN:
+        _verify_window_scaling(fwd, rev, bool(flags & ACK))
+
+
+def _verify_window_scaling(fwd: Flow, rev: Flow, synack: bool) -> None:
+    # packet-tcp.c verify_tcp_window_scaling: scaling is used only when both SYNs offer
+    # it.  A SYN without the option settles "unscaled" for both sides; a SYN-ACK with it
+    # after a SYN without it stays unscaled.
+    if fwd.win_scale == WS_UNKNOWN:
+        fwd.win_scale = rev.win_scale = WS_NONE
+    elif synack and rev.win_scale == WS_NONE:
+        fwd.win_scale = WS_NONE
+
+
+def window_shift(options: Options) -> int | None:
+    """The shift of a well-formed window scale option (RFC 7323 §2.2), if there is one."""
+    for option in options.items:
+        if option.kind == WSCALE and option.length == 3 and option.data:
+            return option.data[0]
+    return None
+
+
+def _dotted(addr: bytes, port: int) -> str:
+    family = socket.AF_INET if len(addr) == 4 else socket.AF_INET6
+    return f"{socket.inet_ntop(family, addr)}.{port}"

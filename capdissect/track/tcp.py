@@ -24,7 +24,7 @@ from typing import Final, NamedTuple
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import IPv6Header
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
-from capdissect.track.analysis import TcpAnalyzer
+from capdissect.track.analysis import ConnectionAnalysis, Finding, TcpAnalyzer
 from capdissect.track.states import FINISHED, Seen, TcpState, next_state
 
 S = TcpState
@@ -44,13 +44,6 @@ def seq_le(a: int, b: int) -> bool:
 
 def seq_lt(a: int, b: int) -> bool:
     return a != b and seq_le(a, b)
-
-
-class Finding(NamedTuple):
-    """An analysis finding on a segment, with the numbers that met the rule."""
-
-    name: str
-    why: str
 
 
 class StateChange(NamedTuple):
@@ -126,6 +119,9 @@ class TcpConnection:
     anomalies: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     analysis_counts: dict[str, int] = field(default_factory=dict)
+    # What Wireshark's analysis remembers (track/analysis.py); it goes with the record.
+    analysis_state: ConnectionAnalysis = field(default_factory=ConnectionAnalysis, repr=False)
+    reused_ports: bool = False  # its first SYN reused the ports of an open earlier record
     # Zeek's history: each letter the first time it happens in a direction, in order.
     history_letters: list[str] = field(default_factory=list)
 
@@ -253,13 +249,15 @@ class TcpTracker:
         flags = seg.flags & 0xFF
         conn = self._open.get(key)
         notes: list[str] = []
-        new = False
+        new = reused = False
         if conn is not None and self._starts_new(conn, flags, seg, src):
             notes.append("a new connection reuses the ports of an earlier one")
             self._retire(key)
             conn = None
+            reused = True
         if conn is None:
             conn = self._start(key, src, dst, flags, ts)
+            conn.reused_ports = reused
             new = True
         else:
             self._open.move_to_end(key)
@@ -316,7 +314,7 @@ class TcpTracker:
         me = conn.endpoint(role)
         peer = conn.endpoint(SERVER if role == CLIENT else CLIENT)
         before = {id(me): me.state, id(peer): peer.state}
-        findings = self.analyzer.segment(conn, me, peer, seg, length, ts)
+        findings = self.analyzer.segment(conn, me, peer, seg, length, ts, frame)
         for finding in findings:
             conn.analysis_counts[finding.name] = conn.analysis_counts.get(finding.name, 0) + 1
         upper = role == CLIENT
