@@ -40,6 +40,9 @@ class Packet(NamedTuple):
     payload_offset: int = 0
     payload_len: int = 0
     fragment: bool = False  # a non-first fragment: no transport header to read
+    # The first fragment of a fragmented datagram: its transport header is there, but
+    # the segment or datagram continues in later packets.
+    partial: bool = False
     error: DissectError | None = None
 
     @property
@@ -73,6 +76,7 @@ def decode(raw: RawPacket) -> Packet:
                 length = ip.total_len - ip.hdr_len
                 if ip.frag_offset:
                     return Packet(raw, link, ip, None, start, length, fragment=True)
+                partial = ip.more_fragments
             else:
                 ip = parse_ipv6(data, off)
                 if ip.version != 6:
@@ -83,10 +87,14 @@ def decode(raw: RawPacket) -> Packet:
                 length = off + 40 + ip.payload_len - start
                 if _later_fragment(upper.fragment):
                     return Packet(raw, link, ip, None, start, length, fragment=True)
+                partial = upper.fragment is not None and upper.fragment.more
             if proto in (IPIP, IPV6_IN_IP):
                 off, v4 = start, proto == IPIP
                 continue
-            return _transport(raw, link, ip, proto, start, length, end)
+            # A frame shorter than its IP header says (a capture from a link that cut it)
+            # carries only what the frame holds, as Wireshark counts it.
+            length = min(length, raw.wire_len - start)
+            return _transport(raw, link, ip, proto, start, length, end, partial)
     except DissectError as exc:
         return Packet(raw, link, ip, error=exc)
     return Packet(raw, link, ip, error=Malformed("ip", off, "too many nested tunnels"))
@@ -97,7 +105,7 @@ def _later_fragment(fragment: Fragment | None) -> bool:
 
 
 def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, proto: int,
-               start: int, length: int, end: int) -> Packet:
+               start: int, length: int, end: int, partial: bool) -> Packet:
     data = raw.data
     transport: Transport
     if proto == TCP:
@@ -115,8 +123,8 @@ def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, pr
         transport = parse_icmp6(data, start, end)
         hdr = 8
     else:
-        return Packet(raw, link, ip, None, start, length)
-    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0))
+        return Packet(raw, link, ip, None, start, length, partial=partial)
+    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), partial=partial)
 
 
 __all__ = ["Packet", "Transport", "decode"]

@@ -242,7 +242,10 @@ class TcpTracker:
 
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
-             payload_len: int) -> Update:
+             payload_len: int, whole: bool = True) -> Update:
+        """Track one segment.  *whole* is False for the first fragment of a fragmented
+        datagram: its flags still count, but the sequence analysis waits for a whole
+        segment (Wireshark analyses the reassembled one)."""
         src = (ip.src, seg.src_port)
         dst = (ip.dst, seg.dst_port)
         key: Key = (*src, *dst) if src <= dst else (*dst, *src)
@@ -264,7 +267,7 @@ class TcpTracker:
         conn.packets += 1
         conn.last_ts = ts
         role = CLIENT if (conn.client.addr, conn.client.port) == src else SERVER
-        event = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes)
+        event = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes, whole)
         if self.keep_events:
             conn.events.append(event)
         self._expire(ts)
@@ -310,11 +313,11 @@ class TcpTracker:
 
     # ----- one segment ----------------------------------------------------------------
     def _segment(self, conn: TcpConnection, role: str, frame: int, ts: float, seg: TcpHeader,
-                 flags: int, length: int, notes: list[str]) -> Event:
+                 flags: int, length: int, notes: list[str], whole: bool) -> Event:
         me = conn.endpoint(role)
         peer = conn.endpoint(SERVER if role == CLIENT else CLIENT)
         before = {id(me): me.state, id(peer): peer.state}
-        findings = self.analyzer.segment(conn, me, peer, seg, length, ts, frame)
+        findings = self.analyzer.segment(conn, me, peer, seg, length, ts, frame) if whole else ()
         for finding in findings:
             conn.analysis_counts[finding.name] = conn.analysis_counts.get(finding.name, 0) + 1
         upper = role == CLIENT

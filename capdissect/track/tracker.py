@@ -59,7 +59,7 @@ class Tracker:
             return None
         ts = pkt.raw.ts
         if isinstance(seg, TcpHeader):
-            return self.tcp.feed(frame, ts, ip, seg, pkt.payload_len)
+            return self.tcp.feed(frame, ts, ip, seg, pkt.payload_len, whole=not pkt.partial)
         if isinstance(seg, UdpHeader):
             conv, datagram, new = self.udp.feed(
                 frame, ts, (ip.src, seg.src_port), (ip.dst, seg.dst_port), pkt.payload_len
