@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,9 @@ from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
 
 GZIP_MAGIC = b"\x1f\x8b"
+# What a damaged gzip stream raises: BadGzipFile (an OSError), EOFError when it ends early,
+# zlib.error for corrupt deflate data.
+_STREAM_ERRORS = (OSError, EOFError, zlib.error)
 
 
 class CaptureFile:
@@ -38,7 +42,10 @@ class CaptureFile:
             self._stream = gzip.GzipFile(
                 fileobj=io.BufferedReader(_Prefixed(head, stream)), mode="rb"
             )
-            head = self._stream.read(4)
+            try:
+                head = self._stream.read(4)
+            except _STREAM_ERRORS as exc:
+                raise CaptureError(f"{name}: {exc}") from None
         if not head:
             raise CaptureError(f"{name}: empty file, not a capture")
         reader = ChunkReader(self._stream, head)
@@ -62,7 +69,7 @@ class CaptureFile:
                 raise CaptureError(f"{name}: unknown file format, not a pcap or pcapng capture")
         except TruncatedFile as exc:
             raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, name) from None
-        except (OSError, EOFError) as exc:  # gzip errors surface here
+        except _STREAM_ERRORS as exc:  # gzip errors surface here
             raise CaptureError(f"{name}: {exc}") from None
         self._reader = reader
 
@@ -74,7 +81,7 @@ class CaptureFile:
                 yield from read_pcap(self._reader, self._pcap)
         except TruncatedFile as exc:
             raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, self.name) from None
-        except (OSError, EOFError) as exc:
+        except _STREAM_ERRORS as exc:
             raise CaptureError(f"{self.name}: {exc}") from None
 
     def close(self) -> None:

@@ -55,6 +55,9 @@ _FLAG_STRINGS: Final = {
     for flags in range(256)
 }
 MAX_RST_DATA_LEN: Final = 30
+# util-print.c prints this, and no fraction, when localtime()/gmtime() fail (pcapng
+# timestamps can reach years no calendar holds).
+TIME_ERROR: Final = "[Error converting time]"
 SLL_PKTTYPES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
 IP_OPTION_NAMES: Final = {0: "EOL", 1: "NOP", 68: "timestamp", 130: "security", 7: "RR",
                           137: "SSRR", 131: "LSRR", 148: "RA", 82: "traceroute"}
@@ -132,9 +135,13 @@ class TcpdumpPrinter:
         t = self.opts.t
         if t == 0 or t == 4:
             if sec != self._clock_sec:
-                self._clock_sec = sec
                 fmt = "%Y-%m-%d %H:%M:%S" if t == 4 else "%H:%M:%S"
-                self._clock = time.strftime(fmt, time.localtime(sec))
+                try:
+                    clock = time.strftime(fmt, time.localtime(sec))
+                except (OverflowError, OSError, ValueError):  # a year past time_t or int
+                    return f"{TIME_ERROR} "
+                self._clock_sec = sec
+                self._clock = clock
             return f"{self._clock}.{usec:06d} "
         if t == 1:
             return ""
@@ -150,8 +157,12 @@ class TcpdumpPrinter:
             self._ts_ref = now
         secs, usecs = divmod(delta, 1_000_000)
         # tcpdump formats the delta with gmtime and %H:%M:%S, so whole days drop out.
-        clock = time.strftime("%H:%M:%S", time.gmtime(secs))
-        return f"{'-' if negative else ' '}{clock}.{usecs:06d} "
+        sign = "-" if negative else " "
+        try:
+            clock = time.strftime("%H:%M:%S", time.gmtime(secs))
+        except (OverflowError, OSError, ValueError):
+            return f"{sign}{TIME_ERROR} "
+        return f"{sign}{clock}.{usecs:06d} "
 
     # ----- link layer -----------------------------------------------------------------------
     def _link(self, frame: Frame, pkt: RawPacket) -> None:
@@ -490,6 +501,7 @@ class TcpdumpPrinter:
         first = True
         seen_ext = False
         previous = 255
+        found_hbh = False
         jumbo = [0, 0]  # [jumbo payload length, found]
         while pos < end and advance > 0:
             if remaining < advance:
@@ -501,6 +513,10 @@ class TcpdumpPrinter:
                 out.append(f"{self.addr(ip6.src)} > {self.addr(ip6.dst)}: ")
             first = False
             if nh in (ip6mod.HOPOPTS, ip6mod.DSTOPTS):
+                # print-ip6.c checks a second Hop-by-Hop header before its position.
+                if nh == ip6mod.HOPOPTS and found_hbh:
+                    out.append("[The Hop-by-Hop Options header was already found] (invalid)")
+                    return
                 if nh == ip6mod.HOPOPTS and previous != 255:
                     out.append("[The Hop-by-Hop Options header don't follow the IPv6 header]"
                                " (invalid)")
@@ -512,6 +528,7 @@ class TcpdumpPrinter:
                     return
                 if advance < 0:
                     return
+                found_hbh = found_hbh or nh == ip6mod.HOPOPTS
             elif nh == ip6mod.FRAGMENT:
                 advance = self._frag6(frame, pos, end, ip6)
                 if advance < 0 or end <= pos + advance:
