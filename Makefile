@@ -58,6 +58,17 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
 
+# Coverage-guided fuzzing (atheris, the `fuzz` extra) of the capture readers, dissectors,
+# tcpdump printer and tracker, seeded from tests/corpus; time-boxed.  Prints executions and
+# crashes and fails on a crash.  FUZZ_DIR keeps the learned corpus between runs.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?=
+.PHONY: fuzz
+fuzz: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fuzz]' \
+	  || echo "warning: atheris did not install; falling back to long Hypothesis runs" >&2
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) $(if $(FUZZ_DIR),--dir $(FUZZ_DIR))
+
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info $(STAMP)
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
