@@ -56,7 +56,9 @@ MODES: Final = {
     "annotated-vv-X": ("-nn", "-vv", "-X"),
     "annotated-names-v": ("-v",),
 }
-PLAIN_MODES: Final = {name: options for name, options in MODES.items() if "--plain" in options}
+# Compared with tcpdump: --plain, and -nn, since tcpdump without -n may ask DNS for names.
+PLAIN_MODES: Final = {name: options for name, options in MODES.items()
+                      if "--plain" in options and "-nn" in options}
 
 
 def unsafe_bytes(data: bytes) -> list[str]:
