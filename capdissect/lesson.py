@@ -1,0 +1,105 @@
+"""The IO edge of ``handout`` and ``annotate``: read a capture, render, write a file.
+
+``write_handout`` picks the format from the output's suffix: ``.html``, ``.md`` or
+``.pdf``.  The PDF is the HTML page printed by headless Chromium (see the README for
+why Chromium and not WeasyPrint): the same engine the tests check the page with, so the
+PDF shows what was tested.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from capdissect.analyze import decoded
+from capdissect.errors import CapdissectError
+from capdissect.report.handout.html import render_html
+from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
+
+CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
+# Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
+# UI, no background fetches or updates, and a fresh profile so no earlier state leaks in.
+CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--no-pdf-header-footer")
+PDF_TIMEOUT_S: Final = 120
+
+
+class HandoutError(CapdissectError):
+    """The handout could not be written (unknown format, no Chromium for a PDF...)."""
+
+
+def write_handout(path: str | Path, out: str | Path, title: str | None = None,
+                  conn: int | None = None) -> Path:
+    """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
+        raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
+                           "use .html, .md or .pdf")
+    packets = []
+    for pkt in decoded(path):
+        packets.append(pkt)
+        if len(packets) > MAX_PACKETS:
+            raise HandoutTooBig(str(path))
+    lesson = build_lesson(packets, Path(str(path)).name, title, conn)
+    if suffix in (".md", ".markdown"):
+        from capdissect.report.handout.markdown import render_markdown
+
+        _write_text(out, render_markdown(lesson))
+    elif suffix == ".pdf":
+        html_to_pdf(render_html(lesson), out)
+    else:
+        _write_text(out, render_html(lesson))
+    return out
+
+
+def _write_text(out: Path, text: str) -> None:
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+
+
+def find_chromium() -> str | None:
+    """Chromium's path: $CAPDISSECT_CHROMIUM, else the first of the usual names on PATH."""
+    chosen = os.environ.get("CAPDISSECT_CHROMIUM")
+    if chosen:
+        return chosen
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def html_to_pdf(page: str, out: Path) -> None:
+    """Print *page* to *out* with headless Chromium."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise HandoutError("a PDF handout needs Chromium (Debian: apt-get install chromium); "
+                           "write .html and print it from a browser instead")
+    with tempfile.TemporaryDirectory(prefix="capdissect-pdf-") as tmp:
+        source = Path(tmp) / "handout.html"
+        source.write_text(page, encoding="utf-8")
+        target = Path(tmp) / "handout.pdf"
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
+                   f"--print-to-pdf={target}", source.as_uri()]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=PDF_TIMEOUT_S,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HandoutError(f"Chromium could not print the PDF: {exc}") from None
+        if not target.exists() or target.stat().st_size == 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise HandoutError(f"Chromium printed no PDF (exit {done.returncode}"
+                               f"{': ' + tail[0] if tail else ''})")
+        try:
+            shutil.copyfile(target, out)
+        except OSError as exc:
+            raise HandoutError(f"{out}: {exc.strerror or exc}") from None

@@ -1,0 +1,370 @@
+"""The handout's words: what each packet means, the seq/ack ledger, and the questions.
+
+Everything here is computed from the tracker's records of the real capture, so the
+words cannot disagree with the ladder or with ``read``'s annotations.  The sequence and
+acknowledgement reasoning follows RFC 9293 §3.4: every data byte takes one sequence
+number, and so do SYN and FIN (which is why the handshake's ack is ISN + 1 and a FIN is
+acknowledged with its number + 1); an ACK names the next number its sender expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from capdissect.dissect.icmp import IcmpHeader
+from capdissect.dissect.stack import Packet
+from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader
+from capdissect.dissect.tcp_options import (
+    MSS,
+    NOP,
+    SACK,
+    SACK_PERMITTED,
+    TIMESTAMP,
+    WSCALE,
+    TcpOption,
+)
+from capdissect.dissect.udp import UdpHeader
+from capdissect.report.eventlog import Segment
+from capdissect.report.flowjson import endpoint
+from capdissect.report.flowstream import Finished
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
+from capdissect.track.tracker import IcmpUpdate, Observation, UdpUpdate
+from capdissect.track.udp import Datagram, UdpConversation, Unreachable
+
+if TYPE_CHECKING:
+    from capdissect.report.handout.lesson import PacketView
+
+PSH: Final = 0x08
+ECE: Final = 0x40
+CWR: Final = 0x80
+MOD: Final = 1 << 32
+LOOPBACK_MSS: Final = 65495  # loopback MTU 65536 minus 20 (IPv4) and 20 (TCP) header bytes
+
+FLAG_MEANINGS: Final = (
+    (SYN, "SYN", "synchronize: this segment carries the sender's initial sequence number "
+     "(ISN) and itself takes one sequence number"),
+    (ACK, "ACK", "the acknowledgement field is valid: it names the next sequence number the "
+     "sender expects from its peer"),
+    (PSH, "PSH", "push: the receiver should hand the data to the application now"),
+    (FIN, "FIN", "finish: the sender has no more data to send; a FIN takes one sequence "
+     "number, like a byte"),
+    (RST, "RST", "reset: abort the connection at once; nothing answers a reset"),
+    (URG, "URG", "urgent: the urgent pointer field is valid"),
+    (ECE, "ECE", "ECN echo: the network signalled congestion (RFC 3168)"),
+    (CWR, "CWR", "congestion window reduced: the sender slowed down (RFC 3168)"),
+)
+
+
+class Question(NamedTuple):
+    text: str
+    answer: str
+
+
+@dataclass(slots=True)
+class _Side:
+    """What the explainer remembers of one endpoint of one connection."""
+
+    next_seq: int | None = None  # the next new relative sequence number it will send
+    ends: dict[int, str] = field(default_factory=dict)  # relative end -> why it ends there
+    wscale: int | None = None
+
+
+@dataclass(slots=True)
+class Explainer:
+    """Words each packet, remembering per connection what earlier segments consumed."""
+
+    _sides: dict[tuple[int, str], _Side] = field(default_factory=dict)
+    _last_udp: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def explain(self, frame: int, pkt: Packet, seen: Observation | None) -> list[str]:
+        seg = pkt.transport
+        if isinstance(seen, Update) and isinstance(seg, TcpHeader):
+            return self._tcp(frame, seen, seg)
+        if isinstance(seen, UdpUpdate) and isinstance(seg, UdpHeader):
+            return _udp(seen, seg)
+        if isinstance(seen, IcmpUpdate):
+            return _icmp(seen, seg)
+        if pkt.fragment:
+            return ["A later fragment of an IP datagram: only the first fragment carries the "
+                    "TCP or UDP header, so this piece cannot be followed on its own."]
+        if pkt.error is not None:
+            return [f"The packet is damaged or cut short: {pkt.error}."]
+        return ["Not TCP, UDP or ICMP: outside this lesson."]
+
+    # ----- TCP ---------------------------------------------------------------------------
+    def _tcp(self, frame: int, update: Update, tcp: TcpHeader) -> list[str]:
+        conn, event = update.connection, update.event
+        me = self._sides.setdefault((conn.id, event.sender), _Side())
+        peer_role = SERVER if event.sender == CLIENT else CLIENT
+        peer = self._sides.setdefault((conn.id, peer_role), _Side())
+        sender = conn.endpoint(event.sender)
+        receiver = conn.endpoint(peer_role)
+        lines = [f"{_phase(event)} The {event.sender} {endpoint((sender.addr, sender.port))} "
+                 f"sends to the {peer_role} {endpoint((receiver.addr, receiver.port))}."]
+        lines += [f"Flag {name}: {meaning}." for bit, name, meaning in FLAG_MEANINGS
+                  if tcp.flags & bit]
+        options = _options(tcp.options.items)
+        if options:
+            lines.append("Options: " + "; ".join(options) + ".")
+        lines.append(self._seq_line(frame, event, tcp, me))
+        if event.ack is not None and tcp.flags & ACK:
+            lines.append(_ack_line(event, peer_role, peer))
+        lines.append(self._window_line(event, tcp, me, peer))
+        return lines
+
+    def _seq_line(self, frame: int, event: Event, tcp: TcpHeader, me: _Side) -> str:
+        who = event.sender
+        seq = event.seq if event.seq is not None else 0
+        used = event.length + bool(tcp.flags & SYN) + bool(tcp.flags & FIN)
+        end = (seq + used) % MOD
+        if tcp.flags & SYN:
+            me.wscale = _wscale(tcp.options.items)
+            text = (f"seq {tcp.seq} is the {who}'s initial sequence number (ISN), chosen at "
+                    "random; tcpdump counts later numbers from it, so this SYN is number 0 and "
+                    f"the {who}'s first data byte will be number 1.")
+            me.ends[end] = f"the {who}'s SYN in packet {frame} took number {seq}"
+        elif used == 0:
+            text = ("A segment without data, SYN or FIN takes no sequence number: its seq only "
+                    f"says where the {who}'s next byte will be ({seq}), so tcpdump leaves it out.")
+        else:
+            what = []
+            if event.length:
+                what.append(f"bytes {seq} to {(seq + event.length - 1) % MOD} "
+                            f"({event.length} byte{'s' if event.length != 1 else ''})")
+            if tcp.flags & FIN:
+                what.append(f"the FIN as number {(seq + event.length) % MOD}")
+            text = f"seq {seq}: this segment carries {' and '.join(what)}."
+            if me.next_seq is not None and seq != me.next_seq:
+                if (me.next_seq - seq) % MOD < (1 << 31):
+                    text += (f" The {who} had already sent up to {me.next_seq - 1}: this repeats "
+                             "bytes sent before (a retransmission).")
+                else:
+                    text += (f" The {who}'s next new number was {me.next_seq}: the bytes before "
+                             "this one are missing from the capture.")
+            elif me.next_seq is not None:
+                text += f" It starts where the {who}'s previous bytes ended."
+            because = "its FIN took" if tcp.flags & FIN else "its last byte was"
+            me.ends[end] = (f"packet {frame} carried {' and '.join(what)}, so {because} "
+                            f"{(end - 1) % MOD}")
+        if me.next_seq is None or (end - me.next_seq) % MOD < (1 << 31):
+            me.next_seq = end
+        return text
+
+    def _window_line(self, event: Event, tcp: TcpHeader, me: _Side, peer: _Side) -> str:
+        scaled = (not tcp.flags & SYN and me.wscale is not None and peer.wscale is not None)
+        if scaled and me.wscale is not None:
+            size = tcp.window << me.wscale
+            return (f"win {tcp.window}: the {event.sender} can take {size} more bytes "
+                    f"({tcp.window} x 2^{me.wscale}, the window scale it announced in its SYN).")
+        return (f"win {tcp.window}: the {event.sender} can take {tcp.window} more bytes "
+                "(the window in a SYN is never scaled).")
+
+
+def _phase(event: Event) -> str:
+    steps = {"SYN": "step 1 of 3", "SYN-ACK": "step 2 of 3", "ACK": "step 3 of 3"}
+    if event.phase == "handshake":
+        return f"Phase: handshake, {steps.get(event.label, event.label)} ({event.label})."
+    if event.phase == "data":
+        return ("Phase: data transfer." if event.length else
+                "Phase: data transfer (an acknowledgement).")
+    if event.phase == "teardown":
+        return f"Phase: teardown ({event.label})."
+    return "Phase: reset."
+
+
+def _ack_line(event: Event, peer_role: str, peer: _Side) -> str:
+    ack = event.ack if event.ack is not None else 0
+    why = peer.ends.get(ack)
+    text = (f"ack {ack}: the {event.sender} has received everything the {peer_role} sent "
+            f"before number {ack}, and {ack} is the next number it expects")
+    if why is not None:
+        return f"{text}: {why}, so the next is {ack}."
+    return text + "."
+
+
+def _options(items: Iterable[TcpOption]) -> list[str]:
+    words = []
+    nops = 0
+    for option in items:
+        data = option.data
+        if option.kind == NOP:
+            nops += 1
+        elif option.kind == MSS and len(data) == 2:
+            value = int.from_bytes(data, "big")
+            note = (" (the loopback MTU, 65536, minus 40 bytes of IPv4 and TCP headers)"
+                    if value == LOOPBACK_MSS else "")
+            words.append(f"mss {value}: the largest segment the sender wants to receive{note}")
+        elif option.kind == WSCALE and data:
+            words.append(f"wscale {data[0]}: from now on its window counts in units of "
+                         f"2^{data[0]} = {1 << data[0]} bytes")
+        elif option.kind == SACK_PERMITTED:
+            words.append("sackOK: the sender understands selective acknowledgements (RFC 2018)")
+        elif option.kind == SACK:
+            words.append("sack: blocks of data received beyond a gap")
+        elif option.kind == TIMESTAMP and len(data) == 8:
+            words.append(f"TS val {int.from_bytes(data[:4], 'big')} ecr "
+                         f"{int.from_bytes(data[4:], 'big')}: the sender's clock and an echo "
+                         "of the peer's last value, to time round trips (RFC 7323)")
+        elif option.kind != 0:
+            words.append(f"option kind {option.kind}")
+    if nops:
+        words.append(f"nop x{nops}: padding, so the next option starts on a 4-byte boundary")
+    return words
+
+
+def _wscale(items: Iterable[TcpOption]) -> int | None:
+    for option in items:
+        if option.kind == WSCALE and option.data:
+            return min(option.data[0], 14)  # RFC 7323 §2.3: larger shifts count as 14
+    return None
+
+
+# ----- UDP and ICMP ----------------------------------------------------------------------
+def _udp(update: UdpUpdate, udp: UdpHeader) -> list[str]:
+    conv, datagram = update.conversation, update.datagram
+    src, dst = (conv.a, conv.b) if datagram.sender == "a" else (conv.b, conv.a)
+    lines = [f"A UDP datagram from {endpoint(src)} to {endpoint(dst)}: {datagram.length} bytes "
+             f"of data; the UDP length field says {udp.length} = 8 bytes of header + "
+             f"{max(udp.length - 8, 0)}."]
+    if update.new:
+        lines.append("No handshake came before it: UDP does not open connections. Compare "
+                     "with TCP's SYN, SYN-ACK, ACK.")
+    lines.append("No sequence number, no acknowledgement, no window, no state: if this "
+                 "datagram is lost, UDP itself never notices or sends it again.")
+    return lines
+
+
+def _icmp(update: IcmpUpdate, seg: object) -> list[str]:
+    kind = update.kind
+    if update.quoted is None:
+        return [f"ICMP {kind}: an error report from the network or a host."]
+    src, dst = update.quoted
+    answered = None
+    if update.conversation is not None and update.conversation.unreachable:
+        answered = update.conversation.unreachable[-1].quoted_frame
+    which = f"packet {answered}" if answered is not None else "a datagram not in the capture"
+    lines = [f"ICMP {kind}: it answers {which}, the UDP datagram {endpoint(src)} -> "
+             f"{endpoint(dst)}, and quotes that datagram's IP header and first 8 bytes (its UDP "
+             "header), so the sender's kernel can find the socket it came from."]
+    if kind == "port unreachable":
+        lines.append(f"Nothing listens on port {dst[1]} (or the socket there is connected to "
+                     "someone else and ignores this sender). The sender's next recv() on a "
+                     "connected socket fails with ECONNREFUSED; an unconnected socket hears "
+                     "nothing.")
+    if isinstance(seg, IcmpHeader):
+        lines.append(f"Type {seg.type}, code {seg.code}: destination unreachable, "
+                     f"{'port' if seg.code == 3 else 'code ' + str(seg.code)}.")
+    return lines
+
+
+# ----- the seq/ack ledger ----------------------------------------------------------------
+class LedgerRow(NamedTuple):
+    frame: int
+    flags: str
+    seq: int
+    length: int
+    extra: str  # "SYN +1", "FIN +1" or ""
+    next_seq: int
+    acked_in: int | None  # the first packet of the peer whose ack covers it
+
+
+def ledger(segments: Sequence[Segment]) -> dict[str, list[LedgerRow]]:
+    """Per direction, each segment that takes sequence numbers and where it was acknowledged."""
+    rows: dict[str, list[LedgerRow]] = {CLIENT: [], SERVER: []}
+    for i, seg in enumerate(segments):
+        event = seg.event
+        syn, fin = "S" in event.flags, "F" in event.flags
+        used = event.length + syn + fin
+        if not used or event.seq is None:
+            continue
+        end = (event.seq + used) % MOD
+        acked = next((later.event.frame for later in segments[i + 1 :]
+                      if later.event.sender != event.sender and later.event.ack is not None
+                      and (later.event.ack - end) % MOD < (1 << 31)), None)
+        extra = " ".join(x for x, on in (("SYN +1", syn), ("FIN +1", fin)) if on)
+        rows[event.sender].append(LedgerRow(event.frame, event.flags, event.seq, event.length,
+                                            extra, end, acked))
+    return rows
+
+
+# ----- questions -------------------------------------------------------------------------
+def questions(flows: Sequence[Finished], packets: Sequence[PacketView]) -> list[Question]:
+    """Questions with answers, from the capture's own numbers (a few per flow)."""
+    out: list[Question] = []
+    for item in flows[:3]:
+        if isinstance(item.flow, TcpConnection):
+            out += _tcp_questions(item.flow, [s for s in item.events if isinstance(s, Segment)])
+        elif isinstance(item.flow, UdpConversation):
+            out += _udp_questions(item.flow, list(item.events))
+    return out
+
+
+def _tcp_questions(conn: TcpConnection, segs: list[Segment]) -> list[Question]:
+    out = []
+    for role in (SERVER, CLIENT):
+        changes = [(s.event, c) for s in segs for c in s.event.changes if c.role == role]
+        if changes:
+            event, change = changes[len(changes) // 2]
+            before = change.before.value if change.before is not None else "unknown"
+            out.append(Question(
+                f"What state is the {role} in after packet {event.frame}?",
+                f"{change.after.value}. Packet {event.frame} is the {event.sender}'s "
+                f"{event.label} ({event.flags}); it moved the {role} from {before} to "
+                f"{change.after.value}."))
+    data = next((s.event for s in segs if s.event.length and s.event.sender == CLIENT), None)
+    if data is not None and data.seq is not None:
+        out.append(Question(
+            f"Why does the client's data in packet {data.frame} start at sequence number "
+            f"{data.seq}?",
+            "Sequence numbers are counted from the client's ISN, the number in its SYN. The "
+            "SYN itself took number 0, so the first data byte is number 1"
+            + ("." if data.seq == 1 else f", and {data.seq - 1} bytes came before these.")))
+        end = (data.seq + data.length) % MOD
+        ack = next((s.event for s in segs if s.event.sender == SERVER and s.event.frame > data.frame
+                    and s.event.ack == end), None)
+        if ack is not None:
+            out.append(Question(
+                f"Which ack number acknowledges the {data.length} bytes of packet "
+                f"{data.frame}, and in which packet?",
+                f"ack {end}, in packet {ack.frame}: the bytes were numbered {data.seq} to "
+                f"{end - 1}, and an ack names the next number expected."))
+    fin = next((s.event for s in segs if "F" in s.event.flags), None)
+    if fin is not None:
+        out.append(Question(
+            "Who closed the connection first, and how can you tell?",
+            f"The {fin.sender}: its FIN in packet {fin.frame} is the first FIN of the "
+            f"connection (the capture calls the closer: {conn.closer or 'nobody'})."))
+    for role in (CLIENT, SERVER):
+        path = conn.endpoint(role).path
+        if path and path[-1].value == "TIME_WAIT":
+            out.append(Question(
+                "Which side ends in TIME_WAIT, and why does it wait there?",
+                f"The {role}, because it sent the last ACK (of the other side's FIN). It waits "
+                "2 MSL (60 s on Linux) in case that ACK is lost and the FIN comes again, and so "
+                "that old segments of this connection die out before the ports are reused."))
+    return out
+
+
+def _udp_questions(conv: UdpConversation, items: list[object]) -> list[Question]:
+    out = []
+    first = next((i for i in items if isinstance(i, Datagram)), None)
+    if first is not None:
+        out.append(Question(
+            f"How many packets were exchanged before the first datagram of {endpoint(conv.a)} "
+            f"(packet {first.frame}) could be sent?",
+            "None: UDP has no handshake. A datagram goes out as soon as the application calls "
+            "sendto() (or send() on a connected socket), and no state is kept on the wire."))
+    for item in items:
+        if isinstance(item, Unreachable):
+            answered = (f"packet {item.quoted_frame}" if item.quoted_frame is not None
+                        else "a datagram the capture does not hold")
+            out.append(Question(
+                f"Packet {item.frame} is an ICMP port unreachable. Which datagram does it "
+                "answer, and what does the sender learn?",
+                f"It answers {answered}: it quotes that datagram's addresses and ports. No "
+                f"socket there accepts datagrams from {endpoint(conv.a)}; a connected UDP "
+                "socket learns it as ECONNREFUSED on its next call."))
+            break
+    return out

@@ -1,0 +1,218 @@
+"""Everything a handout shows, gathered from one capture: the ``Lesson`` record.
+
+A handout is for a lesson: tens or hundreds of packets, not millions.  So unlike the
+streaming reports, this module holds the decoded packets of one bounded capture (at most
+``MAX_PACKETS``) and walks them three times, each with its own Tracker: once as ``read``
+annotates them, once for the finished flows and their events (the ladders), once for the
+netstat tables.  The three trackers see the same packets in the same order, so they hand
+out the same flow ids.  Pure: packets in, a record out; the renderers (html.py,
+markdown.py) turn the record into text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Final, NamedTuple
+
+from capdissect.dissect.stack import Packet
+from capdissect.errors import CapdissectError
+from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
+from capdissect.report.flowstream import End, Finished, Totals, finished, track
+from capdissect.report.handout.explain import Explainer, Question, questions
+from capdissect.report.handout.fields import Span, field_spans
+from capdissect.report.sockets import SocketTable, facts_stream
+from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.report.textsafe import clean
+from capdissect.track.tcp import Update
+from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
+
+MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
+# tcpdump -nn -v -X: numbers, not names (the handout must read the same on every machine),
+# the IP header fields and checksums of -v, and the hex dump the fields are marked on.
+HANDOUT_PRINT: Final = PrintOptions(n=2, v=1, X=1)
+
+
+class HandoutTooBig(CapdissectError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name}: more than {MAX_PACKETS} packets; a handout is for a lesson "
+                         "(cut the capture, e.g. with `tcpdump -r IN -w OUT -c 200`, or pick "
+                         "one connection with --conn N)")
+
+
+class NoSuchConnection(CapdissectError):
+    def __init__(self, name: str, conn: int, flows: int) -> None:
+        super().__init__(f"{name}: no connection or conversation {conn} (the capture has {flows})")
+
+
+class SocketView(NamedTuple):
+    """netstat's table at one moment (just before *frame*, or after it), and why it changed."""
+
+    frame: int
+    before: bool
+    what: str
+    changes: tuple[str, ...]
+    table: tuple[str, ...]
+
+
+class PacketView(NamedTuple):
+    frame: int  # 1-based position in the file
+    rel: float  # seconds since the capture's first packet
+    proto: str  # tcp | udp | icmp | other
+    flow: int | None  # the connection or conversation it belongs to
+    header: str  # what tcpdump -nn -v prints before the hex dump
+    data: bytes  # the captured bytes
+    hex_start: int  # where tcpdump's -X dump starts in *data* (after the link header)
+    spans: tuple[Span, ...]
+    notes: tuple[str, ...]  # the lines `read` prints under the packet
+    explanation: tuple[str, ...]  # the handout's plain-language paragraph, one item a point
+    sockets: tuple[SocketView, ...]  # netstat tables that changed at this packet
+
+
+class Lesson(NamedTuple):
+    title: str
+    name: str  # the capture's file name, as given
+    start: str  # local time of the first packet
+    duration: float
+    packets: tuple[PacketView, ...]  # the packets shown (all, or one flow's)
+    total_packets: int
+    flows: tuple[Finished, ...]  # every flow, or the one asked for
+    first_ts: float
+    icmp_unreachable: int
+    questions: tuple[Question, ...]
+
+
+class _Recording(Tracker):
+    """A Tracker that remembers what it saw last, for the explanation next to read's notes."""
+
+    last: Observation | None = None
+
+    def feed(self, frame: int, pkt: Packet) -> Observation | None:
+        self.last = super().feed(frame, pkt)
+        return self.last
+
+
+def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
+                 conn: int | None = None) -> Lesson:
+    """The lesson of *packets* (one capture, in file order); *conn* keeps one flow."""
+    if len(packets) > MAX_PACKETS:
+        raise HandoutTooBig(name)
+    totals = Totals()
+    flows = tuple(finished(track(packets, Tracker(keep_events=False)), totals, events=True))
+    if conn is not None:
+        flows = tuple(f for f in flows if f.flow.id == conn)
+        if not flows:
+            raise NoSuchConnection(name, conn, totals.flows)
+    first_ts = packets[0].raw.ts if packets else 0.0
+    moments = _socket_views(packets)
+    views = [v for v in _packet_views(packets, first_ts, moments) if conn is None or v.flow == conn]
+    last_ts = packets[-1].raw.ts if packets else 0.0
+    return Lesson(
+        title=clean(title) if title else f"What crossed the wire: {name}",
+        name=name,
+        start=_local_time(first_ts) if packets else "-",
+        duration=max(last_ts - first_ts, 0.0),
+        packets=tuple(views),
+        total_packets=len(packets),
+        flows=flows,
+        first_ts=first_ts,
+        icmp_unreachable=totals.icmp_unreachable,
+        questions=tuple(questions(flows, views)),
+    )
+
+
+def _local_time(ts: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):  # pcapng can hold years no calendar has
+        return f"{ts:.6f} (Unix time)"
+
+
+def _packet_views(packets: Sequence[Packet], first_ts: float,
+                  moments: dict[int, list[SocketView]]) -> Iterable[PacketView]:
+    printer = TcpdumpPrinter(HANDOUT_PRINT)
+    recorder = _Recording(keep_events=False)
+    annotator = Annotator(recorder, checksums=True)
+    explainer = Explainer()
+    for frame, pkt in enumerate(packets, 1):
+        header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))
+        notes = annotator.annotate(frame, pkt)
+        seen = recorder.last
+        yield PacketView(
+            frame=frame, rel=pkt.raw.ts - first_ts, proto=_proto(seen, pkt),
+            flow=_flow_id(seen), header=_clean_lines(header), data=pkt.raw.data,
+            hex_start=hex_start,
+            spans=tuple(field_spans(pkt)), notes=tuple(clean(n) for n in notes),
+            explanation=tuple(clean(line) for line in
+                              explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
+            sockets=tuple(moments.get(frame, ())))
+
+
+def _checksum(header: str, notes: list[str]) -> list[str]:
+    """Each packet whose checksum tcpdump calls incorrect on loopback says why (read says it
+    once; a handout is read packet by packet)."""
+    if "(incorrect ->" not in header or LOOPBACK_NOTE in notes:
+        return []
+    if " 127." not in header and " ::1." not in header:
+        return ["tcpdump finds the checksum incorrect: if this was captured on the sending "
+                "host, the network card fills it in later (checksum offload)."]
+    return ["The checksum shows as incorrect only because this is loopback: the kernel "
+            "leaves checksums to the network card (offload), and loopback has none. The data "
+            "is not corrupt."]
+
+
+def _clean_lines(text: str) -> str:
+    """*text* safe for any output, its line breaks kept (clean would turn them into '.')."""
+    return "\n".join(clean(line) for line in text.split("\n"))
+
+
+def _split_dump(text: str, caplen: int) -> tuple[str, int]:
+    """tcpdump's text without its -X lines, and the offset in the packet where they start.
+
+    The dump covers the packet's last N bytes (tcpdump skips the link header, or starts
+    at 0 after a cut), so counting its bytes gives the start without redoing its logic.
+    """
+    lines = text.split("\n")
+    head = [line for line in lines if not line.startswith("\t0x")]
+    dumped = 0
+    for line in lines:
+        if line.startswith("\t0x"):
+            # "\t0x0010:  4500 003c ...  ASCII": 39 columns of hex after ":  "
+            dumped += len(line.partition(":  ")[2][:39].replace(" ", "")) // 2
+    return "\n".join(head), caplen - dumped
+
+
+def _proto(seen: Observation | None, pkt: Packet) -> str:
+    if isinstance(seen, Update):
+        return "tcp"
+    if isinstance(seen, UdpUpdate):
+        return "udp"
+    if isinstance(seen, IcmpUpdate) or type(pkt.transport).__name__.startswith("Icmp"):
+        return "icmp"
+    return "other"
+
+
+def _flow_id(seen: Observation | None) -> int | None:
+    if isinstance(seen, Update):
+        return seen.connection.id
+    if isinstance(seen, UdpUpdate):
+        return seen.conversation.id
+    if isinstance(seen, IcmpUpdate) and seen.conversation is not None:
+        return seen.conversation.id
+    return None
+
+
+def _socket_views(packets: Sequence[Packet]) -> dict[int, list[SocketView]]:
+    """netstat's table at each moment it changed, keyed by the frame it belongs to."""
+    table = SocketTable()
+    views: dict[int, list[SocketView]] = {}
+    for facts in facts_stream(track(packets, Tracker(keep_events=False))):
+        if isinstance(facts, End):
+            break
+        for moment in table.apply(facts):
+            if moment.changes:
+                views.setdefault(moment.frame, []).append(SocketView(
+                    moment.frame, moment.before, clean(moment.what),
+                    tuple(clean(c) for c in moment.changes),
+                    tuple(clean(line) for line in table.lines())))
+    return views

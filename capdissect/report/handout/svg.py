@@ -1,0 +1,300 @@
+"""The handout's pictures as inline SVG: ladders, the RFC 9293 state diagram, and the
+time-sequence graph.
+
+Every string that reaches the markup goes through ``_t`` (``html.escape``), numbers are
+formatted by us, and nothing links outside the document (arrows link to the packet's
+own section, ``#p12``).  The state diagram is drawn from ``track.states.figure_edges()``,
+the very table the tracker runs on, so the picture cannot drift from the code (the h11
+pattern: docs generated from the state table).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from capdissect.report.eventlog import Segment, TimelineItem
+from capdissect.report.flowjson import endpoint
+from capdissect.report.timeline import phase_note, segment_label
+from capdissect.track.states import TcpState, figure_edges
+from capdissect.track.tcp import CLIENT, TcpConnection
+from capdissect.track.udp import Datagram, UdpConversation, Unreachable
+
+S = TcpState
+CLIENT_COLOUR: Final = "#1d4ed8"
+SERVER_COLOUR: Final = "#c2410c"
+
+
+def _t(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _svg(width: int, height: int, label: str, body: Iterable[str]) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" role="img" '
+            f'aria-label="{_t(label)}" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}">' + "".join(body) + "</svg>")
+
+
+_DEFS: Final = (
+    '<defs>'
+    '<marker id="{id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+    'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+    '</defs>')
+
+
+def _marker(marker_id: str, colour: str) -> str:
+    return _DEFS.format(id=marker_id, colour=colour)
+
+
+# ----- ladder -----------------------------------------------------------------------------
+_LEFT: Final = 210
+_RIGHT: Final = 590
+_WIDTH: Final = 800
+_ROW: Final = 40
+_BOX_ROW: Final = 30
+
+
+def _box(x: int, y: int, text: str, colour: str) -> str:
+    return (f'<g class="state"><rect x="{x - 62}" y="{y}" width="124" height="22" rx="5" '
+            f'fill="#fff" stroke="{colour}" stroke-width="1.5"/><text x="{x}" y="{y + 15}" '
+            f'text-anchor="middle" font-size="11" font-weight="600" fill="{colour}">'
+            f'{_t(text)}</text></g>')
+
+
+def _arrow(frame: int, rel: float, y: int, rightward: bool, label: str, note: str,
+           cls: str, dotted: bool = False) -> str:
+    x1, x2 = (_LEFT, _RIGHT) if rightward else (_RIGHT, _LEFT)
+    colour = CLIENT_COLOUR if rightward else SERVER_COLOUR
+    dash = ' stroke-dasharray="5 4"' if dotted else ""
+    marker = "ah-c" if rightward else "ah-s"
+    return (f'<a href="#p{frame}"><g class="{cls}" data-frame="{frame}">'
+            f'<text x="8" y="{y + 12}" font-size="11" fill="#444">#{frame}</text>'
+            f'<text x="48" y="{y + 12}" font-size="11" fill="#666">{rel:.6f}</text>'
+            f'<line x1="{x1}" y1="{y + 2}" x2="{x2}" y2="{y + 20}" stroke="{colour}" '
+            f'stroke-width="1.6"{dash} marker-end="url(#{marker})"/>'
+            f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y - 1}" text-anchor="middle" font-size="12" '
+            f'font-family="ui-monospace, monospace" fill="#111">{_t(label)}</text>'
+            f'<text x="{_RIGHT + 12}" y="{y + 14}" font-size="11" fill="#555">{_t(note)}</text>'
+            '</g></a>')
+
+
+def _lifelines(height: int, left: str, right: str) -> list[str]:
+    return [_marker("ah-c", CLIENT_COLOUR), _marker("ah-s", SERVER_COLOUR),
+            f'<text x="{_LEFT}" y="16" text-anchor="middle" font-size="12" font-weight="700" '
+            f'fill="{CLIENT_COLOUR}">{_t(left)}</text>',
+            f'<text x="{_RIGHT}" y="16" text-anchor="middle" font-size="12" font-weight="700" '
+            f'fill="{SERVER_COLOUR}">{_t(right)}</text>',
+            f'<line x1="{_LEFT}" y1="24" x2="{_LEFT}" y2="{height - 6}" stroke="#999"/>',
+            f'<line x1="{_RIGHT}" y1="24" x2="{_RIGHT}" y2="{height - 6}" stroke="#999"/>',
+            '<text x="8" y="16" font-size="10" fill="#666">packet</text>',
+            '<text x="48" y="16" font-size="10" fill="#666">time (s)</text>']
+
+
+def tcp_ladder(conn: TcpConnection, items: Sequence[TimelineItem], first_ts: float) -> str:
+    """Two lifelines, an arrow per segment, a state box wherever an endpoint's state changes."""
+    c, s = conn.client, conn.server
+    body: list[str] = []
+    y = 32
+    first = True
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
+        event = item.event
+        if first:
+            before = {ch.role: ch.before for ch in event.changes}
+            states = [before.get(role, after) for role, after in
+                      zip((CLIENT, "server"), event.states, strict=True)]
+            body.append(_box(_LEFT, y, states[0].value if states[0] else "?", CLIENT_COLOUR))
+            body.append(_box(_RIGHT, y, states[1].value if states[1] else "?", SERVER_COLOUR))
+            y += _BOX_ROW
+            first = False
+        y += 10
+        body.append(_arrow(event.frame, event.ts - first_ts, y, event.sender == CLIENT,
+                           segment_label(event), phase_note(event), "segment"))
+        y += _ROW - 10
+        for remark in [f"{f.name}: {f.why}" for f in event.analysis] + list(item.notes):
+            body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" text-anchor="middle" '
+                        f'font-size="10" fill="#a16207">{_t(remark[:90])}</text>')
+            y += 14
+        if event.changes:
+            for change in event.changes:
+                x, colour = ((_LEFT, CLIENT_COLOUR) if change.role == CLIENT
+                             else (_RIGHT, SERVER_COLOUR))
+                body.append(_box(x, y, change.after.value, colour))
+            y += _BOX_ROW
+    height = y + 16
+    return _svg(_WIDTH, height, f"ladder of TCP connection {conn.id}",
+                _lifelines(height, f"client {endpoint((c.addr, c.port))}",
+                           f"server {endpoint((s.addr, s.port))}") + body)
+
+
+def udp_ladder(conv: UdpConversation, items: Sequence[TimelineItem], first_ts: float) -> str:
+    """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back."""
+    body: list[str] = []
+    y = 32
+    for x in (_LEFT, _RIGHT):
+        body.append(f'<text x="{x}" y="{y + 14}" text-anchor="middle" font-size="11" '
+                    'font-style="italic" fill="#666">(no state)</text>')
+    y += _BOX_ROW
+    last = {"a": 0, "b": 0}
+    for item in items:
+        y += 10
+        if isinstance(item, Datagram):
+            last[item.sender] = item.frame
+            body.append(_arrow(item.frame, item.ts - first_ts, y, item.sender == "a",
+                               f"{item.length} bytes", "datagram", "datagram"))
+        elif isinstance(item, Unreachable):
+            to_a = not (item.quoted_frame is not None and item.quoted_frame == last["b"]
+                        != last["a"])
+            answers = (f"answers #{item.quoted_frame}" if item.quoted_frame is not None
+                       else "answers a datagram not captured")
+            body.append(_arrow(item.frame, item.ts - first_ts, y, not to_a,
+                               "ICMP port unreachable", answers, "icmp", dotted=True))
+        y += _ROW - 10
+    height = y + 16
+    return _svg(_WIDTH, height, f"UDP conversation {conv.id}",
+                _lifelines(height, endpoint(conv.a), endpoint(conv.b)) + body)
+
+
+# ----- RFC 9293 Figure 5 ------------------------------------------------------------------
+# Where each state sits, after the figure's own layout.  CLOSED is drawn twice, as in the
+# RFC: at the top (where connections start) and at the bottom (where they end), so that
+# no arrow has to climb back over the whole figure.
+_POS: Final = {
+    "CLOSED": (400, 30), "LISTEN": (400, 110), "SYN_RECEIVED": (170, 200),
+    "SYN_SENT": (630, 200), "ESTABLISHED": (400, 290), "FIN_WAIT_1": (170, 385),
+    "CLOSE_WAIT": (630, 385), "FIN_WAIT_2": (170, 480), "CLOSING": (400, 480),
+    "LAST_ACK": (630, 480), "TIME_WAIT": (400, 570), "CLOSED_END": (630, 650),
+}
+_TOP_ROW_STATES: Final = frozenset({"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECEIVED"})
+_BOX_W, _BOX_H = 132, 30
+
+
+def _node(before: TcpState, after: TcpState) -> tuple[str, str]:
+    """The drawn nodes of an arrow: into CLOSED goes to the bottom copy once synchronized."""
+    target = after.value
+    if after is S.CLOSED and before.value not in _TOP_ROW_STATES:
+        target = "CLOSED_END"
+    return before.value, target
+
+
+def _clip(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:
+    """Where the line from box centre 1 to box centre 2 leaves box 2's border."""
+    dx, dy = x1 - x2, y1 - y2
+    if dx == 0 and dy == 0:
+        return x2, y2
+    scale = min((_BOX_W / 2) / abs(dx) if dx else math.inf,
+                (_BOX_H / 2 + 3) / abs(dy) if dy else math.inf)
+    return x2 + dx * scale, y2 + dy * scale
+
+
+def state_diagram(paths: Sequence[tuple[str, Sequence[TcpState], str]]) -> str:
+    """Figure 5 from the tracker's table, each (name, path, colour) drawn over it."""
+    body: list[str] = [_marker("sd-grey", "#9ca3af")]
+    for i, (_, _, colour) in enumerate(paths):
+        body.append(_marker(f"sd-{i}", colour))
+    edges = figure_edges()
+    for before, after, label in edges:
+        a, b = _node(before, after)
+        rst = "RST" in label and after is S.CLOSED
+        body.append(_edge(a, b, "#9ca3af", "sd-grey", "" if rst else label, rst, 0.0))
+    on_path: dict[str, str] = {}
+    for i, (_, path, colour) in enumerate(paths):
+        offset = (i - (len(paths) - 1) / 2) * 5  # side by side where both take an arrow
+        for before, after in itertools.pairwise(path):
+            a, b = _node(before, after)
+            body.append(_edge(a, b, colour, f"sd-{i}", "", False, offset, width=3.2))
+        for j, state in enumerate(path):
+            node = _node(path[j - 1], state)[1] if j else state.value
+            on_path.setdefault(node, colour)
+    for name, (x, y) in _POS.items():
+        label = "CLOSED" if name == "CLOSED_END" else name
+        taken = on_path.get(name)
+        stroke = taken or "#6b7280"
+        fill = "#fff" if taken is None else "#fffbea"
+        body.append(f'<g class="state-node" data-state="{_t(label)}"><rect x="{x - _BOX_W // 2}" '
+                    f'y="{y - _BOX_H // 2}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
+                    f'fill="{fill}" stroke="{stroke}" stroke-width="{2.5 if taken else 1.2}"/>'
+                    f'<text x="{x}" y="{y + 4}" text-anchor="middle" font-size="12" '
+                    f'font-weight="600" fill="#111">{_t(label)}</text></g>')
+    legend_y = 730
+    body.append(f'<line x1="20" y1="{legend_y - 40}" x2="60" y2="{legend_y - 40}" '
+                'stroke="#9ca3af" stroke-dasharray="4 3"/>'
+                f'<text x="66" y="{legend_y - 36}" font-size="11" fill="#444">snd RST / rcv RST '
+                '(RFC 9293 §3.10.7)</text>')
+    for i, (name, _, colour) in enumerate(paths):
+        y = legend_y - 20 + i * 18
+        body.append(f'<line x1="20" y1="{y}" x2="60" y2="{y}" stroke="{colour}" '
+                    f'stroke-width="3.2"/><text x="66" y="{y + 4}" font-size="11" '
+                    f'fill="{colour}">{_t(name)}</text>')
+    return _svg(800, 740, "RFC 9293 TCP state diagram with the paths taken", body)
+
+
+def _edge(a: str, b: str, colour: str, marker: str, label: str, dashed: bool,
+          offset: float, width: float = 1.2) -> str:
+    (x1, y1), (x2, y2) = _POS[a], _POS[b]
+    length = math.hypot(x2 - x1, y2 - y1) or 1.0
+    nx, ny = -(y2 - y1) / length * offset, (x2 - x1) / length * offset
+    ax, ay, bx, by = x1 + nx, y1 + ny, x2 + nx, y2 + ny
+    ex, ey = _clip(ax, ay, bx, by)
+    sx, sy = _clip(bx, by, ax, ay)
+    dash = ' stroke-dasharray="4 3"' if dashed else ""
+    out = (f'<line class="edge" x1="{sx:.1f}" y1="{sy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" '
+           f'stroke="{colour}" stroke-width="{width}"{dash} marker-end="url(#{marker})"/>')
+    if label:
+        mx, my = (sx + ex) / 2, (sy + ey) / 2
+        out += (f'<text x="{mx + 6:.1f}" y="{my - 4:.1f}" font-size="10" fill="#374151" '
+                f'class="edge-label">{_t(label)}</text>')
+    return out
+
+
+# ----- time-sequence graph ----------------------------------------------------------------
+def time_sequence(conn: TcpConnection, segments: Sequence[Segment]) -> str | None:
+    """Sequence number over time, per direction (Stevens' graph); None without data."""
+    data = [s.event for s in segments if s.event.length and s.event.seq is not None]
+    if not data:
+        return None
+    t0 = segments[0].event.ts
+    t_max = max(s.event.ts for s in segments) - t0 or 1e-6
+    seq_max = max((e.seq or 0) + e.length for e in data) or 1
+    width, height, mx, my = 760, 300, 70, 30
+    plot_w, plot_h = width - mx - 20, height - 2 * my
+
+    def px(t: float) -> float:
+        return mx + (t - t0) / t_max * plot_w
+
+    def py(seq: float) -> float:
+        return height - my - seq / seq_max * plot_h
+
+    body = [f'<line x1="{mx}" y1="{height - my}" x2="{width - 20}" y2="{height - my}" '
+            'stroke="#333"/>',
+            f'<line x1="{mx}" y1="{my}" x2="{mx}" y2="{height - my}" stroke="#333"/>',
+            f'<text x="{width - 20}" y="{height - 8}" text-anchor="end" font-size="11">time '
+            f'since the first segment (s), 0 to {t_max:.6f}</text>',
+            f'<text x="8" y="{my - 10}" font-size="11">relative seq</text>',
+            f'<text x="{mx - 6}" y="{my + 4}" text-anchor="end" font-size="10">{seq_max}</text>',
+            f'<text x="{mx - 6}" y="{height - my}" text-anchor="end" font-size="10">0</text>']
+    for role, colour in ((CLIENT, CLIENT_COLOUR), ("server", SERVER_COLOUR)):
+        for e in data:
+            if e.sender != role:
+                continue
+            x = px(e.ts)
+            seq = e.seq or 0
+            body.append(f'<a href="#p{e.frame}"><line x1="{x:.1f}" y1="{py(seq):.1f}" '
+                        f'x2="{x:.1f}" y2="{py(seq + e.length):.1f}" stroke="{colour}" '
+                        f'stroke-width="3"/><circle cx="{x:.1f}" cy="{py(seq + e.length):.1f}" '
+                        f'r="3" fill="{colour}"/></a>')
+        acks = [(s.event.ts, s.event.ack) for s in segments
+                if s.event.sender != role and s.event.ack is not None]
+        if acks:
+            points = " ".join(f"{px(t):.1f},{py(min(a, seq_max)):.1f}" for t, a in acks)
+            body.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                        'stroke-dasharray="3 3" stroke-width="1"/>')
+    body.append(f'<text x="{mx + 10}" y="{my + 4}" font-size="11" fill="{CLIENT_COLOUR}">'
+                'client data (bars) and the server\'s acks (dashed)</text>'
+                f'<text x="{mx + 10}" y="{my + 20}" font-size="11" fill="{SERVER_COLOUR}">'
+                'server data (bars) and the client\'s acks (dashed)</text>')
+    return _svg(width, height, f"time-sequence graph of connection {conn.id}", body)
