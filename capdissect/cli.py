@@ -216,6 +216,57 @@ def sockets(
         _write(analyze.sockets(path, at=at, after=after, every=every))
 
 
+@app.command()
+def handout(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    out: Annotated[str, typer.Option("-o", "--output", metavar="OUT",
+                                     help="The handout: OUT.html, OUT.md or OUT.pdf.")],
+    title: Annotated[str | None, typer.Option("--title", help="The handout's title.")] = None,
+    conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="Only connection or "
+                                             "conversation N (see `flows`).")] = None,
+) -> None:
+    """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
+
+    The format follows OUT's suffix: .html (one self-contained page, no scripts), .md
+    (GitHub Markdown with Mermaid diagrams) or .pdf (the HTML printed by headless
+    Chromium).
+
+    Examples:
+
+      capdissect handout captures/tcp-basic.pcap -o tcp-basic.html
+
+      capdissect handout lesson.pcapng -o lesson.md --title "Lesson 3: UDP" --conn 2
+    """
+    from capdissect.lesson import write_handout  # only this command needs the renderers
+
+    with cli_errors():
+        written = write_handout(path, out, title=title, conn=conn)
+    typer.echo(f"wrote {written}", err=True)
+
+
+@app.command()
+def annotate(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    out: Annotated[str, typer.Option("-o", "--output", metavar="OUT.pcapng",
+                                     help="The annotated copy (always pcapng).")],
+) -> None:
+    """Copy a capture to pcapng with each packet's annotation as its comment.
+
+    Wireshark shows the comments (Packet comments), and so does
+    `tshark -r OUT.pcapng -T fields -e frame.comment`. Timestamps, link types and
+    interfaces are kept.
+
+    Example:
+
+      capdissect annotate captures/tcp-basic.pcap -o tcp-basic.pcapng
+    """
+    from capdissect.lesson import write_annotated
+
+    with cli_errors():
+        count = write_annotated(path, out)
+    typer.echo(f"wrote {count} annotated packets to {out}", err=True)
+
+
 def main() -> None:
     # Default SIGPIPE handling would print a traceback from the interpreter's flush.
     with contextlib.suppress(AttributeError, ValueError):

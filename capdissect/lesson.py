@@ -15,8 +15,18 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from capdissect import __version__
 from capdissect.analyze import decoded
+from capdissect.capture.files import open_capture
+from capdissect.capture.pcapng_writer import (
+    enhanced_packet,
+    interface_description,
+    resolution,
+    section_header,
+)
+from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
+from capdissect.report.annotate import Annotator
 from capdissect.report.handout.html import render_html
 from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
 
@@ -28,6 +38,10 @@ CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu", "--disab
                          "--disable-component-update", "--disable-sync",
                          "--no-pdf-header-footer")
 PDF_TIMEOUT_S: Final = 120
+
+
+# A packet the tracker does not follow still gets a comment, so every packet has one.
+NO_ANNOTATION: Final = "capdissect: not TCP, UDP or ICMP; nothing to annotate"
 
 
 class HandoutError(CapdissectError):
@@ -103,3 +117,34 @@ def html_to_pdf(page: str, out: Path) -> None:
             shutil.copyfile(target, out)
         except OSError as exc:
             raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+
+
+def write_annotated(path: str | Path, out: str | Path) -> int:
+    """Copy the capture at *path* to the pcapng *out*, each packet commented with the lines
+    ``read`` prints under it; return the number of packets written.
+
+    Timestamps, link types, snap lengths and interface names are kept (one IDB per
+    interface of the original, written before its first packet); a packet's own comment
+    stays, first, and the annotation follows as a second ``opt_comment``.  Streaming: one
+    packet in memory at a time.
+    """
+    capture = open_capture(path)
+    annotator = Annotator(checksums=True)
+    exponents: list[int] = []
+    count = 0
+    try:
+        with capture, open(out, "wb") as sink:
+            sink.write(section_header(f"capdissect {__version__} annotate"))
+            for count, raw in enumerate(capture, 1):
+                interfaces = capture.interfaces
+                while len(exponents) <= raw.ifindex and len(exponents) < len(interfaces):
+                    iface = interfaces[len(exponents)]
+                    sink.write(interface_description(iface))
+                    exponents.append(resolution(iface))
+                ifindex = raw.ifindex if raw.ifindex < len(exponents) else 0
+                notes = annotator.annotate(count, decode(raw)) or [NO_ANNOTATION]
+                comments = [raw.comment, "\n".join(notes)] if raw.comment else ["\n".join(notes)]
+                sink.write(enhanced_packet(raw, ifindex, exponents[ifindex], comments))
+    except OSError as exc:
+        raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+    return count

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from capdissect.capture.pcap import PcapHeader, is_pcap, read_pcap
-from capdissect.capture.pcapng import PcapngReader, is_pcapng
+from capdissect.capture.pcapng import Interface, PcapngReader, is_pcapng
 from capdissect.capture.stream import ChunkReader, Readable
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
@@ -83,6 +83,15 @@ class CaptureFile:
             raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, self.name) from None
         except _STREAM_ERRORS as exc:
             raise CaptureError(f"{self.name}: {exc}") from None
+
+    @property
+    def interfaces(self) -> list[Interface]:
+        """The interfaces described so far: a pcapng file's IDBs read up to now (each comes
+        before its first packet), or the one interface of a pcap file."""
+        if self._pcapng is not None:
+            return list(self._pcapng.interfaces)
+        units = 10**9 if self._pcap is not None and self._pcap.nanosecond else 10**6
+        return [Interface(self.linktype, self.snaplen, units, 0, None)]
 
     def close(self) -> None:
         if self._owned:
