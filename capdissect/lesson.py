@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Final
 
 from capdissect import __version__
-from capdissect.analyze import decoded
 from capdissect.capture.files import open_capture
 from capdissect.capture.pcapng_writer import (
     enhanced_packet,
@@ -57,11 +56,14 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
     packets = []
-    for pkt in decoded(path):
-        packets.append(pkt)
-        if len(packets) > MAX_PACKETS:
-            raise HandoutTooBig(str(path))
-    lesson = build_lesson(packets, Path(str(path)).name, title, conn)
+    capture = open_capture(path)
+    with capture:
+        for raw in capture:
+            packets.append(decode(raw))
+            if len(packets) > MAX_PACKETS:
+                raise HandoutTooBig(str(path))
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import render_markdown
 

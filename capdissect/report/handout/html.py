@@ -75,7 +75,7 @@ footer { margin-top: 3em; color: var(--muted); font-size: .85em; }
   body { max-width: none; padding: 0; font-size: 11pt; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   a { color: inherit; text-decoration: none; }
-  h2 { break-after: avoid; } .packet, .figure, .netstat, table { break-inside: avoid; }
+  h2, h3 { break-after: avoid; } .packet, .figure, .netstat, table { break-inside: avoid; }
   pre { white-space: pre-wrap; font-size: 8.5pt; overflow: visible; }
   .answers { break-before: page; }
 }
@@ -117,6 +117,8 @@ def _summary(lesson: Lesson) -> Iterator[str]:
     rows = [("file", lesson.name), ("first packet", lesson.start),
             ("duration", f"{lesson.duration:.6f} s"), ("packets", str(lesson.total_packets)),
             ("ICMP port unreachable", str(lesson.icmp_unreachable))]
+    if lesson.interfaces:
+        rows.append(("interfaces", ", ".join(lesson.interfaces)))
     if len(lesson.packets) != lesson.total_packets:
         rows.append(("packets in this handout", str(len(lesson.packets))))
     for key, value in rows:
@@ -234,6 +236,8 @@ def _packet(view: PacketView) -> Iterator[str]:
     for moment in view.sockets:
         if moment.before:
             yield _netstat(moment)
+    if view.comment:
+        yield f'<p class="comment"><b>Comment in the capture file:</b> {_t(view.comment)}</p>'
     yield (f'<pre class="tcpdump">{_t(view.header)}'
            f'{hex_html(view.data, view.hex_start, view.spans)}</pre>')
     if view.notes:

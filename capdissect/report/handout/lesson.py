@@ -67,6 +67,7 @@ class PacketView(NamedTuple):
     notes: tuple[str, ...]  # the lines `read` prints under the packet
     explanation: tuple[str, ...]  # the handout's plain-language paragraph, one item a point
     sockets: tuple[SocketView, ...]  # netstat tables that changed at this packet
+    comment: str | None  # the capture file's own comment on the packet (pcapng)
 
 
 class Lesson(NamedTuple):
@@ -80,6 +81,7 @@ class Lesson(NamedTuple):
     first_ts: float
     icmp_unreachable: int
     questions: tuple[Question, ...]
+    interfaces: tuple[str, ...]  # interface names the file gives (pcapng if_name)
 
 
 class _Recording(Tracker):
@@ -93,7 +95,7 @@ class _Recording(Tracker):
 
 
 def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
-                 conn: int | None = None) -> Lesson:
+                 conn: int | None = None, interfaces: Sequence[str] = ()) -> Lesson:
     """The lesson of *packets* (one capture, in file order); *conn* keeps one flow."""
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
@@ -108,8 +110,8 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
     views = [v for v in _packet_views(packets, first_ts, moments) if conn is None or v.flow == conn]
     last_ts = packets[-1].raw.ts if packets else 0.0
     return Lesson(
-        title=clean(title) if title else f"What crossed the wire: {name}",
-        name=name,
+        title=clean(title) if title else f"What crossed the wire: {clean(name)}",
+        name=clean(name),
         start=_local_time(first_ts) if packets else "-",
         duration=max(last_ts - first_ts, 0.0),
         packets=tuple(views),
@@ -118,6 +120,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         first_ts=first_ts,
         icmp_unreachable=totals.icmp_unreachable,
         questions=tuple(questions(flows, views)),
+        interfaces=tuple(clean(n) for n in interfaces),
     )
 
 
@@ -145,7 +148,8 @@ def _packet_views(packets: Sequence[Packet], first_ts: float,
             spans=tuple(field_spans(pkt)), notes=tuple(clean(n) for n in notes),
             explanation=tuple(clean(line) for line in
                               explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
-            sockets=tuple(moments.get(frame, ())))
+            sockets=tuple(moments.get(frame, ())),
+            comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None)
 
 
 def _checksum(header: str, notes: list[str]) -> list[str]:

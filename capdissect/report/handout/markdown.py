@@ -61,7 +61,10 @@ def _document(lesson: Lesson) -> Iterator[str]:
     yield f"| first packet | {md(lesson.start)} |"
     yield f"| duration | {lesson.duration:.6f} s |"
     yield f"| packets | {lesson.total_packets} |"
-    yield f"| ICMP port unreachable | {lesson.icmp_unreachable} |\n"
+    yield f"| ICMP port unreachable | {lesson.icmp_unreachable} |"
+    if lesson.interfaces:
+        yield f"| interfaces | {md(', '.join(lesson.interfaces))} |"
+    yield ""
     for item in lesson.flows:
         if isinstance(item.flow, TcpConnection):
             yield from _tcp_flow(item.flow, item)
@@ -174,6 +177,8 @@ def _packet(view: PacketView) -> Iterator[str]:
     for moment in view.sockets:
         if moment.before:
             yield from _netstat(moment)
+    if view.comment:
+        yield f"Comment in the capture file: {md(view.comment)}\n"
     dump = hex_ascii(view.data[view.hex_start :]) if view.hex_start < len(view.data) else ""
     yield fence(view.header + dump)
     where = _field_list(view.spans, view.hex_start)
