@@ -1,20 +1,21 @@
 """``read``: a capture file to the lines tcpdump prints, plus capdissect's annotations.
 
 This is the one place that joins capture → dissect → report for files; the CLI and the
-Python API both call it.
+Python API both call it.  ``packet_lines`` is its per-packet loop, shared with ``live``.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from capdissect.capture.files import open_capture
 from capdissect.capture.filter import PacketFilter
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
-from capdissect.dissect.stack import decode
+from capdissect.dissect.stack import Packet, decode
+from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 
@@ -69,26 +70,43 @@ def read_lines(
                                          capture.big_endian)
             packet_filter.program(capture.linktype)
             keep = packet_filter.matches
-        printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
-        fmt = printer.format
         annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
-        limit = options.count
-        shown = 0
-        for number, pkt in enumerate(capture, 1):
-            # tcpdump never sees a packet the filter rejects: the printer's state (relative
-            # sequence numbers, -ttt's previous packet) and -c only count those that pass.
-            if keep is not None and not keep(pkt):
-                continue
-            try:
-                text = fmt(pkt)
-                if annotate is not None:
-                    notes = annotate(number, decode(pkt))
-                    if notes:
-                        text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
-            except Exception as exc:  # a bug of ours must not end the run or hide packets
-                text = (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: "
-                        f"{exc}); please report it with the capture]")
-            yield text
-            shown += 1
-            if limit is not None and shown >= limit:
-                return
+        yield from packet_lines(capture, options, keep=keep, annotate=annotate)
+
+
+def packet_lines(
+    packets: Iterable[RawPacket],
+    options: ReadOptions,
+    *,
+    keep: Callable[[RawPacket], bool] | None = None,
+    annotate: Callable[[int, Packet], list[str]] | None = None,
+) -> Iterator[str]:
+    """The per-packet loop of ``read`` and ``live``: filter, tcpdump's text, annotations.
+
+    Yields one text per packet that *keep* lets through (tcpdump's lines, then the
+    annotation lines), stopping after ``options.count`` of them.  *annotate* gets the
+    packet's 1-based position in *packets* and the decoded packet; without it nothing
+    is decoded.  Pulls one packet at a time, so a live source is printed as it arrives.
+    """
+    printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+    fmt = printer.format
+    limit = options.count
+    shown = 0
+    for number, pkt in enumerate(packets, 1):
+        # tcpdump never sees a packet the filter rejects: the printer's state (relative
+        # sequence numbers, -ttt's previous packet) and -c only count those that pass.
+        if keep is not None and not keep(pkt):
+            continue
+        try:
+            text = fmt(pkt)
+            if annotate is not None:
+                notes = annotate(number, decode(pkt))
+                if notes:
+                    text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+        except Exception as exc:  # a bug of ours must not end the run or hide packets
+            text = (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: "
+                    f"{exc}); please report it with the capture]")
+        yield text
+        shown += 1
+        if limit is not None and shown >= limit:
+            return
