@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import os
 import signal
@@ -214,6 +215,106 @@ def sockets(
         raise typer.BadParameter("frames count from 1", param_hint="--after")
     with cli_errors():
         _write(analyze.sockets(path, at=at, after=after, every=every))
+
+
+# ----- live: capture on an interface (capdissect/live.py) --------------------------------
+class LiveProto(enum.StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+    all = "all"
+
+
+class LiveBackend(enum.StrEnum):
+    scapy = "scapy"
+    tshark = "tshark"
+
+
+@app.command()
+def live(
+    expression: Annotated[
+        list[str] | None,
+        typer.Argument(help="A tcpdump filter expression, and-ed with --port/--host/--proto "
+                       "(several words are joined, as tcpdump does).", show_default=False),
+    ] = None,
+    port: Annotated[list[int] | None, typer.Option(
+        "--port", min=0, max=65535, show_default=False,
+        help="Capture this port (repeatable): 'port P' plus the ICMP/ICMPv6 errors that "
+        "quote a packet of port P.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only packets to or from "
+                                             "this host ('host H').")] = None,
+    iface: Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")
+                     ] = "lo",
+    proto: Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with the "
+                                             "ICMP errors about them), or all.")
+                     ] = LiveProto.all,
+    count: Annotated[int | None, typer.Option("-c", "--count", help="Stop after N packets."
+                                              )] = None,
+    duration: Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
+                                                   help="Stop after this many seconds.")
+                        ] = None,
+    write: Annotated[str | None, typer.Option("-w", "--write", metavar="FILE",
+                                              help="Also write the packets shown to FILE: "
+                                              "pcapng if it ends in .pcapng, else pcap.")
+                     ] = None,
+    backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
+                                                 "AF_PACKET ring; tshark: Wireshark's "
+                                                 "dumpcap.")] = LiveBackend.scapy,
+    buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB", min=1024,
+                                             help="Capture buffer in KiB, as tcpdump -B.")
+                           ] = 32 * 1024,
+    n: Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses and ports "
+                                   "to names (-nn as in tcpdump).")] = 0,
+    v: Annotated[int, typer.Option("-v", count=True, help="More detail: IP header fields, "
+                                   "checksums (-vv more).")] = 0,
+    X: Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump of each packet "
+                                   "(-XX with the link header).")] = 0,
+    x: Annotated[int, typer.Option("-x", count=True, help="Hex dump of each packet "
+                                   "(-xx with the link header).")] = 0,
+    e: Annotated[bool, typer.Option("-e", help="Print the link-level header.")] = False,
+    S: Annotated[bool, typer.Option("-S", help="Absolute TCP sequence numbers.")] = False,
+    K: Annotated[bool, typer.Option("-K", help="Don't verify checksums.")] = False,
+    t: Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t none, -tt "
+                                   "epoch, -ttt delta, -tttt date, -ttttt since first.")] = 0,
+    plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output on stdout "
+                                        "(the summary goes to stderr).")] = False,
+) -> None:
+    """Capture live and print each packet as it arrives, as `read` prints a file, annotated.
+
+    Each packet is shown once (on loopback the outgoing copy is dropped, as tcpdump
+    does). On stop (-c, --duration, Ctrl-C or SIGTERM) a row per connection follows, as
+    `flows` prints it. Needs root, or cap_net_raw on the interpreter (or on dumpcap
+    with --backend tshark).
+
+    Examples:
+
+      capdissect live --port 30002 -n
+
+      capdissect live --port 30002 --port 30003 --proto udp -c 20 -w lesson.pcap
+
+      capdissect live -i lo --plain -nn 'tcp\\[tcpflags] & tcp-syn != 0'
+
+      capdissect live --port 30002 --backend tshark --duration 60 -w lesson.pcapng
+    """
+    # Imported here: only live needs the capture backends (and scapy's libpcap binding).
+    from capdissect import live as live_capture
+
+    problem = None
+    if count is not None and count < 1:
+        problem = f"invalid packet count {count}"
+    elif duration is not None and duration <= 0:
+        problem = f"invalid duration {duration:g}: give a number of seconds above 0"
+    elif t > 5:
+        problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(1)
+    joined = " ".join(expression or ()).strip() or None
+    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
+    selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value, joined)
+    with cli_errors():
+        live_capture.run(selection, options, sys.stdout, sys.stderr, backend=backend.value,
+                         duration=duration, write=write, buffer_kib=buffer_size,
+                         interactive=sys.stdout.isatty())
 
 
 @app.command()

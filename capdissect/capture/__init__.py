@@ -1,4 +1,4 @@
-"""Capture sources: files (pcap, pcapng, gzip, stdin) and, later, live interfaces."""
+"""Capture sources: files (pcap, pcapng, gzip, stdin) and live interfaces (``live.py``)."""
 
 from capdissect.capture.files import CaptureFile, open_capture
 

@@ -91,11 +91,44 @@ def compile_expression(
         ) from None
 
 
+def compile_live_expression(
+    expression: str, linktype: int, snaplen: int = MAX_SNAPLEN
+) -> list[tuple[int, int, int, int]]:
+    """Compile *expression* for a live capture of *linktype*, as ``tcpdump -i IFACE`` does.
+
+    The program goes into the kernel (SO_ATTACH_FILTER), not into our interpreter, so it
+    is compiled on a "dead" handle rather than a savefile one: for a live capture
+    libpcap turns ``inbound``/``outbound`` into loads of the kernel's packet-type field
+    (``SKF_AD_PKTTYPE``), which only the kernel can run.  The netmask is 0, which is
+    what ``tcpdump -i lo -d 'ip broadcast'`` shows tcpdump using on loopback.  Returns
+    the raw ``(code, jt, jf, k)`` instructions; raises CaptureError with libpcap's message.
+    """
+    pcap = _libpcap()
+    handle = pcap.pcap_open_dead(linktype, snaplen)
+    if not handle:
+        raise CaptureError(f"libpcap cannot compile a filter for link type {linktype}")
+    program = pcap.bpf_program()
+    try:
+        status = pcap.pcap_compile(
+            handle, ctypes.byref(program), expression.encode("utf-8"), OPTIMIZE, NETMASK
+        )
+        if status != 0:
+            raw = pcap.pcap_geterr(handle) or b"cannot compile the filter expression"
+            raise CaptureError(raw.decode("utf-8", "replace").strip())
+        try:
+            return [(i.code, i.jt, i.jf, i.k) for i in program.bf_insns[: program.bf_len]]
+        finally:
+            pcap.pcap_freecode(ctypes.byref(program))
+    finally:
+        pcap.pcap_close(handle)
+
+
 class _Libpcap:
     """The ctypes functions and the structure we use, looked up once."""
 
     def __init__(self, module: Any) -> None:
         self.pcap_open_offline = module.pcap_open_offline
+        self.pcap_open_dead = module.pcap_open_dead
         self.pcap_compile = module.pcap_compile
         self.pcap_geterr = module.pcap_geterr
         self.pcap_freecode = module.pcap_freecode

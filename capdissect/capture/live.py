@@ -1,0 +1,105 @@
+"""Live capture: the two backends behind one interface, and the errors they share.
+
+``open_live`` starts a capture on an interface with a filter expression and returns a
+``LiveSource``: iterate it for ``RawPacket``s in capture order, each packet once.
+
+- ``scapy`` (the default; ``capture/ring.py``): in-process, an AF_PACKET socket with a
+  TPACKET_V3 ring, the filter compiled by libpcap through scapy's binding and run in the
+  kernel, the outgoing copy of each loopback packet dropped there too (what libpcap,
+  hence tcpdump, does on ``lo``).
+- ``tshark`` (``capture/dumpcap.py``): Wireshark's ``dumpcap`` captures and writes pcap
+  to a pipe, which capdissect's own streaming pcap reader reads.
+
+Both hand out the same packets with the same kernel timestamps, so everything past
+this point (printing, annotation, ``-w``) is shared.  ``stop()`` may be called from a
+signal handler or another thread; iteration then ends after the packet in hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from typing import Final, Literal, NamedTuple, Protocol
+
+from capdissect.errors import CaptureError
+from capdissect.packets import RawPacket
+
+Backend = Literal["scapy", "tshark"]
+BACKENDS: Final = ("scapy", "tshark")
+SNAPLEN: Final = 262144  # tcpdump's default snapshot length (libpcap's MAXIMUM_SNAPLEN)
+DEFAULT_BUFFER_KIB: Final = 32 * 1024
+
+
+class CaptureStats(NamedTuple):
+    """tcpdump's end-of-capture figures (``-1`` where a backend cannot tell)."""
+
+    captured: int  # handed to capdissect
+    received: int  # accepted by the filter (the kernel's count)
+    dropped: int  # accepted by the filter but lost: the buffer was full
+
+
+class LiveSource(Protocol):
+    iface: str
+    linktype: int
+    snaplen: int
+
+    def __iter__(self) -> Iterator[RawPacket]: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def stats(self) -> CaptureStats: ...
+
+
+def privilege_error(iface: str, backend: Backend, detail: str = "") -> CaptureError:
+    """The one line that says what capturing needs."""
+    if backend == "tshark":
+        tool = shutil.which("dumpcap") or "/usr/bin/dumpcap"
+        fix = (f"run as root, or let dumpcap capture: "
+               f"sudo setcap cap_net_raw,cap_net_admin=eip {tool}")
+    else:
+        interpreter = os.path.realpath(sys.executable)
+        fix = (f"run as root, or give the Python interpreter the capability: "
+               f"sudo setcap cap_net_raw,cap_net_admin=eip {interpreter}")
+    why = f" ({detail})" if detail else ""
+    return CaptureError(f"no permission to capture on {iface}{why}: {fix}")
+
+
+def no_such_interface(iface: str) -> CaptureError:
+    try:
+        names = ", ".join(name for _index, name in socket.if_nameindex())
+    except OSError:
+        names = ""
+    known = f" (this machine has: {names})" if names else ""
+    return CaptureError(f"no such interface: {iface}{known}")
+
+
+def open_live(
+    iface: str = "lo",
+    expression: str | None = None,
+    *,
+    backend: Backend = "scapy",
+    buffer_kib: int = DEFAULT_BUFFER_KIB,
+    duration: float | None = None,
+    on_idle: Callable[[], None] | None = None,
+) -> LiveSource:
+    """Start capturing on *iface*; packets reach the source from this call on.
+
+    *duration* ends the iteration after that many seconds; *on_idle* is called each
+    time the source is about to wait for packets (the CLI flushes its output there).
+    Raises CaptureError for no privilege, no such interface, a missing dumpcap or a bad
+    filter, before anything is captured.
+    """
+    if backend == "tshark":
+        from capdissect.capture.dumpcap import DumpcapPipe
+
+        return DumpcapPipe(iface, expression, buffer_kib=buffer_kib, duration=duration,
+                           on_idle=on_idle)
+    from capdissect.capture.ring import PacketRing
+
+    return PacketRing(iface, expression, buffer_kib=buffer_kib, duration=duration,
+                      on_idle=on_idle)

@@ -1,0 +1,274 @@
+"""``live``: capture on an interface, print each packet as ``read`` would, as it arrives.
+
+The IO edge of live capture, shared by the CLI and the Python API (``capdissect.capture``):
+
+- ``LiveRun`` joins a ``LiveSource`` (capture/live.py: the scapy or the tshark backend)
+  to ``reader.packet_lines``, the per-packet loop of ``read`` (filter → tcpdump's text
+  → annotations), with ``-w`` in between: each packet is written to the file *before*
+  it is printed, so the file holds exactly the packets shown, whatever stops the run.
+- The tracker behind the annotations also collects the flows it retires, so that the
+  end of a run prints the per-connection summary that ``flows`` prints for a file.
+
+The kernel (or dumpcap) filters; nothing is filtered again here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Final, TextIO
+
+from capdissect.capture.live import DEFAULT_BUFFER_KIB, Backend, LiveSource, open_live
+from capdissect.capture.livefilter import Proto, build_expression
+from capdissect.capture.writer import PacketWriter
+from capdissect.dissect.link import LINK_NAMES
+from capdissect.dissect.stack import Packet
+from capdissect.packets import RawPacket
+from capdissect.reader import ReadOptions, packet_lines
+from capdissect.report import flows as flows_report
+from capdissect.report.annotate import Annotator
+from capdissect.report.flowstream import Finished
+from capdissect.track.tracker import Flow, Observation, Tracker, UdpUpdate
+
+# The summary keeps at most this many finished flows (the newest); a capture left
+# running for hours must not grow without bound.  Those left out are counted.
+MAX_SUMMARY_FLOWS: Final = 10_000
+# Piped output is written in batches, but never later than this after a packet came.
+FLUSH_INTERVAL_S: Final = 0.05
+
+
+@dataclass(frozen=True)
+class LiveSelection:
+    """What to capture: ``--port``, ``--host``, ``--proto`` and the EXPRESSION, on an interface."""
+
+    iface: str = "lo"
+    ports: Sequence[int] = ()
+    host: str | None = None
+    proto: Proto = "all"
+    expression: str | None = None
+
+    def filter(self) -> str | None:
+        return build_expression(self.ports, self.host, self.proto, self.expression)
+
+
+class FlowRecorder(Tracker):
+    """The tracker of a live run: also keeps what the flows table needs at the end.
+
+    The annotator drains the tracker after every packet; the flows drained here are
+    kept (up to MAX_SUMMARY_FLOWS) instead of forgotten, with each UDP conversation's
+    payload bytes per direction, which ``report.flowstream.finished`` counts for files.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(keep_events=False)
+        self.finished: deque[Finished] = deque(maxlen=MAX_SUMMARY_FLOWS)
+        self.left_out = 0
+        self._udp_bytes: dict[int, list[int]] = {}
+
+    def feed(self, frame: int, pkt: Packet) -> Observation | None:
+        seen = super().feed(frame, pkt)
+        if isinstance(seen, UdpUpdate):
+            sent = self._udp_bytes.setdefault(seen.conversation.id, [0, 0])
+            sent[seen.datagram.sender == "b"] += seen.datagram.length
+        return seen
+
+    def drain(self) -> list[Flow]:
+        flows = super().drain()
+        self._keep(flows)
+        return flows
+
+    def _keep(self, flows: list[Flow]) -> None:
+        for flow in flows:
+            a_to_b, b_to_a = self._udp_bytes.pop(flow.id, (0, 0))
+            if len(self.finished) == self.finished.maxlen:
+                self.left_out += 1
+            self.finished.append(Finished(flow, (), (a_to_b, b_to_a)))
+
+    def summary(self) -> list[Finished]:
+        """Every flow, the open ones retired now, in id order."""
+        self._keep(super().close())
+        return sorted(self.finished, key=lambda item: item.flow.id)
+
+
+class LiveRun:
+    """One live capture printed like ``read``: ``lines()`` while it runs, then ``summary_lines()``.
+
+    *source* is an open capture; *writer* (``-w``) receives each packet before it is shown.
+    """
+
+    def __init__(self, source: LiveSource, options: ReadOptions,
+                 writer: PacketWriter | None = None) -> None:
+        self.source = source
+        self.options = options
+        self.writer = writer
+        self.recorder = FlowRecorder()
+        self.shown = 0
+        annotator = Annotator(self.recorder, checksums=options.v > 0)
+        self._annotate: Callable[[int, Packet], list[str]] = (
+            self._track_only if options.plain else annotator.annotate)
+
+    def _track_only(self, frame: int, pkt: Packet) -> list[str]:
+        # --plain prints no annotation, but the summary still needs the tracker.
+        self.recorder.feed(frame, pkt)
+        self.recorder.drain()
+        return []
+
+    def _tee(self, packets: Iterable[RawPacket]) -> Iterator[RawPacket]:
+        write = self.writer.write if self.writer is not None else None
+        for pkt in packets:
+            if write is not None:
+                write(pkt)
+            self.shown += 1
+            yield pkt
+
+    def lines(self) -> Iterator[str]:
+        """The text of each packet as it arrives, until the source ends or ``-c`` is met."""
+        return packet_lines(self._tee(self.source), self.options, annotate=self._annotate)
+
+    def summary_lines(self) -> Iterator[str]:
+        """The flows table of everything captured (``capdissect flows`` on the capture)."""
+        flows = self.recorder.summary()
+        if self.recorder.left_out:
+            yield (f"(the first {self.recorder.left_out} finished flows are left out: the "
+                   f"summary keeps the last {MAX_SUMMARY_FLOWS})")
+        yield from flows_report.table_lines(flows)
+
+    def stats_lines(self) -> list[str]:
+        """tcpdump's closing figures, for stderr."""
+        stats = self.source.stats()
+        lines = [f"{self.shown} packet{'s' if self.shown != 1 else ''} captured"]
+        if stats.received >= 0:
+            lines.append(f"{stats.received} packet{'s' if stats.received != 1 else ''} "
+                         "received by filter")
+        if stats.dropped >= 0:
+            lines.append(f"{stats.dropped} packet{'s' if stats.dropped != 1 else ''} "
+                         "dropped by kernel")
+        return lines
+
+
+def listening_line(source: LiveSource) -> str:
+    """tcpdump's line once the capture is open (the tests wait for it)."""
+    name, desc = LINK_NAMES.get(source.linktype, (str(source.linktype), "unknown"))
+    return (f"listening on {source.iface}, link-type {name} ({desc}), snapshot length "
+            f"{source.snaplen} bytes")
+
+
+class Flusher:
+    """When to flush stdout: after every packet on a terminal; in batches into a pipe or
+    file, but at the latest FLUSH_INTERVAL_S after a packet, and whenever the capture
+    waits for the next one (``idle``)."""
+
+    def __init__(self, stream: TextIO, interactive: bool) -> None:
+        self.stream = stream
+        self.interactive = interactive
+        self._last = time.monotonic()
+
+    def packet(self) -> None:
+        now = time.monotonic()
+        if self.interactive or now - self._last >= FLUSH_INTERVAL_S:
+            self.stream.flush()
+            self._last = now
+
+    def idle(self) -> None:
+        self.stream.flush()
+        self._last = time.monotonic()
+
+
+def start(selection: LiveSelection, *, backend: Backend = "scapy", duration: float | None = None,
+          buffer_kib: int = DEFAULT_BUFFER_KIB,
+          on_idle: Callable[[], None] | None = None) -> LiveSource:
+    """Open the capture *selection* describes (raises CaptureError before capturing)."""
+    return open_live(selection.iface, selection.filter(), backend=backend,
+                     buffer_kib=buffer_kib, duration=duration, on_idle=on_idle)
+
+
+def open_writer(path: str | Path | None, source: LiveSource) -> PacketWriter | None:
+    if path is None:
+        return None
+    return PacketWriter(path, source.linktype, source.snaplen, iface=source.iface)
+
+
+def run(
+    selection: LiveSelection,
+    options: ReadOptions,
+    out: TextIO,
+    err: TextIO,
+    *,
+    backend: Backend = "scapy",
+    duration: float | None = None,
+    write: str | Path | None = None,
+    buffer_kib: int = DEFAULT_BUFFER_KIB,
+    interactive: bool = False,
+) -> None:
+    """``capdissect live``: capture, print each packet, then the summary; until ``-c``,
+    ``--duration``, Ctrl-C or SIGTERM.
+
+    Packets and annotations go to *out*; the "listening on" line and tcpdump's closing
+    counts go to *err*, and so does the summary with ``--plain`` (whose *out* stays
+    exactly tcpdump's).  Raises CaptureError before anything is captured when the
+    capture cannot start.
+    """
+    flusher = Flusher(out, interactive)
+    source = start(selection, backend=backend, duration=duration, buffer_kib=buffer_kib,
+                   on_idle=flusher.idle)
+    try:
+        writer = open_writer(write, source)
+    except BaseException:
+        source.close()
+        raise
+    run = LiveRun(source, options, writer)
+    err.write(listening_line(source) + "\n")
+    err.flush()
+    try:
+        with stop_on_signals(source.stop):
+            for text in run.lines():
+                out.write(text)
+                out.write("\n")
+                flusher.packet()
+    finally:
+        source.close()
+        if writer is not None:
+            writer.close()
+    out.flush()
+    summary = err if options.plain else out
+    summary.write("\n")
+    for line in run.summary_lines():
+        summary.write(line + "\n")
+    summary.flush()
+    err.write("".join(line + "\n" for line in run.stats_lines()))
+    err.flush()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM end the capture in order (the packet in hand is finished, the
+    file stays whole, the summary is printed); a second one interrupts at once.
+
+    Only the main thread can set handlers; elsewhere (the Python API's thread) this
+    does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    asked = [False]
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if asked[0]:
+            raise KeyboardInterrupt
+        asked[0] = True
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
