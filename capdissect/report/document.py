@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Final
 
-from capdissect.report.eventlog import Segment, TimelineItem
+from capdissect.report.eventlog import Replay, Segment, TimelineItem
 from capdissect.report.flowjson import JsonObject, event_json, tcp_json, udp_json
 from capdissect.report.flowstream import Finished, Totals
 from capdissect.track.states import TcpState
@@ -72,8 +72,14 @@ def _flow(item: Finished, events: bool) -> Iterator[str]:
     yield text[:-1] + ', "events": ['
     batch: list[str] = []
     first = True
-    for event in item.events:
-        batch.append(item_json_text(event))
+    logged = item.events
+    texts: Iterable[str]
+    if isinstance(logged, Replay):
+        texts = logged.json_texts(item_json_text)
+    else:
+        texts = [item_json_text(event) for event in logged]
+    for piece in texts:
+        batch.append(piece)
         if len(batch) >= _CHUNK:
             yield ("\n   " if first else ",\n   ") + ",\n   ".join(batch)
             batch, first = [], False

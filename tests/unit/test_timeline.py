@@ -203,3 +203,32 @@ def test_fast_event_json_matches_the_general_encoder() -> None:
     for item in [*items, with_finding]:
         assert item_json_text(item) == json.dumps(item_json(item))
         json.loads(item_json_text(item))
+
+
+def test_templated_event_json_matches_event_by_event() -> None:
+    """Replay.json_texts (templates per kind of segment) == the general encoder, also
+    after a simultaneous open swapped the roles and for UDP with an ICMP error."""
+    from capdissect.dissect.tcp import PSH
+    from capdissect.report.document import item_json_text
+    from capdissect.report.eventlog import Replay
+
+    hi, lo = ("127.0.0.1", 50000), ("127.0.0.1", 40000)
+    w = Wire()
+    w.tcp(hi, lo, SYN, 1)
+    w.tcp(lo, hi, SYN, 7)  # the SYNs crossed: the tracker swaps the roles
+    w.tcp(hi, lo, SYN | ACK, 1, 8)
+    w.tcp(lo, hi, SYN | ACK, 7, 2)
+    for i in range(5):
+        w.tcp(lo, hi, PSH | ACK, 8 + i, 2, b"x")
+        w.tcp(hi, lo, ACK, 2, 9 + i)
+    lesson(w, ("127.0.0.1", 40001), ("127.0.0.1", 30002))
+    datagram = w.udp(("127.0.0.1", 42616), ("127.0.0.1", 10001), b"q")
+    w.unreachable("127.0.0.1", "127.0.0.1", datagram)
+    w.udp(("127.0.0.1", 10001), ("127.0.0.1", 42616), b"100%")
+    flows = list(finished(track(w.packets), Totals(), events=True))
+    assert len(flows) == 3
+    for item in flows:
+        assert isinstance(item.events, Replay)
+        want = [item_json_text(x) for x in item.events]
+        assert list(item.events.json_texts(item_json_text)) == want
+        assert [json.loads(t)["frame"] for t in want] == sorted(x.frame for x in item.events)
