@@ -4,8 +4,9 @@
 connection is over.  The tracker's own ``keep_events`` holds one ``Event`` tuple per
 segment (about 350 bytes with its floats, ints and strings); a long-lived connection of
 the benchmark capture has 100,000 segments, and several run at once.  Here each segment
-is one 38-byte struct record in a per-flow ``bytearray``; the rare segments that change a
-state, carry an analysis finding or a note are kept whole beside it, keyed by position.
+is one 42-byte struct record in a per-flow ``bytearray``, state changes included (a
+short connection changes state on most of its segments); the rare segments with an
+analysis finding or a note are kept whole beside it, keyed by position.
 Replaying a finished flow decodes the records lazily, so a report streams even a huge
 diagram.
 
@@ -16,6 +17,7 @@ swapped back on replay.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import struct
 from collections.abc import Callable, Iterator
@@ -23,18 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from capdissect.track.states import TcpState
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
+from capdissect.track.tcp import CLIENT, SERVER, Event, StateChange, TcpConnection, Update
 from capdissect.track.tracker import UdpUpdate
 from capdissect.track.udp import Datagram, Endpoint, UdpConversation, Unreachable
 
-# frame, ts, seq, ack, length, flags, phase, label, sender, client state, server state, bits
-_TCP: Final = struct.Struct("<QdIIIHHHBBBB")
+# frame, ts, seq, ack, length, flags, phase, label, sender, client state, server state, bits,
+# then the client's and the server's state change (before, after; _NO_CHANGE after: none)
+_TCP: Final = struct.Struct("<QdIIIHHHBBBBBBBB")
 # frame, ts, length, sender
 _UDP: Final = struct.Struct("<QdIB")
 
 _STATES: Final = tuple(TcpState)
 _STATE_INDEX: Final = {state: i for i, state in enumerate(_STATES)}
 _NO_STATE: Final = 255
+_NO_CHANGE: Final = 254
 _NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA = 1, 2, 4, 8
 _MAX_STRINGS: Final = 65535  # flag strings (at most 257), phases, labels
 
@@ -95,15 +99,16 @@ class Replay:
 
     def _segment(self, i: int, record: tuple[Any, ...]) -> Segment:
         (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
-         bits) = record
+         bits, c_before, c_after, s_before, s_after) = record
         if bits & _HAS_EXTRA:
             event, notes = self._log.extra[i]
         else:
             strings = self._strings
+            changes = _changes(c_before, c_after, s_before, s_after)
             event = Event(frame, ts, SERVER if sender else CLIENT, strings[flags],
                           None if bits & _NO_SEQ else seq, None if bits & _NO_ACK else ack,
                           length, strings[phase], strings[label],
-                          (_state(state_c), _state(state_s)), (), ())
+                          (_state(state_c), _state(state_s)), changes, ())
             notes = ()
         if self._swap == bool(bits & _WAS_FIRST_CLIENT):
             event = _swapped(event)
@@ -126,7 +131,7 @@ class Replay:
         swap = self._swap
         for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
             (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
-             bits) = record
+             bits, *_state_changes) = record
             if bits & (_HAS_EXTRA | _NO_SEQ | _NO_ACK):
                 yield general(self._segment(i, record))
                 continue
@@ -205,13 +210,17 @@ class EventLog:
             bits |= _NO_SEQ
         if event.ack is None:
             bits |= _NO_ACK
-        if event.changes or event.analysis or update.notes:
+        if event.analysis or update.notes:
             bits |= _HAS_EXTRA
             log.extra[log.count] = Segment(event, update.notes)
+        change = {c.role: (_index(c.before), _index(c.after)) for c in event.changes}
+        c_before, c_after = change.get(CLIENT, (_NO_STATE, _NO_CHANGE))
+        s_before, s_after = change.get(SERVER, (_NO_STATE, _NO_CHANGE))
         log.data += _TCP.pack(
             event.frame, event.ts, event.seq or 0, event.ack or 0, event.length,
             self._intern(event.flags), self._intern(event.phase), self._intern(event.label),
-            event.sender == SERVER, _index(event.states[0]), _index(event.states[1]), bits)
+            event.sender == SERVER, _index(event.states[0]), _index(event.states[1]), bits,
+            c_before, c_after, s_before, s_after)
         log.count += 1
 
     def udp(self, update: UdpUpdate) -> None:
@@ -250,6 +259,18 @@ def _index(state: TcpState | None) -> int:
 
 def _state(index: int) -> TcpState | None:
     return None if index == _NO_STATE else _STATES[index]
+
+
+@functools.cache
+def _changes(c_before: int, c_after: int, s_before: int,
+             s_after: int) -> tuple[StateChange, ...]:
+    """The tracker's changes tuple (client first, as it builds it); one object per kind."""
+    changes = []
+    if c_after != _NO_CHANGE:
+        changes.append(StateChange(CLIENT, _state(c_before), _STATES[c_after]))
+    if s_after != _NO_CHANGE:
+        changes.append(StateChange(SERVER, _state(s_before), _STATES[s_after]))
+    return tuple(changes)
 
 
 def _other(role: str) -> str:
