@@ -6,15 +6,13 @@ the first bytes and hands a ChunkReader to the pure format readers.
 
 from __future__ import annotations
 
-import gzip
-import io
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from capdissect.capture.gunzip import Gunzip
 from capdissect.capture.pcap import PcapHeader, is_pcap, read_pcap
 from capdissect.capture.pcapng import Interface, PcapngReader, is_pcapng
 from capdissect.capture.stream import ChunkReader, Readable
@@ -22,9 +20,8 @@ from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
 
 GZIP_MAGIC = b"\x1f\x8b"
-# What a damaged gzip stream raises: BadGzipFile (an OSError), EOFError when it ends early,
-# zlib.error for corrupt deflate data.
-_STREAM_ERRORS = (OSError, EOFError, zlib.error)
+# What reading a stream can raise besides our own errors (a disk or pipe failing).
+_STREAM_ERRORS = (OSError, EOFError)
 
 
 class CaptureFile:
@@ -39,13 +36,11 @@ class CaptureFile:
         self._stream: Readable = stream
         head = stream.read(4)
         if head[:2] == GZIP_MAGIC:
-            self._stream = gzip.GzipFile(
-                fileobj=io.BufferedReader(_Prefixed(head, stream)), mode="rb"
-            )
+            self._stream = Gunzip(head, stream)
             try:
                 head = self._stream.read(4)
-            except _STREAM_ERRORS as exc:
-                raise CaptureError(f"{name}: {exc}") from None
+            except CaptureError as exc:
+                raise self._named(exc) from None
         if not head:
             raise CaptureError(f"{name}: empty file, not a capture")
         reader = ChunkReader(self._stream, head)
@@ -66,10 +61,10 @@ class CaptureFile:
                 self.linktype = self._pcap.linktype
                 self.snaplen = self._pcap.snaplen
             else:
-                raise CaptureError(f"{name}: unknown file format, not a pcap or pcapng capture")
-        except TruncatedFile as exc:
-            raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, name) from None
-        except _STREAM_ERRORS as exc:  # gzip errors surface here
+                raise CaptureError("unknown file format, not a pcap or pcapng capture")
+        except CaptureError as exc:
+            raise self._named(exc) from None
+        except _STREAM_ERRORS as exc:
             raise CaptureError(f"{name}: {exc}") from None
         self._reader = reader
 
@@ -79,10 +74,16 @@ class CaptureFile:
                 yield from self._pcapng
             elif self._pcap is not None:
                 yield from read_pcap(self._reader, self._pcap)
-        except TruncatedFile as exc:
-            raise TruncatedFile(exc.what, exc.offset, exc.need, exc.have, self.name) from None
+        except CaptureError as exc:
+            raise self._named(exc) from None
         except _STREAM_ERRORS as exc:
             raise CaptureError(f"{self.name}: {exc}") from None
+
+    def _named(self, exc: CaptureError) -> CaptureError:
+        """The format readers' errors, with the file's name in front (one place for it)."""
+        if isinstance(exc, TruncatedFile):
+            return TruncatedFile(exc.what, exc.offset, exc.need, exc.have, self.name)
+        return CaptureError(f"{self.name}: {exc}")
 
     @property
     def interfaces(self) -> list[Interface]:
@@ -107,33 +108,6 @@ class CaptureFile:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class _Prefixed(io.RawIOBase):
-    """A read-only stream that first returns *head*, then the rest of *stream*.
-
-    Lets us sniff magic bytes from stdin (which cannot seek) and still hand the whole
-    stream to gzip.
-    """
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 def open_capture(path: str | Path) -> CaptureFile:

@@ -142,16 +142,19 @@ class PcapngReader:
             # Read ahead to the first interface so callers know the link type
             # (tcpdump prints it before any packet).
             self._pending: list[tuple[int, bytes]] = []
+            # libpcap (sf-pcapng.c) wants an interface before the first packet, and one
+            # at all: a file without is refused at open, as tcpdump reports it.
             while not self.interfaces:
                 block = self._block()
-                if block is None:
-                    break
+                if block is None or block[0] == SHB:
+                    raise CaptureError("the capture file has no Interface Description Blocks")
                 if block[0] == IDB:
                     self.interfaces.append(_interface(block[1], self.order))
+                elif block[0] in (EPB, SPB, PB):
+                    raise CaptureError("the capture file has a packet block before any "
+                                       "Interface Description Blocks")
                 else:
                     self._pending.append(block)
-                    if block[0] in (EPB, SPB, PB, SHB):
-                        break
 
     def __iter__(self) -> Iterator[RawPacket]:
         pending = self._pending
@@ -215,5 +218,7 @@ class PcapngReader:
             raise CaptureError("pcapng simple packet block too short")
         wire_len = struct.unpack_from(self.order + "I", body)[0]
         iface = self._iface(0)
-        caplen = min(wire_len, iface.snaplen or wire_len, len(body) - 4)
+        caplen = min(wire_len, iface.snaplen or wire_len)
+        if len(body) - 4 < caplen:  # libpcap refuses it rather than guess
+            raise CaptureError("block of type 3 in pcapng dump file is too short")
         return RawPacket(0, 0, iface.linktype, wire_len, body[4 : 4 + caplen], 0, None)
