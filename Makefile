@@ -50,9 +50,9 @@ lint: install
 test: install tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# For now the lesson capture bundled in captures/; later `capdissect demo tcp-basic`.
+# The TCP lesson with real sockets (root), or the bundled capture replayed (not root).
 demo: install
-	$(BIN)/capdissect read captures/tcp-basic.pcap -n
+	$(BIN)/capdissect demo tcp-basic
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
 # and rewrites benchmarks/RESULTS.md.  Needs root and tcpdump to build the capture.
