@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install tools test lint demo bench clean distclean
+.PHONY: install tools test lint demo bench bench-live clean distclean
 
 install: $(STAMP)
 
@@ -55,9 +55,18 @@ demo: install
 	$(BIN)/capdissect demo tcp-basic
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
-# and rewrites benchmarks/RESULTS.md.  Needs root and tcpdump to build the capture.
+# and rewrites benchmarks/RESULTS.md, then measures live capture (benchmarks/LIVE.md).
+# Needs root and tcpdump (the capture, and live).
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
+	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
+
+# Only the live row of SPEC 5: `capdissect live` at 20,000 packets/s for 10 s beside tcpdump,
+# both backends, plus scapy's own sniff() and higher rates for comparison; rewrites
+# benchmarks/LIVE.md.  Root.
+LIVE_BENCH_ARGS ?= --scapy-sniff 2000 --scapy-sniff 10000 --headroom 40000 --headroom 60000
+bench-live: install
+	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 
 # Coverage-guided fuzzing (atheris, the `fuzz` extra) of the capture readers, dissectors,
 # tcpdump printer and tracker, seeded from tests/corpus; time-boxed.  Prints executions and

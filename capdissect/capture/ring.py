@@ -19,8 +19,8 @@ not use scapy's ``attach_filter``: it compiles with a 1500-byte snapshot length 
 ``MTU``), so the kernel would cut loopback packets, which can be 64 KiB, at 1500 bytes.
 
 **Why a ring, not scapy's sniffer.**  scapy's ``sniff()`` does one ``recvmsg`` and builds
-a scapy ``Packet`` per packet: it delivered about 4,000 packets a second on the
-benchmark machine (``benchmarks/LIVE.md``), far from the 20,000 of SPEC §5.  A socket
+a scapy ``Packet`` per packet: it handled about 4,000 copies (2,000 packets) a second on
+the benchmark machine (``benchmarks/LIVE.md``), far from the 20,000 of SPEC §5.  A socket
 receive buffer also charges each small loopback packet its whole kernel buffer (1 KiB
 or more), so a burst overflows it.  A TPACKET_V3 ring (``PACKET_RX_RING``, the mechanism
 libpcap uses) stores packets back to back in memory mapped into our process: a small
