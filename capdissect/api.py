@@ -58,7 +58,7 @@ MAX_PACKETS: Final = 100_000  # a capture() keeps at most this many packets, the
 JOIN_TIMEOUT_S: Final = 5.0
 # After the with-block, wait this long without a new packet before stopping, so the
 # last segments (already sent, not yet handed over by the kernel or dumpcap) are kept.
-SETTLE_S: Final = {"scapy": 0.15, "tshark": 0.5}
+SETTLE_S: Final = {"scapy": 0.25, "tshark": 0.6}
 MAX_SETTLE_S: Final = 3.0
 
 

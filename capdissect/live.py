@@ -216,26 +216,30 @@ def run(
     capture cannot start.
     """
     flusher = Flusher(out, interactive)
-    source = start(selection, backend=backend, duration=duration, buffer_kib=buffer_kib,
-                   on_idle=flusher.idle)
-    try:
-        writer = open_writer(write, source)
-    except BaseException:
-        source.close()
-        raise
-    run = LiveRun(source, options, writer)
-    err.write(listening_line(source) + "\n")
-    err.flush()
-    try:
-        with stop_on_signals(source.stop):
+    stopper = _Stopper()
+    # The handlers are in place before the capture starts: a signal at any moment ends
+    # the run in order, and dumpcap (the tshark backend) is never left behind.
+    with stop_on_signals(stopper.stop):
+        source = start(selection, backend=backend, duration=duration, buffer_kib=buffer_kib,
+                       on_idle=flusher.idle)
+        try:
+            stopper.attach(source)
+            writer = open_writer(write, source)
+        except BaseException:
+            source.close()
+            raise
+        run = LiveRun(source, options, writer)
+        err.write(listening_line(source) + "\n")
+        err.flush()
+        try:
             for text in run.lines():
                 out.write(text)
                 out.write("\n")
                 flusher.packet()
-    finally:
-        source.close()
-        if writer is not None:
-            writer.close()
+        finally:
+            source.close()
+            if writer is not None:
+                writer.close()
     out.flush()
     summary = err if options.plain else out
     summary.write("\n")
@@ -244,6 +248,24 @@ def run(
     summary.flush()
     err.write("".join(line + "\n" for line in run.stats_lines()))
     err.flush()
+
+
+class _Stopper:
+    """Stops the source once there is one; a stop asked for before that is kept."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._source: LiveSource | None = None
+
+    def attach(self, source: LiveSource) -> None:
+        self._source = source
+        if self.asked:
+            source.stop()
+
+    def stop(self) -> None:
+        self.asked = True
+        if self._source is not None:
+            self._source.stop()
 
 
 @contextlib.contextmanager

@@ -120,8 +120,10 @@ class LiveCommand:
 
 
 def packet_part(stdout: str) -> str:
-    """live's stdout before the summary (which follows an empty line)."""
-    return stdout.split("\n\n", 1)[0] + "\n" if stdout.strip() else ""
+    """live's stdout before the summary (which follows an empty line), or all of it while
+    live runs."""
+    head, blank, _summary = stdout.partition("\n\n")
+    return head + "\n" if blank else stdout
 
 
 def packet_blocks(stdout: str) -> list[str]:
