@@ -281,10 +281,11 @@ def live(
 ) -> None:
     """Capture live and print each packet as it arrives, as `read` prints a file, annotated.
 
-    Each packet is shown once (on loopback the outgoing copy is dropped, as tcpdump
-    does). On stop (-c, --duration, Ctrl-C or SIGTERM) a row per connection follows, as
-    `flows` prints it. Needs root, or cap_net_raw on the interpreter (or on dumpcap
-    with --backend tshark).
+    Each packet is shown once: on loopback the outgoing copy is dropped, as tcpdump does.
+
+    On stop (-c, --duration, Ctrl-C or SIGTERM) a row per connection follows, as `flows`.
+
+    Needs root, or cap_net_raw on the interpreter (on dumpcap with --backend tshark).
 
     Examples:
 
