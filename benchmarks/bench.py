@@ -116,18 +116,19 @@ def _vm_hwm_kib(pid: int) -> int | None:
     return None  # a zombie has no Vm* lines
 
 
-def measure(argv: Sequence[str]) -> Sample:
-    """Run *argv* once: wall time and peak RSS (bounded by RUN_TIMEOUT_S).
+def measure(argv: Sequence[str], stdout: Path | None = None) -> Sample:
+    """Run *argv* once: wall time and peak RSS (bounded by RUN_TIMEOUT_S).  Its output goes
+    to *stdout* when given (to check it), else to /dev/null.
 
     Peak RSS is the child's ``VmHWM``, read every POLL_S while it runs.  The ``ru_maxrss``
     that ``os.wait4`` returns is a worse measure on Linux: exec keeps the high-water mark
     of the memory image it replaces, so every child would count this Python process's
     ~18 MB.  It is still the fallback for a child that ends before the first poll.
     """
-    with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as err:
+    with open(stdout or os.devnull, "wb") as sink, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=devnull, stderr=err, env=ENV
+            list(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=err, env=ENV
         )
         deadline = time.monotonic() + RUN_TIMEOUT_S
         hwm_kib = 0
