@@ -16,7 +16,6 @@ capture time, or when a new SYN reuses its ports.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -26,6 +25,7 @@ from capdissect.dissect.ipv6 import IPv6Header
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
 from capdissect.track.analysis import ConnectionAnalysis, Finding, TcpAnalyzer
 from capdissect.track.states import FINISHED, Seen, TcpState, next_state
+from capdissect.track.table import FlowTable
 
 S = TcpState
 MOD: Final = 1 << 32
@@ -233,12 +233,9 @@ class TcpTracker:
                  linger: float = 120.0, max_open: int = 50_000) -> None:
         self.ids = ids if ids is not None else itertools.count(1)
         self.keep_events = keep_events
-        self.linger = linger
-        self.max_open = max_open
-        self.evicted = 0
         self.analyzer = TcpAnalyzer()
-        self._open: OrderedDict[Key, TcpConnection] = OrderedDict()
-        self._done: list[TcpConnection] = []
+        self.table: FlowTable[Key, TcpConnection] = FlowTable(linger, max_open)
+
 
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
@@ -250,12 +247,12 @@ class TcpTracker:
         dst = (ip.dst, seg.dst_port)
         key: Key = (*src, *dst) if src <= dst else (*dst, *src)
         flags = seg.flags & 0xFF
-        conn = self._open.get(key)
+        conn = self.table.get(key)
         notes: list[str] = []
         new = reused = False
         if conn is not None and self._starts_new(conn, flags, seg, src):
             notes.append("a new connection reuses the ports of an earlier one")
-            self._retire(key)
+            self.table.retire(key)
             conn = None
             reused = True
         if conn is None:
@@ -263,14 +260,14 @@ class TcpTracker:
             conn.reused_ports = reused
             new = True
         else:
-            self._open.move_to_end(key)
+            self.table.touch(key)
         conn.packets += 1
         conn.last_ts = ts
         role = CLIENT if (conn.client.addr, conn.client.port) == src else SERVER
         event = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes, whole)
         if self.keep_events:
             conn.events.append(event)
-        self._expire(ts)
+        self.table.expire(ts)
         return Update(conn, event, new, tuple(notes))
 
     def _starts_new(self, conn: TcpConnection, flags: int, seg: TcpHeader,
@@ -306,9 +303,7 @@ class TcpTracker:
         else:  # mid-stream: the wire shows two synchronized endpoints
             client.enter(S.ESTABLISHED)
             server.enter(S.ESTABLISHED)
-        if len(self._open) >= self.max_open:
-            self._evict_oldest()
-        self._open[key] = conn
+        self.table.add(key, conn)
         return conn
 
     # ----- one segment ----------------------------------------------------------------
@@ -520,34 +515,14 @@ class TcpTracker:
             bits |= RST_BIT
         conn.completeness = bits
 
-    # ----- memory -----------------------------------------------------------------------
-    def _expire(self, now: float) -> None:
-        """Hand out connections that finished (or went quiet) ``linger`` seconds ago."""
-        while self._open:
-            key, conn = next(iter(self._open.items()))
-            if now - conn.last_ts < self.linger:
-                return
-            self._retire(key)
-
-    def _evict_oldest(self) -> None:
-        key = next(iter(self._open))
-        self.evicted += 1
-        self._retire(key)
-
-    def _retire(self, key: Key) -> None:
-        conn = self._open.pop(key)
-        self._done.append(conn)
 
     def drain(self) -> list[TcpConnection]:
-        """The connections retired since the last call, in the order they were retired."""
-        done, self._done = self._done, []
-        return done
+        """The flows retired since the last call (see FlowTable)."""
+        return self.table.drain()
 
     def close(self) -> list[TcpConnection]:
-        """Retire everything (end of capture) and return what was not drained yet."""
-        for key in list(self._open):
-            self._retire(key)
-        return self.drain()
+        """Retire everything at the end of the capture."""
+        return self.table.close()
 
 
 def _other(role: str) -> str:

@@ -49,7 +49,7 @@ class Tracker:
     @property
     def evicted(self) -> int:
         """Flows retired early because too many were open at once."""
-        return self.tcp.evicted + self.udp.evicted
+        return self.tcp.table.evicted + self.udp.table.evicted
 
     def feed(self, frame: int, pkt: Packet) -> Observation | None:
         self.packets += 1

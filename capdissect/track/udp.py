@@ -8,10 +8,11 @@ answers; linking the two is what tells a learner why a UDP client got nothing.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from capdissect.track.table import FlowTable
 
 Endpoint = tuple[bytes, int]
 
@@ -68,26 +69,21 @@ class UdpTracker:
                  linger: float = 120.0, max_open: int = 50_000) -> None:
         self.ids = ids if ids is not None else itertools.count(1)
         self.keep_events = keep_events
-        self.linger = linger
-        self.max_open = max_open
-        self.evicted = 0
         self.unmatched_unreachable = 0
-        self._open: OrderedDict[tuple[Endpoint, Endpoint], UdpConversation] = OrderedDict()
-        self._done: list[UdpConversation] = []
+        self.table: FlowTable[tuple[Endpoint, Endpoint], UdpConversation] = FlowTable(
+            linger, max_open)
+
 
     def feed(self, frame: int, ts: float, src: Endpoint, dst: Endpoint,
              length: int) -> tuple[UdpConversation, Datagram, bool]:
         key = _key(src, dst)
-        conv = self._open.get(key)
+        conv = self.table.get(key)
         new = conv is None
         if conv is None:
-            if len(self._open) >= self.max_open:
-                self.evicted += 1
-                self._retire(next(iter(self._open)))
             conv = UdpConversation(next(self.ids), src, dst, ts)
-            self._open[key] = conv
+            self.table.add(key, conv)
         else:
-            self._open.move_to_end(key)
+            self.table.touch(key)
         sender = "a" if conv.a == src else "b"
         conv.datagrams += 1
         conv.payload += length
@@ -97,13 +93,13 @@ class UdpTracker:
         datagram = Datagram(frame, ts, sender, length)
         if self.keep_events:
             conv.events.append(datagram)
-        self._expire(ts)
+        self.table.expire(ts)
         return conv, datagram, new
 
     def unreachable(self, frame: int, ts: float, reporter: bytes, quoted_src: Endpoint,
                     quoted_dst: Endpoint) -> UdpConversation | None:
         """Link an ICMP port unreachable to the conversation of the datagram it quotes."""
-        conv = self._open.get(_key(quoted_src, quoted_dst))
+        conv = self.table.get(_key(quoted_src, quoted_dst))
         if conv is None:
             self.unmatched_unreachable += 1
             return None
@@ -112,21 +108,10 @@ class UdpTracker:
         conv.last_ts = ts
         return conv
 
-    def _expire(self, now: float) -> None:
-        while self._open:
-            key, conv = next(iter(self._open.items()))
-            if now - conv.last_ts < self.linger:
-                return
-            self._retire(key)
-
-    def _retire(self, key: tuple[Endpoint, Endpoint]) -> None:
-        self._done.append(self._open.pop(key))
-
     def drain(self) -> list[UdpConversation]:
-        done, self._done = self._done, []
-        return done
+        """The flows retired since the last call (see FlowTable)."""
+        return self.table.drain()
 
     def close(self) -> list[UdpConversation]:
-        for key in list(self._open):
-            self._retire(key)
-        return self.drain()
+        """Retire everything at the end of the capture."""
+        return self.table.close()
