@@ -32,9 +32,10 @@ def scenario_list() -> list[str]:
 
 
 def capture(name: str, out: Path, family: int, port: int | None,
-            notice: Callable[[str], None]) -> Path:
+            notice: Callable[[str], None], keep: bool = False) -> Path:
     """Run scenario *name* and capture it into *out*; fall back to the bundled capture
-    (with a one-line *notice*) when this machine cannot capture."""
+    (with a one-line *notice*, copied to *out* when the user asked to *keep* it) when this
+    machine cannot capture."""
     scenario = get_scenario(name)
     ports = None
     if port is not None:
@@ -48,7 +49,7 @@ def capture(name: str, out: Path, family: int, port: int | None,
                                       f"at {bundled}") from None
         notice(f"capdissect demo: cannot capture here ({why}); replaying {bundled}")
         verify_capture(name, bundled)
-        if out.parent != Path(tempfile.gettempdir()) and not out.name.startswith("capd-"):
+        if keep:
             shutil.copyfile(bundled, out)  # --write still gets the capture shown
         return bundled
     notice(f"capdissect demo: captured {run.packets} packets of {name} on loopback "
@@ -69,7 +70,7 @@ def demo_pieces(name: str, *, family: int = 4, port: int | None = None,
             out = tmp / f"{name}.pcap"
         else:
             out = write
-        path = capture(name, out, family, port, notice)
+        path = capture(name, out, family, port, notice, keep=write is not None)
         yield f"== {name}: {scenario.summary} ==\n\n"
         yield "-- the packets, as tcpdump prints them, with what they mean --\n"
         for text in read_lines(path, options):
