@@ -57,6 +57,23 @@ def main_options(
     """capdissect: packet capture and dissection for TCP/IP lessons and socket debugging."""
 
 
+# tcpdump's output options, shared by `read`, `live` and `demo` (same letters, same meaning).
+NumericOption = Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses "
+                                            "and ports to names (-nn as in tcpdump).")]
+VerboseOption = Annotated[int, typer.Option("-v", count=True, help="More detail: IP header "
+                                            "fields, checksums (-vv more).")]
+HexAsciiOption = Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump of "
+                                             "each packet (-XX with the link header).")]
+HexOption = Annotated[int, typer.Option("-x", count=True, help="Hex dump of each packet "
+                                        "(-xx with the link header).")]
+LinkHeaderOption = Annotated[bool, typer.Option("-e", help="Print the link-level header.")]
+AbsoluteSeqOption = Annotated[bool, typer.Option("-S", help="Absolute TCP sequence numbers.")]
+NoChecksumOption = Annotated[bool, typer.Option("-K", help="Don't verify checksums.")]
+TimestampOption = Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t "
+                                              "none, -tt epoch, -ttt delta, -tttt date, "
+                                              "-ttttt since first.")]
+
+
 @app.command()
 def read(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
@@ -68,19 +85,14 @@ def read(
             show_default=False,
         ),
     ] = None,
-    n: Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses and ports "
-                                   "to names (-nn as in tcpdump).")] = 0,
-    v: Annotated[int, typer.Option("-v", count=True, help="More detail: IP header fields, "
-                                   "checksums (-vv more).")] = 0,
-    X: Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump of each packet "
-                                   "(-XX with the link header).")] = 0,
-    x: Annotated[int, typer.Option("-x", count=True, help="Hex dump of each packet "
-                                   "(-xx with the link header).")] = 0,
-    e: Annotated[bool, typer.Option("-e", help="Print the link-level header.")] = False,
-    S: Annotated[bool, typer.Option("-S", help="Absolute TCP sequence numbers.")] = False,
-    K: Annotated[bool, typer.Option("-K", help="Don't verify checksums.")] = False,
-    t: Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t none, -tt "
-                                   "epoch, -ttt delta, -tttt date, -ttttt since first.")] = 0,
+    n: NumericOption = 0,
+    v: VerboseOption = 0,
+    X: HexAsciiOption = 0,
+    x: HexOption = 0,
+    e: LinkHeaderOption = False,
+    S: AbsoluteSeqOption = False,
+    K: NoChecksumOption = False,
+    t: TimestampOption = 0,
     count: Annotated[int | None, typer.Option("-c", help="Stop after N packets (that pass "
                                               "the filter).")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output, "
@@ -263,19 +275,14 @@ def live(
     buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB", min=1024,
                                              help="Capture buffer in KiB, as tcpdump -B.")
                            ] = 32 * 1024,
-    n: Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses and ports "
-                                   "to names (-nn as in tcpdump).")] = 0,
-    v: Annotated[int, typer.Option("-v", count=True, help="More detail: IP header fields, "
-                                   "checksums (-vv more).")] = 0,
-    X: Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump of each packet "
-                                   "(-XX with the link header).")] = 0,
-    x: Annotated[int, typer.Option("-x", count=True, help="Hex dump of each packet "
-                                   "(-xx with the link header).")] = 0,
-    e: Annotated[bool, typer.Option("-e", help="Print the link-level header.")] = False,
-    S: Annotated[bool, typer.Option("-S", help="Absolute TCP sequence numbers.")] = False,
-    K: Annotated[bool, typer.Option("-K", help="Don't verify checksums.")] = False,
-    t: Annotated[int, typer.Option("-t", count=True, help="Timestamp format: -t none, -tt "
-                                   "epoch, -ttt delta, -tttt date, -ttttt since first.")] = 0,
+    n: NumericOption = 0,
+    v: VerboseOption = 0,
+    X: HexAsciiOption = 0,
+    x: HexOption = 0,
+    e: LinkHeaderOption = False,
+    S: AbsoluteSeqOption = False,
+    K: NoChecksumOption = False,
+    t: TimestampOption = 0,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output on stdout "
                                         "(the summary goes to stderr).")] = False,
 ) -> None:
@@ -383,10 +390,9 @@ def demo(
     port: Annotated[int | None, typer.Option("--port", help="The server's port (default: "
                                              "the lesson's, 30002 for TCP).")] = None,
     ipv6: Annotated[bool, typer.Option("--ipv6", "-6", help="Run it over ::1.")] = False,
-    n: Annotated[int, typer.Option("-n", count=True, help="Numeric addresses and ports "
-                                   "(the default; -nn as in tcpdump).")] = 1,
-    v: Annotated[int, typer.Option("-v", count=True, help="More detail, as in read.")] = 0,
-    X: Annotated[int, typer.Option("-X", count=True, help="Hex and ASCII dump.")] = 0,
+    n: NumericOption = 1,
+    v: VerboseOption = 0,
+    X: HexAsciiOption = 0,
 ) -> None:
     """Run a lesson with real sockets on loopback, capture it, and explain it.
 
