@@ -97,9 +97,6 @@ NETSTAT_NAMES: Final[Mapping[TcpState, str]] = MappingProxyType({
     S.TIME_WAIT: "TIME_WAIT",
 })
 
-SYNCHRONIZED: Final = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT,
-                                 S.CLOSING, S.LAST_ACK, S.TIME_WAIT})
-OPENING: Final = frozenset({S.CLOSED, S.LISTEN, S.SYN_SENT, S.SYN_RECEIVED})
 FINISHED: Final = frozenset({S.CLOSED, S.TIME_WAIT})
 
 

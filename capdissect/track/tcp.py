@@ -42,10 +42,6 @@ def seq_le(a: int, b: int) -> bool:
     return (b - a) % MOD < (1 << 31)
 
 
-def seq_lt(a: int, b: int) -> bool:
-    return a != b and seq_le(a, b)
-
-
 class StateChange(NamedTuple):
     role: str
     before: TcpState | None
