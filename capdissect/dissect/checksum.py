@@ -1,27 +1,20 @@
-"""The Internet checksum (RFC 1071), computed in C through memoryview.cast.
-
-Summing native-order 16-bit words and byte-swapping the folded result gives the same
-answer as summing big-endian words (RFC 1071 §2(B)), and lets ``sum`` run in C.
-"""
+"""The Internet checksum (RFC 1071), computed in C through Python's big integers."""
 
 from __future__ import annotations
 
-import sys
-from typing import Final
-
-_LITTLE: Final = sys.byteorder == "little"
-
 
 def ones_sum(data: bytes) -> int:
-    """The folded 16-bit one's-complement sum of *data*, as big-endian words."""
+    """The folded 16-bit one's-complement sum of *data*, as big-endian words.
+
+    2**16 is 1 modulo 0xFFFF, so the sum of the words is congruent to all of *data* read
+    as one big-endian number: ``int.from_bytes`` and ``%`` do the work in C.  Folding a
+    non-zero sum never gives 0 but 0xFFFF, hence the last line.
+    """
+    value = int.from_bytes(data, "big")
     if len(data) & 1:
-        data += b"\0"
-    total = sum(memoryview(data).cast("H"))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    if _LITTLE:
-        total = ((total & 0xFF) << 8) | (total >> 8)
-    return total
+        value <<= 8  # the odd byte is padded with a zero byte (RFC 1071)
+    total = value % 0xFFFF
+    return 0xFFFF if total == 0 and value else total
 
 
 def verify(data: bytes, initial: int = 0) -> int:
