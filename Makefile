@@ -5,8 +5,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The stamp is rebuilt (pip runs again) only when pyproject.toml changes.
+# The stamp is rebuilt (pip runs again) when pyproject.toml, setup.py or a module that
+# setup.py compiles with mypyc changes, so the compiled copy never lags its source.
 STAMP  := $(VENV)/.installed
+COMPILED := capdissect/report/tcpdump_fast.py capdissect/report/hexdump.py \
+            capdissect/dissect/checksum.py capdissect/capture/records.py
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -14,7 +17,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
@@ -81,6 +84,7 @@ fuzz: install
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info $(STAMP)
+	find capdissect -name '*.so' -delete
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean

@@ -33,6 +33,7 @@ from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import PROTOCOL_KEYWORDS, Names
 from capdissect.report.tcpdump_arp import print_arp
+from capdissect.report.tcpdump_fast import FLAG_STRINGS, FastPath
 from capdissect.report.tcpdump_tcpopts import print_options
 
 IPPROTO_NAMES: Final = {
@@ -47,12 +48,6 @@ ETHERTYPE_NAMES: Final = {
     0x9100: "802.1Q-9100", 0x9200: "802.1Q-9200", 0x8847: "MPLS unicast",
     0x8848: "MPLS multicast", 0x8035: "Reverse ARP", 0x88CC: "LLDP", 0x8863: "PPPoE D",
     0x8864: "PPPoE S", 0x888E: "EAPOL", 0x88E5: "802.1AE MACsec",
-}
-TCP_FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
-                           (URG, "U"), (0x40, "E"), (0x80, "W"))
-_FLAG_STRINGS: Final = {
-    flags: "".join(letter for bit, letter in TCP_FLAG_LETTERS if flags & bit) or "none"
-    for flags in range(256)
 }
 MAX_RST_DATA_LEN: Final = 30
 # util-print.c prints this, and no fraction, when localtime()/gmtime() fail (pcapng
@@ -91,10 +86,19 @@ class TcpdumpPrinter:
         self._ts_ref: tuple[int, int] | None = None
         self._clock_sec = -1
         self._clock = ""
+        # The common shape takes the fast path (tcpdump_fast.py) under the options it
+        # covers: default timestamps, no link header, up to one -v.
+        self.fast = (FastPath(self.names, self._isn, v=options.v, x=options.x, X=options.X,
+                               S=options.S, K=options.K)
+                      if options.t == 0 and not options.e and options.v <= 1 else None)
 
     # ----- whole packet -------------------------------------------------------------------
     def format(self, pkt: RawPacket) -> str:
         """The text tcpdump prints for *pkt*, without the final newline."""
+        if self.fast is not None and pkt.linktype == linkmod.EN10MB:
+            fast = self.fast.format(pkt.ts_sec, pkt.ts_nsec, pkt.wire_len, pkt.data)
+            if fast is not None:
+                return fast
         frame = Frame(pkt.data)
         out = frame.out
         caplen = len(pkt.data)
@@ -797,7 +801,7 @@ class TcpdumpPrinter:
             out.append(f" tcp {length - hlen} [bad hdr length {hlen} - too short, < 20]")
             return
         flags = tcp.flags & 0xFF
-        out.append(f"Flags [{_FLAG_STRINGS[flags]}]")
+        out.append(f"Flags [{FLAG_STRINGS[flags]}]")
         seq = tcp.seq
         ack = tcp.ack
         thseq = thack = 0

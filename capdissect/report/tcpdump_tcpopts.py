@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from capdissect.report.frame import Cut
+from capdissect.report.tcpdump_fast import simple_options
 from capdissect.report.tcpdump_mptcp import AddressNamer, render_mptcp
 
 BAD: Final = "bad"  # print-tcp.c "goto bad": [bad opt]
@@ -98,7 +99,7 @@ def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, f
     *addr* names the addresses MPTCP's ADD_ADDR carries.
     """
     if pos + length <= end:
-        simple = _simple_options(buf, pos, pos + length)
+        simple = simple_options(buf, pos, pos + length)
         if simple is not None:
             out.append(simple)
             return True
@@ -130,42 +131,6 @@ def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, f
             break
     out.append("]")
     return True
-
-
-# kind -> the length byte it must have to take the fast path.
-_SIMPLE_LENGTHS: Final = {2: 4, 3: 3, 4: 2, 8: 10}
-
-
-def _simple_options(buf: bytes, pos: int, end: int) -> str | None:
-    """The options text when every option is well formed, captured and one of the
-    kinds every TCP stack sends (nop, eol, mss, wscale, sackOK, TS), else None.
-
-    Profiling showed the faithful walk to be a quarter of read's time; for these
-    options tcpdump's quirks cannot show, so a plain loop gives the same text.
-    """
-    parts = []
-    while pos < end:
-        kind = buf[pos]
-        if kind == 1:
-            parts.append("nop")
-            pos += 1
-            continue
-        if kind == 0:
-            parts.append("eol")
-            break
-        expected = _SIMPLE_LENGTHS.get(kind)
-        if expected is None or pos + 1 >= end or buf[pos + 1] != expected or pos + expected > end:
-            return None
-        if kind == 8:
-            parts.append("TS val {} ecr {}".format(*_U32X2.unpack_from(buf, pos + 2)))
-        elif kind == 2:
-            parts.append(f"mss {(buf[pos + 2] << 8) | buf[pos + 3]}")
-        elif kind == 3:
-            parts.append(f"wscale {buf[pos + 2]}")
-        else:
-            parts.append("sackOK")
-        pos += expected
-    return ", options [" + ",".join(parts) + "]"
 
 
 def _stop(walk: _Walk, status: str, sep: str) -> bool:

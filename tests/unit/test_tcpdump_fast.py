@@ -1,0 +1,157 @@
+"""The fast path (report/tcpdump_fast.py) prints exactly what the full printer prints.
+
+Every packet of the corpus (and of a capture with the shapes the fast path must refuse)
+goes through two printers side by side: one with the fast path, one without.  The texts
+must be equal, and the fast path must have taken a fair share of the packets, so that
+this test cannot pass by the fast path declining everything.  The same check runs on
+the module as plain Python, which is what a machine without a C compiler runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from capdissect.capture.files import open_capture
+from capdissect.packets import RawPacket
+from capdissect.report import tcpdump_fast
+from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+
+TESTS = Path(__file__).parent.parent
+# The tcpdump corpus, and the bundled real loopback captures (many shapes of TCP and UDP
+# over 127.0.0.1 and ::1).
+SOURCES = [TESTS / "corpus", TESTS / "corpus-extra", TESTS.parent / "captures"]
+OPTION_SETS = {
+    "nn": PrintOptions(n=2),
+    "nn-v": PrintOptions(n=2, v=1),
+    "nn-v-X": PrintOptions(n=2, v=1, X=1),
+    "nn-vK": PrintOptions(n=2, v=1, K=True),
+    "XX": PrintOptions(n=2, X=2),
+    "x": PrintOptions(n=2, x=1),
+    "n-S": PrintOptions(n=1, S=True),
+    "names": PrintOptions(),
+}
+
+
+def corpus_packets() -> Iterator[RawPacket]:
+    for path in sorted(p for folder in SOURCES for p in folder.glob("*.pcap*")):
+        with open_capture(path) as capture:
+            try:
+                yield from capture
+            except Exception:  # the damaged files: their readable packets are enough
+                continue
+
+
+class Counting:
+    """Stands in for a FastPath and counts the packets it takes."""
+
+    def __init__(self, fast: Any) -> None:
+        self.fast = fast
+        self.taken = 0
+
+    def format(self, sec: int, nsec: int, wire_len: int, data: bytes) -> str | None:
+        text: str | None = self.fast.format(sec, nsec, wire_len, data)
+        self.taken += text is not None
+        return text
+
+
+def compare(module: ModuleType, options: PrintOptions, packets: list[RawPacket]) -> int:
+    """Print *packets* with and without the fast path of *module*; return how many the
+    fast path took."""
+    fast = TcpdumpPrinter(options)
+    counting = Counting(module.FastPath(fast.names, fast._isn, v=options.v, x=options.x,
+                                        X=options.X, S=options.S, K=options.K))
+    fast.fast = counting  # type: ignore[assignment]
+    full = TcpdumpPrinter(options)
+    full.fast = None
+    for number, pkt in enumerate(packets, 1):
+        assert fast.format(pkt) == full.format(pkt), f"packet {number}"
+    return counting.taken
+
+
+@pytest.fixture(scope="module")
+def packets() -> list[RawPacket]:
+    return list(corpus_packets())
+
+
+@pytest.fixture(scope="module")
+def pure_module() -> ModuleType:
+    """tcpdump_fast.py loaded from its source, whether or not a compiled copy exists."""
+    source = Path(tcpdump_fast.__file__).with_name("tcpdump_fast.py")
+    spec = importlib.util.spec_from_file_location("tcpdump_fast_pure", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", OPTION_SETS)
+def test_fast_path_prints_what_the_full_printer_prints(name: str,
+                                                       packets: list[RawPacket]) -> None:
+    taken = compare(tcpdump_fast, OPTION_SETS[name], packets)
+    assert taken > len(packets) // 3, f"the fast path took only {taken} of {len(packets)}"
+
+
+@pytest.mark.parametrize("name", ["nn", "nn-v-X"])
+def test_the_python_source_agrees_too(name: str, packets: list[RawPacket],
+                                      pure_module: ModuleType) -> None:
+    taken = compare(pure_module, OPTION_SETS[name], packets)
+    assert taken > len(packets) // 3
+
+
+def test_options_it_does_not_cover_leave_it_out() -> None:
+    for options in (PrintOptions(e=True), PrintOptions(t=3), PrintOptions(v=2)):
+        assert TcpdumpPrinter(options).fast is None
+
+
+def test_refuses_what_it_does_not_print(packets: list[RawPacket]) -> None:
+    """Shapes the full printer must take: a cut frame, IPv4 options, a fragment, a wire
+    length shorter than the capture, ICMP."""
+    printer = TcpdumpPrinter(PrintOptions(n=2))
+    assert printer.fast is not None
+    tcp4 = next(p for p in packets if p.linktype == 1 and p.data[12:14] == b"\x08\x00"
+                and p.data[23] == 6 and p.data[14] == 0x45
+                and printer.fast.format(p.ts_sec, p.ts_nsec, p.wire_len, p.data))
+    data = tcp4.data
+    fast = TcpdumpPrinter(PrintOptions(n=2)).fast
+    assert fast is not None
+    assert fast.format(tcp4.ts_sec, 0, len(data), data) is not None
+    cut = data[:-1]
+    options = data[:14] + b"\x46" + data[15:]
+    fragment = data[:20] + b"\x20" + data[21:]
+    icmp = data[:23] + b"\x01" + data[24:]
+    for shape, wire in ((cut, len(data)), (options, len(data)), (fragment, len(data)),
+                        (icmp, len(data)), (data, len(data) - 1)):
+        assert fast.format(tcp4.ts_sec, 0, wire, shape) is None, shape[:24].hex()
+
+
+def have_compiler() -> bool:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(compiler) is not None and not os.environ.get("CAPDISSECT_PURE")
+
+
+@pytest.mark.skipif(not have_compiler(), reason="no C compiler (or CAPDISSECT_PURE): the "
+                    "modules run as Python")
+def test_compiled_where_a_compiler_is() -> None:
+    """`make install` compiles the hot modules (setup.py); a silent build failure
+    would leave read four times slower with every other test passing."""
+    from capdissect.capture import records
+    from capdissect.dissect import checksum
+    from capdissect.report import hexdump
+    for module in (tcpdump_fast, hexdump, checksum, records):
+        suffix = Path(module.__file__ or "").suffix
+        assert suffix in (".so", ".pyd"), f"{module.__name__} is not compiled: make install"
+        source = Path(module.__file__ or "").with_name(module.__name__.rsplit(".", 1)[1]
+                                                       + ".py")
+        assert source.stat().st_mtime <= Path(module.__file__ or "").stat().st_mtime, (
+            f"{module.__name__}: the compiled copy is older than its source: make install")
+    assert sys.modules["capdissect.report.tcpdump_fast"] is tcpdump_fast
