@@ -8,7 +8,7 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -126,11 +126,29 @@ def read(
         typer.echo(f"capdissect: {problem}", err=True)
         raise typer.Exit(1)
     with cli_errors():
-        write = sys.stdout.write
-        for line in read_lines(path, options, banner=_banner):
-            write(line)
-            write("\n")
-        sys.stdout.flush()
+        _write_lines(read_lines(path, options, banner=_banner))
+
+
+def _write_lines(texts: Iterable[str]) -> None:
+    """Each text and a newline to stdout: at once on a terminal, where someone watches;
+    elsewhere 256 at a time, as one write per packet was a third of ``read``'s time."""
+    out = sys.stdout
+    if out.isatty():
+        for text in texts:
+            out.write(text)
+            out.write("\n")
+    else:
+        held: list[str] = []
+        try:
+            for text in texts:
+                held.append(text)
+                if len(held) == 256:
+                    out.write("\n".join(held) + "\n")
+                    held.clear()
+        finally:  # a damaged file ends the loop: what was read before it is still printed
+            if held:
+                out.write("\n".join(held) + "\n")
+    out.flush()
 
 
 def _banner(text: str) -> None:

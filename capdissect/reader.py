@@ -13,6 +13,7 @@ from pathlib import Path
 
 from capdissect.capture.files import open_capture
 from capdissect.capture.filter import PacketFilter
+from capdissect.capture.records import RecordBatch
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import Packet, decode
 from capdissect.packets import RawPacket
@@ -71,7 +72,36 @@ def read_lines(
             packet_filter.program(capture.linktype)
             keep = packet_filter.matches
         annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
-        yield from packet_lines(capture, options, keep=keep, annotate=annotate)
+        printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        if (keep is None and annotate is None and printer.fast is not None
+                and capture.format == "pcap"):
+            yield from _batch_lines(capture.batches(), printer, options.count)
+        else:
+            yield from packet_lines(capture, options, keep=keep, annotate=annotate,
+                                    printer=printer)
+
+
+def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,
+                 limit: int | None) -> Iterator[str]:
+    """``packet_lines`` for a classic pcap file without filter or annotations: the same
+    texts, but the common packets are printed a batch at a time by the compiled fast
+    path, without a RawPacket each (two thirds of ``read --plain``'s time)."""
+    fast = printer.fast
+    assert fast is not None
+    number = 0  # packets before the current batch
+    for batch in batches:
+        texts: list[str] = []
+        i, n = 0, len(batch)
+        while i < n:
+            i = fast.format_batch(batch, i, texts)
+            if i < n:
+                texts.append(_text(printer, batch.packet(i), number + i + 1))
+                i += 1
+        number += n
+        if limit is not None and number >= limit:
+            yield from texts[: len(texts) - (number - limit)]
+            return
+        yield from texts
 
 
 def packet_lines(
@@ -80,6 +110,7 @@ def packet_lines(
     *,
     keep: Callable[[RawPacket], bool] | None = None,
     annotate: Callable[[int, Packet], list[str]] | None = None,
+    printer: TcpdumpPrinter | None = None,
 ) -> Iterator[str]:
     """The per-packet loop of ``read`` and ``live``: filter, tcpdump's text, annotations.
 
@@ -88,8 +119,7 @@ def packet_lines(
     packet's 1-based position in *packets* and the decoded packet; without it nothing
     is decoded.  Pulls one packet at a time, so a live source is printed as it arrives.
     """
-    printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
-    fmt = printer.format
+    printer = printer or TcpdumpPrinter(options.printing(), ifname=local_ifname)
     limit = options.count
     shown = 0
     for number, pkt in enumerate(packets, 1):
@@ -97,16 +127,28 @@ def packet_lines(
         # sequence numbers, -ttt's previous packet) and -c only count those that pass.
         if keep is not None and not keep(pkt):
             continue
-        try:
-            text = fmt(pkt)
-            if annotate is not None:
+        text = _text(printer, pkt, number)
+        if annotate is not None:
+            try:
                 notes = annotate(number, decode(pkt))
-                if notes:
-                    text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
-        except Exception as exc:  # a bug of ours must not end the run or hide packets
-            text = (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: "
-                    f"{exc}); please report it with the capture]")
+            except Exception as exc:  # a bug of ours must not end the run or hide packets
+                notes = [_bug(number, exc)]
+            if notes:
+                text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
         yield text
         shown += 1
         if limit is not None and shown >= limit:
             return
+
+
+def _text(printer: TcpdumpPrinter, pkt: RawPacket, number: int) -> str:
+    """tcpdump's text for packet *number*, or a line saying we failed to print it."""
+    try:
+        return printer.format(pkt)
+    except Exception as exc:  # a bug of ours must not end the run or hide packets
+        return _bug(number, exc)
+
+
+def _bug(number: int, exc: Exception) -> str:
+    return (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: {exc}); "
+            "please report it with the capture]")

@@ -10,11 +10,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from capdissect.capture.gunzip import Gunzip
-from capdissect.capture.pcap import PcapHeader, is_pcap, read_pcap
+from capdissect.capture.pcap import PcapHeader, is_pcap, read_batches, read_pcap
 from capdissect.capture.pcapng import Interface, PcapngReader, is_pcapng
+from capdissect.capture.records import RecordBatch
 from capdissect.capture.stream import ChunkReader, Readable
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
@@ -22,6 +23,7 @@ from capdissect.packets import RawPacket
 GZIP_MAGIC = b"\x1f\x8b"
 # What reading a stream can raise besides our own errors (a disk or pipe failing).
 _STREAM_ERRORS = (OSError, EOFError)
+_T = TypeVar("_T")
 
 
 class CaptureFile:
@@ -69,11 +71,21 @@ class CaptureFile:
         self._reader = reader
 
     def __iter__(self) -> Iterator[RawPacket]:
+        if self._pcapng is not None:
+            return self._guarded(iter(self._pcapng))
+        assert self._pcap is not None
+        return self._guarded(read_pcap(self._reader, self._pcap))
+
+    def batches(self) -> Iterator[RecordBatch]:
+        """A classic pcap file's records a buffer at a time (``read``'s fast path); the
+        same records, errors and end as iterating the file."""
+        if self._pcap is None:
+            raise TypeError("only classic pcap files are read in batches")
+        return self._guarded(read_batches(self._reader, self._pcap))
+
+    def _guarded(self, items: Iterator[_T]) -> Iterator[_T]:
         try:
-            if self._pcapng is not None:
-                yield from self._pcapng
-            elif self._pcap is not None:
-                yield from read_pcap(self._reader, self._pcap)
+            yield from items
         except CaptureError as exc:
             raise self._named(exc) from None
         except _STREAM_ERRORS as exc:

@@ -1,7 +1,7 @@
 """Classic pcap files: both byte orders, micro- and nanosecond timestamps.
 
 Format: https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html (a 24-byte file
-header, then a 16-byte header before each record).  A generator, so memory stays flat.
+header, then a 16-byte header before each record).  Generators, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -10,6 +10,13 @@ import struct
 from collections.abc import Iterator
 from typing import Final
 
+from capdissect.capture.records import (
+    MAX_RECORD,
+    REC_HDR_LEN,
+    RecordBatch,
+    record_length,
+    scan_records,
+)
 from capdissect.capture.stream import ChunkReader
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
@@ -17,10 +24,6 @@ from capdissect.packets import RawPacket
 MAGIC_USEC: Final = 0xA1B2C3D4
 MAGIC_NSEC: Final = 0xA1B23C4D
 _FILE_HDR_LEN: Final = 24
-_REC_HDR_LEN: Final = 16
-# libpcap refuses records larger than this (MAXIMUM_SNAPLEN, pcap-int.h); so do we,
-# so that a corrupt length never makes us allocate gigabytes.
-MAX_RECORD: Final = 262144
 
 
 class PcapHeader:
@@ -56,45 +59,41 @@ def is_pcap(head: bytes) -> bool:
     )
 
 
-def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:
-    """Yield every whole record; raise TruncatedFile after the last whole one.
-
-    Records are unpacked in place in the reader's buffer: this loop runs once per packet
-    of every file, and slicing each 16-byte header cost a tenth of ``read``.
-    """
-    unpack = struct.Struct((">" if header.big_endian else "<") + "IIII").unpack_from
-    linktype = header.linktype
-    scale = 1 if header.nanosecond else 1000
-    # libpcap (sf-pcap.c) cuts a record longer than the file's snapshot length down to
-    # it, and takes the largest snapshot length when the header's is 0 or absurd.
+def read_batches(reader: ChunkReader, header: PcapHeader) -> Iterator[RecordBatch]:
+    """Yield every whole record, a buffer at a time; raise TruncatedFile after the last
+    whole one, and CaptureError at a record longer than any libpcap accepts."""
+    # libpcap (sf-pcap.c) takes the largest snapshot length when the header's is 0 or
+    # absurd.
     snaplen = header.snaplen if 0 < header.snaplen <= MAX_RECORD else MAX_RECORD
-    buf, pos = reader.window(None, _REC_HDR_LEN)
-    size = len(buf)
+    big = header.big_endian
+    buf, pos = reader.window(None, REC_HDR_LEN)
     while True:
-        if size - pos < _REC_HDR_LEN:
-            buf, pos = reader.window(pos, _REC_HDR_LEN)
-            size = len(buf)
-            if size - pos < _REC_HDR_LEN:
-                if size > pos:
-                    raise TruncatedFile("record header", reader.offset, _REC_HDR_LEN,
-                                        size - pos)
+        offsets, pos = scan_records(buf, pos, big)
+        if offsets:
+            yield RecordBatch(buf, offsets, big, header.nanosecond, snaplen, header.linktype)
+        # *pos* is at the end of the buffer, a record that runs past it, or a bogus one.
+        if len(buf) - pos < REC_HDR_LEN:
+            buf, pos = reader.window(pos, REC_HDR_LEN)
+            if len(buf) - pos < REC_HDR_LEN:
+                if len(buf) > pos:
+                    raise TruncatedFile("record header", reader.offset, REC_HDR_LEN,
+                                        len(buf) - pos)
                 return
-        sec, frac, caplen, wire_len = unpack(buf, pos)
+        caplen = record_length(buf, pos, big)
         if caplen > MAX_RECORD:
             reader.window(pos, 0)
             raise CaptureError(
                 f"bogus pcap record at byte {reader.offset}: "
                 f"captured length {caplen} is larger than {MAX_RECORD}"
             )
-        end = pos + _REC_HDR_LEN + caplen
-        if end > size:
-            buf, pos = reader.window(pos, _REC_HDR_LEN + caplen)
-            size = len(buf)
-            end = pos + _REC_HDR_LEN + caplen
-            if end > size:
-                raise TruncatedFile("packet data", reader.offset + _REC_HDR_LEN, caplen,
-                                    size - pos - _REC_HDR_LEN)
-        data = buf[pos + _REC_HDR_LEN : end if caplen <= snaplen else
-                   pos + _REC_HDR_LEN + snaplen]
-        pos = end
-        yield RawPacket(sec, frac * scale, linktype, wire_len, data)
+        if pos + REC_HDR_LEN + caplen > len(buf):
+            buf, pos = reader.window(pos, REC_HDR_LEN + caplen)
+            if pos + REC_HDR_LEN + caplen > len(buf):
+                raise TruncatedFile("packet data", reader.offset + REC_HDR_LEN, caplen,
+                                    len(buf) - pos - REC_HDR_LEN)
+
+
+def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:
+    """Yield every whole record as a RawPacket (see read_batches)."""
+    for batch in read_batches(reader, header):
+        yield from batch.packets()

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-from capdissect.capture.pcap import MAX_RECORD
+from capdissect.capture.records import MAX_RECORD
 from capdissect.capture.stream import ChunkReader
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket

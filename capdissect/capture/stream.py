@@ -6,6 +6,7 @@ reading 1 MiB at a time and slicing keeps the readers fast while memory stays fl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 CHUNK: Final = 1 << 20
@@ -22,10 +23,12 @@ class Readable(Protocol):
 class ChunkReader:
     """Hands out exact-size pieces of a stream, reading it in large chunks."""
 
-    __slots__ = ("_buf", "_eof", "_pos", "_stream", "consumed")
+    __slots__ = ("_buf", "_eof", "_pos", "_read", "consumed")
 
     def __init__(self, stream: Readable, head: bytes = b"") -> None:
-        self._stream = stream
+        # read1 returns what a pipe has now instead of waiting for a whole chunk, so
+        # packets from `tcpdump -U -w - | capdissect read -` show as they come.
+        self._read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
         self._buf = head
         self._pos = 0
         self._eof = False
@@ -63,7 +66,7 @@ class ChunkReader:
         parts = [rest]
         have = len(rest)
         while have < n and not self._eof:
-            chunk = self._stream.read(max(CHUNK, n - have))
+            chunk = self._read(max(CHUNK, n - have))
             if not chunk:
                 self._eof = True
                 break
