@@ -15,7 +15,9 @@ from typing import Annotated
 import typer
 
 from capdissect import __version__, analyze
+from capdissect.capture.files import PROGRESS
 from capdissect.errors import CapdissectError
+from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
 
 app = typer.Typer(
@@ -27,12 +29,20 @@ app = typer.Typer(
 
 
 @contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Turn a CapdissectError into one line on stderr and exit status 1."""
+def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
+    """Turn a CapdissectError into one line on stderr and exit status 1.
+
+    With *progress* (a label), a capture file read inside the block shows a progress bar
+    when stderr is a terminal; the block gets the bar, to clear it before printing.
+    """
+    bar = ProgressBar(sys.stderr, progress) if progress and sys.stderr.isatty() else None
+    token = PROGRESS.set(bar)
     try:
-        yield
+        yield bar
     except CapdissectError as exc:
         sys.stdout.flush()
+        if bar is not None:
+            bar.clear()
         typer.echo(f"capdissect: {exc}", err=True)
         raise typer.Exit(1) from None
     except BrokenPipeError:
@@ -40,6 +50,10 @@ def cli_errors() -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
+    finally:
+        PROGRESS.reset(token)
+        if bar is not None:
+            bar.clear()
 
 
 def _version(value: bool) -> None:
@@ -125,16 +139,19 @@ def read(
     if problem is not None:
         typer.echo(f"capdissect: {problem}", err=True)
         raise typer.Exit(1)
-    with cli_errors():
-        _write_lines(read_lines(path, options, banner=_banner))
+    with cli_errors(progress=Path(path).name) as bar:
+        _write_lines(read_lines(path, options, banner=_banner), bar)
 
 
-def _write_lines(texts: Iterable[str]) -> None:
-    """Each text and a newline to stdout: at once on a terminal, where someone watches;
-    elsewhere 256 at a time, as one write per packet was a third of ``read``'s time."""
+def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
+    """Each text and a newline to stdout: at once on a terminal, where someone watches
+    (below them, the progress bar); elsewhere 256 at a time, as one write per packet was
+    a third of ``read``'s time."""
     out = sys.stdout
     if out.isatty():
         for text in texts:
+            if bar is not None:
+                bar.clear()
             out.write(text)
             out.write("\n")
     else:
@@ -157,9 +174,12 @@ def _banner(text: str) -> None:
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
-def _write(pieces: Iterator[str]) -> None:
+def _write(pieces: Iterator[str], bar: ProgressBar | None = None) -> None:
     write = sys.stdout.write
+    clear = bar.clear if bar is not None and sys.stdout.isatty() else None
     for piece in pieces:
+        if clear is not None:
+            clear()
         write(piece)
     sys.stdout.flush()
 
@@ -191,9 +211,9 @@ def timeline(
       capdissect timeline trace.pcap --json | jq '.tcp[0].events[0]'
     """
     _at_most_one(mermaid=mermaid, json=json)
-    with cli_errors():
+    with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                conn))
+                                conn), bar)
 
 
 @app.command()
@@ -214,8 +234,8 @@ def flows(
       capdissect flows trace.pcap --json | jq '.tcp[] | select(.close == "reset")'
     """
     _at_most_one(json=json, csv=csv)
-    with cli_errors():
-        _write(analyze.flows(path, "json" if json else "csv" if csv else "table"))
+    with cli_errors(progress=Path(path).name) as bar:
+        _write(analyze.flows(path, "json" if json else "csv" if csv else "table"), bar)
 
 
 @app.command()
@@ -244,8 +264,8 @@ def sockets(
     _at_most_one(at=at, after=after, every=every)
     if after is not None and after < 1:
         raise typer.BadParameter("frames count from 1", param_hint="--after")
-    with cli_errors():
-        _write(analyze.sockets(path, at=at, after=after, every=every))
+    with cli_errors(progress=Path(path).name) as bar:
+        _write(analyze.sockets(path, at=at, after=after, every=every), bar)
 
 
 # ----- live: capture on an interface (capdissect/live.py) --------------------------------
@@ -367,7 +387,7 @@ def handout(
     """
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
-    with cli_errors():
+    with cli_errors(progress=Path(path).name):
         written = write_handout(path, out, title=title, conn=conn)
     typer.echo(f"wrote {written}", err=True)
 
@@ -390,7 +410,7 @@ def annotate(
     """
     from capdissect.lesson import write_annotated
 
-    with cli_errors():
+    with cli_errors(progress=Path(path).name):
         count = write_annotated(path, out)
     typer.echo(f"wrote {count} annotated packets to {out}", err=True)
 

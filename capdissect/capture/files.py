@@ -6,8 +6,11 @@ the first bytes and hands a ChunkReader to the pure format readers.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, TypeVar
@@ -24,6 +27,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 # What reading a stream can raise besides our own errors (a disk or pipe failing).
 _STREAM_ERRORS = (OSError, EOFError)
 _T = TypeVar("_T")
+# Set by the CLI around long work on a file: called with (bytes read, file size) about
+# once per MiB read (capdissect/progress.py draws the bar).
+PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("capdissect_progress",
+                                                                   default=None)
 
 
 class CaptureFile:
@@ -45,7 +52,7 @@ class CaptureFile:
                 raise self._named(exc) from None
         if not head:
             raise CaptureError(f"{name}: empty file, not a capture")
-        reader = ChunkReader(self._stream, head)
+        reader = ChunkReader(self._stream, head, on_fill=_progress(stream))
         self._pcapng: PcapngReader | None = None
         self._pcap: PcapHeader | None = None
         try:
@@ -120,6 +127,21 @@ class CaptureFile:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _progress(stream: BinaryIO) -> Callable[[], None] | None:
+    """What tells ``PROGRESS`` how far into a regular file reading is (none for pipes)."""
+    hook = PROGRESS.get()
+    if hook is None:
+        return None
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    size = info.st_size
+    return lambda: hook(stream.tell(), size)
 
 
 def open_capture(path: str | Path) -> CaptureFile:

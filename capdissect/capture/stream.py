@@ -23,12 +23,14 @@ class Readable(Protocol):
 class ChunkReader:
     """Hands out exact-size pieces of a stream, reading it in large chunks."""
 
-    __slots__ = ("_buf", "_eof", "_pos", "_read", "consumed")
+    __slots__ = ("_buf", "_eof", "_on_fill", "_pos", "_read", "consumed")
 
-    def __init__(self, stream: Readable, head: bytes = b"") -> None:
+    def __init__(self, stream: Readable, head: bytes = b"",
+                 on_fill: Callable[[], None] | None = None) -> None:
         # read1 returns what a pipe has now instead of waiting for a whole chunk, so
         # packets from `tcpdump -U -w - | capdissect read -` show as they come.
         self._read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+        self._on_fill = on_fill  # called after each read from the stream (progress)
         self._buf = head
         self._pos = 0
         self._eof = False
@@ -72,5 +74,7 @@ class ChunkReader:
                 break
             parts.append(chunk)
             have += len(chunk)
+            if self._on_fill is not None:
+                self._on_fill()
         self._buf = b"".join(parts)
         self._pos = 0

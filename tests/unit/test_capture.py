@@ -5,10 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+from pathlib import Path
 
 import pytest
 
-from capdissect.capture.files import CaptureFile
+from capdissect.capture.files import PROGRESS, CaptureFile, open_capture
 from capdissect.errors import CaptureError, TruncatedFile
 
 FRAME = bytes(range(60))  # any 60 bytes: the readers do not look inside
@@ -144,3 +145,51 @@ def test_pcapng_packet_for_undefined_interface() -> None:
     raw = shb(order) + idb(order, 1) + epb(order, 3, 0, FRAME)
     with pytest.raises(CaptureError, match="interface 3"):
         read_all(raw)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_batches_hold_the_same_records_as_iteration(order: str, tmp_path: Path) -> None:
+    """read's batches (capture/records.py) and the RawPacket iterator agree, across
+    chunk boundaries (records of up to 200 KB over 1 MiB chunks) and with the snapshot
+    length cut libpcap applies."""
+    sizes = [60, 1, 0, 200_000, 1500, 70_000, 65_535] * 12
+    records = [(i, i * 7, bytes([i % 251]) * size, size + 4) for i, size in enumerate(sizes)]
+    raw = bytearray(pcap(order, False, 1, records))
+    struct.pack_into(order + "I", raw, 16, 65535)  # snaplen: the 200 KB records are cut
+    path = tmp_path / "batches.pcap"
+    path.write_bytes(bytes(raw))
+    with open_capture(path) as capture:
+        packets = list(capture)
+    with open_capture(path) as capture:
+        batched = [pkt for batch in capture.batches() for pkt in batch.packets()]
+    assert batched == packets
+    assert len(packets) == len(records)
+    assert [len(p.data) for p in packets] == [min(size, 65535) for size in sizes]
+    assert [p.wire_len for p in packets] == [size + 4 for size in sizes]
+
+
+def test_batches_end_as_iteration_does() -> None:
+    raw = pcap("<", False, 1, [(1, 0, FRAME, 60), (2, 0, FRAME, 60)])[:-7]
+    cap = CaptureFile(io.BytesIO(raw), "cut.pcap", owned=True)
+    seen = []
+    with pytest.raises(TruncatedFile, match="needs 60 bytes, only 53 there"):
+        for batch in cap.batches():
+            seen.extend(batch.packets())
+    assert [p.ts_sec for p in seen] == [1]
+
+
+def test_progress_hook_hears_of_each_chunk_of_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.pcap"
+    path.write_bytes(pcap("<", False, 1, [(i, 0, FRAME * 20, 1200) for i in range(3000)]))
+    size = path.stat().st_size
+    heard: list[tuple[int, int]] = []
+    token = PROGRESS.set(lambda done, total: heard.append((done, total)))
+    try:
+        with open_capture(path) as capture:
+            assert sum(1 for _ in capture) == 3000
+    finally:
+        PROGRESS.reset(token)
+    assert len(heard) >= size >> 20  # at least once per MiB
+    assert all(total == size for _, total in heard)
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
+    assert heard[-1][0] == size

@@ -1,0 +1,81 @@
+"""The progress bar of long commands (capdissect/progress.py, SPEC §1)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from capdissect import progress
+from capdissect.progress import ProgressBar
+from tests.compare import capdissect_command
+
+CAPTURES = Path(__file__).parent.parent.parent / "captures"
+
+
+def test_small_files_and_quick_reads_draw_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    bar = ProgressBar(out, "x.pcap")
+    bar(10, 100)  # far below MIN_SIZE
+    bar(1 << 20, progress.MIN_SIZE)  # big, but before FIRST_DRAW_S
+    assert out.getvalue() == ""
+    bar.clear()
+    assert out.getvalue() == ""
+
+
+def test_draws_then_clears(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    bar = ProgressBar(out, "big.pcap")
+    monkeypatch.setattr(progress.time, "monotonic", lambda: bar.started + 1.0)
+    total = 100 << 20
+    bar(total // 4, total)
+    drawn = out.getvalue()
+    assert drawn.startswith("\rbig.pcap [") and drawn.endswith("\x1b[K")
+    assert " 25%  26/105 MB" in drawn
+    bar(total // 2, total)  # within REDRAW_S of the last draw: nothing new
+    assert out.getvalue() == drawn
+    bar.clear()
+    assert out.getvalue() == drawn + "\r\x1b[K"
+
+
+def test_no_bar_when_stderr_is_not_a_terminal() -> None:
+    run = subprocess.run([*capdissect_command(), "flows", str(CAPTURES / "tcp-basic.pcap")],
+                         capture_output=True, timeout=60, check=True)
+    assert b"\x1b" not in run.stderr and b"\r" not in run.stderr
+
+
+def test_bar_on_a_terminal_is_erased_before_the_error_line(tmp_path: Path) -> None:
+    """A big file that turns out damaged: the bar shows while reading (about 170,000
+    packets take seconds to track), then goes, and the error is one clean line."""
+    whole = (CAPTURES / "tcp-basic.pcap").read_bytes()
+    body = whole[24:]
+    big = whole[:24] + body * (progress.MIN_SIZE // len(body) * 3)
+    path = tmp_path / "big-cut.pcap"
+    path.write_bytes(big + body[:20])  # a record cut short at the end
+    leader, follower = pty.openpty()
+    env = dict(os.environ, COLUMNS="80")
+    started = time.monotonic()
+    proc = subprocess.Popen([*capdissect_command(), "flows", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the pty closes when the child exits
+            break
+        if not chunk or time.monotonic() - started > 120:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 1
+    text = seen.decode()
+    assert "truncated" in text.splitlines()[-1]
+    assert "%" in text and "MB\x1b[K" in text
+    assert text.rstrip("\r\n").split("\r\x1b[K")[-1].startswith("capdissect: ")
