@@ -7,14 +7,20 @@ Python: the output is the same, only slower.  Everything else is in pyproject.to
 """
 
 import os
+from pathlib import Path
 
 from setuptools import setup
 
+# The modules every packet goes through: the fast printer, the record batches, the
+# dissectors, the tracker and the event log.  (Keep the Makefile's COMPILED in step.)
 HOT = [
     "capdissect/report/tcpdump_fast.py",
     "capdissect/report/hexdump.py",
-    "capdissect/dissect/checksum.py",
+    "capdissect/report/eventlog.py",
+    "capdissect/report/flowstream.py",
     "capdissect/capture/records.py",
+    *sorted(str(path) for folder in ("capdissect/dissect", "capdissect/track")
+            for path in Path(folder).glob("*.py") if path.name != "__init__.py"),
 ]
 
 

@@ -20,11 +20,37 @@ hand: ``python fuzz/fuzz_read.py CORPUS_DIR -max_total_time=60``.  Reproduce a c
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import io
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Final
 
 import atheris
+
+
+class SourceOnly(importlib.abc.MetaPathFinder):
+    """Import capdissect from its .py files even where setup.py compiled them with mypyc:
+    atheris measures coverage in Python bytecode only, and the compiled modules (the
+    dissectors, the tracker) are the ones most worth covering."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith("capdissect.") or not path:
+            return None
+        leaf = fullname.rpartition(".")[2]
+        for entry in path:
+            source = Path(entry) / f"{leaf}.py"
+            if source.is_file():
+                return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+sys.meta_path.insert(0, SourceOnly())
 
 with atheris.instrument_imports():
     from capdissect.capture.files import CaptureFile

@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from capdissect.dissect import icmp, icmp6
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import TcpHeader
@@ -34,12 +36,17 @@ class IcmpUpdate(NamedTuple):
 
 
 Observation = Update | UdpUpdate | IcmpUpdate
+# Flows open at once, TCP and UDP each, before the oldest is retired early ("evicted"):
+# memory stays bounded whatever the capture (a SYN flood is a million half-open flows).
+MAX_OPEN = 50_000
 Flow = TcpConnection | UdpConversation
 
 
+# live.FlowRecorder and the handout's recorder extend it, and they are not compiled.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Tracker:
     def __init__(self, keep_events: bool = True, linger: float = 120.0,
-                 max_open: int = 50_000) -> None:
+                 max_open: int = MAX_OPEN) -> None:
         ids = itertools.count(1)
         self.tcp = TcpTracker(ids, keep_events, linger, max_open)
         self.udp = UdpTracker(ids, keep_events, linger, max_open)

@@ -16,6 +16,7 @@ from capdissect.report.document import json_document
 from capdissect.report.flows import table_lines
 from capdissect.report.flowstream import Finished, Totals, _IdOrder, finished, track
 from capdissect.track.tracker import Tracker
+from capdissect.track.udp import UdpConversation
 from tests.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
@@ -108,10 +109,8 @@ def test_flows_come_out_in_id_order_within_the_window() -> None:
     order = _IdOrder(window=3)
 
     def item(flow_id: int) -> Finished:
-        class Flow:
-            id = flow_id
-
-        return Finished(Flow(), (), (0, 0))  # type: ignore[arg-type]
+        return Finished(UdpConversation(flow_id, (bytes(4), 1), (bytes(4), 2), 0.0),
+                        (), (0, 0))
 
     out = []
     for flow_id in (2, 3, 1, 5, 6, 7):
