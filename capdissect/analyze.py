@@ -76,7 +76,7 @@ def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
                              spool=_spool)
     if fmt == "csv":
         return flows_report.csv_lines(done)
-    return _lines(flows_report.table_lines(done))
+    return _lines(flows_report.table_lines(done, totals))
 
 
 def timeline(path: str | Path, fmt: TimelineFormat = "text",

@@ -53,8 +53,11 @@ def json_document(flows: Iterable[Finished], file: str, version: str, totals: To
             yield chunk
     finally:
         udp.close()
+    # "evicted" goes beyond SPEC §4's keys, so it appears only when flows were retired
+    # early (too many open at once): then the reader must know the counts are partial.
+    evicted = f', "evicted": {totals.evicted}' if totals.evicted else ""
     yield (f'\n ],\n "packets": {totals.packets}, '
-           f'"icmp_unreachable": {totals.icmp_unreachable}}}\n')
+           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}}}\n')
 
 
 def _flow(item: Finished, events: bool) -> Iterator[str]:

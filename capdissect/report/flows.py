@@ -21,7 +21,7 @@ from typing import Final
 from tabulate import tabulate
 
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
+from capdissect.report.flowstream import Finished, Totals, evicted_note
 from capdissect.report.textsafe import clean
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.udp import UdpConversation
@@ -62,8 +62,10 @@ def table_row(item: Finished) -> Row:
     return tuple(clean(x) if isinstance(x, str) else x for x in cells)
 
 
-def table_lines(flows: Iterable[Finished], chunk: int = TABLE_CHUNK) -> Iterator[str]:
-    """The text table, one line at a time; a new header every *chunk* rows."""
+def table_lines(flows: Iterable[Finished], totals: Totals | None = None,
+                chunk: int = TABLE_CHUNK) -> Iterator[str]:
+    """The text table, one line at a time; a new header every *chunk* rows, and a note
+    when flows were retired early."""
     rows: list[Row] = []
     printed = False
     for item in flows:
@@ -79,6 +81,10 @@ def table_lines(flows: Iterable[Finished], chunk: int = TABLE_CHUNK) -> Iterator
         yield from _table(rows)
     elif not printed:
         yield "no TCP connections or UDP conversations"
+    note = evicted_note(totals) if totals is not None else None
+    if note:
+        yield ""
+        yield note
 
 
 def _table(rows: list[Row]) -> Iterator[str]:

@@ -40,6 +40,7 @@ class End(NamedTuple):
 
     packets: int
     icmp_unreachable: int
+    evicted: int  # flows retired early because too many were open at once
     retired: list[Flow]
 
 
@@ -50,7 +51,7 @@ def track(packets: Iterable[Packet], tracker: Tracker | None = None) -> Iterator
     for frame, pkt in enumerate(packets, 1):
         seen = feed(frame, pkt)
         yield Step(frame, pkt.raw.ts, seen, drain())
-    yield End(tracker.packets, tracker.icmp_unreachable, tracker.close())
+    yield End(tracker.packets, tracker.icmp_unreachable, tracker.evicted, tracker.close())
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class Totals:
     first_ts: float | None = None
     packets: int = 0
     icmp_unreachable: int = 0
+    evicted: int = 0
     flows: int = 0
     done: bool = False
 
@@ -123,6 +125,7 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
         else:
             totals.packets = step.packets
             totals.icmp_unreachable = step.icmp_unreachable
+            totals.evicted = step.evicted
         for flow in step.retired:
             totals.flows += 1
             a_to_b, b_to_a = udp_sent.pop(flow.id, (0, 0))
@@ -132,3 +135,11 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
             yield from order.push(Finished(flow, replay, (a_to_b, b_to_a)))
     totals.done = True
     yield from order.flush()
+
+
+def evicted_note(totals: Totals) -> str | None:
+    """The line under a report when flows were retired early (a SYN flood, a scan)."""
+    if not totals.evicted:
+        return None
+    return (f"{totals.evicted:,} flows were retired early because too many were open at "
+            "once; each is reported with what was seen until then")

@@ -23,7 +23,7 @@ from typing import Final
 
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished, Totals
+from capdissect.report.flowstream import Finished, Totals, evicted_note
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
 from capdissect.track.tcp import CLIENT, Event, TcpConnection
@@ -144,6 +144,10 @@ def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
             yield clean(line)
     if not count:
         yield "no TCP connections or UDP conversations"
+    note = evicted_note(totals)
+    if note:
+        yield ""
+        yield note
 
 
 def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
