@@ -60,10 +60,12 @@ demo: install
 	$(BIN)/capdissect demo tcp-basic
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
-# and rewrites benchmarks/RESULTS.md, then measures live capture (benchmarks/LIVE.md).
+# and rewrites benchmarks/RESULTS.md, then a million-flow SYN flood (SYNFLOOD.md), then
+# live capture (benchmarks/LIVE.md).
 # Needs root and tcpdump (the capture, and live).
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
+	$(BIN)/python benchmarks/synflood.py --write
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 
 # Only the live row of SPEC 5: `capdissect live` at 20,000 packets/s for 10 s beside tcpdump,
