@@ -7,6 +7,14 @@ opened, and each packet is one ``os.write`` of its whole record (header and byte
 together), so the file always ends on a record boundary, whatever stops the process
 between two packets.  Nothing is kept in a user-space buffer that an exit could lose.
 
+**A failed write** (a full disk, a quota, an I/O error) can leave part of a record behind:
+a file system that runs out of room part-way through a record takes what fits and
+reports the short count, and only the next call fails.  A half record at the end makes
+tcpdump stop with "truncated dump file", so the writer cuts the file back to the end of
+the last whole record (``ftruncate`` frees blocks, so it works on a full disk) before it
+reports the error with the number of packets the file holds.  The packet whose write
+failed is not in the file, and ``live`` does not show it.
+
 Formats, chosen by the file name (``.pcapng`` → pcapng, anything else → pcap):
 
 - pcap: the nanosecond variant (magic ``0xa1b23c4d``), because live timestamps come from
@@ -22,6 +30,7 @@ type, and we write one interface).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -71,7 +80,8 @@ class PacketWriter:
     """``with PacketWriter(path, linktype, snaplen) as w: w.write(pkt)``.
 
     *iface* names the interface in a pcapng file.  ``packets`` counts the records
-    written.  Raises CaptureError when the file cannot be created or written.
+    written.  Raises CaptureError when the file cannot be created or written; after a
+    failed write the file still ends with the last whole record.
     """
 
     def __init__(self, path: str | Path, linktype: int, snaplen: int, iface: str = "") -> None:
@@ -80,6 +90,7 @@ class PacketWriter:
         self.snaplen = snaplen
         self.pcapng = self.path.suffix.lower() == ".pcapng"
         self.packets = 0
+        self._end = 0  # bytes of whole records (and the file header) in the file
         try:
             # O_TRUNC like tcpdump -w; the descriptor is ours alone, written unbuffered.
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
@@ -87,7 +98,11 @@ class PacketWriter:
         except OSError as exc:
             raise CaptureError(f"{path}: {exc.strerror or exc}") from None
         header = self._pcapng_header(iface) if self.pcapng else self._pcap_header()
-        self._write(header)
+        try:
+            self._write(header)
+        except CaptureError:
+            self.close()  # the caller never gets the writer: the descriptor is ours to close
+            raise
 
     def _pcap_header(self) -> bytes:
         return struct.pack(_ORDER + "IHHiIII", PCAP_MAGIC_NSEC, 2, 4, 0, 0, self.snaplen,
@@ -139,12 +154,30 @@ class PacketWriter:
                 done = os.write(fd, view)
                 view = view[done:]
         except OSError as exc:
-            raise CaptureError(f"{self.path}: {exc.strerror or exc}") from None
+            self._cut_to_whole_records(fd)
+            raise CaptureError(f"{self.path}: {exc.strerror or exc} "
+                               f"(wrote {_packets(self.packets)})") from None
+        self._end += len(data)
+
+    def _cut_to_whole_records(self, fd: int) -> None:
+        """Drop what a failed write left of its record, so tcpdump reads the file to its end.
+
+        Best effort: if even this fails (the disk is gone), the error being reported
+        matters more.
+        """
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, self._end)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close the file (a network file system may report a failed write only here)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.close(fd)
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: {exc.strerror or exc} "
+                               f"(wrote {_packets(self.packets)})") from None
 
     def __enter__(self) -> PacketWriter:
         return self
@@ -156,3 +189,7 @@ class PacketWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _packets(count: int) -> str:
+    return f"{count} packet{'s' if count != 1 else ''}"
