@@ -23,6 +23,13 @@ backend keeps; it is dumpcap's, and no option changes it.
 Waiting is done in slices of at most 50 ms on the pipe, so ``stop()`` (a flag, safe in
 a signal handler) and ``duration`` end the capture promptly; dumpcap is then
 terminated and reaped.
+
+**dumpcap stopping on its own.**  We give dumpcap no stop condition, so the end of its
+stream is never a normal end: dumpcap has met an error (the interface deleted, which
+it reports on stderr and then exits with status 0).  Once the pipe ends, the process is
+reaped (bounded) and its last "dumpcap: " line becomes the error, after every whole
+packet it wrote; an interface that disappeared is worded as the ``scapy`` backend
+words it.
 """
 
 from __future__ import annotations
@@ -41,7 +48,14 @@ from typing import IO, BinaryIO, Final, cast
 
 from capdissect.capture.files import CaptureFile
 from capdissect.capture.filter import compile_live_expression
-from capdissect.capture.live import SNAPLEN, CaptureStats, no_such_interface, privilege_error
+from capdissect.capture.live import (
+    SNAPLEN,
+    CaptureStats,
+    capture_failed,
+    interface_gone,
+    no_such_interface,
+    privilege_error,
+)
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
 
@@ -51,6 +65,8 @@ WAIT_S: Final = 0.05
 PCAP_HEADER_LEN: Final = 24
 SIOCGIFHWADDR: Final = 0x8927
 _RECEIVED: Final = re.compile(r"received/dropped on interface .*?: (\d+)/(\d+)")
+# dumpcap's words when libpcap says "The interface disappeared" (capture_loop in dumpcap.c).
+_DETACHED: Final = "is no longer attached"
 
 
 def dumpcap_path() -> str:
@@ -83,7 +99,8 @@ class _Pipe:
 
     *head* (the file header, read while waiting for dumpcap to start) comes first.  A
     read waits in short slices, calling *on_idle* before the first wait, and returns
-    ``b""`` (the end) once *stopped* says so or the deadline passes.
+    ``b""`` (the end) once *stopped* says so or the deadline passes, or when dumpcap
+    closed the pipe; only the last sets ``ended``.
     """
 
     def __init__(self, fd: int, head: bytes, stopped: Callable[[], bool],
@@ -93,6 +110,7 @@ class _Pipe:
         self._stopped = stopped
         self._deadline = deadline
         self._on_idle = on_idle
+        self.ended = False
 
     def read(self, size: int = -1, /) -> bytes:
         if self._head:
@@ -109,7 +127,9 @@ class _Pipe:
                     return b""
         if self._stopped():
             return b""
-        return os.read(self._fd, size if size > 0 else 1 << 20)
+        data = os.read(self._fd, size if size > 0 else 1 << 20)
+        self.ended = not data
+        return data
 
     def close(self) -> None:
         """The process owns the descriptor; DumpcapPipe.close closes it."""
@@ -138,6 +158,7 @@ class DumpcapPipe:
         self._captured = 0
         self._closed = False
         self._stats: CaptureStats | None = None
+        self._stderr: str | None = None  # dumpcap's stderr, read once it has ended
         tool = dumpcap_path()
         linktype = check_interface(iface)
         if expression and linktype is not None:
@@ -158,9 +179,10 @@ class DumpcapPipe:
             raise
         self._deadline = None if duration is None else time.monotonic() + duration
         assert self._proc.stdout is not None
-        pipe = _Pipe(self._proc.stdout.fileno(), head, lambda: self._stopped, self._deadline,
-                     on_idle)
-        self._file = CaptureFile(cast(BinaryIO, pipe), f"dumpcap on {iface}", owned=False)
+        self._pipe = _Pipe(self._proc.stdout.fileno(), head, lambda: self._stopped,
+                           self._deadline, on_idle)
+        self._file = CaptureFile(cast(BinaryIO, self._pipe), f"dumpcap on {iface}",
+                                 owned=False)
         self.linktype = self._file.linktype
 
     def _wait_for_header(self) -> bytes:
@@ -217,10 +239,11 @@ class DumpcapPipe:
                 if self._stopped:
                     return
         except TruncatedFile:
-            # Stopped while dumpcap was writing a packet: that one was never shown.
-            if not self._stopped and self._proc.poll() is None:
+            # Stopped while dumpcap was writing a packet: that one was never shown.  A
+            # dumpcap that died in the middle of a packet is reported below.
+            if not (self._pipe.ended or self._stopped or self._timed_out()):
                 raise
-        if not self._stopped and self._proc.poll() is not None and not self._timed_out():
+        if self._pipe.ended and not self._stopped:
             raise self._died()
 
     def _timed_out(self) -> bool:
@@ -228,12 +251,25 @@ class DumpcapPipe:
 
     def _died(self) -> CaptureError:
         """dumpcap ended on its own in the middle of the capture: say why."""
-        assert self._proc.stderr is not None
-        text = self._proc.stderr.read().decode("utf-8", "replace")
+        text = self._reap()
+        if _DETACHED in text:
+            return interface_gone(self.iface, self._captured)
         said = [line.removeprefix("dumpcap: ") for line in text.splitlines()
                 if line.startswith("dumpcap: ")]
         why = said[-1] if said else f"exit status {self._proc.returncode}"
-        return CaptureError(f"dumpcap stopped capturing on {self.iface}: {why}")
+        return capture_failed(self.iface, f"dumpcap stopped capturing: {why}", self._captured)
+
+    def _reap(self) -> str:
+        """Wait for dumpcap to end (bounded; killed after STOP_TIMEOUT_S) and return its
+        stderr, read once and kept for ``close``."""
+        if self._stderr is None:
+            try:
+                _out, err = self._proc.communicate(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                _out, err = self._proc.communicate()
+            self._stderr = err.decode("utf-8", "replace")
+        return self._stderr
 
     def stop(self) -> None:
         """End the iteration within 50 ms (safe in a signal handler: only a flag)."""
@@ -249,12 +285,7 @@ class DumpcapPipe:
         proc = self._proc
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # dumpcap stops cleanly and reports its counts
-        try:
-            _out, err = proc.communicate(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _out, err = proc.communicate()
-        found = _RECEIVED.search(err.decode("utf-8", "replace"))
+        found = _RECEIVED.search(self._reap())
         if found:
             self._stats = CaptureStats(self._captured, int(found.group(1)), int(found.group(2)))
         _close(proc.stdout)

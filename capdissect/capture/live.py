@@ -13,6 +13,10 @@
 Both hand out the same packets with the same kernel timestamps, so everything past
 this point (printing, annotation, ``-w``) is shared.  ``stop()`` may be called from a
 signal handler or another thread; iteration then ends after the packet in hand.
+
+A capture that cannot go on (the interface deleted, dumpcap gone) raises CaptureError
+from the iteration, after every packet captured before it was handed out.  An interface
+that is only taken down is not an error, as for tcpdump: the capture waits for it.
 """
 
 from __future__ import annotations
@@ -76,6 +80,20 @@ def no_such_interface(iface: str) -> CaptureError:
         names = ""
     known = f" (this machine has: {names})" if names else ""
     return CaptureError(f"no such interface: {iface}{known}")
+
+
+def capture_failed(iface: str, why: str, captured: int) -> CaptureError:
+    """The one line when a capture cannot go on, with the number of packets it handed out
+    (which ``live`` has shown, and written with ``-w``)."""
+    plural = "s" if captured != 1 else ""
+    return CaptureError(f"{iface}: {why} (captured {captured} packet{plural})")
+
+
+def interface_gone(iface: str, captured: int) -> CaptureError:
+    """The interface was deleted during the capture (a USB adapter pulled, a container's
+    veth removed): worded alike for both backends, where libpcap says "The interface
+    disappeared" and dumpcap that the adapter "is no longer attached"."""
+    return capture_failed(iface, "the interface disappeared", captured)
 
 
 def open_live(

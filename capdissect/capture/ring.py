@@ -37,6 +37,17 @@ the real-time clock when the packet reaches each capture socket, so capdissect's
 simultaneous tcpdump's stamps of one packet differ by a microsecond or two, as two
 tcpdumps' do.
 
+**The interface going away.**  When the interface is taken down the kernel unhooks the
+socket and sets ENETDOWN on it; when the interface is deleted the same happens first
+(NETDEV_DOWN), and only then is the socket's interface index set to -1
+(NETDEV_UNREGISTER), which wakes nobody.  So, as libpcap does
+(``pcap_wait_for_frames_mmap``), ENETDOWN only starts a watch: every NETDOWN_WAIT_MS the
+socket's bound interface is looked up, and once it is gone the capture ends with one
+error ("the interface disappeared", tcpdump's "The interface disappeared"), after the
+blocks the kernel had filled; an interface that comes back up ends the watch, and one
+that stays down is waited for, as tcpdump waits.  Reading SO_ERROR clears the error,
+else every poll() would return at once and the wait would spin.
+
 **Order of set-up.**  The socket is opened with protocol 0, so it receives nothing
 until it is bound; the filter and the ring are in place before ``bind`` to the
 interface and ``ETH_P_ALL``.  No unfiltered packet ever enters the ring.
@@ -51,17 +62,20 @@ import ctypes
 import errno
 import fcntl
 import mmap
+import os
 import select
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Final, Literal
 
 from capdissect.capture.filter import compile_live_expression
 from capdissect.capture.live import (
     SNAPLEN,
     CaptureStats,
+    capture_failed,
+    interface_gone,
     no_such_interface,
     privilege_error,
 )
@@ -83,6 +97,8 @@ TP_STATUS_VLAN_TPID_VALID: Final = 1 << 6
 ETH_P_8021Q: Final = 0x8100
 SKF_AD_PKTTYPE: Final = 0xFFFFF000 + 4  # SKF_AD_OFF + SKF_AD_PKTTYPE, as an unsigned k
 SIOCGIFHWADDR: Final = 0x8927
+SIOCGIFFLAGS: Final = 0x8913
+IFF_UP: Final = 0x1
 ARPHRD_ETHER: Final = 1
 ARPHRD_LOOPBACK: Final = 772
 ARPHRD_NONE: Final = 0xFFFE  # tun devices: the packet starts at its IP header
@@ -94,6 +110,10 @@ FRAME_SIZE: Final = 1 << 11  # TPACKET_V3 ignores frames, but the kernel checks 
 MIN_RING: Final = 1 << 20
 RETIRE_BLOCK_MS: Final = 40  # a part-filled block is handed over after this: output latency
 WAIT_MS: Final = 50  # poll at most this long before looking at stop() and the deadline
+NETDOWN_WAIT_MS: Final = 10  # after ENETDOWN: how often to look whether the interface is gone
+# Once the interface is gone, the kernel still hands over the block it was filling (its
+# retire timer runs on): wait this long for it before the capture ends with the error.
+GONE_GRACE_S: Final = 3 * RETIRE_BLOCK_MS / 1000
 
 # struct tpacket_block_desc: block_status at 8, num_pkts at 12, offset_to_first_pkt at 16.
 _BLOCK: Final = struct.Struct("=III")
@@ -169,6 +189,8 @@ class PacketRing:
         self._captured = 0
         self._received = 0
         self._dropped = 0
+        self._netdown = False  # ENETDOWN seen: watching whether the interface is gone
+        self._gone_at: float | None = None
         self._ring: mmap.mmap | None = None
         if iface == "any":
             # libpcap's "any" device is every interface at once, each with its own link
@@ -280,17 +302,70 @@ class PacketRing:
                 self._next_block = (self._next_block + 1) % self._blocks
 
     def _wait(self) -> bool:
-        """Wait for a block (bounded); False when the capture is over."""
+        """Wait for a block (bounded); False when the capture is over.
+
+        Raises CaptureError when the socket reports an error or the interface is gone.
+        """
         if self._on_idle is not None:
             self._on_idle()
-        timeout = WAIT_MS
+        timeout = NETDOWN_WAIT_MS if self._netdown else WAIT_MS
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
             if left <= 0:
                 return False
             timeout = min(timeout, max(int(left * 1000) + 1, 1))
-        self._poll.poll(timeout)
+        for _fd, events in self._poll.poll(timeout):
+            if events & ~select.POLLIN:
+                self._socket_error(events)
+        if self._netdown:
+            self._watch_interface()
         return not self._stopped
+
+    def _socket_error(self, events: int) -> None:
+        """poll() said more than "readable": ENETDOWN starts the watch, anything else ends
+        the capture (libpcap: "Error condition on packet socket")."""
+        if events & (select.POLLHUP | select.POLLNVAL):
+            raise capture_failed(self.iface, "the capture socket was closed", self._captured)
+        # Reading the error clears it (else every poll() would return at once).
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == errno.ENETDOWN:
+            self._netdown = True
+        elif err:
+            raise capture_failed(self.iface, os.strerror(err), self._captured)
+
+    def _watch_interface(self) -> None:
+        """After ENETDOWN: raise once the interface has been gone for GONE_GRACE_S; end
+        the watch once it is up again; keep watching while it is down."""
+        if self._gone_at is not None:
+            if time.monotonic() >= self._gone_at + GONE_GRACE_S:
+                raise interface_gone(self.iface, self._captured)
+            return
+        state = self._interface_state()
+        if state == "gone":
+            self._gone_at = time.monotonic()
+        elif state == "up":
+            self._netdown = False
+
+    def _interface_state(self) -> Literal["gone", "down", "up"]:
+        """Whether the interface the socket is bound to is gone, down or up.
+
+        A deleted interface leaves the socket bound to index -1, whose name reads back
+        empty (libpcap's ``device_still_exists`` asks getsockname too); by index, not by
+        name, so an interface renamed meanwhile is still the same one.
+        """
+        name = self._sock.getsockname()[0]
+        if not name:
+            return "gone"
+        request = struct.pack("16s16x", name.encode())
+        try:
+            reply = fcntl.ioctl(self._sock.fileno(), SIOCGIFFLAGS, request)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                return "gone"
+            raise capture_failed(self.iface, exc.strerror or str(exc),
+                                 self._captured) from None
+        flags = struct.unpack_from("=H", reply, 16)[0]
+        return "up" if flags & IFF_UP else "down"
 
     def stop(self) -> None:
         """End the iteration after the packet in hand (safe in a signal handler)."""
