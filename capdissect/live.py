@@ -10,11 +10,20 @@ The IO edge of live capture, shared by the CLI and the Python API (``capdissect.
   end of a run prints the per-connection summary that ``flows`` prints for a file.
 
 The kernel (or dumpcap) filters; nothing is filtered again here.
+
+**Faults end the run in order.**  Whatever stops a run (``-c``, a signal, the interface
+deleted, ``-w`` meeting a full disk, stdout closed by ``| head``), the capture is closed
+(dumpcap stopped and reaped) and the file closed holding whole records only.  A capture
+or file error is one CaptureError, which the CLI prints as one line; a closed stdout is
+a BrokenPipeError, on which the CLI leaves quietly, as tcpdump does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
+import os
 import signal
 import threading
 import time
@@ -30,6 +39,7 @@ from capdissect.capture.livefilter import Proto, build_expression
 from capdissect.capture.writer import PacketWriter
 from capdissect.dissect.link import LINK_NAMES
 from capdissect.dissect.stack import Packet
+from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
 from capdissect.reader import ReadOptions, packet_lines
 from capdissect.report import flows as flows_report
@@ -42,6 +52,7 @@ from capdissect.track.tracker import Flow, Observation, Tracker, UdpUpdate
 MAX_SUMMARY_FLOWS: Final = 10_000
 # Piped output is written in batches, but never later than this after a packet came.
 FLUSH_INTERVAL_S: Final = 0.05
+_STREAM_NAMES: Final = {"<stdout>": "standard output", "<stderr>": "standard error"}
 
 
 @dataclass(frozen=True)
@@ -163,11 +174,20 @@ def listening_line(source: LiveSource) -> str:
 class Flusher:
     """When to flush stdout: after every packet on a terminal; in batches into a pipe or
     file, but at the latest FLUSH_INTERVAL_S after a packet, and whenever the capture
-    waits for the next one (``idle``)."""
+    waits for the next one (``idle``).
 
-    def __init__(self, stream: TextIO, interactive: bool) -> None:
+    ``idle`` runs inside the capture source, which must not see an output error: the
+    tshark backend's stream reader would report it as a capture error.  So it keeps the
+    error, calls *on_error* (which stops the capture) and ``check`` raises it once the
+    packet loop is out of the source.
+    """
+
+    def __init__(self, stream: TextIO, interactive: bool,
+                 on_error: Callable[[], None] | None = None) -> None:
         self.stream = stream
         self.interactive = interactive
+        self.on_error = on_error
+        self.error: OSError | None = None
         self._last = time.monotonic()
 
     def packet(self) -> None:
@@ -177,8 +197,20 @@ class Flusher:
             self._last = now
 
     def idle(self) -> None:
-        self.stream.flush()
+        if self.error is not None:
+            return
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.error = exc
+            if self.on_error is not None:
+                self.on_error()
         self._last = time.monotonic()
+
+    def check(self) -> None:
+        """Raise the error a flush in ``idle`` met, if any."""
+        if self.error is not None:
+            raise self.error
 
 
 def start(selection: LiveSelection, *, backend: Backend = "scapy", duration: float | None = None,
@@ -213,41 +245,61 @@ def run(
     Packets and annotations go to *out*; the "listening on" line and tcpdump's closing
     counts go to *err*, and so does the summary with ``--plain`` (whose *out* stays
     exactly tcpdump's).  Raises CaptureError before anything is captured when the
-    capture cannot start.
+    capture cannot start, and when it cannot go on (the interface gone, ``-w`` or *out*
+    failing), after closing the capture and the file; BrokenPipeError when *out* is a
+    pipe its reader closed.
     """
-    flusher = Flusher(out, interactive)
     stopper = _Stopper()
-    # The handlers are in place before the capture starts: a signal at any moment ends
-    # the run in order, and dumpcap (the tshark backend) is never left behind.
-    with stop_on_signals(stopper.stop):
-        source = start(selection, backend=backend, duration=duration, buffer_kib=buffer_kib,
-                       on_idle=flusher.idle)
-        try:
-            stopper.attach(source)
-            writer = open_writer(write, source)
-        except BaseException:
-            source.close()
-            raise
-        run = LiveRun(source, options, writer)
-        err.write(listening_line(source) + "\n")
-        err.flush()
+    flusher = Flusher(out, interactive, on_error=stopper.stop)
+    with broken_pipe_as_error():
+        # The handlers are in place before the capture starts: a signal at any moment
+        # ends the run in order, and dumpcap (the tshark backend) is never left behind.
+        with stop_on_signals(stopper.stop):
+            source = start(selection, backend=backend, duration=duration,
+                           buffer_kib=buffer_kib, on_idle=flusher.idle)
+            try:
+                stopper.attach(source)
+                writer = open_writer(write, source)
+            except BaseException:
+                source.close()
+                raise
+            run = LiveRun(source, options, writer)
+            err.write(listening_line(source) + "\n")
+            err.flush()
+            print_packets(run, out, flusher)
+        print_summary(run, err if options.plain else out)
+    err.write("".join(line + "\n" for line in run.stats_lines()))
+    err.flush()
+
+
+def print_packets(run: LiveRun, out: TextIO, flusher: Flusher) -> None:
+    """Print each packet as it comes until the capture ends; then close the capture and
+    the file, whatever ended it (``-c``, a stop, a capture, file or output error)."""
+    try:
         try:
             for text in run.lines():
                 out.write(text)
                 out.write("\n")
                 flusher.packet()
-        finally:
-            source.close()
-            if writer is not None:
-                writer.close()
-    out.flush()
-    summary = err if options.plain else out
-    summary.write("\n")
-    for line in run.summary_lines():
-        summary.write(line + "\n")
-    summary.flush()
-    err.write("".join(line + "\n" for line in run.stats_lines()))
-    err.flush()
+            flusher.check()
+            out.flush()
+        except OSError as exc:  # the sources and the writer raise only CaptureError
+            raise output_failed(exc, out) from None
+    finally:
+        run.source.close()
+        if run.writer is not None:
+            run.writer.close()
+
+
+def print_summary(run: LiveRun, stream: TextIO) -> None:
+    """The flows table after a blank line (``--plain`` prints it on stderr)."""
+    try:
+        stream.write("\n")
+        for line in run.summary_lines():
+            stream.write(line + "\n")
+        stream.flush()
+    except OSError as exc:
+        raise output_failed(exc, stream) from None
 
 
 class _Stopper:
@@ -266,6 +318,48 @@ class _Stopper:
         self.asked = True
         if self._source is not None:
             self._source.stop()
+
+
+@contextlib.contextmanager
+def broken_pipe_as_error() -> Iterator[None]:
+    """While the run lasts, a closed stdout (``capdissect live | head -1``) is an error
+    that ends it in order, not a signal that ends the process where it stands.
+
+    The CLI restores SIGPIPE's default action, which kills the process at the write that
+    meets the closed pipe: quiet, but the capture is never closed, and dumpcap (in its
+    own session) runs on until its next packet.  Ignored, SIGPIPE becomes
+    BrokenPipeError at that write, which unwinds the run (capture stopped, file closed);
+    the CLI then exits quietly.  dumpcap still starts with the default action
+    (``Popen``'s ``restore_signals``).  Only the main thread can set handlers; elsewhere
+    (the Python API's thread) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+
+
+def output_failed(exc: OSError, stream: TextIO) -> OSError | CaptureError:
+    """What to raise when writing *stream* failed with *exc*.
+
+    A closed pipe stays a BrokenPipeError (the CLI leaves quietly).  Anything else
+    (stdout redirected to a full disk) is a CaptureError, one line; the text still
+    buffered for *stream* cannot be written either, so its descriptor is pointed at
+    /dev/null first, and the flushes to come (the CLI's, the interpreter's at exit) drop
+    that text instead of failing again with a traceback.
+    """
+    if exc.errno == errno.EPIPE:
+        return exc
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    name = _STREAM_NAMES.get(getattr(stream, "name", ""), "output")
+    return CaptureError(f"{name}: {exc.strerror or exc}")
 
 
 @contextlib.contextmanager
