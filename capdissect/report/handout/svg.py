@@ -6,6 +6,10 @@ formatted by us, and nothing links outside the document (arrows link to the pack
 own section, ``#p12``).  The state diagram is drawn from ``track.states.figure_edges()``,
 the very table the tracker runs on, so the picture cannot drift from the code (the h11
 pattern: docs generated from the state table).
+
+``timeline --svg`` stacks the same ladders in one SVG file (report/timeline_svg.py):
+there each ladder gets its own marker ids (*ids*, as ids must be unique in a document)
+and its arrows link nowhere (*links*), as that file has no packet sections.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -49,6 +54,17 @@ def _marker(marker_id: str, colour: str) -> str:
     return _DEFS.format(id=marker_id, colour=colour)
 
 
+_SIZE: Final = re.compile(r'<svg [^>]*? viewBox="0 0 (\d+) (\d+)"')
+
+
+def figure_size(figure: str) -> tuple[int, int]:
+    """The width and height ``_svg`` gave *figure*, to stack figures in one document."""
+    found = _SIZE.match(figure)
+    if found is None:
+        raise ValueError("not a figure drawn by this module")
+    return int(found.group(1)), int(found.group(2))
+
+
 # ----- ladder -----------------------------------------------------------------------------
 _LEFT: Final = 210
 _RIGHT: Final = 590
@@ -65,24 +81,25 @@ def _box(x: int, y: int, text: str, colour: str) -> str:
 
 
 def _arrow(frame: int, rel: float, y: int, rightward: bool, label: str, note: str,
-           cls: str, dotted: bool = False) -> str:
+           cls: str, dotted: bool = False, *, ids: str = "", links: bool = True) -> str:
     x1, x2 = (_LEFT, _RIGHT) if rightward else (_RIGHT, _LEFT)
     colour = CLIENT_COLOUR if rightward else SERVER_COLOUR
     dash = ' stroke-dasharray="5 4"' if dotted else ""
-    marker = "ah-c" if rightward else "ah-s"
-    return (f'<a href="#p{frame}"><g class="{cls}" data-frame="{frame}">'
-            f'<text x="8" y="{y + 12}" font-size="11" fill="#444">#{frame}</text>'
-            f'<text x="48" y="{y + 12}" font-size="11" fill="#666">{rel:.6f}</text>'
-            f'<line x1="{x1}" y1="{y + 2}" x2="{x2}" y2="{y + 20}" stroke="{colour}" '
-            f'stroke-width="1.6"{dash} marker-end="url(#{marker})"/>'
-            f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y - 1}" text-anchor="middle" font-size="12" '
-            f'font-family="ui-monospace, monospace" fill="#111">{_t(label)}</text>'
-            f'<text x="{_RIGHT + 12}" y="{y + 14}" font-size="11" fill="#555">{_t(note)}</text>'
-            '</g></a>')
+    marker = f"{ids}ah-c" if rightward else f"{ids}ah-s"
+    arrow = (f'<g class="{cls}" data-frame="{frame}">'
+             f'<text x="8" y="{y + 12}" font-size="11" fill="#444">#{frame}</text>'
+             f'<text x="48" y="{y + 12}" font-size="11" fill="#666">{rel:.6f}</text>'
+             f'<line x1="{x1}" y1="{y + 2}" x2="{x2}" y2="{y + 20}" stroke="{colour}" '
+             f'stroke-width="1.6"{dash} marker-end="url(#{marker})"/>'
+             f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y - 1}" text-anchor="middle" font-size="12" '
+             f'font-family="ui-monospace, monospace" fill="#111">{_t(label)}</text>'
+             f'<text x="{_RIGHT + 12}" y="{y + 14}" font-size="11" fill="#555">{_t(note)}</text>'
+             '</g>')
+    return f'<a href="#p{frame}">{arrow}</a>' if links else arrow
 
 
-def _lifelines(height: int, left: str, right: str) -> list[str]:
-    return [_marker("ah-c", CLIENT_COLOUR), _marker("ah-s", SERVER_COLOUR),
+def _lifelines(height: int, left: str, right: str, ids: str = "") -> list[str]:
+    return [_marker(f"{ids}ah-c", CLIENT_COLOUR), _marker(f"{ids}ah-s", SERVER_COLOUR),
             f'<text x="{_LEFT}" y="16" text-anchor="middle" font-size="12" font-weight="700" '
             f'fill="{CLIENT_COLOUR}">{_t(left)}</text>',
             f'<text x="{_RIGHT}" y="16" text-anchor="middle" font-size="12" font-weight="700" '
@@ -93,8 +110,13 @@ def _lifelines(height: int, left: str, right: str) -> list[str]:
             '<text x="48" y="16" font-size="10" fill="#666">time (s)</text>']
 
 
-def tcp_ladder(conn: TcpConnection, items: Sequence[TimelineItem], first_ts: float) -> str:
-    """Two lifelines, an arrow per segment, a state box wherever an endpoint's state changes."""
+def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: float, *,
+               ids: str = "", links: bool = True) -> str:
+    """Two lifelines, an arrow per segment, a state box wherever an endpoint's state changes.
+
+    *ids* prefixes the figure's element ids (several ladders in one document); *links*
+    makes each arrow a link to its packet's section (``#p12``), which a handout has.
+    """
     c, s = conn.client, conn.server
     body: list[str] = []
     y = 32
@@ -113,7 +135,8 @@ def tcp_ladder(conn: TcpConnection, items: Sequence[TimelineItem], first_ts: flo
             first = False
         y += 10
         body.append(_arrow(event.frame, event.ts - first_ts, y, event.sender == CLIENT,
-                           segment_label(event), phase_note(event), "segment"))
+                           segment_label(event), phase_note(event), "segment", ids=ids,
+                           links=links))
         y += _ROW - 10
         for remark in [f"{f.name}: {f.why}" for f in event.analysis] + list(item.notes):
             body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" text-anchor="middle" '
@@ -128,11 +151,13 @@ def tcp_ladder(conn: TcpConnection, items: Sequence[TimelineItem], first_ts: flo
     height = y + 16
     return _svg(_WIDTH, height, f"ladder of TCP connection {conn.id}",
                 _lifelines(height, f"client {endpoint((c.addr, c.port))}",
-                           f"server {endpoint((s.addr, s.port))}") + body)
+                           f"server {endpoint((s.addr, s.port))}", ids) + body)
 
 
-def udp_ladder(conv: UdpConversation, items: Sequence[TimelineItem], first_ts: float) -> str:
-    """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back."""
+def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: float, *,
+               ids: str = "", links: bool = True) -> str:
+    """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back (*ids*
+    and *links* as for ``tcp_ladder``)."""
     body: list[str] = []
     y = 32
     for x in (_LEFT, _RIGHT):
@@ -145,18 +170,20 @@ def udp_ladder(conv: UdpConversation, items: Sequence[TimelineItem], first_ts: f
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             body.append(_arrow(item.frame, item.ts - first_ts, y, item.sender == "a",
-                               f"{item.length} bytes", "datagram", "datagram"))
+                               f"{item.length} bytes", "datagram", "datagram", ids=ids,
+                               links=links))
         elif isinstance(item, Unreachable):
             to_a = not (item.quoted_frame is not None and item.quoted_frame == last["b"]
                         != last["a"])
             answers = (f"answers #{item.quoted_frame}" if item.quoted_frame is not None
                        else "answers a datagram not captured")
             body.append(_arrow(item.frame, item.ts - first_ts, y, not to_a,
-                               "ICMP port unreachable", answers, "icmp", dotted=True))
+                               "ICMP port unreachable", answers, "icmp", dotted=True,
+                               ids=ids, links=links))
         y += _ROW - 10
     height = y + 16
     return _svg(_WIDTH, height, f"UDP conversation {conv.id}",
-                _lifelines(height, endpoint(conv.a), endpoint(conv.b)) + body)
+                _lifelines(height, endpoint(conv.a), endpoint(conv.b), ids) + body)
 
 
 # ----- RFC 9293 Figure 5 ------------------------------------------------------------------
