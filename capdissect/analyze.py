@@ -24,10 +24,17 @@ from capdissect.report.document import json_document
 from capdissect.report.flowstream import End, Finished, Step, Totals, finished, track
 from capdissect.track.tracker import Tracker
 
-SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON kept in memory up to this, then a temp file
+SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this, then a temp file
 
 FlowsFormat = Literal["table", "csv", "json"]
-TimelineFormat = Literal["text", "mermaid", "json"]
+TimelineFormat = Literal["text", "mermaid", "json", "svg"]
+
+
+class OutputError(CapdissectError):
+    """An output file could not be written."""
+
+    def __init__(self, out: Path, exc: OSError) -> None:
+        super().__init__(f"{out}: {exc.strerror or exc}")
 
 
 class NoSuchFlow(CapdissectError):
@@ -81,14 +88,40 @@ def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
 
 def timeline(path: str | Path, fmt: TimelineFormat = "text",
              conn: int | None = None) -> Iterator[str]:
-    """``capdissect timeline``: ladder diagrams (text, Mermaid) or SPEC §4 JSON with events."""
+    """``capdissect timeline``: ladder diagrams (text, Mermaid, an SVG document) or SPEC §4
+    JSON with events."""
     totals = Totals()
     done = _selected(finished(steps(path), totals, events=True, only=conn), conn, path, totals)
     if fmt == "json":
         return json_document(done, str(path), __version__, totals, events=True, spool=_spool)
+    if fmt == "svg":
+        # The handout's drawing code, loaded only when a picture is asked for.
+        from capdissect.report.timeline_svg import svg_document
+
+        return svg_document(done, str(path), __version__, totals, spool=_spool)
     if fmt == "mermaid":
         return _lines(timeline_report.mermaid_lines(done))
     return _lines(timeline_report.text_lines(done, totals))
+
+
+def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None) -> Path:
+    """``capdissect timeline --svg OUT``: the ladders of *path* as one SVG file, *out*.
+
+    The document's first piece comes only once the capture has been read to its end
+    (report/timeline_svg.py), so *out* is created, or an older file there replaced, only
+    after the capture was read without error.
+    """
+    out = Path(out)
+    pieces = timeline(path, "svg", conn)
+    first = next(pieces)
+    try:
+        with out.open("w", encoding="utf-8") as sink:
+            sink.write(first)
+            for piece in pieces:
+                sink.write(piece)
+    except OSError as exc:
+        raise OutputError(out, exc) from None
+    return out
 
 
 def _selected(done: Iterator[Finished], conn: int | None, path: str | Path,

@@ -199,6 +199,8 @@ def timeline(
                                           "flow instead of text.")] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object with every segment "
                                        "(SPEC section 4).")] = False,
+    svg: Annotated[str | None, typer.Option("--svg", metavar="OUT.svg", help="Write the "
+                                            "ladders as one SVG picture to OUT.svg.")] = None,
 ) -> None:
     """Ladder diagrams: an arrow per segment between client and server, with their states.
 
@@ -209,8 +211,15 @@ def timeline(
       capdissect timeline trace.pcap --conn 3 --mermaid > conn3.mmd
 
       capdissect timeline trace.pcap --json | jq '.tcp[0].events[0]'
+
+      capdissect timeline captures/tcp-basic.pcap --svg tcp-basic.svg
     """
-    _at_most_one(mermaid=mermaid, json=json)
+    _at_most_one(mermaid=mermaid, json=json, svg=svg)
+    if svg is not None:
+        with cli_errors(progress=Path(path).name):
+            written = analyze.write_timeline_svg(path, svg, conn)
+        typer.echo(f"wrote {written}", err=True)
+        return
     with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
                                 conn), bar)
