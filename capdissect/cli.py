@@ -111,6 +111,9 @@ def read(
                                               "the filter).")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output, "
                                         "without capdissect's annotation lines.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per packet (JSON "
+                                       "Lines) with every decoded field; only -c and the "
+                                       "filter apply.")] = False,
 ) -> None:
     """Print a capture file the way `tcpdump -r FILE` does, annotated.
 
@@ -125,16 +128,18 @@ def read(
       capdissect read trace.pcap -c 5 'tcp\\[tcpflags] & tcp-syn != 0'
 
       tcpdump -i lo -w - port 30002 | capdissect read - -n
+
+      capdissect read captures/tcp-basic.pcap --json -c 3 | jq .tcp.flags
     """
     # tcpdump joins the words after the options into one expression (copy_argv).
     joined = " ".join(expression or ()).strip() or None
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain,
-                          expression=joined)
+                          expression=joined, json=json)
     # tcpdump rejects these as user errors (one line, exit 1), before reading anything.
     problem = None
     if count is not None and count < 1:
         problem = f"invalid packet count {count}"
-    elif t > 5:
+    elif t > 5 and not json:  # --json ignores the text options
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
         typer.echo(f"capdissect: {problem}", err=True)

@@ -1,4 +1,5 @@
-"""``read``: a capture file to the lines tcpdump prints, plus capdissect's annotations.
+"""``read``: a capture file to the lines tcpdump prints, plus capdissect's annotations,
+or to one line of JSON per packet (``--json``).
 
 This is the one place that joins capture → dissect → report for files; the CLI and the
 Python API both call it.  ``packet_lines`` is its per-packet loop, shared with ``live``.
@@ -18,6 +19,7 @@ from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import Packet, decode
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
+from capdissect.report.packetjson import JsonObject, json_line, packet_json
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 
 # Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
@@ -38,6 +40,9 @@ class ReadOptions:
     count: int | None = None  # stop after this many packets that pass the filter
     plain: bool = False
     expression: str | None = None  # a tcpdump filter expression (libpcap's language)
+    # One JSON object per packet (JSON Lines) instead of text; the text options are
+    # ignored, count and expression apply as they do to text.
+    json: bool = False
 
     def printing(self) -> PrintOptions:
         return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
@@ -71,6 +76,9 @@ def read_lines(
                                          capture.big_endian)
             packet_filter.program(capture.linktype)
             keep = packet_filter.matches
+        if options.json:
+            yield from json_lines(capture, keep=keep, limit=options.count)
+            return
         annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
         if (keep is None and annotate is None and printer.fast is not None
@@ -139,6 +147,32 @@ def packet_lines(
         shown += 1
         if limit is not None and shown >= limit:
             return
+
+
+def json_lines(
+    packets: Iterable[RawPacket],
+    *,
+    keep: Callable[[RawPacket], bool] | None = None,
+    limit: int | None = None,
+) -> Iterator[str]:
+    """``read --json``: one line of JSON per packet that *keep* lets through, at most
+    *limit* of them; ``frame`` is the packet's 1-based position in *packets*, as in text."""
+    shown = 0
+    for number, pkt in enumerate(packets, 1):
+        if keep is not None and not keep(pkt):
+            continue
+        try:
+            line = json_line(packet_json(number, decode(pkt)))
+        except Exception as exc:  # a bug of ours must not end the run or hide packets
+            line = json_line(_json_bug(number, exc))
+        yield line
+        shown += 1
+        if limit is not None and shown >= limit:
+            return
+
+
+def _json_bug(number: int, exc: Exception) -> JsonObject:
+    return {"frame": number, "error": {"kind": "bug", "message": _bug(number, exc)}}
 
 
 def _text(printer: TcpdumpPrinter, pkt: RawPacket, number: int) -> str:
