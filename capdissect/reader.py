@@ -101,7 +101,11 @@ def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,
         texts: list[str] = []
         i, n = 0, len(batch)
         while i < n:
-            i = fast.format_batch(batch, i, texts)
+            before = len(texts)
+            try:
+                i = fast.format_batch(batch, i, texts)
+            except Exception:  # a bug of ours: the full path prints the packet, or says so
+                i += len(texts) - before
             if i < n:
                 texts.append(_text(printer, batch.packet(i), number + i + 1))
                 i += 1

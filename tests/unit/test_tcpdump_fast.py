@@ -155,3 +155,45 @@ def test_compiled_where_a_compiler_is() -> None:
         assert source.stat().st_mtime <= Path(module.__file__ or "").stat().st_mtime, (
             f"{module.__name__}: the compiled copy is older than its source: make install")
     assert sys.modules["capdissect.report.tcpdump_fast"] is tcpdump_fast
+
+
+def test_a_bug_in_the_fast_path_costs_one_packet_not_the_run() -> None:
+    """read's batch loop: when the fast path raises, the packets before it keep their
+    text, the failing one gets the 'cannot print' line, and the rest are printed."""
+    from capdissect.reader import _batch_lines
+
+    class Failing:
+        """A fast path that prints like the real one but fails on one packet's bytes."""
+
+        def __init__(self, real: Any, bad: bytes) -> None:
+            self.real = real
+            self.bad = bad
+
+        def format(self, sec: int, nsec: int, wire_len: int, data: bytes) -> str | None:
+            if data == self.bad:
+                raise IndexError("planted")
+            text: str | None = self.real.format(sec, nsec, wire_len, data)
+            return text
+
+        def format_batch(self, batch: Any, first: int, out: list[str]) -> int:
+            for i in range(first, len(batch)):
+                text = self.format(batch.ts_sec(i), batch.ts_nsec(i), batch.wire_len(i),
+                                   batch.data(i))
+                if text is None:
+                    return i
+                out.append(text)
+            return len(batch)
+
+    path = TESTS.parent / "captures" / "tcp-basic.pcap"
+    with open_capture(path) as capture:
+        packets = list(capture)
+    reference = TcpdumpPrinter(PrintOptions(n=2))
+    expected = [reference.format(p) for p in packets]
+    printer = TcpdumpPrinter(PrintOptions(n=2))
+    printer.fast = Failing(printer.fast, packets[2].data)  # type: ignore[assignment]
+    with open_capture(path) as capture:
+        texts = list(_batch_lines(capture.batches(), printer, None))
+    assert len(texts) == len(expected) == 11
+    assert texts[:2] == expected[:2] and texts[3:] == expected[3:]
+    assert texts[2] == ("[capdissect: cannot print packet 3 (IndexError: planted); "
+                        "please report it with the capture]")
