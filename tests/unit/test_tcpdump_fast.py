@@ -132,6 +132,11 @@ def test_refuses_what_it_does_not_print(packets: list[RawPacket]) -> None:
     for shape, wire in ((cut, len(data)), (options, len(data)), (fragment, len(data)),
                         (icmp, len(data)), (data, len(data) - 1)):
         assert fast.format(tcp4.ts_sec, 0, wire, shape) is None, shape[:24].hex()
+    # A pcap fraction of a second or more (a damaged record): tcpdump prints the number
+    # as it is, "27.1234567", which the full printer does.
+    assert fast.format(tcp4.ts_sec, 1_234_567_000, len(data), data) is None
+    full = TcpdumpPrinter(PrintOptions(n=2)).format(tcp4._replace(ts_nsec=1_234_567_000))
+    assert full.split(" ", 1)[0].endswith(".1234567")
 
 
 def have_compiler() -> bool:
