@@ -152,6 +152,14 @@ class FastPath:
                 head = _ip6_verbose(data, length, proto)
         else:
             return None
+        if sec != self.clock_sec:
+            try:
+                self.clock = time.strftime("%H:%M:%S.", time.localtime(sec))
+            except (OverflowError, OSError, ValueError):
+                return None
+            self.clock_sec = sec
+        # Last, as TCP changes the state shared with the full printer: a packet declined
+        # after that would be counted twice.
         if proto == 6:
             text = self._tcp(data, off, length, addr_len)
         elif proto == 17:
@@ -160,12 +168,6 @@ class FastPath:
             return None
         if text is None:
             return None
-        if sec != self.clock_sec:
-            try:
-                self.clock = time.strftime("%H:%M:%S.", time.localtime(sec))
-            except (OverflowError, OSError, ValueError):
-                return None
-            self.clock_sec = sec
         line = "".join((self.clock, _usec(nsec), " ", head, text))
         if self.hex == 2:
             return line + hex_ascii(data[self.hex_from:])
@@ -231,6 +233,13 @@ class FastPath:
         v = self.v
         if flags & 4 and v and length > hlen:
             return None  # an RST's text: the full printer shows it
+        options = ""
+        if hlen > 20:
+            found = simple_options(data, off + 20, off + hlen)
+            if found is None:
+                return None
+            options = found
+        # Printed here from now on, so the relative-sequence table may change.
         parts = [self._endpoints(self.tcp_ends, data, off, addr_len, True), "Flags [",
                  FLAG_STRINGS[flags], "]"]
         seq = _u32(data, off + 4)
@@ -273,12 +282,7 @@ class FastPath:
         parts += (", win ", str(_u16(data, off + 14)))
         if flags & 0x20:
             parts += (", urg ", str(_u16(data, off + 18)))
-        if hlen > 20:
-            options = simple_options(data, off + 20, off + hlen)
-            if options is None:
-                return None
-            parts.append(options)
-        parts += (", length ", str(data_len))
+        parts += (options, ", length ", str(data_len))
         return "".join(parts)
 
     def _udp(self, data: bytes, off: int, length: int, addr_len: int) -> str | None:

@@ -59,8 +59,11 @@ class Counting:
         self.taken = 0
 
     def format(self, sec: int, nsec: int, wire_len: int, data: bytes) -> str | None:
+        before = dict(self.fast.isn)
         text: str | None = self.fast.format(sec, nsec, wire_len, data)
         self.taken += text is not None
+        # A packet it declines goes to the full printer: it must leave no trace.
+        assert text is not None or self.fast.isn == before
         return text
 
 
@@ -202,3 +205,24 @@ def test_a_bug_in_the_fast_path_costs_one_packet_not_the_run() -> None:
     assert texts[:2] == expected[:2] and texts[3:] == expected[3:]
     assert texts[2] == ("[capdissect: cannot print packet 3 (IndexError: planted); "
                         "please report it with the capture]")
+
+
+def test_a_declined_packet_leaves_the_sequence_table_alone() -> None:
+    """A capture that starts mid-connection with a SACK (which the fast path leaves to
+    the full printer): its first packet sets the relative-sequence base, and tcpdump
+    prints it with absolute numbers, as the full printer does."""
+    path = TESTS.parent / "captures" / "tcp-basic.pcap"
+    with open_capture(path) as capture:
+        ack = list(capture)[2]  # the handshake's ACK: nop,nop,TS in 12 option bytes
+    assert ack.data[54:58] == b"\x01\x01\x08\x0a"
+    sack = ack.data[:54] + b"\x01\x01\x05\x0a" + bytes(range(8)) + ack.data[66:]
+    mid_stream = ack._replace(data=sack)
+    fast = TcpdumpPrinter(PrintOptions(n=2))
+    full = TcpdumpPrinter(PrintOptions(n=2))
+    full.fast = None
+    first = fast.format(mid_stream)
+    assert first == full.format(mid_stream)
+    assert ", ack 1327294000, " in first  # absolute: this packet set the base
+    second = fast.format(mid_stream)
+    assert second == full.format(mid_stream)
+    assert ", ack 1, " in second  # relative to it from then on
