@@ -24,7 +24,7 @@ from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
-from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader, parse_tcp
+from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
@@ -33,7 +33,7 @@ from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import PROTOCOL_KEYWORDS, Names
 from capdissect.report.tcpdump_arp import print_arp
-from capdissect.report.tcpdump_fast import FLAG_STRINGS, FastPath
+from capdissect.report.tcpdump_fast import FLAG_STRINGS, FastPath, relative_numbers
 from capdissect.report.tcpdump_tcpopts import print_options
 
 IPPROTO_NAMES: Final = {
@@ -807,7 +807,8 @@ class TcpdumpPrinter:
         thseq = thack = 0
         rev = False
         if not self.opts.S and flags & ACK:
-            seq, ack, thseq, thack, rev = self._relative(ip, tcp, flags)
+            seq, ack, thseq, thack, rev = relative_numbers(
+                self._isn, ip.src, ip.dst, tcp.src_port, tcp.dst_port, seq, ack, flags)
         if hlen > length:
             out.append(f" [bad hdr length {hlen} - too long, > {length}]")
             return
@@ -877,26 +878,6 @@ class TcpdumpPrinter:
             else:
                 break
         return dst
-
-    def _relative(self, ip: IPv4Header | IPv6Header, tcp: TcpHeader,
-                  flags: int) -> tuple[int, int, int, int, bool]:
-        """Relative seq/ack as print-tcp.c computes them: per address/port pair, the first
-        segment with ACK (or any SYN) sets the base, in both directions."""
-        sport, dport = tcp.src_port, tcp.dst_port
-        src, dst = ip.src, ip.dst
-        rev = sport > dport or (sport == dport and src > dst)
-        key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
-        seq, ack = tcp.seq, tcp.ack
-        base = self._isn.get(key)
-        if base is None or flags & SYN:
-            base = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
-            self._isn[key] = base
-        else:
-            if rev:
-                seq, ack = (seq - base[1]) & 0xFFFFFFFF, (ack - base[0]) & 0xFFFFFFFF
-            else:
-                seq, ack = (seq - base[0]) & 0xFFFFFFFF, (ack - base[1]) & 0xFFFFFFFF
-        return seq, ack, base[0], base[1], rev
 
     def _udp(self, frame: Frame, off: int, length: int, end: int,
              ip: IPv4Header | IPv6Header, fragmented: bool) -> None:

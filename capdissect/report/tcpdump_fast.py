@@ -93,6 +93,31 @@ def simple_options(buf: bytes, pos: int, end: int) -> str | None:
     return "".join(parts)
 
 
+def relative_numbers(isn: dict[tuple[bytes, bytes, int], tuple[int, int]], src: bytes,
+                     dst: bytes, sport: int, dport: int, seq: int, ack: int,
+                     flags: int) -> tuple[int, int, int, int, bool]:
+    """Relative seq/ack as print-tcp.c computes them, for a segment with ACK: per address
+    and port pair, the first such segment (or any SYN) sets the base in both directions.
+
+    Returns seq, ack (relative, or as they are for the segment that set the base), the
+    base pair and whether the segment goes the reverse of the pair's canonical order.
+    *isn* is the table the full printer and the fast path share.
+    """
+    rev = sport > dport or (sport == dport and src > dst)
+    key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
+    base = isn.get(key)
+    if base is None or flags & 2:
+        base = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
+        isn[key] = base
+    elif rev:
+        seq = (seq - base[1]) & 0xFFFFFFFF
+        ack = (ack - base[0]) & 0xFFFFFFFF
+    else:
+        seq = (seq - base[0]) & 0xFFFFFFFF
+        ack = (ack - base[1]) & 0xFFFFFFFF
+    return seq, ack, base[0], base[1], rev
+
+
 class FastPath:
     """Formats the common packet shape; shares the relative-sequence table with the
     full printer, so the two can take turns within one connection."""
@@ -245,23 +270,9 @@ class FastPath:
         seq = _u32(data, off + 4)
         ack = _u32(data, off + 8)
         if flags & 0x10 and not self.S:
-            # Relative numbers as print-tcp.c keeps them (TcpdumpPrinter._relative).
-            sport = _u16(data, off)
-            dport = _u16(data, off + 2)
-            src = data[off - 2 * addr_len:off - addr_len]
-            dst = data[off - addr_len:off]
-            rev = sport > dport or (sport == dport and src > dst)
-            key = (dst, src, (dport << 16) | sport) if rev else (src, dst, (sport << 16) | dport)
-            base = self.isn.get(key)
-            if base is None or flags & 2:
-                base = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
-                self.isn[key] = base
-            elif rev:
-                seq = (seq - base[1]) & 0xFFFFFFFF
-                ack = (ack - base[0]) & 0xFFFFFFFF
-            else:
-                seq = (seq - base[0]) & 0xFFFFFFFF
-                ack = (ack - base[1]) & 0xFFFFFFFF
+            seq, ack, _, _, _ = relative_numbers(
+                self.isn, data[off - 2 * addr_len:off - addr_len], data[off - addr_len:off],
+                _u16(data, off), _u16(data, off + 2), seq, ack, flags)
         if v and not self.K:
             src_addr = data[off - 2 * addr_len:off - addr_len]
             computed = verify(data[off:off + length],

@@ -18,7 +18,7 @@ from tests.compare import capdissect_command
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
 
 
-def test_small_files_and_quick_reads_draw_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_files_and_quick_reads_draw_nothing() -> None:
     out = io.StringIO()
     bar = ProgressBar(out, "x.pcap")
     bar(10, 100)  # far below MIN_SIZE
