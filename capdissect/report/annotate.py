@@ -81,6 +81,7 @@ def _tcp_lines(update: Update) -> list[str]:
         lines.append(f"{change.role} {dotted((ep.addr, ep.port))}: {before} -> "
                      f"{change.after.value}")
     lines += update.notes
+    lines += update.corrections
     lines += [f"{finding.name.replace('_', ' ')}: {finding.why}" for finding in event.analysis]
     return lines
 
