@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Final
 
 from capdissect import analyze
-from capdissect.demo.kernel import Row, Snapshot
+from capdissect.demo.kernel import KernelSocket, Row, Snapshot
 from capdissect.demo.scenarios import Wire, read_wire
 from capdissect.demo.steps import BASELINE_STEP
 from capdissect.dissect.tcp import ACK, SYN
@@ -223,3 +223,14 @@ def compare_capture(path: Path, snapshots: Sequence[Snapshot]) -> list[Compariso
         tables.append(flat[:len(ts)])
         flat = flat[len(ts):]
     return compare(snapshots, wire, tables)
+
+
+def connected_udp(snapshot: Snapshot, local_port: int, peer_port: int) -> KernelSocket | None:
+    """The kernel's UDP socket on *local_port* if it is connect()ed to *peer_port*."""
+    for sock in snapshot.sockets:
+        row = sock.row
+        if (row.proto.startswith("udp") and row.state == "ESTABLISHED"
+                and row.local.endswith(f":{local_port}")
+                and row.foreign.endswith(f":{peer_port}")):
+            return sock
+    return None
