@@ -111,6 +111,9 @@ def kernel_lines(run: ScenarioRun | None, write: Path | None) -> Iterator[str]:
         return
     comparisons = compare_capture(run.path, run.snapshots)
     file = str(write) if write is not None else run.path.name
+    if write is None:
+        yield (f"(to check capdissect's side yourself, keep the capture: --write "
+               f"{run.path.name})")
     first = _first_ts(run.path)
     for index, comparison in enumerate(comparisons, 1):
         if index > 1:
