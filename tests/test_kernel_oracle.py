@@ -328,3 +328,43 @@ def test_snapshot_round_trips_through_json() -> None:
             "udp   ESTAB 0      0      127.0.0.1:10002 127.0.0.1:10001")
     snap = Snapshot("B connected", 1.5, 1.6, ("ss", "-tanu"), text, parse_ss(text))
     assert Snapshot.from_json(snap.to_json()) == snap
+
+
+# ----- end to end on a bundled capture, with a kernel table written by hand ---------------
+def _snapshot_after_frame_8(server_state: str) -> Snapshot:
+    """What ss printed (by hand, as ss spells it) between frames 8 (the client's FIN) and 9
+    (the server's ACK of it) of captures/tcp-basic.pcap."""
+    text = ("Netid State      Recv-Q Send-Q Local Address:Port  Peer Address:Port Process",
+            "tcp   LISTEN     0      1          127.0.0.1:30002      0.0.0.0:*",
+            "tcp   FIN-WAIT-1 0      1          127.0.0.1:59370    127.0.0.1:30002",
+            f"tcp   {server_state} 1      0          127.0.0.1:30002    127.0.0.1:59370")
+    return Snapshot("the client closed", 1795323927.320000, 1795323927.325000, ("ss",), text,
+                    parse_ss(text))
+
+
+def test_compare_capture_agrees_with_the_true_table() -> None:
+    (c,) = compare_capture(CAPTURES / "tcp-basic.pcap", [_snapshot_after_frame_8("CLOSE-WAIT")])
+    assert (c.at, c.table.frame, c.in_window, c.differences) == ("1795323927.320000", 8, 0, ())
+
+
+def test_compare_capture_fails_on_a_wrong_state() -> None:
+    (c,) = compare_capture(CAPTURES / "tcp-basic.pcap", [_snapshot_after_frame_8("LAST-ACK")])
+    assert [(d.side, d.row.state, d.exception) for d in c.differences] == [
+        ("kernel", "LAST_ACK", None), ("capdissect", "CLOSE_WAIT", None)]
+
+
+def test_a_packet_during_ss_makes_the_table_after_it_a_candidate() -> None:
+    """Frame 9 (the server's ACK of the FIN) was sent while ss ran: the kernel may have
+    been read after it, and then matches capdissect's table after frame 9, not before."""
+    base = _snapshot_after_frame_8("CLOSE-WAIT")
+    text = tuple(line.replace("FIN-WAIT-1", "FIN-WAIT-2") for line in base.text)
+    during = Snapshot(base.step, base.started, 1795323927.350000, ("ss",), text,
+                      parse_ss(text))
+    (c,) = compare_capture(CAPTURES / "tcp-basic.pcap", [during])
+    assert (c.table.frame, c.in_window, c.differences) == (9, 1, ())
+    # A table that matches no moment of the window is reported at its start.
+    wrong = tuple(line.replace("CLOSE-WAIT", "LAST-ACK") for line in text)
+    (c,) = compare_capture(CAPTURES / "tcp-basic.pcap",
+                           [Snapshot(base.step, base.started, during.finished, ("ss",), wrong,
+                                     parse_ss(wrong))])
+    assert c.table.frame == 8 and len(c.unexplained) == 4
