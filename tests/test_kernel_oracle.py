@@ -53,21 +53,7 @@ class KnownDifference(Exception):
 # (scenario, step) -> why capdissect differs from the kernel there today.  Same in IPv4
 # and IPv6.  Flip (delete) an entry when the tracker fix makes the kernel agree.
 KNOWN: dict[tuple[str, str], str] = {
-    ("tcp-simultaneous-close", "both sides shut down (their first FINs dropped)"):
-        "after frames 8 and 9 (both first FINs, dropped by the namespace's firewall) the "
-        "kernel has both sockets in FIN-WAIT-1; capdissect shows both CLOSING, as if each "
-        "FIN had arrived at once.  The FINs cross (frame 9 does not ack frame 8), so SPEC "
-        "§4 says neither receiver's state changes until it shows it got the FIN: "
-        "FIN_WAIT1 both (tracker rewrite on main: crossing FINs)",
-    ("tcp-simultaneous-open", "both sides connect() (their first SYNs dropped)"):
-        "after frames 1 and 2 (both first SYNs, dropped by the namespace's firewall) the "
-        "kernel has both sockets in SYN-SENT; capdissect shows both SYN_RECV, as if each "
-        "SYN had arrived at once (tracker rewrite on main: crossing SYNs)",
-    ("udp-connected", "B refused C's datagram"):
-        "the kernel has B ESTAB with A as peer (udp 127.0.0.1:10002 127.0.0.1:10001 "
-        "ESTABLISHED); capdissect shows B unconnected (127.0.0.1:10002 0.0.0.0:*) although "
-        "the wire has revealed the connect(): B exchanged datagrams with A only and "
-        "refused C's (SPEC §4; tracker rewrite on main: connected UDP)",
+    # Empty: crossing SYNs and FINs and connected UDP now agree with the kernel.
 }
 
 
