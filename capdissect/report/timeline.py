@@ -189,6 +189,8 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
     yield ""
     yield f"client {client}: {path_text(c.path)}"
     yield f"server {server}: {path_text(s.path)}"
+    for hint in conn.hints:
+        yield f"hint: {hint}"
     for anomaly in conn.anomalies:
         yield f"anomaly: {anomaly}"
 

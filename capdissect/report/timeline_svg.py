@@ -166,6 +166,7 @@ def _tcp_tail(conn: TcpConnection, logged: bool) -> list[tuple[str, str, str]]:
                                 "notice")]
     lines += [(f"client {endpoint((c.addr, c.port))}: {path_text(c.path)}", CLIENT_COLOUR, "path"),
               (f"server {endpoint((s.addr, s.port))}: {path_text(s.path)}", SERVER_COLOUR, "path")]
+    lines += [(f"hint: {hint}", _NOTE_COLOUR, "hint") for hint in conn.hints]
     lines += [(f"anomaly: {anomaly}", _NOTE_COLOUR, "anomaly") for anomaly in conn.anomalies]
     return lines
 

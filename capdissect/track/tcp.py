@@ -247,6 +247,18 @@ class TcpConnection:
     def history(self) -> str:
         return "".join(self.history_letters)
 
+    @property
+    def hints(self) -> list[str]:
+        """What the final states say about the programs (a socket left in CLOSE_WAIT)."""
+        out = []
+        for me, peer in ((self.client, self.server), (self.server, self.client)):
+            if me.state is S.CLOSE_WAIT:
+                out.append(f"the {_role(self, me)} got the {_role(self, peer)}'s FIN at frame "
+                           f"{peer.fin_frame} but never sent its own: its application has "
+                           "not called close() (or shutdown()), so the socket stays in "
+                           "CLOSE_WAIT until it does")
+        return out
+
     def note_anomaly(self, text: str) -> None:
         """Record an anomaly; memory stays bounded however many a capture has."""
         self.anomaly_count += 1

@@ -31,6 +31,8 @@ class Unreachable(NamedTuple):
     ts: float
     reporter: bytes  # the address that sent the ICMP error
     quoted_frame: int | None  # the datagram it answers, when it was captured
+    # The peer the refusing socket is connect()ed to, when the wire shows it.
+    connected_to: Endpoint | None = None
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ class UdpTracker:
         conv.unreachable_count += 1
         if len(conv.unreachable) < MAX_KEPT:
             conv.unreachable.append(Unreachable(frame, ts, reporter,
-                                                conv.last_frame.get(sender)))
+                                                conv.last_frame.get(sender), connected))
         conv.last_ts = ts
         return conv, connected
 
