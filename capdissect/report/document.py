@@ -110,9 +110,10 @@ def item_json_text(item: TimelineItem) -> str:
     and finite floats (``repr`` is what json writes for a float); every string comes
     from a small fixed set and is encoded once by ``_quoted``.  Segments with analysis
     findings (free text) take the general path.  tests/unit/test_timeline.py checks
-    that both paths agree.
+    that both paths agree.  So do segments with two or more state changes, which may
+    carry ``through``.
     """
-    if isinstance(item, Segment) and not item.event.analysis:
+    if isinstance(item, Segment) and not item.event.analysis and len(item.event.changes) < 2:
         e = item.event
         client, server = e.states
         return (f'{{"frame": {e.frame}, "ts": {e.ts!r}, "from": {_quoted(e.sender)}, '
