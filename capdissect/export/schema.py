@@ -107,8 +107,8 @@ EVENT_COLUMNS: Final[tuple[Column, ...]] = (
 SOCKET_COLUMNS: Final[tuple[Column, ...]] = (
     ("file", pa.string(), "the capture file"),
     ("proto", pa.string(), "Proto (tcp, tcp6, udp, udp6)"),
-    ("local", pa.string(), "Local Address"),
-    ("foreign", pa.string(), "Foreign Address (null: *)"),
+    ("local_address", pa.string(), "Local Address"),
+    ("foreign_address", pa.string(), "Foreign Address (null: *, a listener or unconnected UDP)"),
     ("state", pa.string(), "State, netstat's spelling (empty for UDP)"),
     ("since_frame", pa.uint32(), "the frame that put the socket in this state"),
     ("since_ts", pa.float64(), "its time"),
