@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
+from capdissect.errors import CapdissectError
 from capdissect.export.parquet import ExportError
 from capdissect.export.run import RETRIES, Job, JobResult, Progress, export_job
 
@@ -37,9 +38,15 @@ def run_on_cluster(jobs: Sequence[Job], scheduler: str,
                                                             for j in jobs])
         index = {future.key: i for i, future in enumerate(futures)}
         results: dict[int, JobResult] = {}
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):
             i = index[future.key]
-            results[i] = future.result()
+            try:
+                results[i] = future.result()
+            except CapdissectError:
+                raise
+            except Exception as exc:  # KilledWorker (lost too often), a worker's own error
+                raise ExportError(f"{jobs[i].files[0]}: the cluster could not export it: "
+                                  f"{type(exc).__name__}: {exc}") from None
             if progress is not None:
                 progress(len(results), len(jobs), jobs[i].partition)
         return [results[i] for i in range(len(jobs))]
