@@ -305,3 +305,14 @@ def test_core_install_does_not_import_the_extras() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ})
     assert done.stdout.strip() == "[]"
+
+
+def test_schema_doc_lists_every_column() -> None:
+    """docs/export-schema.md is the schema: every column, type and source, in order."""
+    from capdissect.export.schema import TABLES
+
+    doc = (ROOT / "docs" / "export-schema.md").read_text()
+    lines = [line for line in doc.splitlines() if line.startswith("| `")]
+    want = [f"| `{name}` | `{kind}` | {source} |"
+            for columns in TABLES.values() for name, kind, source in columns]
+    assert lines == want
