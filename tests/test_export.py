@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -267,17 +268,18 @@ def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> N
     out = tmp_path / "out"
     proc = subprocess.Popen([*CAPDISSECT, "export", str(src), "-o", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = out / "files"
     try:
-        for _ in range(200):  # until some partitions exist, at most 20 s
-            if len(list((out / "files").glob("*.parquet"))) >= 3 if (out / "files").exists() \
-                    else False:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if files.exists() and len(list(files.glob("*.parquet"))) >= 3:
                 break
-            proc.wait(timeout=0.1) if proc.poll() is None else None
-    except subprocess.TimeoutExpired:
-        pass
+            time.sleep(0.02)
+        assert proc.poll() is None, "the export ended before it could be interrupted"
     finally:
         proc.kill()
         proc.wait(timeout=10)
+    assert len(list(files.glob("*.parquet"))) < 40
     import pyarrow.parquet as pq
 
     for part in out.rglob("*.parquet"):

@@ -46,9 +46,10 @@ class Job:
     """One partition to write: *files* read as one capture, in this order."""
 
     partition: str
-    files: tuple[str, ...]
+    files: tuple[str, ...]  # as given (the tables' ``file``), relative to *cwd*
     out: str
     tables: tuple[str, ...]
+    cwd: str = "."  # where the export was started: a Dask worker's own may differ
 
 
 @dataclass
@@ -150,10 +151,13 @@ def plan(inputs: Sequence[str], out: str, tables: Sequence[str],
     """The jobs of an export: one per file, or one for all of them with *continuous*."""
     files = expand(inputs)
     chosen = tuple(t for t in DATA_TABLES if t in tables)
+    if "://" not in out:
+        out = os.path.abspath(out)
+    cwd = os.getcwd()
     if continuous:
         ordered = tuple(sorted(files, key=first_timestamp))
-        return [Job(partition_name(ordered), ordered, out, chosen)]
-    return [Job(partition_name((f,)), (f,), out, chosen) for f in files]
+        return [Job(partition_name(ordered), ordered, out, chosen, cwd)]
+    return [Job(partition_name((f,)), (f,), out, chosen, cwd) for f in files]
 
 
 # ----- one job -------------------------------------------------------------------------
@@ -164,9 +168,10 @@ def _raw_packets(job: Job, records: list[FileRecord]) -> Iterator[RawPacket]:
     for position, path in enumerate(job.files):
         record = FileRecord(path, job.partition, position, first_frame=frame + 1)
         records.append(record)
+        where = os.path.join(job.cwd, path)
         try:
-            record.size = os.path.getsize(path)
-            with open_capture(path) as capture:
+            record.size = os.path.getsize(where)
+            with open_capture(where) as capture:
                 record.format = capture.format
                 for raw in capture:
                     record.packets += 1
