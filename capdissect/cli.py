@@ -511,12 +511,13 @@ def export(
 
       capdissect export /shared/caps -o /shared/out --scheduler tcp://127.0.0.1:8786
     """
-    from capdissect.export import run as export_run
+    from capdissect.export import load
     from capdissect.progress import CountBar
 
     names = [t.strip() for t in tables.split(",") if t.strip()]
     bar = CountBar(sys.stderr, "export") if sys.stderr.isatty() else None
     with cli_errors(progress="export" if jobs == 1 and scheduler is None else None):
+        export_run = load("capdissect.export.run", "export")
         try:
             summary = export_run.export(inputs, out, names, processes=jobs,
                                         continuous=continuous, scheduler=scheduler,
@@ -558,11 +559,12 @@ def sql(
 
       capdissect sql class.parquet --interactive
     """
-    from capdissect.export import sql as export_sql
+    from capdissect.export import load
 
     if (query is None) == (not interactive):
         raise typer.BadParameter("give a query, or --interactive (not both)")
     with cli_errors():
+        export_sql = load("capdissect.export.sql", "sql")
         if interactive:
             export_sql.interactive(out)
         else:

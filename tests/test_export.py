@@ -318,3 +318,20 @@ def test_schema_doc_lists_every_column() -> None:
     want = [f"| `{name}` | `{kind}` | {source} |"
             for columns in TABLES.values() for name, kind, source in columns]
     assert lines == want
+
+
+@pytest.mark.parametrize(("blocked", "args", "extra"), [
+    ("pyarrow", ["export", "captures", "-o", "OUT"], "sql"),
+    ("duckdb", ["sql", "OUT", "SELECT 1"], "sql"),
+])
+def test_missing_extra_is_one_line(tmp_path: Path, blocked: str, args: list[str],
+                                   extra: str) -> None:
+    """Without the extra, the command says in one line which extra to install."""
+    args = [str(tmp_path / "o") if a == "OUT" else a for a in args]
+    code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['capdissect', *{args!r}]; "
+            "from capdissect.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert f"pip install 'capdissect[{extra}]'" in done.stderr

@@ -9,11 +9,11 @@ complete and a rerun replaces it whole, the output ends complete and without dup
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 from capdissect.errors import CapdissectError
+from capdissect.export import load
 from capdissect.export.parquet import ExportError
 from capdissect.export.run import RETRIES, Job, JobResult, Progress, export_job
 
@@ -22,11 +22,8 @@ CONNECT_TIMEOUT_S = 10
 
 def run_on_cluster(jobs: Sequence[Job], scheduler: str,
                    progress: Progress | None = None) -> list[JobResult]:
-    try:
-        # Any: distributed has no type hints to check these calls against.
-        distributed: Any = importlib.import_module("distributed")
-    except ImportError:
-        raise ExportError("--scheduler needs Dask: pip install 'capdissect[scale]'") from None
+    # Any: distributed has no type hints to check these calls against.
+    distributed: Any = load("distributed", "export --scheduler")
     try:
         client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from capdissect.errors import CapdissectError
+from capdissect.export import load
 from capdissect.export.schema import TABLES, arrow_schema, record_batch
 
 ROW_GROUP: Final = 128 * 1024  # rows of a row group: large enough to compress well
@@ -43,11 +44,7 @@ def filesystem(out: str) -> tuple[pafs.FileSystem, str]:
     if "://" not in out or out.startswith("file://"):
         local = out.removeprefix("file://")
         return pafs.LocalFileSystem(), os.path.abspath(local)
-    try:
-        import fsspec
-    except ImportError:
-        raise ExportError(f"{out}: writing to a URL needs fsspec: "
-                          "pip install 'capdissect[scale]'") from None
+    fsspec: Any = load("fsspec", f"the URL {out}")
     remote, root = fsspec.core.url_to_fs(out)
     return pafs.PyFileSystem(pafs.FSSpecHandler(remote)), root.rstrip("/")
 
