@@ -1,7 +1,7 @@
 """Writing one partition of one table: row groups streamed to a temporary name, then renamed.
 
 A partition is ``OUT/<table>/<partition>.parquet``.  It is written as
-``<partition>.parquet.tmp-<random>`` and renamed only once complete, so a reader (and
+``.<partition>.parquet.tmp-<random>`` and renamed only once complete, so a reader (and
 ``capdissect sql``, which reads ``*.parquet``) never sees half a partition: an export
 that is interrupted, or a Dask worker lost mid-file, leaves at most a ``.tmp-`` file,
 which the next run of the export removes.  A retried task renames its own complete copy
@@ -71,7 +71,9 @@ class PartitionWriter:
         self.table = table
         directory = f"{root}/{table}"
         self.final = f"{directory}/{partition}.parquet"
-        self.tmp = f"{self.final}{TMP_MARK}{uuid.uuid4().hex}"
+        # A leading dot hides it from Spark, Dask and pyarrow datasets, and the suffix
+        # from the *.parquet of capdissect sql.
+        self.tmp = f"{directory}/.{partition}.parquet{TMP_MARK}{uuid.uuid4().hex}"
         self.rows: list[tuple[object, ...]] = []
         self.batches: list[pa.RecordBatch] = []
         self.held = 0  # rows in self.batches
