@@ -335,3 +335,29 @@ def test_missing_extra_is_one_line(tmp_path: Path, blocked: str, args: list[str]
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert f"pip install 'capdissect[{extra}]'" in done.stderr
+
+
+def test_a_bug_in_one_file_leaves_the_others(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure of ours on one capture (made here by breaking the flow rows of one file)
+    is that file's error in `files`; the other files are exported whole."""
+    from capdissect.export import run as export_run
+    from capdissect.export.sql import connect
+
+    real = export_run.flow_row
+
+    def broken(item, file):  # type: ignore[no-untyped-def]
+        if file.endswith("tcp-reset.pcap"):
+            raise ZeroDivisionError("made to fail")
+        return real(item, file)
+
+    monkeypatch.setattr(export_run, "flow_row", broken)
+    captures = sorted(str(p) for p in (ROOT / "captures").glob("*.pcap"))
+    summary = export_run.export(captures, str(tmp_path / "out"))
+    assert len(summary.errors) == 1 and "ZeroDivisionError: made to fail" in summary.errors[0]
+    con = connect(str(tmp_path / "out"))
+    errors = con.execute("SELECT file FROM files WHERE error IS NOT NULL").fetchall()
+    assert errors == [(str(ROOT / "captures" / "tcp-reset.pcap"),)]
+    files = {r[0] for r in con.execute("SELECT DISTINCT file FROM flows").fetchall()}
+    assert files == set(captures) - {str(ROOT / "captures" / "tcp-reset.pcap")}
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp-" in p.name]

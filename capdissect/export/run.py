@@ -220,6 +220,19 @@ def export_job(job: Job) -> JobResult:
             _socket_rows(job, sockets, label)
         for writer in writers.values():
             writer.commit()
+    except Exception as exc:
+        for writer in writers.values():
+            writer.abort()
+        # The output cannot be written (a full disk...): the run cannot go on.
+        if isinstance(exc, OSError):
+            raise ExportError(f"{job.out}: {exc}") from None
+        if isinstance(exc, CapdissectError):
+            raise
+        # A bug of ours must not end a run over hundreds of files: this partition's data
+        # is left out and each of its files says so in `files`.
+        _blame(job, records, f"capdissect could not export it ({type(exc).__name__}: "
+                             f"{exc}); please report it with the capture")
+        writers = {}
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -229,6 +242,14 @@ def export_job(job: Job) -> JobResult:
         files.add(record.row())
     files.commit()
     return JobResult(job.partition, records, {t: w.count for t, w in writers.items()})
+
+
+def _blame(job: Job, records: list[FileRecord], error: str) -> None:
+    """Give every file of *job* a record, with *error* where it has none."""
+    for position, path in enumerate(job.files[len(records):], len(records)):
+        records.append(FileRecord(path, job.partition, position))
+    for record in records:
+        record.error = record.error or error
 
 
 def _socket_rows(job: Job, sockets: PartitionWriter, label: str) -> None:
