@@ -61,12 +61,14 @@ demo: install
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
 # and rewrites benchmarks/RESULTS.md, then a million-flow SYN flood (SYNFLOOD.md), then
-# live capture (benchmarks/LIVE.md).
+# live capture (benchmarks/LIVE.md); then `export` (packets/s, -j 2 against -j 1, Parquet bytes
+# a packet: the Export section of RESULTS.md).
 # Needs root and tcpdump (the capture, and live).
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
 	$(BIN)/python benchmarks/synflood.py --write
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/export_bench.py --write
 
 # Only the live row of SPEC 5: `capdissect live` at 20,000 packets/s for 10 s beside tcpdump,
 # both backends, plus scapy's own sniff() and higher rates for comparison; rewrites

@@ -474,6 +474,103 @@ def demo(
                            notice=lambda text: typer.echo(text, err=True)))
 
 
+# ----- export and sql: Parquet and DuckDB (capdissect/export/, extras sql and scale) -----
+@app.command()
+def export(
+    inputs: Annotated[list[str], typer.Argument(help="Capture files, directories (every "
+                                                "file under them) or glob patterns.",
+                                                metavar="FILE|DIR|GLOB...")],
+    out: Annotated[str, typer.Option("-o", "--output", metavar="OUT", help="The export: a "
+                                     "directory, or an fsspec URL (s3://...) the workers "
+                                     "share.")],
+    tables: Annotated[str, typer.Option("--tables", help="Which tables, comma-separated "
+                                        "(files is always written).")
+                      ] = "packets,flows,events,sockets",
+    jobs: Annotated[int, typer.Option("-j", "--jobs", metavar="N", help="Convert files in "
+                                      "N processes.")] = 1,
+    continuous: Annotated[bool, typer.Option("--continuous", help="The files, in timestamp "
+                                             "order, are one capture (rotated files): a "
+                                             "connection spanning them is one flow.")
+                          ] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="tcp://HOST:PORT",
+                                                  help="Run one task per file on this Dask "
+                                                  "cluster.")] = None,
+) -> None:
+    """Write Parquet tables (packets, flows, events, sockets, files) of many captures.
+
+    One partition per capture file (per --continuous group) in each table, zstd, the
+    schema of docs/export-schema.md.  A damaged file exports what is readable and its
+    error goes to the files table; the others go on; the exit status is then 1.
+    Needs the sql extra (pip install 'capdissect[sql]'); --scheduler the scale extra.
+
+    Examples:
+
+      capdissect export captures/ -o class.parquet
+
+      capdissect export 'trace-*.pcap' --continuous -o week -j 4
+
+      capdissect export /shared/caps -o /shared/out --scheduler tcp://127.0.0.1:8786
+    """
+    from capdissect.export import load
+    from capdissect.progress import CountBar
+
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    bar = CountBar(sys.stderr, "export") if sys.stderr.isatty() else None
+    with cli_errors(progress="export" if jobs == 1 and scheduler is None else None):
+        export_run = load("capdissect.export.run", "export")
+        try:
+            summary = export_run.export(inputs, out, names, processes=jobs,
+                                        continuous=continuous, scheduler=scheduler,
+                                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.clear()
+    files = sum(len(result.files) for result in summary.results)
+    typer.echo(f"exported {summary.packets:,} packets of {files} files to {out}", err=True)
+    for error in summary.errors:
+        typer.echo(f"capdissect: {error}", err=True)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+class SqlFormat(enum.StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    out: Annotated[str, typer.Argument(help="An export (capdissect export -o OUT).")],
+    query: Annotated[str | None, typer.Argument(help="The SQL query (DuckDB's dialect).")
+                     ] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="A prompt: one "
+                                              "query after another.")] = False,
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="How to print the result.")
+                   ] = SqlFormat.table,
+) -> None:
+    """Query an export with SQL (DuckDB, embedded): views packets, flows, events, sockets, files.
+
+    Examples:
+
+      capdissect sql class.parquet "SELECT open, count(*) FROM flows GROUP BY open"
+
+      capdissect sql week "SELECT * FROM files WHERE error IS NOT NULL" --format csv
+
+      capdissect sql class.parquet --interactive
+    """
+    from capdissect.export import load
+
+    if (query is None) == (not interactive):
+        raise typer.BadParameter("give a query, or --interactive (not both)")
+    with cli_errors():
+        export_sql = load("capdissect.export.sql", "sql")
+        if interactive:
+            export_sql.interactive(out)
+        else:
+            _write(export_sql.query(out, query or "", fmt.value))
+
+
 def main() -> None:
     # Default SIGPIPE handling would print a traceback from the interpreter's flush.
     with contextlib.suppress(AttributeError, ValueError):
