@@ -36,12 +36,9 @@ from capdissect.capture.strace import TraceError, Tracer
 from capdissect.dissect.stack import Packet, decode
 from capdissect.live import LiveSelection, output_failed, stop_on_signals
 from capdissect.packets import RawPacket
-from capdissect.reader import ANNOTATION_PREFIX, ReadOptions, packet_lines
-from capdissect.report import calls as calls_report
+from capdissect.reader import ReadOptions, traced_lines
 from capdissect.report import flows as flows_report
-from capdissect.report.annotate import Annotator
 from capdissect.report.flowstream import Totals, finished, track
-from capdissect.track.syscalls import Frame, Joined
 from capdissect.track.tracker import Tracker
 
 
@@ -120,7 +117,7 @@ def report(raw: list[RawPacket], log: list[str], options: ReadOptions, *, json: 
     if json:
         yield from analyze.timeline_of(packets, name, "json", calls=joined)
         return
-    for line in packet_text(raw, options, joined, frames):
+    for line in traced_lines(raw, options, joined, frames):
         yield line + "\n"
     yield "\n"
     yield from analyze.timeline_of(packets, name, "text", calls=joined)
@@ -128,18 +125,3 @@ def report(raw: list[RawPacket], log: list[str], options: ReadOptions, *, json: 
     done = finished(track(packets(), Tracker(keep_events=False)), Totals())
     for line in flows_report.table_lines(done):
         yield line + "\n"
-
-
-def packet_text(raw: list[RawPacket], options: ReadOptions, joined: Joined,
-                frames: list[Frame]) -> Iterator[str]:
-    """``read``'s text of the packets, with each call under the packet it returned after."""
-    after = calls_report.moments(joined, frames)
-    prefix = ANNOTATION_PREFIX
-    yield from (prefix + line for line in after.get(0, []))
-    annotator = Annotator(checksums=options.v > 0)
-
-    def annotate(frame: int, pkt: Packet) -> list[str]:
-        notes = [] if options.plain else annotator.annotate(frame, pkt)
-        return notes + after.get(frame, [])
-
-    yield from packet_lines(raw, options, annotate=annotate)

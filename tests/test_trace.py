@@ -309,3 +309,31 @@ def test_pid_attach_gives_the_same_ordering_as_running_under_trace() -> None:
     assert _ordering(attached) == _ordering(under)
     assert ("client", "connect", "0", "client ACK") in _ordering(attached) or (
         ("client", "connect", "0", "server SYN-ACK") in _ordering(attached))
+
+
+API_LESSON = """
+import json, socket, sys
+import capdissect
+port = int(sys.argv[1])
+with capdissect.capture(port=port, trace=True) as cap:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(1)
+    c = socket.socket(); c.connect(("127.0.0.1", port)); a, _ = s.accept()
+    a.sendall(b"who are you"); c.recv(100); c.close(); a.recv(100); a.close(); s.close()
+joined = cap.joined()
+print(json.dumps([[p.side, p.call.name, p.call.ret] for p in joined.calls]))
+print(cap.syscalls())
+"""
+
+
+def test_api_traces_the_current_process() -> None:
+    port = free_port_both()
+    run = subprocess.run([sys.executable, "-c", API_LESSON, str(port)], capture_output=True,
+                         text=True, timeout=TIMEOUT_S, env=fixed_env())
+    assert run.returncode == 0, run.stderr
+    first, *text = run.stdout.splitlines()
+    seen = [tuple(x) for x in json.loads(first)]
+    assert ("client", "connect", "0") in seen
+    assert ("server", "recvfrom", "0") in seen
+    assert any(": connect(127.0.0.1:" in line and "returned 0 after the" in line
+               for line in text)

@@ -99,19 +99,20 @@ def blocked(placed: Placed) -> bool:
 
 def moments(joined: Joined, frames: list[Frame]) -> dict[int, list[str]]:
     """The lines to print after each frame (0: before the first), in time order:
-    the calls' starts (those that waited), their returns, and the findings."""
+    the calls' starts (those that waited), their returns, and the findings; at one
+    moment a return comes before a start (strace saw one call end, then the next begin)."""
     timed: dict[int, list[tuple[float, int, str]]] = {}
     for placed in joined.calls:
         call = placed.call
         if blocked(placed):
             timed.setdefault(placed.start_frame, []).append(
-                (call.start_ts, 0, start_line(placed)))
+                (call.start_ts, 1, start_line(placed)))
         timed.setdefault(placed.after_frame, []).append(
             (call.ts, 0, return_line(placed, frames)))
     for notes in joined.findings.values():
         for frame, text in notes:
             ts = frames[frame - 1].ts if 0 < frame <= len(frames) else 0.0
-            timed.setdefault(frame, []).append((ts, 1, f"finding: {text}"))
+            timed.setdefault(frame, []).append((ts, 2, f"finding: {text}"))
     return {frame: [text for _, _, text in sorted(lines)] for frame, lines in timed.items()}
 
 
