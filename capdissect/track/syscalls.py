@@ -293,7 +293,7 @@ def with_sockets(calls: Iterable[Call]) -> list[Call]:
     ``accept()``) to its ``close()``; every call on it gets the addresses any of its
     calls showed (the connected ones first).
     """
-    calls = sorted(calls, key=lambda c: (c.ts, c.start_ts))
+    calls = sorted(calls, key=lambda c: c.ts)  # stable: at one moment, strace's order
     session: dict[tuple[int, int], int] = {}  # (pid, fd) -> socket number, while open
     sockets: list[list[Call]] = []
     owner: list[int | None] = []
