@@ -175,3 +175,8 @@ def sockets(path: str | Path, *, at: str | None = None, after: int | None = None
     if every:
         return _lines(sockets_report.every_lines(steps(path)))
     return _lines(sockets_report.snapshot_lines(steps(path), at=at, after=after))
+
+
+def sockets_at(path: str | Path, times: Iterable[float]) -> list[sockets_report.TableAt]:
+    """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it."""
+    return sockets_report.tables_at(steps(path), times)

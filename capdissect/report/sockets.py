@@ -402,3 +402,43 @@ def parse_time(text: str) -> tuple[float, bool]:
     except (ValueError, OverflowError, OSError):
         raise SocketError(f"--at {text!r}: give seconds since the first packet (0.25), "
                           "a Unix time or an ISO date and time") from None
+
+
+# ----- the table at given moments (the demo's kernel oracle lines ss up with these) -----
+class TableAt(NamedTuple):
+    """The table at one Unix time, exactly as ``snapshot_lines(at=...)`` builds it."""
+
+    at: float
+    frame: int | None  # the last frame at or before *at* (None: before the first packet)
+    rows: tuple[tuple[Socket, str], ...]  # (socket, state) in table order
+    lines: tuple[str, ...]  # netstat's title, header and rows
+
+
+def tables_at(steps: Iterable[Step | End], times: Iterable[float]) -> list[TableAt]:
+    """The table at each of *times* (Unix times, any order; one pass over *steps*): the
+    packets at or before a time are applied, as ``--at`` does."""
+    wanted = list(times)
+    order = sorted(range(len(wanted)), key=wanted.__getitem__)
+    found: dict[int, TableAt] = {}
+    table = SocketTable()
+    frame: int | None = None
+
+    def take(index: int) -> None:
+        found[index] = TableAt(wanted[index], frame, tuple(table.ordered()),
+                               tuple(table.lines()))
+
+    pos = 0
+    for facts in facts_stream(steps):
+        if isinstance(facts, End):
+            break
+        while pos < len(order) and facts.ts > wanted[order[pos]]:
+            take(order[pos])
+            pos += 1
+        if pos == len(order):
+            break
+        for _ in table.apply(facts):
+            pass
+        frame = facts.frame
+    for index in order[pos:]:
+        take(index)
+    return [found[i] for i in range(len(wanted))]
