@@ -17,6 +17,7 @@ from capdissect import __version__
 from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError
+from capdissect.reader import ReadOptions, traced_lines
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
@@ -130,6 +131,15 @@ def read_calls(path: str | Path) -> list[str]:
         return Path(path).read_text("utf-8", "replace").splitlines()
     except OSError as exc:
         raise CapdissectError(f"{path}: {exc.strerror or exc}") from None
+
+
+def read_with_calls(path: str | Path, options: ReadOptions,
+                    calls: str | Path) -> Iterator[str]:
+    """``read``'s text of *path* with the socket calls of the strace log *calls* under the
+    packets they returned after (what ``trace`` prints)."""
+    joined, frames = join_calls(lambda: decoded(path), read_calls(calls))
+    with open_capture(path) as capture:
+        yield from traced_lines(capture, options, joined, frames)
 
 
 def join_calls(packets: Packets, log: Iterable[str]) -> tuple[Joined, list[Frame]]:

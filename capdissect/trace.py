@@ -32,7 +32,7 @@ from typing import TextIO
 from capdissect import analyze
 from capdissect.api import Capture
 from capdissect.capture.live import Backend
-from capdissect.capture.strace import TraceError, Tracer
+from capdissect.capture.strace import TraceError, Tracer, log_beside
 from capdissect.dissect.stack import Packet, decode
 from capdissect.live import LiveSelection, output_failed, stop_on_signals
 from capdissect.packets import RawPacket
@@ -50,11 +50,6 @@ class Target:
     pids: Sequence[int] = ()
 
 
-def sidecar(write: str | Path) -> Path:
-    """Where ``-w F.pcap`` keeps the calls: strace's own log, ``F.pcap.strace``."""
-    return Path(f"{write}.strace")
-
-
 def run(selection: LiveSelection, target: Target, options: ReadOptions, out: TextIO,
         err: TextIO, *, backend: Backend = "scapy", duration: float | None = None,
         write: str | Path | None = None, json: bool = False) -> str | None:
@@ -65,7 +60,7 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
     """
     stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="capdissect-trace-") as tmp:
-        log = sidecar(write) if write is not None else Path(tmp) / "calls.strace"
+        log = log_beside(write) if write is not None else Path(tmp) / "calls.strace"
         capture = Capture(selection.ports, selection.iface, host=selection.host,
                           proto=selection.proto, expression=selection.expression,
                           backend=backend, write=write)

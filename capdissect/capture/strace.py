@@ -22,7 +22,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
@@ -40,6 +41,41 @@ _OPTIONS: Final = ("-f", "-yy", "-ttt", "-T", "-e", "signal=none",
 
 class TraceError(CaptureError):
     """strace could not run, or the traced program failed; the message is one line."""
+
+
+def log_beside(capture: str | Path) -> Path:
+    """Where the calls of a capture are kept: strace's own log, ``F.pcap.strace``
+    (``trace -w F.pcap`` and ``demo --write F.pcap`` write it; ``timeline --calls``
+    reads it)."""
+    return Path(f"{capture}.strace")
+
+
+@dataclass
+class Tracing:
+    """How tracing went: ``problem`` is None, or the one line saying why it could not."""
+
+    log: Path
+    problem: str | None = None
+
+
+@contextlib.contextmanager
+def tracing_this_process(log: Path) -> Iterator[Tracing]:
+    """strace attached to this process (and what it starts) for the block; it detaches
+    after.  Where strace cannot run (missing, no ptrace permission) the block runs
+    untraced and ``problem`` says why, with no log left behind."""
+    status = Tracing(log)
+    tracer = Tracer(log, pids=(os.getpid(),))
+    try:
+        tracer.start()
+    except TraceError as exc:
+        status.problem = str(exc)
+        log.unlink(missing_ok=True)
+        yield status
+        return
+    try:
+        yield status
+    finally:
+        tracer.stop()
 
 
 def strace_path() -> str:

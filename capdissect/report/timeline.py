@@ -112,12 +112,12 @@ class _Layout:
         return "|" + body
 
     def mark(self, text: str, on_left: bool) -> str:
-        """A socket call on one lifeline: ``|# text`` or ``text #|`` (segments are arrows)."""
-        if on_left:
-            return self.inside(f"# {text}").replace("|  # ", "|# ", 1)
-        body = f"{text} #"
-        return "|" + body.rjust(self.inner + 1) + "|" if len(body) <= self.inner else (
-            "|" + " " * 2 + body + "|")
+        """A socket call on one lifeline: ``|# text`` or ``text #|`` (segments are arrows);
+        the far lifeline is dropped if the text does not fit."""
+        body = f"# {text}" if on_left else f"{text} #"
+        if len(body) > self.inner:
+            return "|" + body
+        return "|" + (body.ljust(self.inner) if on_left else body.rjust(self.inner)) + "|"
 
     def header(self, left: str, right: str) -> str:
         pad = max(self.inner + 2 - len(left) - len(right), 1)

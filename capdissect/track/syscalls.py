@@ -315,7 +315,7 @@ def with_sockets(calls: Iterable[Call]) -> list[Call]:
         local = next((c.local for c in members if c.local and c.remote), None) or next(
             (c.local for c in members if c.local), None)
         remote = next((c.remote for c in members if c.remote), None)
-        if remote is None and members[0].proto == "tcp":
+        if remote is None:  # -yy shows no peer for some connected sockets: connect()'s
             remote = next((c.target for c in members if c.name == "connect" and c.target),
                           None)
         known.append((local, remote))
