@@ -119,7 +119,7 @@ def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
         # The handout's drawing code, loaded only when a picture is asked for.
         from capdissect.report.timeline_svg import svg_document
 
-        return svg_document(done, name, __version__, totals, spool=_spool)
+        return svg_document(done, name, __version__, totals, spool=_spool, calls=calls)
     if fmt == "mermaid":
         return _lines(timeline_report.mermaid_lines(done, calls))
     return _lines(timeline_report.text_lines(done, totals, calls))
@@ -148,7 +148,8 @@ def join_calls(packets: Packets, log: Iterable[str]) -> tuple[Joined, list[Frame
     return syscalls.join(syscalls.parse(log), flows, frames), frames
 
 
-def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None) -> Path:
+def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None,
+                       calls: str | Path | None = None) -> Path:
     """``capdissect timeline --svg OUT``: the ladders of *path* as one SVG file, *out*.
 
     The document's first piece comes only once the capture has been read to its end
@@ -156,7 +157,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     after the capture was read without error.
     """
     out = Path(out)
-    pieces = timeline(path, "svg", conn)
+    pieces = timeline(path, "svg", conn, calls)
     first = next(pieces)
     try:
         with out.open("w", encoding="utf-8") as sink:

@@ -225,7 +225,7 @@ def timeline(
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
     if svg is not None:
         with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn)
+            written = analyze.write_timeline_svg(path, svg, conn, calls)
         typer.echo(f"wrote {written}", err=True)
         return
     with cli_errors(progress=Path(path).name) as bar:
