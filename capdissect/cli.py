@@ -475,6 +475,10 @@ def handout(
     title: Annotated[str | None, typer.Option("--title", help="The handout's title.")] = None,
     conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="Only connection or "
                                              "conversation N (see `flows`).")] = None,
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="The "
+                                              "socket calls of strace's log beside the "
+                                              "packets (trace -w F.pcap keeps it as "
+                                              "F.pcap.strace).")] = None,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -491,7 +495,7 @@ def handout(
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
-        written = write_handout(path, out, title=title, conn=conn)
+        written = write_handout(path, out, title=title, conn=conn, calls=calls)
     typer.echo(f"wrote {written}", err=True)
 
 

@@ -337,3 +337,31 @@ def test_api_traces_the_current_process() -> None:
     assert ("server", "recvfrom", "0") in seen
     assert any(": connect(127.0.0.1:" in line and "returned 0 after the" in line
                for line in text)
+
+
+def test_write_keeps_the_calls_for_timeline_and_handout(tmp_path: Path) -> None:
+    port = free_port_both()
+    kept = tmp_path / "lesson.pcap"
+    run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "-w", str(kept),
+                          "--", sys.executable, PROG, "lesson", "4", str(port), "close"],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
+    assert run.returncode == 0, run.stderr
+    calls = Path(f"{kept}.strace")
+    assert kept.stat().st_size > 24 and calls.exists()
+    again = subprocess.run([*capdissect_command(), "timeline", str(kept), "--json", "--calls",
+                            str(calls)], capture_output=True, text=True, timeout=TIMEOUT_S,
+                           env=fixed_env())
+    [flow] = json.loads(again.stdout)["tcp"]
+    [connect] = [c for c in flow["syscalls"] if c["call"] == "connect"]
+    assert connect["after_frame"] >= frame_of(flow, "server", "S.")
+    html_out, md_out = tmp_path / "lesson.html", tmp_path / "lesson.md"
+    for out in (html_out, md_out):
+        made = subprocess.run([*capdissect_command(), "handout", str(kept), "-o", str(out),
+                               "--calls", str(calls)], capture_output=True, text=True,
+                              timeout=TIMEOUT_S, env=fixed_env())
+        assert made.returncode == 0, made.stderr
+    page = html_out.read_text()
+    assert '<div class="calls">' in page and 'class="call"' in page  # beside packets, ladder
+    assert f"connect(127.0.0.1:{port}) returned 0 after the" in page
+    assert "call: client pid" in md_out.read_text()
+    assert "Note left of C: call pid" in md_out.read_text()

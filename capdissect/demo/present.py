@@ -102,7 +102,8 @@ def demo_pieces(name: str, *, family: int = 4, port: int | None = None,
         if handout is not None:
             from capdissect.lesson import write_handout  # the HTML/PDF machinery, on demand
 
-            written = write_handout(path, handout, title=f"capdissect demo: {name}")
+            written = write_handout(path, handout, title=f"capdissect demo: {name}",
+                                    calls=calls)
             notice(f"capdissect demo: handout written to {written}")
 
 
