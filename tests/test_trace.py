@@ -208,9 +208,11 @@ def test_command_not_found_is_one_line() -> None:
 
 def test_nonzero_exit_is_one_line_after_the_output() -> None:
     run = subprocess.run([*capdissect_command(), "trace", "--port", "1", "--",
-                          sys.executable, "-c", "import sys; sys.exit(3)"],
+                          sys.executable, "-c",
+                          "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
                          capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
     assert run.returncode == 1
+    assert "boom\n" in run.stderr  # the program's own stderr is passed on
     assert run.stderr.strip().splitlines()[-1] == (
         f"capdissect: {sys.executable} exited with status 3")
     assert "no TCP connections or UDP conversations" in run.stdout

@@ -106,6 +106,7 @@ class Tracer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._child: int | None = None
+        self._stderr_text = ""  # strace's stderr, kept when its file goes
 
     # ----- starting -------------------------------------------------------------------
     def start(self) -> Tracer:
@@ -210,6 +211,7 @@ class Tracer:
             _kill_session(proc.pid)  # a tracee that strace let go when it died
         self.outcome = self._problem() or self._ending(proc.returncode)
         self._proc = None
+        self._stderr_text = self._messages()
         self._close_stderr()
 
     def _ending(self, status: int) -> str | None:
@@ -227,7 +229,7 @@ class Tracer:
 
     def _messages(self) -> str:
         if self._stderr is None:
-            return ""
+            return self._stderr_text
         self._stderr.flush()
         self._stderr.seek(0)
         text = self._stderr.read().decode("utf-8", "replace")
@@ -247,7 +249,8 @@ class Tracer:
         return None
 
     def program_stderr(self) -> str:
-        """What the traced command wrote to stderr (strace's own lines left out)."""
+        """What the traced command wrote to stderr (strace's own lines left out); the
+        command's stderr is strace's, which goes to a file until the run ends."""
         return "".join(line for line in self._messages().splitlines(keepends=True)
                        if not line.startswith("strace: "))
 

@@ -89,7 +89,7 @@ def return_line(placed: Placed, frames: list[Frame]) -> str:
 
 
 def start_line(placed: Placed) -> str:
-    return f"{_who(placed)}: {placed.call.summary()} called; it waits"
+    return f"{_who(placed)}: {placed.call.summary()} called"
 
 
 def blocked(placed: Placed) -> bool:
