@@ -142,3 +142,44 @@ def test_fresh_crossing_captures_show_spec_paths(name: str, family: int,
         spelled = " -> ".join(path)
         assert re.search(rf"^{role} \S+: {re.escape(spelled)}$", ladder, re.M), ladder
         assert html.escape(f"{role}: {spelled}") in page
+
+
+@pytest.mark.parametrize("options,noted", [("-v", False), ("-vv", True), ("-vvK", False)])
+def test_udp_checksum_note_only_where_tcpdump_prints_a_verdict(options: str,
+                                                                noted: bool) -> None:
+    path = CAPTURES / "udp-basic.pcap"
+    verdict = "bad udp cksum" in cli("read", path, "--plain", "-nn",
+                                      *options.replace("K", "").split(),
+                                      *(["-K"] if "K" in options else [])).stdout
+    lines = notes(path, "-n", *options.replace("K", "").split(),
+                  *(["-K"] if "K" in options else []))
+    assert verdict == noted
+    assert any(line.startswith("checksum: 'incorrect' on loopback") for line in lines) == noted
+
+
+@pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
+def test_handout_answers_agree_with_the_timeline_json(path: Path) -> None:
+    from capdissect.capture import open_capture
+    from capdissect.dissect.stack import decode
+    from capdissect.report.handout.lesson import build_lesson
+
+    lesson = build_lesson([decode(raw) for raw in open_capture(path)], path.name)
+    doc = timeline_json(path)
+    texts = [q.text for q in lesson.questions]
+    assert len(texts) == len(set(texts)), texts
+    assert lesson.questions, path
+    states = {(e["frame"], role): e["states"][role]
+              for conn in doc["tcp"] for e in conn["events"] for role in ("client", "server")}
+    for q in lesson.questions:
+        asked = re.search(r"What state is the (client|server) in after packet (\d+)\?", q.text)
+        if asked:
+            role, frame = asked.group(1), int(asked.group(2))
+            want = states[(frame, role)] or "no socket"
+            assert q.answer.startswith(f"{want}."), (q, want)
+        if q.text.endswith("Which side ends in TIME_WAIT, and why does it wait there?"):
+            conn = doc["tcp"][0]
+            ending = [r for r in ("client", "server") if conn["final"][r] == "TIME_WAIT"]
+            assert q.answer.startswith("Both" if len(ending) == 2 else f"The {ending[0]}")
+        if q.text.endswith("Who closed the connection first, and how can you tell?"):
+            closer = doc["tcp"][0]["closer"]
+            assert q.answer.startswith("Both" if closer == "both" else f"The {closer}")

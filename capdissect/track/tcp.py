@@ -169,7 +169,9 @@ class TcpConnection:
 
     @property
     def finished(self) -> bool:
-        return self.client.state in FINISHED and self.server.state in (*FINISHED, None)
+        # A refused SYN's server never had a state: only the client's counts then.
+        return self.client.state in FINISHED and (self.server.state is None
+                                                  or self.server.state in FINISHED)
 
     @property
     def settled(self) -> bool:
@@ -467,9 +469,13 @@ class TcpTracker:
                 if new_syn and peer.sent_syn and not peer.sent_synack and not me.sent_synack:
                     # A bare SYN answering a bare SYN: it was sent before the peer's SYN
                     # arrived.  The SYNs crossed: a simultaneous open.
-                    self._cross_syns(conn)
+                    swapped = self._cross_syns(conn)
                     notes.append("the SYNs crossed: a simultaneous open (both sides go "
                                  "SYN_SENT -> SYN_RECEIVED -> ESTABLISHED)")
+                    if swapped:
+                        notes.append("roles: in a simultaneous open the client is the lower "
+                                     "address and port (SPEC), so the first SYN came from the "
+                                     "server")
                 me.sent_syn = True
         if fin:
             fin_seq = (seq + length) % MOD
@@ -652,16 +658,19 @@ class TcpTracker:
         who.enter(after)
 
     # ----- crossings ------------------------------------------------------------------
-    def _cross_syns(self, conn: TcpConnection) -> None:
-        """A simultaneous open: nobody listened; the client is the lower (address, port)."""
+    def _cross_syns(self, conn: TcpConnection) -> bool:
+        """A simultaneous open: nobody listened; the client is the lower (address, port).
+        True when that swapped the roles taken from the first SYN."""
         conn.crossed_syns = True
         conn.listener = LISTENER_NO
-        if (conn.server.addr, conn.server.port) < (conn.client.addr, conn.client.port):
+        swap = (conn.server.addr, conn.server.port) < (conn.client.addr, conn.client.port)
+        if swap:
             conn.client, conn.server = conn.server, conn.client
             conn.events[:] = [_swap_roles(e) for e in conn.events]
             conn.history_letters[:] = [c.swapcase() for c in conn.history_letters]
             if conn.first_fin_by is not None:
                 conn.first_fin_by = _other(conn.first_fin_by)
+        return swap
 
     # ----- bookkeeping ----------------------------------------------------------------
     def _history(self, conn: TcpConnection, me: Endpoint, flags: int, length: int,
