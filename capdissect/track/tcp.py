@@ -438,6 +438,10 @@ class TcpTracker:
             data_end = me.rel((seq + length + (1 if flags & SYN else 0)) % MOD)
             if data_end > me.data_high and data_end < (1 << 31):
                 me.data_high = data_end
+        # Most segments (data, ACKs of data) can change no state: they skip the replay.
+        quiet = not (flags & (SYN | FIN | RST)
+                     or (facts.acks_syn and not me.acked_peer_syn)
+                     or (facts.acks_fin and not me.acked_peer_fin))
         if facts.acks_syn:
             me.acked_peer_syn = True
         if facts.acks_fin:
@@ -446,6 +450,8 @@ class TcpTracker:
         rel_ack = peer.rel(ack) if flags & ACK else None
         event = Event(frame, ts, role, flag_string(flags), seq if literal_seq else me.rel(seq),
                       rel_ack, length, phase, label, (None, None), (), findings)
+        if quiet and not conn.window:
+            return event._replace(states=(conn.client.state, conn.server.state)), ()
         return self._advance(conn, facts, event, corrections)
 
     def _facts(self, conn: TcpConnection, me: Endpoint, peer: Endpoint, flags: int, seq: int,
