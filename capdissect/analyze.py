@@ -21,7 +21,15 @@ from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
 from capdissect.report.document import json_document
-from capdissect.report.flowstream import End, Finished, Step, Totals, finished, track
+from capdissect.report.flowstream import (
+    End,
+    Finished,
+    Step,
+    Totals,
+    Truncation,
+    finished,
+    track,
+)
 from capdissect.track.tracker import Tracker
 
 SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this, then a temp file
@@ -64,6 +72,30 @@ def steps(path: str | Path) -> Iterator[Step | End]:
     return track(decoded(path), Tracker(keep_events=False))
 
 
+class _Damage:
+    """Where the capture was cut short, learnt from End as the report goes by.
+
+    A damaged file still gets its whole report (every frame before the damage, the flows
+    open at it, a note saying so); only then is the reader's error raised, so the
+    command prints it as one line and exits 1, as ``read`` does.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.cut: Truncation | None = None
+        self.steps = self._watch(steps(path))
+
+    def _watch(self, items: Iterator[Step | End]) -> Iterator[Step | End]:
+        for step in items:
+            if isinstance(step, End):
+                self.cut = step.truncated
+            yield step
+
+    def after(self, pieces: Iterable[str]) -> Iterator[str]:
+        yield from pieces
+        if self.cut is not None:
+            raise self.cut.error
+
+
 def _spool() -> IO[str]:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+",
                                          encoding="utf-8")
@@ -77,13 +109,14 @@ def _lines(lines: Iterable[str]) -> Iterator[str]:
 def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
     """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation."""
     totals = Totals()
-    done = finished(steps(path), totals)
+    damage = _Damage(path)
+    done = finished(damage.steps, totals)
     if fmt == "json":
-        return json_document(done, str(path), __version__, totals, events=False,
-                             spool=_spool)
-    if fmt == "csv":
-        return flows_report.csv_lines(done)
-    return _lines(flows_report.table_lines(done, totals))
+        return damage.after(json_document(done, str(path), __version__, totals,
+                                          events=False, spool=_spool))
+    if fmt == "csv":  # CSV has no place for a note: the error line says it
+        return damage.after(flows_report.csv_lines(done))
+    return damage.after(_lines(flows_report.table_lines(done, totals)))
 
 
 def timeline(path: str | Path, fmt: TimelineFormat = "text",
@@ -91,17 +124,21 @@ def timeline(path: str | Path, fmt: TimelineFormat = "text",
     """``capdissect timeline``: ladder diagrams (text, Mermaid, an SVG document) or SPEC §4
     JSON with events."""
     totals = Totals()
-    done = _selected(finished(steps(path), totals, events=True, only=conn), conn, path, totals)
+    damage = _Damage(path)
+    done = _selected(finished(damage.steps, totals, events=True, only=conn), conn, path,
+                     totals)
     if fmt == "json":
-        return json_document(done, str(path), __version__, totals, events=True, spool=_spool)
+        return damage.after(json_document(done, str(path), __version__, totals, events=True,
+                                          spool=_spool))
     if fmt == "svg":
         # The handout's drawing code, loaded only when a picture is asked for.
         from capdissect.report.timeline_svg import svg_document
 
-        return svg_document(done, str(path), __version__, totals, spool=_spool)
+        return damage.after(svg_document(done, str(path), __version__, totals,
+                                         spool=_spool))
     if fmt == "mermaid":
-        return _lines(timeline_report.mermaid_lines(done))
-    return _lines(timeline_report.text_lines(done, totals))
+        return damage.after(_lines(timeline_report.mermaid_lines(done, totals)))
+    return damage.after(_lines(timeline_report.text_lines(done, totals)))
 
 
 def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None) -> Path:
@@ -138,6 +175,8 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str | Path,
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
             every: bool = False) -> Iterator[str]:
     """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
+    damage = _Damage(path)
     if every:
-        return _lines(sockets_report.every_lines(steps(path)))
-    return _lines(sockets_report.snapshot_lines(steps(path), at=at, after=after))
+        return damage.after(_lines(sockets_report.every_lines(damage.steps)))
+    return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=at,
+                                                             after=after)))

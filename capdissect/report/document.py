@@ -56,8 +56,13 @@ def json_document(flows: Iterable[Finished], file: str, version: str, totals: To
     # "evicted" goes beyond SPEC §4's keys, so it appears only when flows were retired
     # early (too many open at once): then the reader must know the counts are partial.
     evicted = f', "evicted": {totals.evicted}' if totals.evicted else ""
+    # A damaged capture (SPEC §4): the document still closes, and says where it stopped.
+    cut = totals.truncated
+    truncated = "" if cut is None else (
+        f', "truncated": {{"after_frame": {cut.after_frame}, '
+        f'"error": {dumps(cut.message)}}}')
     yield (f'\n ],\n "packets": {totals.packets}, '
-           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}}}\n')
+           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}{truncated}}}\n')
 
 
 def _flow(item: Finished, events: bool) -> Iterator[str]:

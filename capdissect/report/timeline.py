@@ -23,7 +23,7 @@ from typing import Final
 
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished, Totals, evicted_note
+from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
 from capdissect.track.tcp import CLIENT, Event, TcpConnection
@@ -144,10 +144,9 @@ def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
             yield clean(line)
     if not count:
         yield "no TCP connections or UDP conversations"
-    note = evicted_note(totals)
-    if note:
+    for note in end_notes(totals):
         yield ""
-        yield note
+        yield clean(note)
 
 
 def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
@@ -265,8 +264,9 @@ def mermaid_text(text: str) -> str:
     return "".join(ch if ch in _MERMAID_SAFE else f"#{ord(ch)};" for ch in text)
 
 
-def mermaid_lines(flows: Iterable[Finished]) -> Iterator[str]:
-    """One ``sequenceDiagram`` per flow, separated by a blank line."""
+def mermaid_lines(flows: Iterable[Finished], totals: Totals | None = None) -> Iterator[str]:
+    """One ``sequenceDiagram`` per flow, separated by a blank line; with *totals*, the
+    notes under a report as Mermaid comments after the last."""
     count = 0
     for item in flows:
         if count:
@@ -278,6 +278,9 @@ def mermaid_lines(flows: Iterable[Finished]) -> Iterator[str]:
             yield from _udp_mermaid(item.flow, item.events)
     if not count:
         yield "%% no TCP connections or UDP conversations"
+    for note in end_notes(totals) if totals is not None else ():
+        yield ""
+        yield f"%% {clean(note)}"
 
 
 def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator[str]:
