@@ -16,7 +16,8 @@ from typing import IO, Final, Literal
 from capdissect import __version__
 from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, OutputError
+from capdissect.outfiles import refuse_input
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
@@ -36,13 +37,6 @@ SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this,
 
 FlowsFormat = Literal["table", "csv", "json"]
 TimelineFormat = Literal["text", "mermaid", "json", "svg"]
-
-
-class OutputError(CapdissectError):
-    """An output file could not be written."""
-
-    def __init__(self, out: Path, exc: OSError) -> None:
-        super().__init__(f"{out}: {exc.strerror or exc}")
 
 
 class NoSuchFlow(CapdissectError):
@@ -149,6 +143,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     after the capture was read without error.
     """
     out = Path(out)
+    refuse_input(out, path)
     pieces = timeline(path, "svg", conn)
     first = next(pieces)
     try:
@@ -157,7 +152,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
             for piece in pieces:
                 sink.write(piece)
     except OSError as exc:
-        raise OutputError(out, exc) from None
+        raise OutputError.from_os(str(out), exc) from None
     return out
 
 

@@ -113,6 +113,13 @@ class CaptureFile:
         units = 10**9 if self._pcap is not None and self._pcap.nanosecond else 10**6
         return [Interface(self.linktype, self.snaplen, units, 0, None)]
 
+    def interfaces_from(self, known: int) -> list[Interface]:
+        """The interfaces described after the first *known* (``interfaces[known:]``, without
+        copying the whole list: a file may declare 100,000 of them)."""
+        if self._pcapng is not None:
+            return self._pcapng.interfaces[known:]
+        return self.interfaces[known:]
+
     def close(self) -> None:
         if self._owned:
             self._stream.close()

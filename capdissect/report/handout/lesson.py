@@ -18,7 +18,7 @@ from typing import Final, NamedTuple
 from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
-from capdissect.report.flowstream import End, Finished, Totals, finished, track
+from capdissect.report.flowstream import End, Finished, Totals, Truncation, finished, track
 from capdissect.report.handout.explain import Explainer, Question, questions
 from capdissect.report.handout.fields import Span, field_spans
 from capdissect.report.sockets import SocketTable, facts_stream
@@ -82,6 +82,7 @@ class Lesson(NamedTuple):
     icmp_unreachable: int
     questions: tuple[Question, ...]
     interfaces: tuple[str, ...]  # interface names the file gives (pcapng if_name)
+    truncated: Truncation | None = None  # the capture was damaged after these packets
 
 
 class _Recording(Tracker):
@@ -95,8 +96,10 @@ class _Recording(Tracker):
 
 
 def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
-                 conn: int | None = None, interfaces: Sequence[str] = ()) -> Lesson:
-    """The lesson of *packets* (one capture, in file order); *conn* keeps one flow."""
+                 conn: int | None = None, interfaces: Sequence[str] = (),
+                 truncated: Truncation | None = None) -> Lesson:
+    """The lesson of *packets* (one capture, in file order); *conn* keeps one flow;
+    *truncated* says where a damaged capture stopped (the handout says so)."""
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
     totals = Totals()
@@ -121,6 +124,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         icmp_unreachable=totals.icmp_unreachable,
         questions=tuple(questions(flows, views)),
         interfaces=tuple(clean(n) for n in interfaces),
+        truncated=truncated,
     )
 
 
