@@ -155,6 +155,8 @@ def open_capture(path: str | Path) -> CaptureFile:
     """Open *path* (``-`` for stdin) as a capture file; raise CaptureError if it is not one."""
     name = str(path)
     if name == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise CaptureError("-: standard input is closed")
         return CaptureFile(sys.stdin.buffer, "-", owned=False)
     try:
         stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by CaptureFile.close
