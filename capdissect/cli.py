@@ -17,6 +17,7 @@ import typer
 
 from capdissect import __version__, analyze
 from capdissect.capture.files import PROGRESS
+from capdissect.capture.live import option_problem
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
@@ -398,8 +399,9 @@ def live(
     backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
                                                  "AF_PACKET ring; tshark: Wireshark's "
                                                  "dumpcap.")] = LiveBackend.scapy,
-    buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB", min=1024,
-                                             help="Capture buffer in KiB, as tcpdump -B.")
+    buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB",
+                                             help="Capture buffer in KiB, as tcpdump -B "
+                                             "(1024 to 1048576, 1 GiB).")
                            ] = 32 * 1024,
     n: NumericOption = 0,
     v: VerboseOption = 0,
@@ -436,13 +438,16 @@ def live(
     problem = None
     if count is not None and count < 1:
         problem = f"invalid packet count {count}"
-    elif duration is not None and duration <= 0:
-        problem = f"invalid duration {duration:g}: give a number of seconds above 0"
     elif t > 5:
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
         typer.echo(f"capdissect: {problem}", err=True)
         raise typer.Exit(1)
+    # A usage error, checked before any privilege or interface is: exit 2.
+    problem = option_problem(buffer_size, duration)
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(2)
     joined = " ".join(expression or ()).strip() or None
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
     selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value, joined)
