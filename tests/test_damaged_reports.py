@@ -13,10 +13,10 @@ import shutil
 import struct
 import subprocess
 import sys
-from xml.etree import ElementTree
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from typer.testing import CliRunner
