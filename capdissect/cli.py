@@ -42,10 +42,12 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     try:
         yield bar
     except CapdissectError as exc:
-        _flush_stdout()
+        # What was printed before the error still goes out; if it cannot, that loss is
+        # what the user must hear of (the one line names stdout, not the input's damage).
+        lost = _flush_stdout()
         if bar is not None:
             bar.clear()
-        typer.echo(f"capdissect: {exc}", err=True)
+        typer.echo(f"capdissect: {exc if lost is None else lost}", err=True)
         raise typer.Exit(1) from None
     except BrokenPipeError:
         # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
@@ -61,12 +63,15 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
             bar.clear()
 
 
-def _flush_stdout() -> None:
-    """Write out what stdout holds; if it cannot take it, drop it (see _discard_stdout)."""
+def _flush_stdout() -> OutputError | None:
+    """Write out what stdout holds; if it cannot take it, drop it (see _discard_stdout)
+    and return why."""
     try:
         sys.stdout.flush()
-    except OSError:
+    except OSError as exc:
         _discard_stdout()
+        return OutputError.from_os("standard output", exc)
+    return None
 
 
 def _discard_stdout() -> None:
