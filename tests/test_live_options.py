@@ -22,6 +22,7 @@ CLI = str(Path(sys.executable).with_name("capdissect"))
     (("--duration", "nan"), "invalid duration nan"),
     (("--duration", "inf"), "invalid duration inf"),
     (("--duration", "-1"), "invalid duration -1"),
+    (("--duration", "0"), "invalid duration 0"),
     (("-B", "99999999999999999999"), "invalid buffer size 99999999999999999999 KiB"),
     (("-B", "2147483647"), "invalid buffer size 2147483647 KiB"),
     (("-B", "10"), "invalid buffer size 10 KiB"),
