@@ -98,14 +98,42 @@ class _ClosedOutput(io.TextIOBase):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 
+class _Messages(io.TextIOBase):
+    """stderr, where a failed write is dropped: messages (the banner, the progress bar,
+    the error line) must never cost the output, as when stderr is closed; tcpdump, too,
+    goes on when its messages cannot be written.  The exit status still tells."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+
 def _standard_streams() -> None:
     """Closed standard streams (`<&-`, `>&-`, `2>&-`) made safe before anything runs.
 
     Each closed descriptor is taken at once by /dev/null, so that no file opened later
     becomes descriptor 0, 1 or 2 (output would then be written into it).  Then a closed
     stdin stays None (``read -`` says it is closed), a closed stdout fails at the first
-    write with one line, and a closed stderr only silences messages: the command still
-    runs, prints its output and exits with its status.
+    write with one line, and a closed (or full) stderr only loses messages: the command
+    still runs, prints its output and exits with its status.
     """
     for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
@@ -120,6 +148,7 @@ def _standard_streams() -> None:
             sys.stdout = cast(TextIO, _ClosedOutput())
         elif fd == 2:
             sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 - lives as long as we do
+    sys.stderr = cast(TextIO, _Messages(sys.stderr))
 
 
 def _version(value: bool) -> None:

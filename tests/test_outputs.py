@@ -136,6 +136,12 @@ def test_closed_stderr_still_prints_the_output() -> None:
     assert flows.returncode == 0 and '"packets": 11' in flows.stdout
 
 
+def test_full_stderr_still_prints_the_output() -> None:
+    normal = shell('"$CLI" read "$1" -nn', str(TCP_BASIC))
+    proc = shell('"$CLI" read "$1" -nn 2>/dev/full', str(TCP_BASIC))
+    assert proc.returncode == 0 and proc.stdout == normal.stdout
+
+
 def test_closed_stderr_keeps_the_exit_status_of_a_damaged_file() -> None:
     proc = shell('"$CLI" read "$1" -nn 2>&-', str(DAMAGED / "D01_truncated_tcp_basic.pcap"))
     assert proc.returncode == 1 and len(proc.stdout.splitlines()) > 7
