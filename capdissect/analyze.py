@@ -86,6 +86,9 @@ class _Damage:
 
     def after(self, pieces: Iterable[str]) -> Iterator[str]:
         yield from pieces
+        self.check()
+
+    def check(self) -> None:
         if self.cut is not None:
             raise self.cut.error
 
@@ -175,3 +178,12 @@ def sockets(path: str | Path, *, at: str | None = None, after: int | None = None
         return damage.after(_lines(sockets_report.every_lines(damage.steps)))
     return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=at,
                                                              after=after)))
+
+
+def sockets_at(path: str | Path, times: Iterable[float]) -> list[sockets_report.TableAt]:
+    """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it; a
+    damaged capture raises its error (the tables would stop at the damage)."""
+    damage = _Damage(path)
+    tables = sockets_report.tables_at(damage.steps, times)
+    damage.check()
+    return tables

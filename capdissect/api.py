@@ -58,6 +58,7 @@ from capdissect.report.flowstream import (
     finished,
 )
 from capdissect.report.flowstream import track as track_steps
+from capdissect.report.names import Names
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.tracker import Tracker
 from capdissect.track.udp import UdpConversation
@@ -92,7 +93,7 @@ class PacketList(list[Packet]):
     def text(self, *, n: int = 0, v: int = 0, X: int = 0, plain: bool = False) -> Report:
         """tcpdump's text of these packets with ``read``'s options (``n=2`` is ``-nn``)."""
         options = ReadOptions(n=n, v=v, X=X, plain=plain)
-        annotate = None if plain else Annotator(checksums=v > 0).annotate
+        annotate = None if plain else Annotator(checksums=v, names=Names(numeric=n > 0)).annotate
         return Report(packet_lines((pkt.raw for pkt in self), options, annotate=annotate))
 
     def __str__(self) -> str:

@@ -152,7 +152,7 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
     except HandoutError:
         capture.close()
         raise
-    annotator = Annotator(checksums=True)
+    annotator = Annotator(checksums=2)  # the note wherever tcpdump -vv has a verdict
     exponents: list[int] = []
     held: tuple[RawPacket, int, list[str]] | None = None  # the packet not yet written
     count = 0

@@ -44,6 +44,11 @@ class ReadOptions:
     # ignored, count and expression apply as they do to text.
     json: bool = False
 
+    @property
+    def checksum_level(self) -> int:
+        """The -v level whose checksum verdicts tcpdump prints (none with -K)."""
+        return 0 if self.K else self.v
+
     def printing(self) -> PrintOptions:
         return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
                             K=self.K, t=self.t)
@@ -79,8 +84,9 @@ def read_lines(
         if options.json:
             yield from json_lines(capture, keep=keep, limit=options.count)
             return
-        annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        annotate = None if options.plain else Annotator(
+            checksums=options.checksum_level, names=printer.names).annotate
         if (keep is None and annotate is None and printer.fast is not None
                 and capture.format == "pcap"):
             yield from _batch_lines(capture.batches(), printer, options.count)

@@ -44,6 +44,9 @@ def tcp_json(conn: TcpConnection, events: bool = True) -> JsonObject:
     }
     if conn.anomalies:
         obj["anomalies"] = conn.anomalies
+    hints = conn.hints
+    if hints:
+        obj["hints"] = hints
     if events:
         obj["events"] = [event_json(e) for e in conn.events]
     return obj

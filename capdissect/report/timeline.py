@@ -26,7 +26,7 @@ from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
-from capdissect.track.tcp import CLIENT, Event, TcpConnection
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
 MIN_INNER: Final = 44  # columns between the lifelines
@@ -171,7 +171,7 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
             continue
         event = item.event
         if first:
-            yield layout.gutter() + layout.boxes(*_initial_states(event))
+            yield layout.gutter() + layout.boxes(*initial_states(items))
             first = False
         note = phase_note(event)
         yield (layout.gutter(event.frame, event.ts - first_ts)
@@ -181,29 +181,49 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
         for remark in item.notes:
             yield layout.gutter() + layout.inside(f"* {remark}")
         if event.changes:
-            changed = {change.role: change.after.value for change in event.changes}
-            yield layout.gutter() + layout.boxes(changed.get("client"), changed.get("server"))
+            changed = changed_states(event)
+            yield layout.gutter() + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
     if first:
         yield "(no segments were logged for this connection)"
     yield ""
-    yield f"client {client}: {_path(c.path)}"
-    yield f"server {server}: {_path(s.path)}"
+    yield f"client {client}: {path_text(c.path)}"
+    yield f"server {server}: {path_text(s.path)}"
+    for hint in conn.hints:
+        yield f"hint: {hint}"
     for anomaly in conn.anomalies:
         yield f"anomaly: {anomaly}"
 
 
-def _initial_states(event: Event) -> tuple[str, str]:
-    """Each endpoint's state before the first segment: a change's "before", else unchanged."""
-    before = {change.role: change.before for change in event.changes}
-    states = []
-    for role, after in zip(("client", "server"), event.states, strict=True):
-        state = before.get(role, after)
-        states.append(state.value if state is not None else "?")
-    return states[0], states[1]
+NO_SOCKET: Final = "no socket"  # an endpoint the wire never shows a state for (refused)
 
 
-def _path(path: list[TcpState]) -> str:
-    return " -> ".join(state.value for state in path) or "-"
+def initial_states(items: Iterable[TimelineItem]) -> tuple[str, str]:
+    """Each endpoint's state before its first change, as the top boxes of a ladder show it:
+    the first change's "before", else the first state shown, else ``no socket``."""
+    found: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
+        event = item.event
+        for change in event.changes:
+            if change.role not in found and change.before is not None:
+                found[change.role] = change.before.value
+        for role, state in zip((CLIENT, SERVER), event.states, strict=True):
+            if role not in found and state is not None:
+                found[role] = state.value
+        if len(found) == 2:
+            break
+    return found.get(CLIENT, NO_SOCKET), found.get(SERVER, NO_SOCKET)
+
+
+def changed_states(event: Event) -> dict[str, str]:
+    """role -> the state it ends the segment in, for each endpoint that changed."""
+    return {change.role: change.after.value for change in event.changes}
+
+
+def path_text(path: Iterable[TcpState]) -> str:
+    """An endpoint's SPEC §4 path as the ladders write it under themselves."""
+    return " -> ".join(state.value for state in path) or f"- ({NO_SOCKET})"
 
 
 def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
@@ -296,7 +316,7 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
             continue
         event = item.event
         if first:
-            client, server = _initial_states(event)
+            client, server = initial_states(items)
             yield f"    Note over C: {m(client)}"
             yield f"    Note over S: {m(server)}"
             first = False
@@ -307,9 +327,9 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
             yield f"    Note over C,S: {m(f'{finding.name}: {finding.why}')}"
         for remark in item.notes:
             yield f"    Note over C,S: {m(remark)}"
-        for change in event.changes:
-            who = "C" if change.role == CLIENT else "S"
-            yield f"    Note over {who}: {m(change.after.value)}"
+        for role, state in changed_states(event).items():
+            who = "C" if role == CLIENT else "S"
+            yield f"    Note over {who}: {m(state)}"
 
 
 def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterator[str]:

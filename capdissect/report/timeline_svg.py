@@ -38,7 +38,7 @@ from capdissect.report.handout.svg import (
     udp_ladder,
 )
 from capdissect.report.textsafe import clean
-from capdissect.track.states import TcpState
+from capdissect.report.timeline import path_text
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.udp import UdpConversation
 
@@ -162,14 +162,11 @@ def _tcp_tail(conn: TcpConnection, logged: bool) -> list[tuple[str, str, str]]:
     c, s = conn.client, conn.server
     lines = [] if logged else [("(no segments were logged for this connection)", "#555",
                                 "notice")]
-    lines += [(f"client {endpoint((c.addr, c.port))}: {_path(c.path)}", CLIENT_COLOUR, "path"),
-              (f"server {endpoint((s.addr, s.port))}: {_path(s.path)}", SERVER_COLOUR, "path")]
+    lines += [(f"client {endpoint((c.addr, c.port))}: {path_text(c.path)}", CLIENT_COLOUR, "path"),
+              (f"server {endpoint((s.addr, s.port))}: {path_text(s.path)}", SERVER_COLOUR, "path")]
+    lines += [(f"hint: {hint}", _NOTE_COLOUR, "hint") for hint in conn.hints]
     lines += [(f"anomaly: {anomaly}", _NOTE_COLOUR, "anomaly") for anomaly in conn.anomalies]
     return lines
-
-
-def _path(path: Iterable[TcpState]) -> str:
-    return " -> ".join(state.value for state in path) or "-"
 
 
 def _udp_head(conv: UdpConversation) -> list[str]:

@@ -171,6 +171,8 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float) -> Iterator[
                'to its last sequence number; the dashed line is what the other side has '
                'acknowledged.</p>')
         yield f'<div class="figure tsg">{graph}</div>'
+    for hint in conn.hints:
+        yield f'<p class="hint">Hint: {_t(hint)}</p>'
     for anomaly in conn.anomalies:
         yield f'<p class="anomaly">Anomaly: {_t(anomaly)}</p>'
     yield '</section>\n'

@@ -139,7 +139,7 @@ def _packet_views(packets: Sequence[Packet], first_ts: float,
                   moments: dict[int, list[SocketView]]) -> Iterable[PacketView]:
     printer = TcpdumpPrinter(HANDOUT_PRINT)
     recorder = _Recording(keep_events=False)
-    annotator = Annotator(recorder, checksums=True)
+    annotator = Annotator(recorder, checksums=HANDOUT_PRINT.v)
     explainer = Explainer()
     for frame, pkt in enumerate(packets, 1):
         header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))

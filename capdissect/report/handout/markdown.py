@@ -100,6 +100,8 @@ def _tcp_flow(conn: TcpConnection, item: Finished) -> Iterator[str]:
     yield (f"Client: {md(' → '.join(x.value for x in c.path))}  \n"
            f"Server: {md(' → '.join(x.value for x in s.path))}\n")
     yield fence(state_diagram_mermaid(c.path, s.path), "mermaid")
+    for hint in conn.hints:
+        yield f"**Hint:** {md(hint)}\n"
     segments = [x for x in item.events if isinstance(x, Segment)]
     yield "### Sequence and acknowledgement ledger\n"
     yield ("Every data byte takes one sequence number, and so do SYN and FIN; the next "

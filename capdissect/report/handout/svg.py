@@ -18,17 +18,19 @@ import html
 import itertools
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Final
 
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
-from capdissect.report.timeline import phase_note, segment_label
+from capdissect.report.timeline import changed_states, initial_states, phase_note, segment_label
 from capdissect.track.states import TcpState, figure_edges
 from capdissect.track.tcp import CLIENT, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
 S = TcpState
+_REMARK_WIDTH: Final = 90  # characters a remark line between the lifelines holds
 CLIENT_COLOUR: Final = "#1d4ed8"
 SERVER_COLOUR: Final = "#c2410c"
 
@@ -126,11 +128,9 @@ def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: flo
             continue
         event = item.event
         if first:
-            before = {ch.role: ch.before for ch in event.changes}
-            states = [before.get(role, after) for role, after in
-                      zip((CLIENT, "server"), event.states, strict=True)]
-            body.append(_box(_LEFT, y, states[0].value if states[0] else "?", CLIENT_COLOUR))
-            body.append(_box(_RIGHT, y, states[1].value if states[1] else "?", SERVER_COLOUR))
+            client_state, server_state = initial_states(items)
+            body.append(_box(_LEFT, y, client_state, CLIENT_COLOUR))
+            body.append(_box(_RIGHT, y, server_state, SERVER_COLOUR))
             y += _BOX_ROW
             first = False
         y += 10
@@ -139,14 +139,16 @@ def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: flo
                            links=links))
         y += _ROW - 10
         for remark in [f"{f.name}: {f.why}" for f in event.analysis] + list(item.notes):
-            body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" text-anchor="middle" '
-                        f'font-size="10" fill="#a16207">{_t(remark[:90])}</text>')
-            y += 14
+            for line in textwrap.wrap(remark, _REMARK_WIDTH):
+                body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" '
+                            f'text-anchor="middle" font-size="10" fill="#a16207">{_t(line)}'
+                            '</text>')
+                y += 14
         if event.changes:
-            for change in event.changes:
-                x, colour = ((_LEFT, CLIENT_COLOUR) if change.role == CLIENT
+            for role, state in changed_states(event).items():
+                x, colour = ((_LEFT, CLIENT_COLOUR) if role == CLIENT
                              else (_RIGHT, SERVER_COLOUR))
-                body.append(_box(x, y, change.after.value, colour))
+                body.append(_box(x, y, state, colour))
             y += _BOX_ROW
     height = y + 16
     return _svg(_WIDTH, height, f"ladder of TCP connection {conn.id}",
