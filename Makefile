@@ -26,13 +26,14 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 
 # tcpdump is the reference the conformance tests compare with; tshark is the second capture
 # backend; ip (iproute2) and nft (nftables) make the network namespace of the simultaneous
-# open/close scenarios; chromium and pdftoppm (poppler-utils) render and check the handouts.
+# open/close scenarios; chromium and pdftoppm (poppler-utils) render and check the handouts;
+# strace runs the programs `capdissect trace` follows.
 # Installed only if missing, only as root, without questions (the
 # debconf answer keeps dumpcap non-setuid, Debian's default).  sbin is searched too: a
 # user's PATH may lack it, where ip and nft live.
-TOOL_PACKAGES := tcpdump tshark nftables iproute2 chromium poppler-utils
+TOOL_PACKAGES := tcpdump tshark nftables iproute2 chromium poppler-utils strace
 tools:
-	@missing=; for t in tcpdump tshark nft ip chromium pdftoppm; do \
+	@missing=; for t in tcpdump tshark nft ip chromium pdftoppm strace; do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; \
 	done; \
 	if [ -z "$$missing" ]; then \
@@ -61,12 +62,14 @@ demo: install
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
 # and rewrites benchmarks/RESULTS.md, then a million-flow SYN flood (SYNFLOOD.md), then
-# live capture (benchmarks/LIVE.md).
+# live capture (benchmarks/LIVE.md); then `export` (packets/s, -j 2 against -j 1, Parquet bytes
+# a packet: the Export section of RESULTS.md).
 # Needs root and tcpdump (the capture, and live).
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
 	$(BIN)/python benchmarks/synflood.py --write
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/export_bench.py --write
 
 # Only the live row of SPEC 5: `capdissect live` at 20,000 packets/s for 10 s beside tcpdump,
 # both backends, plus scapy's own sniff() and higher rates for comparison; rewrites

@@ -315,6 +315,9 @@ def timeline(
                                        "(SPEC section 4).")] = False,
     svg: Annotated[str | None, typer.Option("--svg", metavar="OUT.svg", help="Write the "
                                             "ladders as one SVG picture to OUT.svg.")] = None,
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Show "
+                                              "the socket calls of strace's log (trace -w "
+                                              "F.pcap keeps it as F.pcap.strace).")] = None,
 ) -> None:
     """Ladder diagrams: an arrow per segment between client and server, with their states.
 
@@ -331,12 +334,12 @@ def timeline(
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
     if svg is not None:
         with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn)
+            written = analyze.write_timeline_svg(path, svg, conn, calls)
         typer.echo(f"wrote {written}", err=True)
         return
     with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                conn), bar)
+                                conn, calls), bar)
 
 
 @app.command()
@@ -491,6 +494,92 @@ def live(
                          interactive=sys.stdout.isatty())
 
 
+@app.command(context_settings={"allow_interspersed_args": False})
+def trace(
+    command: Annotated[list[str] | None, typer.Argument(
+        help="The program to run under strace, after --: -- python3 server.py",
+        show_default=False)] = None,
+    pid: Annotated[list[int] | None, typer.Option(
+        "--pid", min=1, show_default=False, help="Attach to this running process instead "
+        "(repeatable); stop with Ctrl-C or --duration.")] = None,
+    port: Annotated[list[int] | None, typer.Option(
+        "--port", min=0, max=65535, show_default=False,
+        help="Capture this port (repeatable), as live --port.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only packets to or from "
+                                             "this host ('host H').")] = None,
+    iface: Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")
+                     ] = "lo",
+    proto: Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with the "
+                                             "ICMP errors about them), or all.")
+                     ] = LiveProto.all,
+    filter_expression: Annotated[str | None, typer.Option(
+        "--filter", metavar="EXPRESSION", help="A tcpdump filter expression, and-ed with "
+        "--port/--host/--proto.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
+                                                   help="Stop after this many seconds.")
+                        ] = None,
+    write: Annotated[str | None, typer.Option(
+        "-w", "--write", metavar="FILE", help="Also write the packets to FILE (pcapng if it "
+        "ends in .pcapng) and strace's log of the calls to FILE.strace.")] = None,
+    backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
+                                                 "AF_PACKET ring; tshark: Wireshark's "
+                                                 "dumpcap.")] = LiveBackend.scapy,
+    json: Annotated[bool, typer.Option("--json", help="timeline --json of the capture, "
+                                       "with the calls of each flow (syscalls).")] = False,
+    n: NumericOption = 0,
+    v: VerboseOption = 0,
+    X: HexAsciiOption = 0,
+    x: HexOption = 0,
+    e: LinkHeaderOption = False,
+    S: AbsoluteSeqOption = False,
+    K: NoChecksumOption = False,
+    t: TimestampOption = 0,
+    plain: Annotated[bool, typer.Option("--plain", help="tcpdump's lines with only the "
+                                        "calls under them.")] = False,
+) -> None:
+    """Run a program under strace while capturing: each socket call beside its packets.
+
+    The program's output goes to stderr; once it ends, stdout gets the packets as `read`
+    prints them with a line per call under the packet it returned after, then the
+    ladders with the calls marked, then the flows table.  Needs strace, root (or
+    cap_net_raw) to capture, and ptrace permission.
+
+    Examples:
+
+      capdissect trace --port 30002 -n -- python3 lesson.py
+
+      capdissect trace --port 30002 --json -- ./client 127.0.0.1 30002 | jq '.tcp[0].syscalls'
+
+      capdissect trace --port 30002 --pid 4711 --pid 4712 -w lesson.pcap
+
+      capdissect timeline lesson.pcap --calls lesson.pcap.strace
+    """
+    from capdissect import live as live_capture
+    from capdissect import trace as tracing
+
+    problem = None
+    if bool(command) == bool(pid):
+        problem = "give a command after -- or --pid PID, not both and not neither"
+    elif duration is not None and duration <= 0:
+        problem = f"invalid duration {duration:g}: give a number of seconds above 0"
+    elif t > 5:
+        problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(1)
+    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, plain=plain)
+    selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value,
+                                           filter_expression)
+    target = tracing.Target(tuple(command or ()), tuple(pid or ()))
+    with cli_errors():
+        outcome = tracing.run(selection, target, options, sys.stdout, sys.stderr,
+                              backend=backend.value, duration=duration, write=write,
+                              json=json)
+    if outcome is not None:
+        typer.echo(f"capdissect: {outcome}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def handout(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
@@ -499,6 +588,10 @@ def handout(
     title: Annotated[str | None, typer.Option("--title", help="The handout's title.")] = None,
     conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="Only connection or "
                                              "conversation N (see `flows`).")] = None,
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="The "
+                                              "socket calls of strace's log beside the "
+                                              "packets (trace -w F.pcap keeps it as "
+                                              "F.pcap.strace).")] = None,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -515,7 +608,7 @@ def handout(
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
-        written = write_handout(path, out, title=title, conn=conn)
+        written = write_handout(path, out, title=title, conn=conn, calls=calls)
     typer.echo(f"wrote {written}", err=True)
 
 
@@ -585,6 +678,103 @@ def demo(
         _write(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
                            notice=lambda text: typer.echo(text, err=True)))
+
+
+# ----- export and sql: Parquet and DuckDB (capdissect/export/, extras sql and scale) -----
+@app.command()
+def export(
+    inputs: Annotated[list[str], typer.Argument(help="Capture files, directories (every "
+                                                "file under them) or glob patterns.",
+                                                metavar="FILE|DIR|GLOB...")],
+    out: Annotated[str, typer.Option("-o", "--output", metavar="OUT", help="The export: a "
+                                     "directory, or an fsspec URL (s3://...) the workers "
+                                     "share.")],
+    tables: Annotated[str, typer.Option("--tables", help="Which tables, comma-separated "
+                                        "(files is always written).")
+                      ] = "packets,flows,events,sockets",
+    jobs: Annotated[int, typer.Option("-j", "--jobs", metavar="N", help="Convert files in "
+                                      "N processes.")] = 1,
+    continuous: Annotated[bool, typer.Option("--continuous", help="The files, in timestamp "
+                                             "order, are one capture (rotated files): a "
+                                             "connection spanning them is one flow.")
+                          ] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", metavar="tcp://HOST:PORT",
+                                                  help="Run one task per file on this Dask "
+                                                  "cluster.")] = None,
+) -> None:
+    """Write Parquet tables (packets, flows, events, sockets, files) of many captures.
+
+    One partition per capture file (per --continuous group) in each table, zstd, the
+    schema of docs/export-schema.md.  A damaged file exports what is readable and its
+    error goes to the files table; the others go on; the exit status is then 1.
+    Needs the sql extra (pip install 'capdissect[sql]'); --scheduler the scale extra.
+
+    Examples:
+
+      capdissect export captures/ -o class.parquet
+
+      capdissect export 'trace-*.pcap' --continuous -o week -j 4
+
+      capdissect export /shared/caps -o /shared/out --scheduler tcp://127.0.0.1:8786
+    """
+    from capdissect.export import load
+    from capdissect.progress import CountBar
+
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    bar = CountBar(sys.stderr, "export") if sys.stderr.isatty() else None
+    with cli_errors(progress="export" if jobs == 1 and scheduler is None else None):
+        export_run = load("capdissect.export.run", "export")
+        try:
+            summary = export_run.export(inputs, out, names, processes=jobs,
+                                        continuous=continuous, scheduler=scheduler,
+                                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.clear()
+    files = sum(len(result.files) for result in summary.results)
+    typer.echo(f"exported {summary.packets:,} packets of {files} files to {out}", err=True)
+    for error in summary.errors:
+        typer.echo(f"capdissect: {error}", err=True)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+class SqlFormat(enum.StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    out: Annotated[str, typer.Argument(help="An export (capdissect export -o OUT).")],
+    query: Annotated[str | None, typer.Argument(help="The SQL query (DuckDB's dialect).")
+                     ] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="A prompt: one "
+                                              "query after another.")] = False,
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="How to print the result.")
+                   ] = SqlFormat.table,
+) -> None:
+    """Query an export with SQL (DuckDB, embedded): views packets, flows, events, sockets, files.
+
+    Examples:
+
+      capdissect sql class.parquet "SELECT open, count(*) FROM flows GROUP BY open"
+
+      capdissect sql week "SELECT * FROM files WHERE error IS NOT NULL" --format csv
+
+      capdissect sql class.parquet --interactive
+    """
+    from capdissect.export import load
+
+    if (query is None) == (not interactive):
+        raise typer.BadParameter("give a query, or --interactive (not both)")
+    with cli_errors():
+        export_sql = load("capdissect.export.sql", "sql")
+        if interactive:
+            export_sql.interactive(out)
+        else:
+            _write(export_sql.query(out, query or "", fmt.value))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from capdissect import __version__
+from capdissect.analyze import join_calls, read_calls
 from capdissect.capture.files import open_capture
 from capdissect.capture.pcapng import Interface
 from capdissect.capture.pcapng_writer import (
@@ -53,8 +54,9 @@ class HandoutError(CapdissectError):
 
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
-                  conn: int | None = None) -> Path:
-    """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf)."""
+                  conn: int | None = None, calls: str | Path | None = None) -> Path:
+    """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf);
+    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
@@ -73,7 +75,11 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
         except CaptureError as exc:  # damaged: a handout of what came before, then the error
             truncated = Truncation(len(packets), exc)
         names = [iface.name for iface in capture.interfaces if iface.name]
-    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, truncated)
+    joined = None
+    if calls is not None:
+        joined = join_calls(lambda: iter(packets), read_calls(calls))
+    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined,
+                          truncated)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import render_markdown
 

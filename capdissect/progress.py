@@ -52,3 +52,29 @@ class ProgressBar:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.drawn = False
+
+
+class CountBar:
+    """The overall bar of a command over many files: ``bar(done, total, name)`` after
+    each file, drawn at once (a file's own bar, ``ProgressBar``, redraws in between)."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        width = min(shutil.get_terminal_size((80, 24)).columns, 100) - 1
+        numbers = f" {done}/{total} files "
+        cells = max(width // 3, 10)
+        filled = int(cells * done / max(total, 1))
+        text = f"{self.label} [{'#' * filled}{'-' * (cells - filled)}]{numbers}{name}"
+        self.stream.write("\r" + text[:width] + "\x1b[K")
+        self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.drawn = False

@@ -20,6 +20,7 @@ from typing import Final
 
 from capdissect import analyze
 from capdissect.capture import open_capture
+from capdissect.capture.strace import log_beside
 from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.oracle import EXCEPTIONS, Comparison, compare_capture, connected_udp
 from capdissect.demo.scenarios import (
@@ -83,12 +84,19 @@ def demo_pieces(name: str, *, family: int = 4, port: int | None = None,
         else:
             out = write
         path, run = capture(name, out, family, port, notice, keep=write is not None)
+        calls = traced_calls(run, notice)
         yield f"== {name}: {scenario.summary} ==\n\n"
-        yield "-- the packets, as tcpdump prints them, with what they mean --\n"
-        for text in read_lines(path, options):
+        if calls is None:
+            yield "-- the packets, as tcpdump prints them, with what they mean --\n"
+            texts = read_lines(path, options)
+        else:
+            yield ("-- the packets, as tcpdump prints them, with what they mean and the "
+                   "socket calls beside them --\n")
+            texts = analyze.read_with_calls(path, options, calls)
+        for text in texts:
             yield text + "\n"
         yield "\n-- the timeline --\n"
-        yield from analyze.timeline(path)
+        yield from analyze.timeline(path, calls=calls)
         yield "\n-- netstat after each change --\n"
         yield from analyze.sockets(path, every=True)
         yield "\n-- the kernel's own table (ss) beside capdissect's, at each step --\n"
@@ -96,8 +104,22 @@ def demo_pieces(name: str, *, family: int = 4, port: int | None = None,
         if handout is not None:
             from capdissect.lesson import write_handout  # the HTML/PDF machinery, on demand
 
-            written = write_handout(path, handout, title=f"capdissect demo: {name}")
+            written = write_handout(path, handout, title=f"capdissect demo: {name}",
+                                    calls=calls)
             notice(f"capdissect demo: handout written to {written}")
+
+
+def traced_calls(run: ScenarioRun | None, notice: Callable[[str], None]) -> Path | None:
+    """strace's log of the scenario's socket calls, or None with a notice saying why the
+    demo shows the packets only (a replay, no strace, no ptrace permission)."""
+    if run is None:
+        return None  # the replay's notice said it: nothing ran here
+    log = log_beside(run.path)
+    if run.trace_problem is not None or not log.exists():
+        notice(f"capdissect demo: {run.trace_problem or 'no strace log'}; showing the "
+               "packets only, without the socket calls")
+        return None
+    return log
 
 
 def _lines(lines: Iterable[str]) -> Iterator[str]:

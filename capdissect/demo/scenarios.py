@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Final, NamedTuple, NoReturn
 
 from capdissect.capture import open_capture
+from capdissect.capture.strace import log_beside, tracing_this_process
 from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Drop, Namespace
@@ -759,6 +760,7 @@ class ScenarioRun(NamedTuple):
     # ss -tanu at each step of the lesson (kernel.py); empty when ss is missing
     snapshots: tuple[Snapshot, ...] = ()
     kernel_problem: str | None = None  # why there are no snapshots
+    trace_problem: str | None = None  # why the calls were not traced (strace, ptrace)
 
 
 def verify_capture(name: str, path: Path, ports: Ports | None = None) -> str:
@@ -769,22 +771,25 @@ def verify_capture(name: str, path: Path, ports: Ports | None = None) -> str:
 
 
 class Captured(NamedTuple):
-    """What one capture of a scenario gave: the packets written and the kernel's tables."""
+    """What one capture of a scenario gave: the packets written, the kernel's tables, and
+    why the socket calls were not traced (None: strace's log is beside the capture)."""
 
     packets: int
     snapshots: tuple[Snapshot, ...]
     kernel_problem: str | None
+    trace_problem: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"packets": self.packets, "kernel_problem": self.kernel_problem,
-                           "snapshots": [s.to_json() for s in self.snapshots]})
+                           "snapshots": [s.to_json() for s in self.snapshots],
+                           "trace_problem": self.trace_problem})
 
     @classmethod
     def from_json(cls, text: str) -> Captured:
         obj = json.loads(text)
         return cls(int(obj["packets"]),
                    tuple(Snapshot.from_json(s) for s in obj["snapshots"]),
-                   obj["kernel_problem"])
+                   obj["kernel_problem"], obj.get("trace_problem"))
 
 
 def capture_here(name: str, out: Path, family: int, ports: Ports,
@@ -796,12 +801,15 @@ def capture_here(name: str, out: Path, family: int, ports: Ports,
     kernel = SsRecorder(ports)
     with TcpdumpCapture(out, scenario.bpf(ports)) as cap:
         kernel.step(BASELINE_STEP)
-        try:
-            scenario.drive(HOSTS[family], ports, timeout_s, kernel)
-        except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
-            raise ScenarioError(name, f"{type(exc).__name__}: {exc}") from exc
+        # The socket calls, through the same strace path as `capdissect trace --pid`:
+        # attached to this process, which drives the lesson (SPEC 3.10).
+        with tracing_this_process(log_beside(out)) as tracing:
+            try:
+                scenario.drive(HOSTS[family], ports, timeout_s, kernel)
+            except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
+                raise ScenarioError(name, f"{type(exc).__name__}: {exc}") from exc
         packets = cap.stop(scenario.min_packets)
-    return Captured(packets, tuple(kernel.snapshots), kernel.problem)
+    return Captured(packets, tuple(kernel.snapshots), kernel.problem, tracing.problem)
 
 
 def _capture_in_namespace(scenario: Scenario, out: Path, family: int, ports: Ports,
@@ -869,7 +877,8 @@ def run_scenario(name: str, out: Path, *, family: int = 4, ports: Ports | None =
             failures.append(f"attempt {attempt}: {exc.reason}")
             continue
         return ScenarioRun(name, family, out, ports, captured.packets, attempt, shape,
-                           tuple(failures), captured.snapshots, captured.kernel_problem)
+                           tuple(failures), captured.snapshots, captured.kernel_problem,
+                           captured.trace_problem)
     raise ScenarioError(name, "; ".join(failures))
 
 

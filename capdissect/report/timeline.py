@@ -21,11 +21,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from capdissect.report.calls import ladder_mark
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
+from capdissect.track.syscalls import Joined, Placed
 from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
@@ -109,6 +111,14 @@ class _Layout:
             return "|" + body.ljust(self.inner) + "|"
         return "|" + body
 
+    def mark(self, text: str, on_left: bool) -> str:
+        """A socket call on one lifeline: ``|# text`` or ``text #|`` (segments are arrows);
+        the far lifeline is dropped if the text does not fit."""
+        body = f"# {text}" if on_left else f"{text} #"
+        if len(body) > self.inner:
+            return "|" + body
+        return "|" + (body.ljust(self.inner) if on_left else body.rjust(self.inner)) + "|"
+
     def header(self, left: str, right: str) -> str:
         pad = max(self.inner + 2 - len(left) - len(right), 1)
         head = "frame".rjust(self.frame_w) + "  " + "time".rjust(self.time_w) + "   "
@@ -128,18 +138,35 @@ def _layout(items: Iterable[TimelineItem], first_ts: float, labels: tuple[str, s
     return _Layout(frame_w, time_w, inner)
 
 
-def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
-    """The ladder diagrams of *flows*, one line at a time, safe for a terminal."""
+class _Marks:
+    """A flow's socket calls, handed out by the frame they returned after."""
+
+    def __init__(self, calls: Joined | None, flow: int) -> None:
+        self._pending = list(calls.of(flow)) if calls is not None else []
+        self.findings = [text for _, text in calls.findings.get(flow, [])] if calls else []
+
+    def before(self, frame: int | None) -> list[Placed]:
+        """The calls that returned before *frame* (None: all that are left)."""
+        out = [p for p in self._pending if frame is None or p.after_frame < frame]
+        self._pending = self._pending[len(out):]
+        return out
+
+
+def text_lines(flows: Iterable[Finished], totals: Totals,
+               calls: Joined | None = None) -> Iterator[str]:
+    """The ladder diagrams of *flows*, one line at a time, safe for a terminal; with
+    *calls* (``trace``), each flow's socket calls marked on the caller's lifeline."""
     count = 0
     for item in flows:
         if count:
             yield ""
         count += 1
         first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
+        marks = _Marks(calls, item.flow.id)
         if isinstance(item.flow, TcpConnection):
-            lines = _tcp_ladder(item.flow, item.events, first_ts)
+            lines = _tcp_ladder(item.flow, item.events, first_ts, marks)
         else:
-            lines = _udp_ladder(item.flow, item.events, first_ts)
+            lines = _udp_ladder(item.flow, item.events, first_ts, marks)
         for line in lines:
             yield clean(line)
     if not count:
@@ -149,8 +176,13 @@ def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
         yield clean(note)
 
 
+def _mark_lines(layout: _Layout, placed: list[Placed], left_side: str) -> Iterator[str]:
+    for call in placed:
+        yield layout.gutter() + layout.mark(ladder_mark(call), call.side == left_side)
+
+
 def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
-                first_ts: float) -> Iterator[str]:
+                first_ts: float, marks: _Marks) -> Iterator[str]:
     c, s = conn.client, conn.server
     client, server = endpoint((c.addr, c.port)), endpoint((s.addr, s.port))
     closer = f" by the {conn.closer}" if conn.closer in ("client", "server") else (
@@ -173,6 +205,7 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
         if first:
             yield layout.gutter() + layout.boxes(*initial_states(items))
             first = False
+        yield from _mark_lines(layout, marks.before(event.frame), CLIENT)
         note = phase_note(event)
         yield (layout.gutter(event.frame, event.ts - first_ts)
                + layout.arrow(segment_label(event), event.sender == CLIENT) + "  " + note)
@@ -185,6 +218,8 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
             yield layout.gutter() + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
     if first:
         yield "(no segments were logged for this connection)"
+    yield from _mark_lines(layout, marks.before(None), CLIENT)
+    yield from (f"finding: {text}" for text in marks.findings)
     yield ""
     yield f"client {client}: {path_text(c.path)}"
     yield f"server {server}: {path_text(s.path)}"
@@ -227,7 +262,7 @@ def path_text(path: Iterable[TcpState]) -> str:
 
 
 def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
-                first_ts: float) -> Iterator[str]:
+                first_ts: float, marks: _Marks) -> Iterator[str]:
     a, b = endpoint(conv.a), endpoint(conv.b)
     yield f"UDP conversation {conv.id}: {a} <-> {b}"
     unreachable = (f"; {conv.icmp_unreachable} ICMP port unreachable"
@@ -243,6 +278,7 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
     last = {"a": 0, "b": 0}  # the last datagram each side sent, to aim ICMP errors
     for item in items:
         rel = item.ts - first_ts
+        yield from _mark_lines(layout, marks.before(item.frame), "a")
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             yield (layout.gutter(item.frame, rel)
@@ -256,6 +292,8 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
             yield (layout.gutter(item.frame, rel)
                    + layout.arrow("ICMP port unreachable", not to_a, dotted=True)
                    + f"  {answers}: nothing listens on port {port}")
+    yield from _mark_lines(layout, marks.before(None), "a")
+    yield from (f"finding: {text}" for text in marks.findings)
 
 
 def _no_state(layout: _Layout) -> str:
@@ -284,18 +322,21 @@ def mermaid_text(text: str) -> str:
     return "".join(ch if ch in _MERMAID_SAFE else f"#{ord(ch)};" for ch in text)
 
 
-def mermaid_lines(flows: Iterable[Finished], totals: Totals | None = None) -> Iterator[str]:
-    """One ``sequenceDiagram`` per flow, separated by a blank line; with *totals*, the
-    notes under a report as Mermaid comments after the last."""
+def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None, *,
+                  totals: Totals | None = None) -> Iterator[str]:
+    """One ``sequenceDiagram`` per flow, separated by a blank line; with *calls*, each
+    socket call as a note beside its caller's lifeline (states are notes over it); with
+    *totals*, the notes under a report as Mermaid comments after the last."""
     count = 0
     for item in flows:
         if count:
             yield ""
         count += 1
+        marks = _Marks(calls, item.flow.id)
         if isinstance(item.flow, TcpConnection):
-            yield from _tcp_mermaid(item.flow, item.events)
+            yield from _tcp_mermaid(item.flow, item.events, marks)
         else:
-            yield from _udp_mermaid(item.flow, item.events)
+            yield from _udp_mermaid(item.flow, item.events, marks)
     if not count:
         yield "%% no TCP connections or UDP conversations"
     for note in end_notes(totals) if totals is not None else ():
@@ -303,7 +344,15 @@ def mermaid_lines(flows: Iterable[Finished], totals: Totals | None = None) -> It
         yield f"%% {clean(note)}"
 
 
-def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator[str]:
+def _mermaid_marks(placed: list[Placed], left: str, right: str, left_side: str
+                   ) -> Iterator[str]:
+    for call in placed:
+        where = f"left of {left}" if call.side == left_side else f"right of {right}"
+        yield f"    Note {where}: {mermaid_text('call ' + ladder_mark(call))}"
+
+
+def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem],
+                 marks: _Marks) -> Iterator[str]:
     c, s = conn.client, conn.server
     m = mermaid_text
     yield "sequenceDiagram"
@@ -320,6 +369,7 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
             yield f"    Note over C: {m(client)}"
             yield f"    Note over S: {m(server)}"
             first = False
+        yield from _mermaid_marks(marks.before(event.frame), "C", "S", CLIENT)
         arrow = "C->>S" if event.sender == CLIENT else "S->>C"
         label = f"{event.frame} {segment_label(event)} ({phase_note(event)})"
         yield f"    {arrow}: {m(label)}"
@@ -330,9 +380,12 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
         for role, state in changed_states(event).items():
             who = "C" if role == CLIENT else "S"
             yield f"    Note over {who}: {m(state)}"
+    yield from _mermaid_marks(marks.before(None), "C", "S", CLIENT)
+    yield from (f"    Note over C,S: {m('finding: ' + text)}" for text in marks.findings)
 
 
-def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterator[str]:
+def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem],
+                 marks: _Marks) -> Iterator[str]:
     m = mermaid_text
     yield "sequenceDiagram"
     yield f"    %% UDP conversation {conv.id}"
@@ -341,6 +394,7 @@ def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterat
     yield "    Note over A,B: UDP: no handshake, no connection state"
     last = {"a": 0, "b": 0}
     for item in items:
+        yield from _mermaid_marks(marks.before(item.frame), "A", "B", "a")
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             arrow = "A->>B" if item.sender == "a" else "B->>A"
@@ -350,3 +404,5 @@ def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterat
             answers = (f" (answers frame {item.quoted_frame})"
                        if item.quoted_frame is not None else "")
             yield f"    {arrow}: {m(f'{item.frame} ICMP port unreachable{answers}')}"
+    yield from _mermaid_marks(marks.before(None), "A", "B", "a")
+    yield from (f"    Note over A,B: {m('finding: ' + text)}" for text in marks.findings)

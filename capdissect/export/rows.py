@@ -1,0 +1,208 @@
+"""Rows of the export tables, built from the records the other reports use (no IO here).
+
+- ``packet_row``: one decoded ``Packet``, the scalar fields ``read --json`` gives
+  (report/packetjson.py), flattened: ``ip.src`` becomes ``ip_src``.
+- ``flow_row``: ``flowjson.tcp_json`` / ``udp_json``, the objects of ``flows --json``.
+- ``event_rows``: ``document.item_json``, the events of ``timeline --json``.
+- ``SocketIntervals``: the netstat table of ``sockets`` (report/sockets.py), as one row
+  per socket and state with when it began and ended.
+
+Each row is a tuple in the order of its table's columns (export/schema.py), so a batch
+becomes columns with one ``zip``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Final
+
+from capdissect.dissect import link as linkmod
+from capdissect.dissect.icmp import IcmpHeader
+from capdissect.dissect.icmp6 import Icmp6Header
+from capdissect.dissect.ipv4 import IPv4Header
+from capdissect.dissect.stack import Packet
+from capdissect.dissect.tcp import TcpHeader
+from capdissect.dissect.udp import UdpHeader
+from capdissect.report.document import item_json
+from capdissect.report.eventlog import TimelineItem
+from capdissect.report.flowjson import tcp_json, udp_json
+from capdissect.report.flowstream import Finished
+from capdissect.report.packetjson import address
+from capdissect.report.sockets import (
+    TIME_WAIT_S,
+    Facts,
+    Socket,
+    SocketTable,
+    netstat_address,
+)
+from capdissect.report.tcpdump_fast import FLAG_STRINGS
+from capdissect.track.tcp import TcpConnection
+
+Row = tuple[Any, ...]
+
+_ADDRESSES: dict[bytes, str] = {}  # packed -> text: a capture has few distinct addresses
+_MAX_ADDRESSES: Final = 1 << 16
+
+
+def _address(packed: bytes) -> str:
+    text = _ADDRESSES.get(packed)
+    if text is None:
+        text = address(packed)
+        if len(_ADDRESSES) < _MAX_ADDRESSES:
+            _ADDRESSES[packed] = text
+    return text
+
+
+def _link_name(linktype: int) -> str:
+    # packetjson.link_json's "type"
+    return linkmod.LINK_NAMES.get(linktype, (f"LINKTYPE_{linktype}", ""))[0]
+
+
+def packet_row(frame: int, pkt: Packet, file: str) -> Row:
+    """The packets-table row of packet *frame* (columns: schema.PACKET_COLUMNS)."""
+    raw = pkt.raw
+    link = pkt.link
+    ip = pkt.ip
+    t = pkt.transport
+    ip_version = ip_src = ip_dst = ip_proto = ip_next = ip_ttl = ip_id = None
+    if ip is not None:
+        ip_version, ip_src, ip_dst = ip.version, _address(ip.src), _address(ip.dst)
+        if isinstance(ip, IPv4Header):
+            ip_proto, ip_ttl, ip_id = ip.proto, ip.ttl, ip.ident
+        else:
+            ip_next, ip_ttl = ip.next_header, ip.hop_limit
+    transport = src_port = dst_port = seq = ack = flags = window = tcp_hdr_len = None
+    udp_len = icmp_type = icmp_code = None
+    if t is not None and ip is not None:  # packetjson.packet_json's rule for a transport
+        if isinstance(t, TcpHeader):
+            transport, src_port, dst_port = "tcp", t.src_port, t.dst_port
+            seq, ack, flags, window = t.seq, t.ack, FLAG_STRINGS[t.flags & 0xFF], t.window
+            tcp_hdr_len = t.hdr_len
+        elif isinstance(t, UdpHeader):
+            transport, src_port, dst_port, udp_len = "udp", t.src_port, t.dst_port, t.length
+        elif isinstance(t, IcmpHeader) and isinstance(ip, IPv4Header):
+            transport, icmp_type, icmp_code = "icmp", t.type, t.code
+        elif isinstance(t, Icmp6Header) and not isinstance(ip, IPv4Header):
+            transport, icmp_type, icmp_code = "icmp6", t.type, t.code
+    if ip is None and link is not None and pkt.error is None:
+        # packet_json: not IP (ARP...), the bytes after the link header
+        payload_len = max(raw.wire_len - link.hdr_len, 0)
+    else:
+        payload_len = pkt.payload_len
+    return (
+        file, frame, raw.ts_sec * 1_000_000_000 + raw.ts_nsec, raw.ts_sec, raw.ts_nsec,
+        len(raw.data), raw.wire_len, raw.ifindex,
+        None if link is None else _link_name(link.linktype),
+        ip_version, ip_src, ip_dst, ip_proto, ip_next, ip_ttl, ip_id,
+        transport, src_port, dst_port, seq, ack, flags, window, tcp_hdr_len,
+        udp_len, icmp_type, icmp_code,
+        payload_len, pkt.fragment, pkt.partial,
+        None if pkt.error is None else str(pkt.error),
+    )
+
+
+def flow_row(item: Finished, file: str) -> Row:
+    """The flows-table row of a finished flow: the fields of its ``flows --json`` object."""
+    flow = item.flow
+    if isinstance(flow, TcpConnection):
+        o = tcp_json(flow, events=False)
+        return (file, o["id"], "tcp", o["client"], o["server"], o["open"], o["close"],
+                o["closer"], o["packets"], o["payload"]["client"], o["payload"]["server"],
+                o["final"]["client"], o["final"]["server"], o["path"]["client"],
+                o["path"]["server"], o["conn_state"], o["history"], o["completeness"],
+                list(o["analysis"].items()), o.get("anomalies", []), None, None,
+                o["start"], o["duration"])
+    o = udp_json(flow, events=False)
+    return (file, o["id"], "udp", o["a"], o["b"], None, None, None, o["datagrams"],
+            None, None, None, None, None, None, o["conn_state"], None, None, None, None,
+            o["payload"], o["icmp_unreachable"], o["start"], o["duration"])
+
+
+def event_rows(item: Finished, file: str) -> Iterator[Row]:
+    """The events-table rows of a finished flow: its ``timeline --json`` events, in order."""
+    proto = "tcp" if isinstance(item.flow, TcpConnection) else "udp"
+    flow_id = item.flow.id
+    event: TimelineItem
+    for index, event in enumerate(item.events):
+        e = item_json(event)
+        states = e.get("states")
+        yield (file, flow_id, proto, index, e["frame"], e["ts"], e.get("from"), e.get("flags"),
+               e.get("seq"), e.get("ack"), e.get("len"), e.get("phase"), e.get("label"),
+               None if states is None else states["client"],
+               None if states is None else states["server"],
+               e.get("analysis", []), e.get("icmp"), e.get("answers_frame"))
+
+
+class SocketIntervals:
+    """The ``sockets`` table as rows: a socket in a state, from the frame that put it
+    there until the frame that changed or removed it (null: still there at the end).
+
+    It follows a ``SocketTable`` (the one ``capdissect sockets`` prints).  After each
+    moment that changed the table it looks at the sockets that packet's facts name, and
+    at the TIME_WAIT sockets old enough to expire; only if the table's size still
+    disagrees does it compare every row (so a busy table costs little per packet).
+    """
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.table = SocketTable()
+        self._open: dict[Socket, tuple[str, int, float]] = {}  # state, since frame, since ts
+        self._time_wait: deque[tuple[float, Socket]] = deque()
+        self.rows: list[Row] = []
+
+    def apply(self, facts: Facts) -> None:
+        for moment in self.table.apply(facts):
+            if moment.changes:
+                self._update(self._named(facts), moment.frame, moment.ts)
+
+    def _named(self, facts: Facts) -> list[Socket]:
+        named = []
+        tcp = facts.tcp
+        if tcp is not None:
+            named += [Socket(tcp.proto, tcp.client, tcp.server),
+                      Socket(tcp.proto, tcp.server, tcp.client),
+                      Socket(tcp.proto, tcp.server, None)]
+        if facts.udp_sender is not None:
+            named.append(Socket(facts.udp_sender[0], facts.udp_sender[1], None))
+        for proto, _conv, a, b in facts.retired_udp:
+            named += [Socket(proto, a, None), Socket(proto, b, None)]
+        queue = self._time_wait
+        while queue and queue[0][0] <= facts.ts:
+            named.append(queue.popleft()[1])
+        return named
+
+    def _update(self, sockets: list[Socket], frame: int, ts: float) -> None:
+        rows = self.table.rows
+        for sock in sockets:
+            self._set(sock, None if (row := rows.get(sock)) is None else row.state, frame, ts)
+        if len(self._open) != len(rows):  # something else changed: compare everything
+            for sock in [s for s in self._open if s not in rows]:
+                self._set(sock, None, frame, ts)
+            for sock, row in rows.items():
+                self._set(sock, row.state, frame, ts)
+
+    def _set(self, sock: Socket, state: str | None, frame: int, ts: float) -> None:
+        held = self._open.get(sock)
+        if held is not None and held[0] == state:
+            return
+        if held is not None:
+            self._close(sock, held, frame, ts)
+            del self._open[sock]
+        if state is not None:
+            self._open[sock] = (state, frame, ts)
+            if state == "TIME_WAIT":
+                self._time_wait.append((ts + TIME_WAIT_S, sock))
+
+    def _close(self, sock: Socket, held: tuple[str, int, float], until_frame: int | None,
+               until_ts: float | None) -> None:
+        state, since_frame, since_ts = held
+        foreign = None if sock.foreign is None else netstat_address(sock.foreign)
+        self.rows.append((self.file, sock.proto, netstat_address(sock.local), foreign,
+                          state, since_frame, since_ts, until_frame, until_ts))
+
+    def finish(self) -> None:
+        """Close the intervals of the sockets still in the table at the end."""
+        for sock, held in self._open.items():
+            self._close(sock, held, None, None)
+        self._open.clear()
