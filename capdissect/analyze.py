@@ -16,14 +16,23 @@ from typing import IO, Final, Literal
 from capdissect import __version__
 from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, OutputError
+from capdissect.outfiles import refuse_input
 from capdissect.reader import ReadOptions, traced_lines
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
 from capdissect.report.calls import frames_and_flows
 from capdissect.report.document import json_document
-from capdissect.report.flowstream import End, Finished, Step, Totals, finished, track
+from capdissect.report.flowstream import (
+    End,
+    Finished,
+    Step,
+    Totals,
+    Truncation,
+    finished,
+    track,
+)
 from capdissect.track import syscalls
 from capdissect.track.syscalls import Frame, Joined
 from capdissect.track.tracker import Tracker
@@ -32,13 +41,6 @@ SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this,
 
 FlowsFormat = Literal["table", "csv", "json"]
 TimelineFormat = Literal["text", "mermaid", "json", "svg"]
-
-
-class OutputError(CapdissectError):
-    """An output file could not be written."""
-
-    def __init__(self, out: Path, exc: OSError) -> None:
-        super().__init__(f"{out}: {exc.strerror or exc}")
 
 
 class NoSuchFlow(CapdissectError):
@@ -68,6 +70,33 @@ def steps(path: str | Path) -> Iterator[Step | End]:
     return track(decoded(path), Tracker(keep_events=False))
 
 
+class _Damage:
+    """Where the capture was cut short, learnt from End as the report goes by.
+
+    A damaged file still gets its whole report (every frame before the damage, the flows
+    open at it, a note saying so); only then is the reader's error raised, so the
+    command prints it as one line and exits 1, as ``read`` does.
+    """
+
+    def __init__(self, packets: Iterable[Packet]) -> None:
+        self.cut: Truncation | None = None
+        self.steps = self._watch(track(packets, Tracker(keep_events=False)))
+
+    def _watch(self, items: Iterator[Step | End]) -> Iterator[Step | End]:
+        for step in items:
+            if isinstance(step, End):
+                self.cut = step.truncated
+            yield step
+
+    def after(self, pieces: Iterable[str]) -> Iterator[str]:
+        yield from pieces
+        self.check()
+
+    def check(self) -> None:
+        if self.cut is not None:
+            raise self.cut.error
+
+
 def _spool() -> IO[str]:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+",
                                          encoding="utf-8")
@@ -81,13 +110,14 @@ def _lines(lines: Iterable[str]) -> Iterator[str]:
 def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
     """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation."""
     totals = Totals()
-    done = finished(steps(path), totals)
+    damage = _Damage(decoded(path))
+    done = finished(damage.steps, totals)
     if fmt == "json":
-        return json_document(done, str(path), __version__, totals, events=False,
-                             spool=_spool)
-    if fmt == "csv":
-        return flows_report.csv_lines(done)
-    return _lines(flows_report.table_lines(done, totals))
+        return damage.after(json_document(done, str(path), __version__, totals,
+                                          events=False, spool=_spool))
+    if fmt == "csv":  # CSV has no place for a note: the error line says it
+        return damage.after(flows_report.csv_lines(done))
+    return damage.after(_lines(flows_report.table_lines(done, totals)))
 
 
 Packets = Callable[[], Iterator[Packet]]  # the packets again, from the start, each call
@@ -110,19 +140,21 @@ def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
                 conn: int | None = None, calls: Joined | None = None) -> Iterator[str]:
     """``timeline`` of *packets* (named *name*), with their socket *calls* if given."""
     totals = Totals()
-    done = _selected(finished(track(packets(), Tracker(keep_events=False)), totals,
-                              events=True, only=conn), conn, name, totals)
+    damage = _Damage(packets())
+    done = _selected(finished(damage.steps, totals, events=True, only=conn), conn, name,
+                     totals)
     if fmt == "json":
-        return json_document(done, name, __version__, totals, events=True, spool=_spool,
-                             calls=calls)
+        return damage.after(json_document(done, name, __version__, totals, events=True,
+                                          spool=_spool, calls=calls))
     if fmt == "svg":
         # The handout's drawing code, loaded only when a picture is asked for.
         from capdissect.report.timeline_svg import svg_document
 
-        return svg_document(done, name, __version__, totals, spool=_spool, calls=calls)
+        return damage.after(svg_document(done, name, __version__, totals, spool=_spool,
+                                         calls=calls))
     if fmt == "mermaid":
-        return _lines(timeline_report.mermaid_lines(done, calls))
-    return _lines(timeline_report.text_lines(done, totals, calls))
+        return damage.after(_lines(timeline_report.mermaid_lines(done, calls, totals=totals)))
+    return damage.after(_lines(timeline_report.text_lines(done, totals, calls)))
 
 
 def read_calls(path: str | Path) -> list[str]:
@@ -157,6 +189,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     after the capture was read without error.
     """
     out = Path(out)
+    refuse_input(out, path)
     pieces = timeline(path, "svg", conn, calls)
     first = next(pieces)
     try:
@@ -165,7 +198,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
             for piece in pieces:
                 sink.write(piece)
     except OSError as exc:
-        raise OutputError(out, exc) from None
+        raise OutputError.from_os(str(out), exc) from None
     return out
 
 
@@ -183,11 +216,17 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str,
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
             every: bool = False) -> Iterator[str]:
     """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
+    damage = _Damage(decoded(path))
     if every:
-        return _lines(sockets_report.every_lines(steps(path)))
-    return _lines(sockets_report.snapshot_lines(steps(path), at=at, after=after))
+        return damage.after(_lines(sockets_report.every_lines(damage.steps)))
+    return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=at,
+                                                             after=after)))
 
 
 def sockets_at(path: str | Path, times: Iterable[float]) -> list[sockets_report.TableAt]:
-    """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it."""
-    return sockets_report.tables_at(steps(path), times)
+    """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it; a
+    damaged capture raises its error (the tables would stop at the damage)."""
+    damage = _Damage(decoded(path))
+    tables = sockets_report.tables_at(damage.steps, times)
+    damage.check()
+    return tables

@@ -51,7 +51,15 @@ from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
 from capdissect.report.annotate import Annotator
-from capdissect.report.flowstream import Finished, Totals, finished
+from capdissect.report.flowstream import (
+    End,
+    Finished,
+    Step,
+    Totals,
+    Truncation,
+    end_notes,
+    finished,
+)
 from capdissect.report.flowstream import track as track_steps
 from capdissect.report.names import Names
 from capdissect.track.syscalls import Joined
@@ -111,11 +119,26 @@ class Tracked:
     """Connections and conversations of a set of packets, and the reports about them."""
 
     def __init__(self, packets: Iterable[Packet]) -> None:
-        self.packets = PacketList(packets)
+        self.packets = PacketList()
+        # A damaged capture (``read`` of a truncated file raises after its last whole
+        # packet): keep what came before, and every report says where it was cut.
+        self.truncated: Truncation | None = None
+        try:
+            self.packets.extend(packets)
+        except CaptureError as exc:
+            self.truncated = Truncation(len(self.packets), exc)
         totals = Totals()
-        self.flows_finished: list[Finished] = list(
-            finished(track_steps(self.packets, Tracker(keep_events=False)), totals))
+        self.flows_finished: list[Finished] = list(finished(self._steps(), totals))
         self.totals = totals
+
+    def _steps(self) -> Iterator[Step | End]:
+        """The tracker's view of the packets, ending as the capture did (cut or not)."""
+        return track_steps(self._replay(), Tracker(keep_events=False))
+
+    def _replay(self) -> Iterator[Packet]:
+        yield from self.packets
+        if self.truncated is not None:
+            raise self.truncated.error
 
     @property
     def connections(self) -> list[TcpConnection | UdpConversation]:
@@ -127,24 +150,23 @@ class Tracked:
         """Ladder diagrams (``capdissect timeline``); *conn* picks one flow by id; *calls*
         (a traced capture's) are marked on the callers' lifelines."""
         totals = Totals()
-        done = finished(track_steps(self.packets, Tracker(keep_events=False)), totals,
-                        events=True, only=conn)
+        done = finished(self._steps(), totals, events=True, only=conn)
         if mermaid:
-            return Report(timeline_report.mermaid_lines(done, calls))
+            return Report(timeline_report.mermaid_lines(done, calls, totals=totals))
         return Report(timeline_report.text_lines(done, totals, calls))
 
     def sockets(self, *, every: bool = True, after: int | None = None,
                 at: str | None = None) -> Report:
         """netstat -tanu rebuilt (``capdissect sockets``): by default after each change,
         the way the lessons call netstat between steps; or *after* a frame, *at* a time."""
-        steps = track_steps(self.packets, Tracker(keep_events=False))
+        steps = self._steps()
         if every and after is None and at is None:
             return Report(sockets_report.every_lines(steps))
         return Report(sockets_report.snapshot_lines(steps, at=at, after=after))
 
     def flows(self) -> Report:
         """A row per connection (``capdissect flows``)."""
-        return Report(flows_report.table_lines(self.flows_finished))
+        return Report(flows_report.table_lines(self.flows_finished, self.totals))
 
     def __str__(self) -> str:
         return str(self.flows())
@@ -158,7 +180,8 @@ class Tracked:
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
             for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        notes = "".join(f"<p>{html.escape(note)}</p>" for note in end_notes(self.totals))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
 def track(packets: Iterable[Packet]) -> Tracked:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import io
 import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO, cast
 
 import typer
 
 from capdissect import __version__, analyze
 from capdissect.capture.files import PROGRESS
-from capdissect.errors import CapdissectError
+from capdissect.capture.live import option_problem
+from capdissect.errors import CapdissectError, OutputError
 from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
 
@@ -40,20 +42,113 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     try:
         yield bar
     except CapdissectError as exc:
-        sys.stdout.flush()
+        # What was printed before the error still goes out; if it cannot, that loss is
+        # what the user must hear of (the one line names stdout, not the input's damage).
+        lost = _flush_stdout()
         if bar is not None:
             bar.clear()
-        typer.echo(f"capdissect: {exc}", err=True)
+        typer.echo(f"capdissect: {exc if lost is None else lost}", err=True)
         raise typer.Exit(1) from None
     except BrokenPipeError:
         # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _discard_stdout()
         raise typer.Exit(0) from None
+    except OSError as exc:  # an output failed where it is not named (live's own writes)
+        _discard_stdout()
+        typer.echo(f"capdissect: {_os_message(exc)}", err=True)
+        raise typer.Exit(1) from None
     finally:
         PROGRESS.reset(token)
         if bar is not None:
             bar.clear()
+
+
+def _flush_stdout() -> OutputError | None:
+    """Write out what stdout holds; if it cannot take it, drop it (see _discard_stdout)
+    and return why."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _discard_stdout()
+        return OutputError.from_os("standard output", exc)
+    return None
+
+
+def _discard_stdout() -> None:
+    """After stdout failed (a full disk, a closed pipe), point its descriptor at /dev/null,
+    so the interpreter's last flush of what is still buffered cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _os_message(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror or str(exc)
+
+
+class _ClosedOutput(io.TextIOBase):
+    """stdout when the command was started with it closed (`>&-`): the first write fails
+    as `cat >&-` does ("Bad file descriptor"), so the user learns the output went nowhere."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+class _Messages(io.TextIOBase):
+    """stderr, where a failed write is dropped: messages (the banner, the progress bar,
+    the error line) must never cost the output, as when stderr is closed; tcpdump, too,
+    goes on when its messages cannot be written.  The exit status still tells."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+
+def _standard_streams() -> None:
+    """Closed standard streams (`<&-`, `>&-`, `2>&-`) made safe before anything runs.
+
+    Each closed descriptor is taken at once by /dev/null, so that no file opened later
+    becomes descriptor 0, 1 or 2 (output would then be written into it).  Then a closed
+    stdin stays None (``read -`` says it is closed), a closed stdout fails at the first
+    write with one line, and a closed (or full) stderr only loses messages: the command
+    still runs, prints its output and exits with its status.
+    """
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            null = os.open(os.devnull, mode)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if fd == 1:
+            sys.stdout = cast(TextIO, _ClosedOutput())
+        elif fd == 2:
+            sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 - lives as long as we do
+    sys.stderr = cast(TextIO, _Messages(sys.stderr))
 
 
 def _version(value: bool) -> None:
@@ -153,24 +248,37 @@ def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
     (below them, the progress bar); elsewhere 256 at a time, as one write per packet was
     a third of ``read``'s time."""
     out = sys.stdout
-    if out.isatty():
-        for text in texts:
-            if bar is not None:
-                bar.clear()
-            out.write(text)
-            out.write("\n")
-    else:
-        held: list[str] = []
-        try:
+    with _stdout_errors():
+        if out.isatty():
             for text in texts:
-                held.append(text)
-                if len(held) == 256:
+                if bar is not None:
+                    bar.clear()
+                out.write(text)
+                out.write("\n")
+        else:
+            held: list[str] = []
+            try:
+                for text in texts:
+                    held.append(text)
+                    if len(held) == 256:
+                        out.write("\n".join(held) + "\n")
+                        held.clear()
+            finally:  # a damaged file ends the loop: what was read before it is still printed
+                if held:
                     out.write("\n".join(held) + "\n")
-                    held.clear()
-        finally:  # a damaged file ends the loop: what was read before it is still printed
-            if held:
-                out.write("\n".join(held) + "\n")
-    out.flush()
+        out.flush()
+
+
+@contextlib.contextmanager
+def _stdout_errors() -> Iterator[None]:
+    """A failed write to stdout (a full disk, `>&-`) as one OutputError; a broken pipe
+    stays itself (cli_errors leaves quietly then)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError.from_os("standard output", exc) from None
 
 
 def _banner(text: str) -> None:
@@ -182,11 +290,12 @@ def _banner(text: str) -> None:
 def _write(pieces: Iterator[str], bar: ProgressBar | None = None) -> None:
     write = sys.stdout.write
     clear = bar.clear if bar is not None and sys.stdout.isatty() else None
-    for piece in pieces:
-        if clear is not None:
-            clear()
-        write(piece)
-    sys.stdout.flush()
+    with _stdout_errors():
+        for piece in pieces:
+            if clear is not None:
+                clear()
+            write(piece)
+        sys.stdout.flush()
 
 
 def _at_most_one(**chosen: bool | int | str | None) -> None:
@@ -327,8 +436,9 @@ def live(
     backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
                                                  "AF_PACKET ring; tshark: Wireshark's "
                                                  "dumpcap.")] = LiveBackend.scapy,
-    buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB", min=1024,
-                                             help="Capture buffer in KiB, as tcpdump -B.")
+    buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB",
+                                             help="Capture buffer in KiB, as tcpdump -B "
+                                             "(1024 to 1048576, 1 GiB).")
                            ] = 32 * 1024,
     n: NumericOption = 0,
     v: VerboseOption = 0,
@@ -365,13 +475,16 @@ def live(
     problem = None
     if count is not None and count < 1:
         problem = f"invalid packet count {count}"
-    elif duration is not None and duration <= 0:
-        problem = f"invalid duration {duration:g}: give a number of seconds above 0"
     elif t > 5:
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
         typer.echo(f"capdissect: {problem}", err=True)
         raise typer.Exit(1)
+    # A usage error, checked before any privilege or interface is: exit 2.
+    problem = option_problem(buffer_size, duration)
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(2)
     joined = " ".join(expression or ()).strip() or None
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
     selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value, joined)
@@ -668,12 +781,15 @@ def main() -> None:
     # Default SIGPIPE handling would print a traceback from the interpreter's flush.
     with contextlib.suppress(AttributeError, ValueError):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _standard_streams()
     try:
         app()
-    except OSError as exc:
+    except OSError as exc:  # outside cli_errors: --version, demo --list on a full disk
         if exc.errno == errno.EPIPE:
             sys.exit(0)
-        raise
+        _discard_stdout()
+        typer.echo(f"capdissect: {_os_message(exc)}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

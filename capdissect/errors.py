@@ -34,6 +34,20 @@ class TruncatedFile(CaptureError):
         )
 
 
+class OutputError(CapdissectError):
+    """An output could not be written: a full disk, a closed or broken stream, or a file
+    that is also an input (writing it would destroy what is being read)."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"{target}: {reason}")
+
+    @classmethod
+    def from_os(cls, target: str, exc: OSError) -> OutputError:
+        return cls(target, exc.strerror or str(exc))
+
+
 class DissectError(CapdissectError):
     """A packet could not be decoded; recorded on the packet, never raised past it."""
 

@@ -18,15 +18,20 @@ from typing import Final
 from capdissect import __version__
 from capdissect.analyze import join_calls, read_calls
 from capdissect.capture.files import open_capture
+from capdissect.capture.pcapng import Interface
 from capdissect.capture.pcapng_writer import (
+    MAX_LINKTYPE,
     enhanced_packet,
     interface_description,
     resolution,
     section_header,
 )
 from capdissect.dissect.stack import decode
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, CaptureError, OutputError
+from capdissect.outfiles import refuse_input
+from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
+from capdissect.report.flowstream import Truncation
 from capdissect.report.handout.html import render_html
 from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
 
@@ -57,18 +62,24 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
+    refuse_input(out, path)
     packets = []
+    truncated = None
     capture = open_capture(path)
     with capture:
-        for raw in capture:
-            packets.append(decode(raw))
-            if len(packets) > MAX_PACKETS:
-                raise HandoutTooBig(str(path))
+        try:
+            for raw in capture:
+                packets.append(decode(raw))
+                if len(packets) > MAX_PACKETS:
+                    raise HandoutTooBig(str(path))
+        except CaptureError as exc:  # damaged: a handout of what came before, then the error
+            truncated = Truncation(len(packets), exc)
         names = [iface.name for iface in capture.interfaces if iface.name]
     joined = None
     if calls is not None:
         joined = join_calls(lambda: iter(packets), read_calls(calls))
-    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined)
+    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined,
+                          truncated)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import render_markdown
 
@@ -77,6 +88,8 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
         html_to_pdf(render_html(lesson), out)
     else:
         _write_text(out, render_html(lesson))
+    if truncated is not None:
+        raise truncated.error
     return out
 
 
@@ -84,7 +97,7 @@ def _write_text(out: Path, text: str) -> None:
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+        raise OutputError.from_os(str(out), exc) from None
 
 
 def find_chromium() -> str | None:
@@ -123,7 +136,7 @@ def html_to_pdf(page: str, out: Path) -> None:
         try:
             shutil.copyfile(target, out)
         except OSError as exc:
-            raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+            raise OutputError.from_os(str(out), exc) from None
 
 
 def write_annotated(path: str | Path, out: str | Path) -> int:
@@ -132,26 +145,58 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
 
     Timestamps, link types, snap lengths and interface names are kept (one IDB per
     interface of the original, written before its first packet); a packet's own comment
-    stays, first, and the annotation follows as a second ``opt_comment``.  Streaming: one
-    packet in memory at a time.
+    stays, first, and the annotation follows as a second ``opt_comment``.  Streaming: a
+    packet is written once the next one was read whole, so that when the capture is
+    damaged the last whole packet's comment can say so; then the error is raised.
     """
+    refuse_input(out, path)
     capture = open_capture(path)
+    name = capture.name
+    try:
+        for iface in capture.interfaces_from(0):  # checked before the output is created
+            _interface_block(iface, name)
+    except HandoutError:
+        capture.close()
+        raise
     annotator = Annotator(checksums=2)  # the note wherever tcpdump -vv has a verdict
     exponents: list[int] = []
+    held: tuple[RawPacket, int, list[str]] | None = None  # the packet not yet written
     count = 0
+    truncated = None
     try:
         with capture, open(out, "wb") as sink:
             sink.write(section_header(f"capdissect {__version__} annotate"))
-            for count, raw in enumerate(capture, 1):
-                interfaces = capture.interfaces
-                while len(exponents) <= raw.ifindex and len(exponents) < len(interfaces):
-                    iface = interfaces[len(exponents)]
-                    sink.write(interface_description(iface))
-                    exponents.append(resolution(iface))
-                ifindex = raw.ifindex if raw.ifindex < len(exponents) else 0
-                notes = annotator.annotate(count, decode(raw)) or [NO_ANNOTATION]
-                comments = [raw.comment, "\n".join(notes)] if raw.comment else ["\n".join(notes)]
-                sink.write(enhanced_packet(raw, ifindex, exponents[ifindex], comments))
+            try:
+                for count, raw in enumerate(capture, 1):
+                    if raw.ifindex >= len(exponents):  # a new interface: its IDB goes first
+                        for iface in capture.interfaces_from(len(exponents)):
+                            sink.write(_interface_block(iface, name))
+                            exponents.append(resolution(iface))
+                    ifindex = raw.ifindex if raw.ifindex < len(exponents) else 0
+                    notes = "\n".join(annotator.annotate(count, decode(raw)) or [NO_ANNOTATION])
+                    if held is not None:
+                        sink.write(_packet_block(held, exponents))
+                    held = (raw, ifindex, [raw.comment, notes] if raw.comment else [notes])
+            except CaptureError as exc:
+                truncated = Truncation(count, exc)
+                if held is not None:
+                    held[2][-1] += "\n" + truncated.note()
+            if held is not None:
+                sink.write(_packet_block(held, exponents))
     except OSError as exc:
-        raise HandoutError(f"{out}: {exc.strerror or exc}") from None
+        raise OutputError.from_os(str(out), exc) from None
+    if truncated is not None:
+        raise truncated.error
     return count
+
+
+def _interface_block(iface: Interface, name: str) -> bytes:
+    if iface.linktype > MAX_LINKTYPE:
+        raise HandoutError(f"{name}: link type {iface.linktype} does not fit pcapng's 16-bit "
+                           "link type field; this capture cannot be annotated")
+    return interface_description(iface)
+
+
+def _packet_block(held: tuple[RawPacket, int, list[str]], exponents: list[int]) -> bytes:
+    raw, ifindex, comments = held
+    return enhanced_packet(raw, ifindex, exponents[ifindex], comments)

@@ -113,6 +113,13 @@ class CaptureFile:
         units = 10**9 if self._pcap is not None and self._pcap.nanosecond else 10**6
         return [Interface(self.linktype, self.snaplen, units, 0, None)]
 
+    def interfaces_from(self, known: int) -> list[Interface]:
+        """The interfaces described after the first *known* (``interfaces[known:]``, without
+        copying the whole list: a file may declare 100,000 of them)."""
+        if self._pcapng is not None:
+            return self._pcapng.interfaces[known:]
+        return self.interfaces[known:]
+
     def close(self) -> None:
         if self._owned:
             self._stream.close()
@@ -148,6 +155,8 @@ def open_capture(path: str | Path) -> CaptureFile:
     """Open *path* (``-`` for stdin) as a capture file; raise CaptureError if it is not one."""
     name = str(path)
     if name == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise CaptureError("-: standard input is closed")
         return CaptureFile(sys.stdin.buffer, "-", owned=False)
     try:
         stream: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by CaptureFile.close

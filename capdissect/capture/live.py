@@ -21,6 +21,7 @@ that is only taken down is not an error, as for tcpdump: the capture waits for i
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -35,6 +36,10 @@ Backend = Literal["scapy", "tshark"]
 BACKENDS: Final = ("scapy", "tshark")
 SNAPLEN: Final = 262144  # tcpdump's default snapshot length (libpcap's MAXIMUM_SNAPLEN)
 DEFAULT_BUFFER_KIB: Final = 32 * 1024
+MIN_BUFFER_KIB: Final = 1024
+# 1 GiB.  The buffer is kernel memory (the scapy backend's ring is locked in RAM, as
+# libpcap's): tcpdump asks for whatever -B says, so -B 2147483647 asked for 2 TiB.
+MAX_BUFFER_KIB: Final = 1024 * 1024
 
 
 class CaptureStats(NamedTuple):
@@ -96,6 +101,16 @@ def interface_gone(iface: str, captured: int) -> CaptureError:
     return capture_failed(iface, "the interface disappeared", captured)
 
 
+def option_problem(buffer_kib: int, duration: float | None) -> str | None:
+    """What is wrong with a buffer size or a duration, in one line; None if nothing."""
+    if not MIN_BUFFER_KIB <= buffer_kib <= MAX_BUFFER_KIB:
+        return (f"invalid buffer size {buffer_kib} KiB: give {MIN_BUFFER_KIB} to "
+                f"{MAX_BUFFER_KIB} (1 GiB)")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        return f"invalid duration {duration:g}: give a number of seconds above 0"
+    return None
+
+
 def open_live(
     iface: str = "lo",
     expression: str | None = None,
@@ -110,8 +125,11 @@ def open_live(
     *duration* ends the iteration after that many seconds; *on_idle* is called each
     time the source is about to wait for packets (the CLI flushes its output there).
     Raises CaptureError for no privilege, no such interface, a missing dumpcap or a bad
-    filter, before anything is captured.
+    filter, before anything is captured, and for a buffer or a duration out of range.
     """
+    problem = option_problem(buffer_kib, duration)
+    if problem is not None:
+        raise CaptureError(problem)
     if backend == "tshark":
         from capdissect.capture.dumpcap import DumpcapPipe
 

@@ -32,6 +32,7 @@ SHB_USERAPPL: Final = 4
 IF_NAME: Final = 2
 IF_TSRESOL: Final = 9
 MAX_OPTION: Final = 0xFFFF  # an option's length field is 16 bits
+MAX_LINKTYPE: Final = 0xFFFF  # so is an IDB's link type (a pcap header's is 32)
 
 
 def _pad4(data: bytes) -> bytes:

@@ -79,7 +79,8 @@ from capdissect.capture.live import (
     no_such_interface,
     privilege_error,
 )
-from capdissect.errors import CaptureError
+from capdissect.dissect.bpf import Program
+from capdissect.errors import CaptureError, DissectError
 from capdissect.packets import RawPacket
 
 # <linux/if_packet.h>, <linux/if_ether.h>, <linux/filter.h>, <linux/if_arp.h>
@@ -192,6 +193,7 @@ class PacketRing:
         self._netdown = False  # ENETDOWN seen: watching whether the interface is gone
         self._gone_at: float | None = None
         self._ring: mmap.mmap | None = None
+        self._userland: Program | None = None  # the filter, when the kernel refused it
         if iface == "any":
             # libpcap's "any" device is every interface at once, each with its own link
             # header, rewritten as Linux cooked headers: dumpcap does that, we do not.
@@ -228,7 +230,22 @@ class PacketRing:
                                "scapy backend; try --backend tshark")
         self.linktype = linktype
         self.loopback = hatype == ARPHRD_LOOPBACK
-        attach_filter(sock, kernel_program(expression, linktype, self.loopback))
+        try:
+            attach_filter(sock, kernel_program(expression, linktype, self.loopback))
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not expression:
+                raise CaptureError(f"{iface}: cannot attach the filter: "
+                                   f"{exc.strerror or exc}") from None
+            # The kernel refuses some programs libpcap makes: `protochain` loops, and
+            # classic BPF in the kernel may only jump forward.  libpcap then filters in
+            # user space (pcap-linux.c); so do we: the kernel keeps only the prelude.
+            try:
+                self._userland = Program(compile_live_expression(expression, linktype,
+                                                                 SNAPLEN))
+            except DissectError as why:  # e.g. loads of fields only the kernel has
+                raise CaptureError(f"{iface}: the kernel refused the filter "
+                                   f"({exc.strerror}) and it cannot run here: {why}") from None
+            attach_filter(sock, kernel_program(None, linktype, self.loopback))
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         self._blocks, self._ring = self._map_ring(max(buffer_kib * 1024, MIN_RING))
         try:
@@ -267,6 +284,7 @@ class PacketRing:
         unpack_packet = _PACKET.unpack_from
         linktype = self.linktype
         drop_outgoing = self.loopback
+        userland = self._userland
         # Each turn handles one block or one wait; the waits are bounded by the
         # deadline and by stop(), which a signal handler or another thread calls.
         deadline = self._deadline
@@ -289,10 +307,11 @@ class PacketRing:
                         if pstatus & TP_STATUS_VLAN_VALID:
                             data, wire_len = _with_vlan_tag(ring, offset, pstatus, data,
                                                             wire_len)
-                        self._captured += 1
-                        yield RawPacket(sec, nsec, linktype, wire_len, data)
-                        if self._stopped:
-                            return
+                        if userland is None or userland.matches(data, wire_len):
+                            self._captured += 1
+                            yield RawPacket(sec, nsec, linktype, wire_len, data)
+                            if self._stopped:
+                                return
                     offset += step
             finally:
                 # Hand the block back to the kernel, also when the consumer stops early.

@@ -30,6 +30,7 @@ from capdissect.demo.scenarios import (
     run_scenario,
     verify_capture,
 )
+from capdissect.outfiles import refuse_input
 from capdissect.reader import ReadOptions, read_lines
 
 # The captures the scenarios made, shipped with the sources (captures/README.md).
@@ -61,6 +62,7 @@ def capture(name: str, out: Path, family: int, port: int | None,
         notice(f"capdissect demo: cannot capture here ({why}); replaying {bundled}")
         verify_capture(name, bundled)
         if keep:
+            refuse_input(out, bundled)
             shutil.copyfile(bundled, out)  # --write still gets the capture shown
         return bundled, None
     notice(f"capdissect demo: captured {run.packets} packets of {name} on loopback "

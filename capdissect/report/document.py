@@ -63,10 +63,15 @@ def json_document(flows: Iterable[Finished], file: str, version: str, totals: To
     # "evicted" goes beyond SPEC §4's keys, so it appears only when flows were retired
     # early (too many open at once): then the reader must know the counts are partial.
     evicted = f', "evicted": {totals.evicted}' if totals.evicted else ""
+    # A damaged capture (SPEC §4): the document still closes, and says where it stopped.
+    cut = totals.truncated
+    truncated = "" if cut is None else (
+        f', "truncated": {{"after_frame": {cut.after_frame}, '
+        f'"error": {dumps(cut.message)}}}')
     alone = "" if calls is None else (
         f',\n "syscalls": {json.dumps([call_json(p) for p in calls.unjoined()])}')
     yield (f'\n ],\n "packets": {totals.packets}, '
-           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}{alone}}}\n')
+           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}{truncated}{alone}}}\n')
 
 
 def _flow(item: Finished, events: bool, calls: Joined | None = None) -> Iterator[str]:

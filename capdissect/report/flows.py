@@ -21,7 +21,7 @@ from typing import Final
 from tabulate import tabulate
 
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished, Totals, evicted_note
+from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.udp import UdpConversation
@@ -81,10 +81,9 @@ def table_lines(flows: Iterable[Finished], totals: Totals | None = None,
         yield from _table(rows)
     elif not printed:
         yield "no TCP connections or UDP conversations"
-    note = evicted_note(totals) if totals is not None else None
-    if note:
+    for note in end_notes(totals) if totals is not None else ():
         yield ""
-        yield note
+        yield clean(note)
 
 
 def _table(rows: list[Row]) -> Iterator[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from capdissect.dissect.stack import Packet
+from capdissect.errors import CaptureError
 from capdissect.report.eventlog import EventLog, Replay, TimelineItem
 from capdissect.track.tcp import TcpConnection, Update
 from capdissect.track.tracker import Flow, Observation, Tracker, UdpUpdate
@@ -35,6 +36,22 @@ class Step(NamedTuple):
     retired: list[Flow]
 
 
+class Truncation(NamedTuple):
+    """Where a damaged capture stopped: the last frame read whole and the reader's error."""
+
+    after_frame: int
+    error: CaptureError
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+    def note(self) -> str:
+        """The line a report carries when the capture was cut short."""
+        return (f"cut short: the capture is damaged after frame {self.after_frame}; this "
+                f"report covers the frames before it ({self.message})")
+
+
 class End(NamedTuple):
     """The end of the capture: the totals, and the flows still open (retired now)."""
 
@@ -42,16 +59,29 @@ class End(NamedTuple):
     icmp_unreachable: int
     evicted: int  # flows retired early because too many were open at once
     retired: list[Flow]
+    truncated: Truncation | None = None  # the capture ended in damage, not at its end
 
 
 def track(packets: Iterable[Packet], tracker: Tracker | None = None) -> Iterator[Step | End]:
-    """Feed *packets* (capture order) to *tracker*; one Step per packet, then End."""
+    """Feed *packets* (capture order) to *tracker*; one Step per packet, then End.
+
+    A reader error part-way (a truncated or damaged file) ends the packets early: End
+    then carries it, so every report still covers the frames before the damage and the
+    flows open at it, and the IO edge raises it after the report is out (as tcpdump
+    prints every packet before the damage, then the error).
+    """
     tracker = tracker or Tracker(keep_events=False)
     feed, drain = tracker.feed, tracker.drain
-    for frame, pkt in enumerate(packets, 1):
-        seen = feed(frame, pkt)
-        yield Step(frame, pkt.raw.ts, seen, drain())
-    yield End(tracker.packets, tracker.icmp_unreachable, tracker.evicted, tracker.close())
+    frame = 0
+    truncated = None
+    try:
+        for frame, pkt in enumerate(packets, 1):
+            seen = feed(frame, pkt)
+            yield Step(frame, pkt.raw.ts, seen, drain())
+    except CaptureError as exc:  # frame is the last one read whole
+        truncated = Truncation(frame, exc)
+    yield End(tracker.packets, tracker.icmp_unreachable, tracker.evicted, tracker.close(),
+              truncated)
 
 
 @dataclass(slots=True)
@@ -63,6 +93,7 @@ class Totals:
     icmp_unreachable: int = 0
     evicted: int = 0
     flows: int = 0
+    truncated: Truncation | None = None
     done: bool = False
 
 
@@ -126,6 +157,7 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
             totals.packets = step.packets
             totals.icmp_unreachable = step.icmp_unreachable
             totals.evicted = step.evicted
+            totals.truncated = step.truncated
         for flow in step.retired:
             totals.flows += 1
             a_to_b, b_to_a = udp_sent.pop(flow.id, (0, 0))
@@ -137,7 +169,15 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
     yield from order.flush()
 
 
-def evicted_note(totals: Totals) -> str | None:
+def end_notes(totals: Totals) -> list[str]:
+    """The lines under a report: flows retired early, a capture cut short."""
+    notes = [_evicted_note(totals)]
+    if totals.truncated is not None:
+        notes.append(totals.truncated.note())
+    return [note for note in notes if note]
+
+
+def _evicted_note(totals: Totals) -> str | None:
     """The line under a report when flows were retired early (a SYN flood, a scan)."""
     if not totals.evicted:
         return None

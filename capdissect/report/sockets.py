@@ -358,8 +358,10 @@ def every_lines(steps: Iterable[Step | End]) -> Iterator[str]:
     table = SocketTable()
     first_ts: float | None = None
     printed = 0
+    end: End | None = None
     for facts in facts_stream(steps):
         if isinstance(facts, End):
+            end = facts
             break
         if first_ts is None:
             first_ts = facts.ts
@@ -373,6 +375,7 @@ def every_lines(steps: Iterable[Step | End]) -> Iterator[str]:
             yield from table.lines()
     if not printed:
         yield "no sockets: the capture shows no TCP connection or UDP datagram"
+    yield from _cut_short(end)
 
 
 def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
@@ -382,9 +385,12 @@ def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
     first_ts: float | None = None
     target: float | None = None
     last: Facts | None = None
+    end: End | None = None
     for facts in facts_stream(steps):
         if isinstance(facts, End):
-            if after is not None and (last is None or last.frame < after):
+            end = facts
+            if (after is not None and (last is None or last.frame < after)
+                    and end.truncated is None):  # cut short: the table at the damage
                 raise SocketError(f"no frame {after}: the capture has {facts.packets} packets")
             break
         if first_ts is None:
@@ -401,6 +407,14 @@ def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
             break
     yield clean(_snapshot_header(last, first_ts, target, after))
     yield from table.lines()
+    yield from _cut_short(end)
+
+
+def _cut_short(end: End | None) -> Iterator[str]:
+    """The note under the tables when the capture was damaged before its end."""
+    if end is not None and end.truncated is not None:
+        yield ""
+        yield clean(end.truncated.note())
 
 
 def _moment_header(moment: Moment, first_ts: float) -> str:

@@ -24,7 +24,7 @@ from typing import Final
 from capdissect.report.calls import ladder_mark
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished, Totals, evicted_note
+from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
 from capdissect.track.syscalls import Joined, Placed
@@ -171,10 +171,9 @@ def text_lines(flows: Iterable[Finished], totals: Totals,
             yield clean(line)
     if not count:
         yield "no TCP connections or UDP conversations"
-    note = evicted_note(totals)
-    if note:
+    for note in end_notes(totals):
         yield ""
-        yield note
+        yield clean(note)
 
 
 def _mark_lines(layout: _Layout, placed: list[Placed], left_side: str) -> Iterator[str]:
@@ -323,9 +322,11 @@ def mermaid_text(text: str) -> str:
     return "".join(ch if ch in _MERMAID_SAFE else f"#{ord(ch)};" for ch in text)
 
 
-def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None) -> Iterator[str]:
+def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None, *,
+                  totals: Totals | None = None) -> Iterator[str]:
     """One ``sequenceDiagram`` per flow, separated by a blank line; with *calls*, each
-    socket call as a note beside its caller's lifeline (states are notes over it)."""
+    socket call as a note beside its caller's lifeline (states are notes over it); with
+    *totals*, the notes under a report as Mermaid comments after the last."""
     count = 0
     for item in flows:
         if count:
@@ -338,6 +339,9 @@ def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None) -> Ite
             yield from _udp_mermaid(item.flow, item.events, marks)
     if not count:
         yield "%% no TCP connections or UDP conversations"
+    for note in end_notes(totals) if totals is not None else ():
+        yield ""
+        yield f"%% {clean(note)}"
 
 
 def _mermaid_marks(placed: list[Placed], left: str, right: str, left_side: str

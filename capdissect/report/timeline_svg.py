@@ -29,7 +29,7 @@ from typing import Final
 from capdissect.report.document import Spool
 from capdissect.report.eventlog import Segment
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished, Totals, evicted_note
+from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.handout.svg import (
     CALL_COLOUR,
     CLIENT_COLOUR,
@@ -92,9 +92,7 @@ def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Tot
             y += height + _GAP
             width = max(width, wide)
         notes = [] if count else ["no TCP connections or UDP conversations"]
-        note = evicted_note(totals)
-        if note:
-            notes.append(note)
+        notes += end_notes(totals)
         for line in notes:
             body.write(f'<g transform="translate({MARGIN},0)">'
                        f'{_text(y + 12, clean(line), 13, cls="notice")}</g>\n')

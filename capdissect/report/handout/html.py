@@ -128,6 +128,8 @@ def _summary(lesson: Lesson) -> Iterator[str]:
         rows.append(("interfaces", ", ".join(lesson.interfaces)))
     if len(lesson.packets) != lesson.total_packets:
         rows.append(("packets in this handout", str(len(lesson.packets))))
+    if lesson.truncated is not None:
+        rows.append(("cut short", lesson.truncated.note()))
     for key, value in rows:
         yield f'<tr><th>{_t(key)}</th><td>{_t(value)}</td></tr>'
     yield '</table><table><tr><th>id</th><th>protocol</th><th>from</th><th>to</th>' \

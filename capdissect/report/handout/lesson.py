@@ -19,7 +19,7 @@ from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
 from capdissect.report.calls import moments as call_moments
-from capdissect.report.flowstream import End, Finished, Totals, finished, track
+from capdissect.report.flowstream import End, Finished, Totals, Truncation, finished, track
 from capdissect.report.handout.explain import Explainer, Question, questions
 from capdissect.report.handout.fields import Span, field_spans
 from capdissect.report.sockets import SocketTable, facts_stream
@@ -87,6 +87,7 @@ class Lesson(NamedTuple):
     interfaces: tuple[str, ...]  # interface names the file gives (pcapng if_name)
     calls: Joined | None = None  # the traced socket calls, placed (trace, demo)
     calls_before: tuple[str, ...] = ()  # the calls that returned before the first packet
+    truncated: Truncation | None = None  # the capture was damaged after these packets
 
 
 class _Recording(Tracker):
@@ -101,9 +102,11 @@ class _Recording(Tracker):
 
 def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
                  conn: int | None = None, interfaces: Sequence[str] = (),
-                 calls: tuple[Joined, list[Frame]] | None = None) -> Lesson:
+                 calls: tuple[Joined, list[Frame]] | None = None,
+                 truncated: Truncation | None = None) -> Lesson:
     """The lesson of *packets* (one capture, in file order); *conn* keeps one flow;
-    *calls*, the socket calls traced with it, go beside the packets they returned after."""
+    *calls*, the socket calls traced with it, go beside the packets they returned after;
+    *truncated* says where a damaged capture stopped (the handout says so)."""
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
     totals = Totals()
@@ -132,6 +135,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         interfaces=tuple(clean(n) for n in interfaces),
         calls=calls[0] if calls is not None else None,
         calls_before=tuple(after.get(0, ())),
+        truncated=truncated,
     )
 
 

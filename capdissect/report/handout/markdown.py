@@ -66,6 +66,8 @@ def _document(lesson: Lesson) -> Iterator[str]:
     if lesson.interfaces:
         yield f"| interfaces | {md(', '.join(lesson.interfaces))} |"
     yield ""
+    if lesson.truncated is not None:
+        yield f"**{md(lesson.truncated.note())}**\n"
     for item in lesson.flows:
         if isinstance(item.flow, TcpConnection):
             yield from _tcp_flow(item.flow, item, lesson.calls)
@@ -184,7 +186,10 @@ def _packet(view: PacketView) -> Iterator[str]:
         if moment.before:
             yield from _netstat(moment)
     if view.comment:
-        yield f"Comment in the capture file: {md(view.comment)}\n"
+        # A code block: the file's text keeps its lines, and no line of it can become
+        # Markdown (a heading underline, a table, a list, a link).
+        yield "Comment in the capture file:\n"
+        yield fence(view.comment)
     dump = hex_ascii(view.data[view.hex_start :]) if view.hex_start < len(view.data) else ""
     yield fence(view.header + dump)
     where = _field_list(view.spans, view.hex_start)
