@@ -361,3 +361,21 @@ def test_a_bug_in_one_file_leaves_the_others(tmp_path: Path,
     files = {r[0] for r in con.execute("SELECT DISTINCT file FROM flows").fetchall()}
     assert files == set(captures) - {str(ROOT / "captures" / "tcp-reset.pcap")}
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp-" in p.name]
+
+
+def test_export_to_an_fsspec_url() -> None:
+    """-o as a URL goes through fsspec (here its in-memory filesystem, in this process):
+    written there, and queried there by sql."""
+    fsspec = pytest.importorskip("fsspec")
+    from capdissect.export.run import export
+    from capdissect.export.sql import query
+
+    url = "memory://capdissect-test/run"
+    try:
+        summary = export([str(ROOT / "captures")], url)
+        assert summary.packets == 79 and not summary.errors
+        names = fsspec.filesystem("memory").ls("/capdissect-test/run/packets", detail=False)
+        assert len(names) == 10 and all(n.endswith(".parquet") for n in names)
+        assert "".join(query(url, "SELECT sum(packets) AS n FROM files", "csv")) == "n\n79\n"
+    finally:
+        fsspec.filesystem("memory").rm("/capdissect-test", recursive=True)
