@@ -26,13 +26,14 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 
 # tcpdump is the reference the conformance tests compare with; tshark is the second capture
 # backend; ip (iproute2) and nft (nftables) make the network namespace of the simultaneous
-# open/close scenarios; chromium and pdftoppm (poppler-utils) render and check the handouts.
+# open/close scenarios; chromium and pdftoppm (poppler-utils) render and check the handouts;
+# strace runs the programs `capdissect trace` follows.
 # Installed only if missing, only as root, without questions (the
 # debconf answer keeps dumpcap non-setuid, Debian's default).  sbin is searched too: a
 # user's PATH may lack it, where ip and nft live.
-TOOL_PACKAGES := tcpdump tshark nftables iproute2 chromium poppler-utils
+TOOL_PACKAGES := tcpdump tshark nftables iproute2 chromium poppler-utils strace
 tools:
-	@missing=; for t in tcpdump tshark nft ip chromium pdftoppm; do \
+	@missing=; for t in tcpdump tshark nft ip chromium pdftoppm strace; do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; \
 	done; \
 	if [ -z "$$missing" ]; then \

@@ -9,7 +9,7 @@ pieces that end in newlines, ready to write.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Final, Literal
 
@@ -17,11 +17,15 @@ from capdissect import __version__
 from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError
+from capdissect.reader import ReadOptions, traced_lines
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
+from capdissect.report.calls import frames_and_flows
 from capdissect.report.document import json_document
 from capdissect.report.flowstream import End, Finished, Step, Totals, finished, track
+from capdissect.track import syscalls
+from capdissect.track.syscalls import Frame, Joined
 from capdissect.track.tracker import Tracker
 
 SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this, then a temp file
@@ -86,25 +90,66 @@ def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
     return _lines(flows_report.table_lines(done, totals))
 
 
-def timeline(path: str | Path, fmt: TimelineFormat = "text",
-             conn: int | None = None) -> Iterator[str]:
+Packets = Callable[[], Iterator[Packet]]  # the packets again, from the start, each call
+
+
+def timeline(path: str | Path, fmt: TimelineFormat = "text", conn: int | None = None,
+             calls: str | Path | None = None) -> Iterator[str]:
     """``capdissect timeline``: ladder diagrams (text, Mermaid, an SVG document) or SPEC §4
-    JSON with events."""
+    JSON with events; with *calls* (the strace log ``trace -w`` keeps beside the capture)
+    the socket calls too."""
+    joined = None
+    if calls is not None:
+        if str(path) == "-":
+            raise CapdissectError("--calls needs a capture file, not standard input")
+        joined, _frames = join_calls(lambda: decoded(path), read_calls(calls))
+    return timeline_of(lambda: decoded(path), str(path), fmt, conn, joined)
+
+
+def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
+                conn: int | None = None, calls: Joined | None = None) -> Iterator[str]:
+    """``timeline`` of *packets* (named *name*), with their socket *calls* if given."""
     totals = Totals()
-    done = _selected(finished(steps(path), totals, events=True, only=conn), conn, path, totals)
+    done = _selected(finished(track(packets(), Tracker(keep_events=False)), totals,
+                              events=True, only=conn), conn, name, totals)
     if fmt == "json":
-        return json_document(done, str(path), __version__, totals, events=True, spool=_spool)
+        return json_document(done, name, __version__, totals, events=True, spool=_spool,
+                             calls=calls)
     if fmt == "svg":
         # The handout's drawing code, loaded only when a picture is asked for.
         from capdissect.report.timeline_svg import svg_document
 
-        return svg_document(done, str(path), __version__, totals, spool=_spool)
+        return svg_document(done, name, __version__, totals, spool=_spool, calls=calls)
     if fmt == "mermaid":
-        return _lines(timeline_report.mermaid_lines(done))
-    return _lines(timeline_report.text_lines(done, totals))
+        return _lines(timeline_report.mermaid_lines(done, calls))
+    return _lines(timeline_report.text_lines(done, totals, calls))
 
 
-def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None) -> Path:
+def read_calls(path: str | Path) -> list[str]:
+    """The lines of an strace log (``trace -w F.pcap`` writes ``F.pcap.strace``)."""
+    try:
+        return Path(path).read_text("utf-8", "replace").splitlines()
+    except OSError as exc:
+        raise CapdissectError(f"{path}: {exc.strerror or exc}") from None
+
+
+def read_with_calls(path: str | Path, options: ReadOptions,
+                    calls: str | Path) -> Iterator[str]:
+    """``read``'s text of *path* with the socket calls of the strace log *calls* under the
+    packets they returned after (what ``trace`` prints)."""
+    joined, frames = join_calls(lambda: decoded(path), read_calls(calls))
+    with open_capture(path) as capture:
+        yield from traced_lines(capture, options, joined, frames)
+
+
+def join_calls(packets: Packets, log: Iterable[str]) -> tuple[Joined, list[Frame]]:
+    """The socket calls of an strace *log* placed among *packets* and on their flows."""
+    frames, flows = frames_and_flows(track(packets(), Tracker(keep_events=False)))
+    return syscalls.join(syscalls.parse(log), flows, frames), frames
+
+
+def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None,
+                       calls: str | Path | None = None) -> Path:
     """``capdissect timeline --svg OUT``: the ladders of *path* as one SVG file, *out*.
 
     The document's first piece comes only once the capture has been read to its end
@@ -112,7 +157,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     after the capture was read without error.
     """
     out = Path(out)
-    pieces = timeline(path, "svg", conn)
+    pieces = timeline(path, "svg", conn, calls)
     first = next(pieces)
     try:
         with out.open("w", encoding="utf-8") as sink:
@@ -124,7 +169,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     return out
 
 
-def _selected(done: Iterator[Finished], conn: int | None, path: str | Path,
+def _selected(done: Iterator[Finished], conn: int | None, path: str,
               totals: Totals) -> Iterator[Finished]:
     """*done*, and with ``--conn N`` an error if N never came."""
     found = False
@@ -132,7 +177,7 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str | Path,
         found = True
         yield item
     if conn is not None and not found:
-        raise NoSuchFlow(conn, str(path), totals.flows)
+        raise NoSuchFlow(conn, path, totals.flows)
 
 
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
@@ -141,3 +186,8 @@ def sockets(path: str | Path, *, at: str | None = None, after: int | None = None
     if every:
         return _lines(sockets_report.every_lines(steps(path)))
     return _lines(sockets_report.snapshot_lines(steps(path), at=at, after=after))
+
+
+def sockets_at(path: str | Path, times: Iterable[float]) -> list[sockets_report.TableAt]:
+    """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it."""
+    return sockets_report.tables_at(steps(path), times)

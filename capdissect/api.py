@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,18 +40,21 @@ from typing import Final
 from capdissect import analyze
 from capdissect.capture.live import DEFAULT_BUFFER_KIB, Backend, LiveSource
 from capdissect.capture.livefilter import Proto
+from capdissect.capture.strace import Tracer
 from capdissect.capture.writer import PacketWriter
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.live import LiveSelection, start
 from capdissect.packets import RawPacket
-from capdissect.reader import ReadOptions, packet_lines
+from capdissect.reader import ReadOptions, packet_lines, traced_lines
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
 from capdissect.report.annotate import Annotator
 from capdissect.report.flowstream import Finished, Totals, finished
 from capdissect.report.flowstream import track as track_steps
+from capdissect.report.names import Names
+from capdissect.track.syscalls import Joined
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.tracker import Tracker
 from capdissect.track.udp import UdpConversation
@@ -84,7 +89,7 @@ class PacketList(list[Packet]):
     def text(self, *, n: int = 0, v: int = 0, X: int = 0, plain: bool = False) -> Report:
         """tcpdump's text of these packets with ``read``'s options (``n=2`` is ``-nn``)."""
         options = ReadOptions(n=n, v=v, X=X, plain=plain)
-        annotate = None if plain else Annotator(checksums=v > 0).annotate
+        annotate = None if plain else Annotator(checksums=v, names=Names(numeric=n > 0)).annotate
         return Report(packet_lines((pkt.raw for pkt in self), options, annotate=annotate))
 
     def __str__(self) -> str:
@@ -117,14 +122,16 @@ class Tracked:
         """Each TCP connection and UDP conversation, in id order (``flows`` numbering)."""
         return [item.flow for item in self.flows_finished]
 
-    def timeline(self, conn: int | None = None, *, mermaid: bool = False) -> Report:
-        """Ladder diagrams (``capdissect timeline``); *conn* picks one flow by id."""
+    def timeline(self, conn: int | None = None, *, mermaid: bool = False,
+                 calls: Joined | None = None) -> Report:
+        """Ladder diagrams (``capdissect timeline``); *conn* picks one flow by id; *calls*
+        (a traced capture's) are marked on the callers' lifelines."""
         totals = Totals()
         done = finished(track_steps(self.packets, Tracker(keep_events=False)), totals,
                         events=True, only=conn)
         if mermaid:
-            return Report(timeline_report.mermaid_lines(done))
-        return Report(timeline_report.text_lines(done, totals))
+            return Report(timeline_report.mermaid_lines(done, calls))
+        return Report(timeline_report.text_lines(done, totals, calls))
 
     def sockets(self, *, every: bool = True, after: int | None = None,
                 at: str | None = None) -> Report:
@@ -176,6 +183,7 @@ class Capture:
         write: str | Path | None = None,
         max_packets: int = MAX_PACKETS,
         buffer_kib: int = DEFAULT_BUFFER_KIB,
+        trace: bool | Sequence[int] = False,
     ) -> None:
         ports = () if port is None else (port,) if isinstance(port, int) else tuple(port)
         self.selection = LiveSelection(iface, ports, host, proto, expression)
@@ -191,6 +199,12 @@ class Capture:
         self._error: BaseException | None = None
         self._last_packet = 0.0
         self._cache: Tracked | None = None
+        # trace=True: this process (the IPython session); a list: those processes.
+        self.trace_pids: tuple[int, ...] = (
+            (os.getpid(),) if trace is True else () if trace is False else tuple(trace))
+        self._tracer: Tracer | None = None
+        self._tracedir: tempfile.TemporaryDirectory[str] | None = None
+        self._strace_log: list[str] = []
 
     # ----- running ----------------------------------------------------------------------
     def start(self) -> Capture:
@@ -210,6 +224,14 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="capdissect-capture",
                                         daemon=True)
         self._thread.start()
+        if self.trace_pids:
+            self._tracedir = tempfile.TemporaryDirectory(prefix="capdissect-trace-")
+            tracer = Tracer(Path(self._tracedir.name) / "calls.strace", pids=self.trace_pids)
+            try:
+                self._tracer = tracer.start()
+            except BaseException:
+                self.stop(settle=0.0)
+                raise
         return self
 
     def _run(self) -> None:
@@ -242,6 +264,7 @@ class Capture:
             if waited >= quiet:
                 break
             time.sleep(min(quiet - waited, 0.05))
+        self._stop_tracer()
         source.stop()
         thread.join(JOIN_TIMEOUT_S)
         source.close()
@@ -253,6 +276,16 @@ class Capture:
         if error is not None:
             raise error
         return self
+
+    def _stop_tracer(self) -> None:
+        """Detach strace (the traced processes go on) and keep its log."""
+        if self._tracer is not None:
+            self._tracer.stop()
+            self._strace_log = self._tracer.log_lines()
+            self._tracer = None
+        if self._tracedir is not None:
+            self._tracedir.cleanup()
+            self._tracedir = None
 
     def wait(self, packets: int, timeout: float = 10.0) -> bool:
         """Wait until *packets* have been captured (or *timeout* seconds); True if they were."""
@@ -302,7 +335,24 @@ class Capture:
         return self._tracked().connections
 
     def timeline(self, conn: int | None = None, *, mermaid: bool = False) -> Report:
-        return self._tracked().timeline(conn, mermaid=mermaid)
+        """Ladders; a traced capture's socket calls are marked on them."""
+        return self._tracked().timeline(conn, mermaid=mermaid, calls=self.joined())
+
+    def joined(self) -> Joined | None:
+        """The traced socket calls placed among the packets (None: not traced)."""
+        if not self.trace_pids:
+            return None
+        packets = self.packets
+        joined, _frames = analyze.join_calls(lambda: iter(packets), self._strace_log)
+        return joined
+
+    def syscalls(self) -> Report:
+        """The packets with each socket call under the one it returned after, as
+        ``capdissect trace`` prints them."""
+        packets = self.packets
+        joined, frames = analyze.join_calls(lambda: iter(packets), self._strace_log)
+        return Report(traced_lines([pkt.raw for pkt in packets], ReadOptions(), joined,
+                                   frames))
 
     def sockets(self, *, every: bool = True, after: int | None = None,
                 at: str | None = None) -> Report:
@@ -338,6 +388,7 @@ def capture(
     duration: float | None = None,
     write: str | Path | None = None,
     max_packets: int = MAX_PACKETS,
+    trace: bool | Sequence[int] = False,
 ) -> Capture:
     """A live capture to use as ``with capdissect.capture(port=30002) as cap: ...``.
 
@@ -345,12 +396,15 @@ def capture(
     ``live --port``.  *host*, *proto* (``"tcp"``, ``"udp"``, ``"all"``) and *expression*
     (tcpdump's filter language) narrow it further.  *backend* is ``"scapy"`` or
     ``"tshark"``; *count*, *duration* and *max_packets* end it early; *write* also saves
-    it (.pcap or .pcapng).  Entering the block raises CaptureError when the capture
-    cannot start (no privilege, no such interface, a bad filter).
+    it (.pcap or .pcapng).  *trace* also records the socket calls with strace: ``True``
+    for this process (the IPython session driving the lesson), or a list of pids (two
+    sessions, A and B); ``cap.syscalls()`` and ``cap.timeline()`` then show them beside
+    the packets.  Entering the block raises CaptureError when the capture cannot start
+    (no privilege, no such interface, a bad filter, no strace or ptrace permission).
     """
     return Capture(port, iface, host=host, proto=proto, expression=expression,
                    backend=backend, count=count, duration=duration, write=write,
-                   max_packets=max_packets)
+                   max_packets=max_packets, trace=trace)
 
 
 __all__ = [

@@ -206,6 +206,9 @@ def timeline(
                                        "(SPEC section 4).")] = False,
     svg: Annotated[str | None, typer.Option("--svg", metavar="OUT.svg", help="Write the "
                                             "ladders as one SVG picture to OUT.svg.")] = None,
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Show "
+                                              "the socket calls of strace's log (trace -w "
+                                              "F.pcap keeps it as F.pcap.strace).")] = None,
 ) -> None:
     """Ladder diagrams: an arrow per segment between client and server, with their states.
 
@@ -222,12 +225,12 @@ def timeline(
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
     if svg is not None:
         with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn)
+            written = analyze.write_timeline_svg(path, svg, conn, calls)
         typer.echo(f"wrote {written}", err=True)
         return
     with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                conn), bar)
+                                conn, calls), bar)
 
 
 @app.command()
@@ -378,6 +381,92 @@ def live(
                          interactive=sys.stdout.isatty())
 
 
+@app.command(context_settings={"allow_interspersed_args": False})
+def trace(
+    command: Annotated[list[str] | None, typer.Argument(
+        help="The program to run under strace, after --: -- python3 server.py",
+        show_default=False)] = None,
+    pid: Annotated[list[int] | None, typer.Option(
+        "--pid", min=1, show_default=False, help="Attach to this running process instead "
+        "(repeatable); stop with Ctrl-C or --duration.")] = None,
+    port: Annotated[list[int] | None, typer.Option(
+        "--port", min=0, max=65535, show_default=False,
+        help="Capture this port (repeatable), as live --port.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only packets to or from "
+                                             "this host ('host H').")] = None,
+    iface: Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")
+                     ] = "lo",
+    proto: Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with the "
+                                             "ICMP errors about them), or all.")
+                     ] = LiveProto.all,
+    filter_expression: Annotated[str | None, typer.Option(
+        "--filter", metavar="EXPRESSION", help="A tcpdump filter expression, and-ed with "
+        "--port/--host/--proto.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
+                                                   help="Stop after this many seconds.")
+                        ] = None,
+    write: Annotated[str | None, typer.Option(
+        "-w", "--write", metavar="FILE", help="Also write the packets to FILE (pcapng if it "
+        "ends in .pcapng) and strace's log of the calls to FILE.strace.")] = None,
+    backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
+                                                 "AF_PACKET ring; tshark: Wireshark's "
+                                                 "dumpcap.")] = LiveBackend.scapy,
+    json: Annotated[bool, typer.Option("--json", help="timeline --json of the capture, "
+                                       "with the calls of each flow (syscalls).")] = False,
+    n: NumericOption = 0,
+    v: VerboseOption = 0,
+    X: HexAsciiOption = 0,
+    x: HexOption = 0,
+    e: LinkHeaderOption = False,
+    S: AbsoluteSeqOption = False,
+    K: NoChecksumOption = False,
+    t: TimestampOption = 0,
+    plain: Annotated[bool, typer.Option("--plain", help="tcpdump's lines with only the "
+                                        "calls under them.")] = False,
+) -> None:
+    """Run a program under strace while capturing: each socket call beside its packets.
+
+    The program's output goes to stderr; once it ends, stdout gets the packets as `read`
+    prints them with a line per call under the packet it returned after, then the
+    ladders with the calls marked, then the flows table.  Needs strace, root (or
+    cap_net_raw) to capture, and ptrace permission.
+
+    Examples:
+
+      capdissect trace --port 30002 -n -- python3 lesson.py
+
+      capdissect trace --port 30002 --json -- ./client 127.0.0.1 30002 | jq '.tcp[0].syscalls'
+
+      capdissect trace --port 30002 --pid 4711 --pid 4712 -w lesson.pcap
+
+      capdissect timeline lesson.pcap --calls lesson.pcap.strace
+    """
+    from capdissect import live as live_capture
+    from capdissect import trace as tracing
+
+    problem = None
+    if bool(command) == bool(pid):
+        problem = "give a command after -- or --pid PID, not both and not neither"
+    elif duration is not None and duration <= 0:
+        problem = f"invalid duration {duration:g}: give a number of seconds above 0"
+    elif t > 5:
+        problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
+    if problem is not None:
+        typer.echo(f"capdissect: {problem}", err=True)
+        raise typer.Exit(1)
+    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, plain=plain)
+    selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value,
+                                           filter_expression)
+    target = tracing.Target(tuple(command or ()), tuple(pid or ()))
+    with cli_errors():
+        outcome = tracing.run(selection, target, options, sys.stdout, sys.stderr,
+                              backend=backend.value, duration=duration, write=write,
+                              json=json)
+    if outcome is not None:
+        typer.echo(f"capdissect: {outcome}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def handout(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
@@ -386,6 +475,10 @@ def handout(
     title: Annotated[str | None, typer.Option("--title", help="The handout's title.")] = None,
     conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="Only connection or "
                                              "conversation N (see `flows`).")] = None,
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="The "
+                                              "socket calls of strace's log beside the "
+                                              "packets (trace -w F.pcap keeps it as "
+                                              "F.pcap.strace).")] = None,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -402,7 +495,7 @@ def handout(
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
-        written = write_handout(path, out, title=title, conn=conn)
+        written = write_handout(path, out, title=title, conn=conn, calls=calls)
     typer.echo(f"wrote {written}", err=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from capdissect import __version__
+from capdissect.analyze import join_calls, read_calls
 from capdissect.capture.files import open_capture
 from capdissect.capture.pcapng_writer import (
     enhanced_packet,
@@ -48,8 +49,9 @@ class HandoutError(CapdissectError):
 
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
-                  conn: int | None = None) -> Path:
-    """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf)."""
+                  conn: int | None = None, calls: str | Path | None = None) -> Path:
+    """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf);
+    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
@@ -63,7 +65,10 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
             if len(packets) > MAX_PACKETS:
                 raise HandoutTooBig(str(path))
         names = [iface.name for iface in capture.interfaces if iface.name]
-    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names)
+    joined = None
+    if calls is not None:
+        joined = join_calls(lambda: iter(packets), read_calls(calls))
+    lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import render_markdown
 
@@ -131,7 +136,7 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
     packet in memory at a time.
     """
     capture = open_capture(path)
-    annotator = Annotator(checksums=True)
+    annotator = Annotator(checksums=2)  # the note wherever tcpdump -vv has a verdict
     exponents: list[int] = []
     count = 0
     try:

@@ -45,6 +45,7 @@ from capdissect.reader import ReadOptions, packet_lines
 from capdissect.report import flows as flows_report
 from capdissect.report.annotate import Annotator
 from capdissect.report.flowstream import Finished
+from capdissect.report.names import Names
 from capdissect.track.tracker import Flow, Observation, Tracker, UdpUpdate
 
 # The summary keeps at most this many finished flows (the newest); a capture left
@@ -121,7 +122,8 @@ class LiveRun:
         self.writer = writer
         self.recorder = FlowRecorder()
         self.shown = 0
-        annotator = Annotator(self.recorder, checksums=options.v > 0)
+        annotator = Annotator(self.recorder, checksums=options.checksum_level,
+                              names=Names(numeric=options.n > 0))
         self._annotate: Callable[[int, Packet], list[str]] = (
             self._track_only if options.plain else annotator.annotate)
 

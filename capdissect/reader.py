@@ -19,8 +19,10 @@ from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import Packet, decode
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
+from capdissect.report.calls import moments
 from capdissect.report.packetjson import JsonObject, json_line, packet_json
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.track.syscalls import Frame, Joined
 
 # Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
 # strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.
@@ -43,6 +45,11 @@ class ReadOptions:
     # One JSON object per packet (JSON Lines) instead of text; the text options are
     # ignored, count and expression apply as they do to text.
     json: bool = False
+
+    @property
+    def checksum_level(self) -> int:
+        """The -v level whose checksum verdicts tcpdump prints (none with -K)."""
+        return 0 if self.K else self.v
 
     def printing(self) -> PrintOptions:
         return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
@@ -79,8 +86,9 @@ def read_lines(
         if options.json:
             yield from json_lines(capture, keep=keep, limit=options.count)
             return
-        annotate = None if options.plain else Annotator(checksums=options.v > 0).annotate
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        annotate = None if options.plain else Annotator(
+            checksums=options.checksum_level, names=printer.names).annotate
         if (keep is None and annotate is None and printer.fast is not None
                 and capture.format == "pcap"):
             yield from _batch_lines(capture.batches(), printer, options.count)
@@ -190,3 +198,18 @@ def _text(printer: TcpdumpPrinter, pkt: RawPacket, number: int) -> str:
 def _bug(number: int, exc: Exception) -> str:
     return (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: {exc}); "
             "please report it with the capture]")
+
+
+def traced_lines(raw: Iterable[RawPacket], options: ReadOptions, joined: Joined,
+                frames: list[Frame]) -> Iterator[str]:
+    """``read``'s text of the packets, with each call under the packet it returned after."""
+    after = moments(joined, frames)
+    prefix = ANNOTATION_PREFIX
+    yield from (prefix + line for line in after.get(0, []))
+    annotator = Annotator(checksums=options.v > 0)
+
+    def annotate(frame: int, pkt: Packet) -> list[str]:
+        notes = [] if options.plain else annotator.annotate(frame, pkt)
+        return notes + after.get(frame, [])
+
+    yield from packet_lines(raw, options, annotate=annotate)

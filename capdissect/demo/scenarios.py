@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import select
 import signal
@@ -38,8 +39,11 @@ from types import MappingProxyType
 from typing import Final, NamedTuple, NoReturn
 
 from capdissect.capture import open_capture
+from capdissect.capture.strace import log_beside, tracing_this_process
 from capdissect.demo.errors import DemoUnavailable, ScenarioError
+from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Drop, Namespace
+from capdissect.demo.steps import BASELINE_STEP, EXIT_STEP, Steps
 from capdissect.demo.tcpdump import TcpdumpCapture
 from capdissect.demo.traffic import (
     LESSON_CLIENT_DATA,
@@ -75,13 +79,14 @@ _MOD: Final = 1 << 32
 
 # ----- socket helpers ------------------------------------------------------------------
 @contextlib.contextmanager
-def _connected(host: str, port: int,
-               timeout_s: float) -> Iterator[tuple[socket.socket, socket.socket]]:
+def _connected(host: str, port: int, timeout_s: float,
+               steps: Steps) -> Iterator[tuple[socket.socket, socket.socket]]:
     """A listener on *host*:*port*, a client connected to it and the accepted socket.
 
     One thread is enough: connect() returns once the kernel completed the handshake for
     the listen queue, and accept() then takes it.  One thread also makes the order of
     the application's calls, and so of the segments, the order written in the code.
+    The listener closes last, after the with block: steps taken inside it still see it.
     """
     family = loopback_family(host)
     with contextlib.ExitStack() as stack:
@@ -90,20 +95,24 @@ def _connected(host: str, port: int,
         listener.settimeout(timeout_s)
         listener.bind((host, port))
         listener.listen(1)
+        steps.step("the server listens")
         client = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
         client.settimeout(timeout_s)
         client.connect((host, port))
         server = stack.enter_context(listener.accept()[0])
         server.settimeout(timeout_s)
+        steps.step("the client connected, the server accepted")
         yield client, server
 
 
-def _exchange(client: socket.socket, server: socket.socket, deadline: float) -> None:
+def _exchange(client: socket.socket, server: socket.socket, deadline: float,
+              steps: Steps) -> None:
     """The lesson's two lines: the server asks ``who are you``, the client says hello."""
     server.sendall(LESSON_SERVER_DATA)
     recv_exactly(client, len(LESSON_SERVER_DATA), deadline)
     client.sendall(LESSON_CLIENT_DATA)
     recv_exactly(server, len(LESSON_CLIENT_DATA), deadline)
+    steps.step("after the data")
 
 
 def _wait_acked(sock: socket.socket, deadline: float) -> None:
@@ -130,83 +139,106 @@ def _one_cpu() -> Iterator[None]:
 
 
 # ----- the scenarios' traffic ---------------------------------------------------------
-def drive_tcp_basic(host: str, ports: Ports, timeout_s: float) -> None:
+# Each drive calls steps.step(...) where a lesson would run netstat, at moments when its
+# sockets are quiet (see steps.py).  The scenarios with a listener also step once all
+# their sockets are closed (EXIT_STEP): only TIME_WAIT is left, as after the lesson.
+def drive_tcp_basic(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """The lesson: the client closes first, the server 0.2 s later (its ACK of the
     client's FIN travels alone, then its own FIN)."""
-    tcp_lesson(host, ports[0], timeout_s=timeout_s)
+    tcp_lesson(host, ports[0], timeout_s=timeout_s, steps=steps)
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_server_closes_first(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_server_closes_first(host: str, ports: Ports, timeout_s: float,
+                                  steps: Steps) -> None:
     """The lesson mirrored: the server closes after the exchange, the client 0.2 s after
     it read EOF, so the server is the one left in TIME_WAIT."""
     deadline = time.monotonic() + timeout_s
-    with _connected(host, ports[0], timeout_s) as (client, server):
-        _exchange(client, server, deadline)
+    with _connected(host, ports[0], timeout_s, steps) as (client, server):
+        _exchange(client, server, deadline, steps)
         server.close()
         recv_until_eof(client, deadline)
+        steps.step("the server closed")
         time.sleep(SERVER_CLOSE_DELAY_S)
         client.close()
+        steps.step("the client closed")
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_half_close(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_half_close(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """An echo: the client sends ``hello world`` and shutdown(SHUT_WR)s; the server reads
     to EOF, still answers (the echo), and closes 0.2 s later."""
     deadline = time.monotonic() + timeout_s
-    with _connected(host, ports[0], timeout_s) as (client, server):
+    with _connected(host, ports[0], timeout_s, steps) as (client, server):
         client.sendall(LESSON_CLIENT_DATA)
         client.shutdown(socket.SHUT_WR)
         request = recv_until_eof(server, deadline)
+        steps.step("the client sent its data and shut down its side")
         server.sendall(request)
         recv_exactly(client, len(request), deadline)
+        steps.step("the server answered after the client's FIN")
         # The pause keeps the server's FIN apart from its data, as in the lesson.
         time.sleep(SERVER_CLOSE_DELAY_S)
         server.close()
         recv_until_eof(client, deadline)
+        steps.step("the server closed")
         client.close()
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_reset(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_reset(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """After the exchange the client sets SO_LINGER {on, 0 s} and closes: an abortive
     close, RST instead of FIN (RFC 9293 §3.10.4 ABORT).  The server's next read fails."""
     deadline = time.monotonic() + timeout_s
-    with _connected(host, ports[0], timeout_s) as (client, server):
-        _exchange(client, server, deadline)
+    with _connected(host, ports[0], timeout_s, steps) as (client, server):
+        _exchange(client, server, deadline, steps)
         _wait_acked(client, deadline)  # the server's ACK goes on the wire before the RST
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
         try:
             data = server.recv(4096)
         except ConnectionResetError:
-            return
-        raise ScenarioError("tcp-reset", f"the server read {data!r} instead of ECONNRESET")
+            steps.step("the client aborted, the server's read failed")
+        else:
+            raise ScenarioError("tcp-reset",
+                                f"the server read {data!r} instead of ECONNRESET")
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_refused(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_refused(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """connect() to a port nothing listens on: the SYN is answered by RST."""
     with socket.socket(loopback_family(host), socket.SOCK_STREAM) as client:
         client.settimeout(timeout_s)
         try:
             client.connect((host, ports[0]))
         except ConnectionRefusedError:
-            return
-    raise ScenarioError("tcp-refused", f"something listens on port {ports[0]}")
+            steps.step("connect() was refused")
+        else:
+            raise ScenarioError("tcp-refused", f"something listens on port {ports[0]}")
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_simultaneous_close(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_simultaneous_close(host: str, ports: Ports, timeout_s: float,
+                                 steps: Steps) -> None:
     """Both sides shutdown(SHUT_WR) back to back.  In the namespace both first FINs are
     dropped; the retransmissions cross and each side goes through CLOSING."""
     deadline = time.monotonic() + timeout_s
-    with _one_cpu(), _connected(host, ports[0], timeout_s) as (client, server):
-        _exchange(client, server, deadline)
+    with _one_cpu(), _connected(host, ports[0], timeout_s, steps) as (client, server):
+        _exchange(client, server, deadline, steps)
         # Let the data's ACKs go out first, so the teardown starts on a quiet connection.
         time.sleep(0.05)
         client.shutdown(socket.SHUT_WR)
         server.shutdown(socket.SHUT_WR)
+        # Both first FINs were dropped; the retransmissions come ~0.2 s later (RTO).
+        steps.step("both sides shut down (their first FINs dropped)")
         recv_until_eof(client, deadline)  # returns after the retransmitted FINs, ~0.2 s
         recv_until_eof(server, deadline)
+        steps.step("the retransmitted FINs crossed")
+    steps.step(EXIT_STEP)
 
 
-def drive_tcp_simultaneous_open(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_tcp_simultaneous_open(host: str, ports: Ports, timeout_s: float,
+                                steps: Steps) -> None:
     """Two sockets bound to fixed ports connect() to each other at once.  In the namespace
     both first SYNs are dropped; the retransmitted SYNs cross and each side answers the
     other's SYN with a SYN-ACK (SYN_SENT -> SYN_RECEIVED -> ESTABLISHED).  Then the lower
@@ -226,17 +258,23 @@ def drive_tcp_simultaneous_open(host: str, ports: Ports, timeout_s: float) -> No
             err = sock.connect_ex((host, peer))
             if err not in (0, errno.EINPROGRESS):
                 raise OSError(err, os.strerror(err))
+        # Both first SYNs were dropped; the retransmissions come ~1 s later.
+        steps.step("both sides connect() (their first SYNs dropped)")
         _wait_connected((a, b), deadline)
+        steps.step("the crossed SYNs connected both")
         for sock in (a, b):
             sock.settimeout(timeout_s)
         a.sendall(LESSON_CLIENT_DATA)
         recv_exactly(b, len(LESSON_CLIENT_DATA), deadline)
         b.sendall(LESSON_SERVER_DATA)
         recv_exactly(a, len(LESSON_SERVER_DATA), deadline)
+        steps.step("after the data")
         a.close()
         recv_until_eof(b, deadline)
+        steps.step("the lower port closed")
         time.sleep(SERVER_CLOSE_DELAY_S)
         b.close()
+        steps.step("the higher port closed")
 
 
 def _wait_connected(socks: Sequence[socket.socket], deadline: float) -> None:
@@ -257,12 +295,12 @@ def _wait_connected(socks: Sequence[socket.socket], deadline: float) -> None:
         raise TimeoutError("the simultaneous open did not complete before the deadline")
 
 
-def drive_udp_basic(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_udp_basic(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """sendto/recvfrom: a request and its reply, no handshake, no state."""
-    udp_exchange(host, ports[0], timeout_s=timeout_s)
+    udp_exchange(host, ports[0], timeout_s=timeout_s, steps=steps)
 
 
-def drive_udp_connected(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_udp_connected(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """B connect()s its UDP socket to A and talks with it.  A third socket C sends to B:
     the kernel finds no socket for C (B only takes datagrams from A), so B never sees it
     and C gets ICMP port unreachable (C is connected too, so its recv reports
@@ -276,10 +314,12 @@ def drive_udp_connected(host: str, ports: Ports, timeout_s: float) -> None:
         a.bind((host, ports[0]))
         b.bind((host, ports[1]))
         b.connect((host, ports[0]))
+        steps.step("A is bound, B is connect()ed to A")
         b.send(LESSON_CLIENT_DATA)
         _data, peer = a.recvfrom(4096)
         a.sendto(LESSON_SERVER_DATA, peer)
         b.recv(4096)
+        steps.step("A and B exchanged datagrams")
         c.connect((host, ports[1]))
         c.send(STRANGER_DATA)
         try:
@@ -292,17 +332,20 @@ def drive_udp_connected(host: str, ports: Ports, timeout_s: float) -> None:
         with contextlib.suppress(BlockingIOError):
             data = b.recv(4096)
             raise ScenarioError("udp-connected", f"the connected socket received {data!r}")
+        steps.step("B refused C's datagram")
 
 
-def drive_udp_unreachable(host: str, ports: Ports, timeout_s: float) -> None:
+def drive_udp_unreachable(host: str, ports: Ports, timeout_s: float, steps: Steps) -> None:
     """A datagram to a port nothing is bound to: ICMP port unreachable comes back."""
     with socket.socket(loopback_family(host), socket.SOCK_DGRAM) as client:
         client.settimeout(timeout_s)
         client.connect((host, ports[0]))  # connected, so the ICMP error reaches recv()
+        steps.step("the client is connect()ed to the port")
         client.send(LESSON_CLIENT_DATA)
         try:
             client.recv(4096)
         except ConnectionRefusedError:
+            steps.step("the datagram was refused")
             return
     raise ScenarioError("udp-unreachable", f"something answered on port {ports[0]}")
 
@@ -320,6 +363,7 @@ class Wire(NamedTuple):
     ack: int = 0
     payload: bytes = b""
     quoted: tuple[Endpoint, Endpoint] | None = None  # the datagram an ICMP error quotes
+    ts: float = 0.0  # the capture's timestamp (Unix time)
 
 
 def read_wire(path: Path) -> list[Wire]:
@@ -329,7 +373,7 @@ def read_wire(path: Path) -> list[Wire]:
         for frame, raw in enumerate(cap, 1):
             if frame > MAX_PACKETS:
                 raise ScenarioError(path.name, f"more than {MAX_PACKETS} packets")
-            wire.append(_wire(frame, decode(raw)))
+            wire.append(_wire(frame, decode(raw))._replace(ts=raw.ts))
     return wire
 
 
@@ -631,7 +675,7 @@ def _udp_filter(index: int) -> Callable[[Ports], str]:
 class Scenario:
     name: str
     summary: str
-    drive: Callable[[str, Ports, float], None]
+    drive: Callable[[str, Ports, float, Steps], None]  # host, ports, timeout, steps
     verify: Callable[[Sequence[Wire], Ports], str]
     bpf: Callable[[Ports], str]
     ports: Ports  # the lesson's ports; tests pass free ones (free_ports)
@@ -713,6 +757,10 @@ class ScenarioRun(NamedTuple):
     attempts: int
     shape: str  # what the shape check found, one line
     failures: tuple[str, ...]  # why earlier attempts were thrown away
+    # ss -tanu at each step of the lesson (kernel.py); empty when ss is missing
+    snapshots: tuple[Snapshot, ...] = ()
+    kernel_problem: str | None = None  # why there are no snapshots
+    trace_problem: str | None = None  # why the calls were not traced (strace, ptrace)
 
 
 def verify_capture(name: str, path: Path, ports: Ports | None = None) -> str:
@@ -722,21 +770,50 @@ def verify_capture(name: str, path: Path, ports: Ports | None = None) -> str:
     return scenario.verify(read_wire(path), ports or scenario.ports)
 
 
+class Captured(NamedTuple):
+    """What one capture of a scenario gave: the packets written, the kernel's tables, and
+    why the socket calls were not traced (None: strace's log is beside the capture)."""
+
+    packets: int
+    snapshots: tuple[Snapshot, ...]
+    kernel_problem: str | None
+    trace_problem: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"packets": self.packets, "kernel_problem": self.kernel_problem,
+                           "snapshots": [s.to_json() for s in self.snapshots],
+                           "trace_problem": self.trace_problem})
+
+    @classmethod
+    def from_json(cls, text: str) -> Captured:
+        obj = json.loads(text)
+        return cls(int(obj["packets"]),
+                   tuple(Snapshot.from_json(s) for s in obj["snapshots"]),
+                   obj["kernel_problem"], obj.get("trace_problem"))
+
+
 def capture_here(name: str, out: Path, family: int, ports: Ports,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
-    """Capture scenario *name* in this process's namespace; return the packets written."""
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> Captured:
+    """Capture scenario *name* in this process's namespace, with ``ss -tanu`` at each of
+    its steps (the first before it opens a socket)."""
     scenario = get_scenario(name)
     out.unlink(missing_ok=True)
+    kernel = SsRecorder(ports)
     with TcpdumpCapture(out, scenario.bpf(ports)) as cap:
-        try:
-            scenario.drive(HOSTS[family], ports, timeout_s)
-        except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
-            raise ScenarioError(name, f"{type(exc).__name__}: {exc}") from exc
-        return cap.stop(scenario.min_packets)
+        kernel.step(BASELINE_STEP)
+        # The socket calls, through the same strace path as `capdissect trace --pid`:
+        # attached to this process, which drives the lesson (SPEC 3.10).
+        with tracing_this_process(log_beside(out)) as tracing:
+            try:
+                scenario.drive(HOSTS[family], ports, timeout_s, kernel)
+            except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
+                raise ScenarioError(name, f"{type(exc).__name__}: {exc}") from exc
+        packets = cap.stop(scenario.min_packets)
+    return Captured(packets, tuple(kernel.snapshots), kernel.problem, tracing.problem)
 
 
 def _capture_in_namespace(scenario: Scenario, out: Path, family: int, ports: Ports,
-                          timeout_s: float) -> int:
+                          timeout_s: float) -> Captured:
     assert scenario.drop is not None
     package_root = Path(__file__).resolve().parents[2]
     env = dict(os.environ)
@@ -766,7 +843,11 @@ def _capture_in_namespace(scenario: Scenario, out: Path, family: int, ports: Por
             raise DemoUnavailable(why)
         if proc.returncode != 0:
             raise ScenarioError(scenario.name, f"in namespace {ns.name}: {why}")
-        return int(stdout.strip() or 0)
+        try:
+            return Captured.from_json(stdout)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ScenarioError(scenario.name, f"the namespace child said {stdout[:200]!r}: "
+                                               f"{exc}") from None
 
 
 def run_scenario(name: str, out: Path, *, family: int = 4, ports: Ports | None = None,
@@ -788,14 +869,16 @@ def run_scenario(name: str, out: Path, *, family: int = 4, ports: Ports | None =
     for attempt in range(1, attempts + 1):
         try:
             if scenario.drop is None:
-                packets = capture_here(name, out, family, ports, timeout_s)
+                captured = capture_here(name, out, family, ports, timeout_s)
             else:
-                packets = _capture_in_namespace(scenario, out, family, ports, timeout_s)
+                captured = _capture_in_namespace(scenario, out, family, ports, timeout_s)
             shape = verify_capture(name, out, ports)
         except ScenarioError as exc:
             failures.append(f"attempt {attempt}: {exc.reason}")
             continue
-        return ScenarioRun(name, family, out, ports, packets, attempt, shape, tuple(failures))
+        return ScenarioRun(name, family, out, ports, captured.packets, attempt, shape,
+                           tuple(failures), captured.snapshots, captured.kernel_problem,
+                           captured.trace_problem)
     raise ScenarioError(name, "; ".join(failures))
 
 
@@ -823,8 +906,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.here:
             scenario = get_scenario(args.name)
+            # One JSON line for the parent: the packet count and the kernel's tables.
             print(capture_here(args.name, out, args.family, ports or scenario.ports,
-                               args.timeout))
+                               args.timeout).to_json())
             return 0
         run = run_scenario(args.name, out, family=args.family, ports=ports,
                            timeout_s=args.timeout)

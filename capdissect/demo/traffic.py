@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from capdissect.demo.steps import NO_STEPS, Steps
+
 LESSON_SERVER_DATA: Final = b"who are you"
 LESSON_CLIENT_DATA: Final = b"hello world"
 
@@ -100,6 +102,7 @@ def tcp_lesson(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     close_delay_s: float = SERVER_CLOSE_DELAY_S,
+    steps: Steps = NO_STEPS,
 ) -> None:
     """Run the TCP lesson once on *host*:*port* (``127.0.0.1`` or ``::1``).
 
@@ -107,6 +110,7 @@ def tcp_lesson(
     connects, sends ``hello world``, reads the server's 11 bytes and closes first.  The
     server closes *close_delay_s* after it read EOF.  On the wire: handshake (S, S., .),
     two data segments with their ACKs, then FIN / ACK / FIN / ACK: 10 or 11 segments.
+    *steps* hears of each step of the lesson (steps.py).
     """
     family = loopback_family(host)
     with socket.socket(family, socket.SOCK_STREAM) as listener:
@@ -114,6 +118,7 @@ def tcp_lesson(
         listener.settimeout(timeout_s)
         listener.bind((host, port))
         listener.listen(1)
+        steps.step("the server listens")
         deadline = time.monotonic() + timeout_s
 
         def serve() -> None:
@@ -124,6 +129,8 @@ def tcp_lesson(
                 received = recv_until_eof(conn, deadline)
                 if received != LESSON_CLIENT_DATA:
                     raise ConnectionError(f"server received {received!r}")
+                # Quiet now: the server holds the client's FIN and waits before closing.
+                steps.step("the client closed")
                 time.sleep(close_delay_s)
 
         server = Worker("tcp-lesson-server", serve)
@@ -132,15 +139,19 @@ def tcp_lesson(
             with socket.socket(family, socket.SOCK_STREAM) as client:
                 client.settimeout(timeout_s)
                 client.connect((host, port))
+                # The server thread may be sending "who are you" meanwhile: no state changes.
+                steps.step("the client connected")
                 client.sendall(LESSON_CLIENT_DATA)
                 reply = recv_exactly(client, len(LESSON_SERVER_DATA), deadline)
                 if reply != LESSON_SERVER_DATA:
                     raise ConnectionError(f"client received {reply!r}")
+                steps.step("after the data")
             # leaving the block closed the client first: its FIN starts the teardown
         except BaseException:
             server.join(timeout_s + close_delay_s + 1.0)  # bounded; the client's error wins
             raise
         server.finish(timeout_s + close_delay_s + 1.0)
+        steps.step("the server closed")
 
 
 def udp_exchange(
@@ -150,14 +161,17 @@ def udp_exchange(
     request: bytes = LESSON_CLIENT_DATA,
     reply: bytes = LESSON_SERVER_DATA,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    steps: Steps = NO_STEPS,
 ) -> None:
     """One UDP request and reply on *host*:*port*: the client ``sendto``s *request*, the
-    server ``recvfrom``s it and answers *reply* to the address it came from."""
+    server ``recvfrom``s it and answers *reply* to the address it came from.  *steps*
+    hears of each step (steps.py)."""
     family = loopback_family(host)
     with socket.socket(family, socket.SOCK_DGRAM) as server_sock:
         server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server_sock.settimeout(timeout_s)
         server_sock.bind((host, port))
+        steps.step("the server is bound")
 
         def serve() -> None:
             data, peer = server_sock.recvfrom(_MAX_READ)
@@ -171,10 +185,12 @@ def udp_exchange(
             with socket.socket(family, socket.SOCK_DGRAM) as client:
                 client.settimeout(timeout_s)
                 client.sendto(request, (host, port))
+                steps.watch(client)  # bound by sendto, on a port of its own
                 answer, _peer = client.recvfrom(_MAX_READ)
                 if answer != reply:
                     raise ConnectionError(f"client received {answer!r}")
+                server.finish(timeout_s + 1.0)
+                steps.step("after the request and the reply")
         except BaseException:
             server.join(timeout_s + 1.0)  # bounded; the client's error wins
             raise
-        server.finish(timeout_s + 1.0)

@@ -15,7 +15,8 @@ from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
-from capdissect.track.tcp import Event, TcpConnection, Update
+from capdissect.report.names import Names
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
 from capdissect.track.tracker import IcmpUpdate, Tracker, UdpUpdate
 from capdissect.track.udp import Endpoint
 
@@ -38,28 +39,36 @@ def dotted(ep: Endpoint) -> str:
 class Annotator:
     """Feeds a Tracker and words what each packet did.
 
-    With *checksums* (tcpdump's -v prints them) the loopback checksum note is given once,
-    at the first packet it explains.
+    *checksums* is tcpdump's -v level (0 with -K): the loopback checksum note is given
+    once, at the first packet whose checksum verdict tcpdump prints at that level (TCP
+    from -v, UDP over IPv6 from -v, UDP over IPv4 from -vv).  *names* spells endpoints as
+    the packet line above does (names without -n); numeric without it.
     """
 
-    def __init__(self, tracker: Tracker | None = None, checksums: bool = False) -> None:
+    def __init__(self, tracker: Tracker | None = None, checksums: int = 0,
+                 names: Names | None = None) -> None:
         self.tracker = tracker or Tracker(keep_events=False)
-        self._checksum_note = checksums
+        self._checksum_note = checksums > 0
+        self._checksum_level = checksums
+        self.names = names or Names(numeric=True)
 
     def annotate(self, frame: int, pkt: Packet) -> list[str]:
         seen = self.tracker.feed(frame, pkt)
         self.tracker.drain()  # read reports packets, not flows: let finished ones go
         notes: list[str] = []
         if isinstance(seen, Update):
-            notes += _tcp_lines(seen)
+            notes += self._tcp_lines(seen, pkt)
             if isinstance(pkt.transport, TcpHeader):
                 self._note_checksum(pkt, 6, pkt.transport.offset, notes)
         elif isinstance(seen, UdpUpdate):
-            notes.append(_udp_line(seen))
-            if isinstance(pkt.transport, UdpHeader) and pkt.transport.checksum:
-                self._note_checksum(pkt, 17, pkt.transport.offset, notes)
+            notes.append(_udp_line(seen, _payload_text(pkt)))
+            udp = pkt.transport
+            ipv4 = pkt.ip is not None and len(pkt.ip.src) == 4
+            if (isinstance(udp, UdpHeader) and udp.checksum
+                    and self._checksum_level >= (2 if ipv4 else 1)):
+                self._note_checksum(pkt, 17, udp.offset, notes)
         elif isinstance(seen, IcmpUpdate):
-            notes.append(_icmp_line(seen))
+            notes.append(self._icmp_line(seen))
         elif pkt.fragment:
             notes.append("fragment: a later piece of a fragmented datagram")
         elif pkt.error is not None:
@@ -71,32 +80,98 @@ class Annotator:
             notes.append(LOOPBACK_NOTE)
             self._checksum_note = False
 
+    def _tcp_name(self, ep: Endpoint) -> str:
+        return f"{self.names.ip(ep[0])}.{self.names.tcp_port(ep[1])}"
 
-def _tcp_lines(update: Update) -> list[str]:
-    conn, event = update.connection, update.event
-    lines = [_phase_line(conn, event)]
-    for change in event.changes:
-        ep = conn.endpoint(change.role)
-        before = change.before.value if change.before is not None else "?"
-        lines.append(f"{change.role} {dotted((ep.addr, ep.port))}: {before} -> "
-                     f"{change.after.value}")
-    lines += update.notes
-    lines += [f"{finding.name.replace('_', ' ')}: {finding.why}" for finding in event.analysis]
-    return lines
+    def _udp_name(self, ep: Endpoint) -> str:
+        return f"{self.names.ip(ep[0])}.{self.names.udp_port(ep[1])}"
+
+    def _tcp_lines(self, update: Update, pkt: Packet) -> list[str]:
+        conn, event = update.connection, update.event
+        line = _phase_line(conn, event)
+        if event.length:
+            line += _payload_text(pkt)
+        lines = [line]
+        for change in event.changes:
+            ep = conn.endpoint(change.role)
+            before = change.before.value if change.before is not None else "?"
+            lines.append(f"{change.role} {self._tcp_name((ep.addr, ep.port))}: {before} -> "
+                         f"{change.after.value}")
+        lines += update.notes
+        lines += update.corrections
+        lines += [f"{finding.name.replace('_', ' ')}: {finding.why}"
+                  for finding in event.analysis]
+        return lines
+
+    def _icmp_line(self, update: IcmpUpdate) -> str:
+        if update.quoted is None:
+            return f"icmp: {update.kind}"
+        src, dst = update.quoted
+        text = (f"icmp: {update.kind} for the UDP datagram {self._udp_name(src)} > "
+                f"{self._udp_name(dst)}")
+        if update.connected_to is not None:
+            text += (f": that socket is connect()ed to {self._udp_name(update.connected_to)} "
+                     "(it sent datagrams to that peer only), so the kernel refuses datagrams "
+                     "from anyone else (or the socket was closed in between)")
+        elif update.kind == "port unreachable":
+            text += f": nothing listens on port {dst[1]}"
+        if update.conversation is not None:
+            text += f" (conversation {update.conversation.id})"
+        return text
+
+
+MAX_SHOWN: Final = 40  # payload bytes quoted on a data line
+
+
+def _payload_text(pkt: Packet) -> str:
+    """The segment's payload as a quoted, escaped, shortened string: ``: "hello world"``."""
+    start = pkt.payload_offset
+    data = pkt.raw.data[start : start + min(pkt.payload_len, MAX_SHOWN)]
+    if not data:
+        return ""
+    more = pkt.payload_len - len(data)
+    tail = f" ... {more} more bytes" if more > 0 else ""
+    return f': "{quote_bytes(data)}"{tail}'
+
+
+def quote_bytes(data: bytes) -> str:
+    """Printable ASCII as it is (quote and backslash escaped), everything else as \\xNN:
+    no byte from a capture reaches a terminal or a document unescaped."""
+    out = []
+    for byte in data:
+        if byte in (0x22, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        elif byte == 0x0A:
+            out.append("\\n")
+        elif byte == 0x0D:
+            out.append("\\r")
+        elif byte == 0x09:
+            out.append("\\t")
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
 
 
 def _phase_line(conn: TcpConnection, event: Event) -> str:
     who = event.sender
     label = event.label
     if event.phase == "handshake":
+        if conn.crossed_syns and label == "SYN":
+            return (f"handshake SYN: the {who} asks to open a connection too: the SYNs "
+                    "cross, a simultaneous open (a SYN takes one sequence number)")
         step = "" if conn.crossed_syns else f" {_HANDSHAKE_STEPS.get(label, '')}".rstrip()
         meaning = {
             "SYN": f"the {who} asks to open a connection (a SYN takes one sequence number)",
-            "SYN-ACK": f"the {who} accepts and sends its own SYN",
+            "SYN-ACK": (f"the {who} acknowledges the other SYN and sends its own"
+                        if conn.crossed_syns else f"the {who} accepts and sends its own SYN"),
             "ACK": f"the {who} acknowledges the SYN: the connection is established",
         }[label]
         return f"handshake{step} {label}: {meaning}"
     if event.phase == "reset":
+        if conn.refused and who == SERVER:
+            return "reset: the server's kernel refuses the connection with RST"
         return f"reset: the {who} aborts the connection with RST"
     if label == "FIN":
         extra = f" after {event.length} bytes of data" if event.length else ""
@@ -104,7 +179,7 @@ def _phase_line(conn: TcpConnection, event: Event) -> str:
                 "(a FIN takes one sequence number)")
     if label == "data":
         return f"data: {event.length} bytes from the {who}"
-    other = "server" if who == "client" else "client"
+    other = SERVER if who == CLIENT else CLIENT
     if event.phase == "teardown" and any(c.role == other for c in event.changes):
         return f"teardown ACK: the {who} acknowledges the {other}'s FIN (ack {event.ack})"
     if event.phase == "teardown":
@@ -113,23 +188,12 @@ def _phase_line(conn: TcpConnection, event: Event) -> str:
             "(ack = the next byte it expects)")
 
 
-def _udp_line(update: UdpUpdate) -> str:
+def _udp_line(update: UdpUpdate, payload: str) -> str:
     conv, datagram = update.conversation, update.datagram
-    text = f"udp: {datagram.length} bytes, datagram {conv.datagrams} of conversation {conv.id}"
+    text = (f"udp: {datagram.length} bytes{payload}; datagram {conv.datagrams} of "
+            f"conversation {conv.id}")
     if update.new:
         text += "; UDP has no handshake and no connection state"
-    return text
-
-
-def _icmp_line(update: IcmpUpdate) -> str:
-    if update.quoted is None:
-        return f"icmp: {update.kind}"
-    src, dst = update.quoted
-    text = f"icmp: {update.kind} for the UDP datagram {dotted(src)} > {dotted(dst)}"
-    if update.kind == "port unreachable":
-        text += f": nothing listens on port {dst[1]}"
-    if update.conversation is not None:
-        text += f" (conversation {update.conversation.id})"
     return text
 
 

@@ -16,10 +16,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Final
 
+from capdissect.report.calls import call_json
 from capdissect.report.eventlog import Replay, Segment, TimelineItem
 from capdissect.report.flowjson import JsonObject, event_json, tcp_json, udp_json
 from capdissect.report.flowstream import Finished, Totals
 from capdissect.track.states import TcpState
+from capdissect.track.syscalls import Joined
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.udp import Datagram, Unreachable
 
@@ -30,8 +32,13 @@ Spool = Callable[[], IO[str]]
 
 
 def json_document(flows: Iterable[Finished], file: str, version: str, totals: Totals, *,
-                  events: bool, spool: Spool = io.StringIO) -> Iterator[str]:
-    """Yield the text of the JSON object, in pieces, for *flows* read from *file*."""
+                  events: bool, spool: Spool = io.StringIO,
+                  calls: Joined | None = None) -> Iterator[str]:
+    """Yield the text of the JSON object, in pieces, for *flows* read from *file*.
+
+    With *calls* (``trace``), each flow carries its ``syscalls`` and ``findings``, and
+    the calls that touched no flow close the object as ``syscalls``.
+    """
     dumps = json.dumps
     yield (f'{{"capdissect": {dumps(version)}, "file": {dumps(file)},\n "tcp": [')
     udp = spool()
@@ -41,11 +48,11 @@ def json_document(flows: Iterable[Finished], file: str, version: str, totals: To
             if isinstance(item.flow, TcpConnection):
                 yield "\n  " if first_tcp else ",\n  "
                 first_tcp = False
-                yield from _flow(item, events)
+                yield from _flow(item, events, calls)
             else:
                 udp.write("\n  " if first_udp else ",\n  ")
                 first_udp = False
-                for piece in _flow(item, events):
+                for piece in _flow(item, events, calls):
                     udp.write(piece)
         yield "\n ],\n \"udp\": ["
         udp.seek(0)
@@ -56,17 +63,23 @@ def json_document(flows: Iterable[Finished], file: str, version: str, totals: To
     # "evicted" goes beyond SPEC §4's keys, so it appears only when flows were retired
     # early (too many open at once): then the reader must know the counts are partial.
     evicted = f', "evicted": {totals.evicted}' if totals.evicted else ""
+    alone = "" if calls is None else (
+        f',\n "syscalls": {json.dumps([call_json(p) for p in calls.unjoined()])}')
     yield (f'\n ],\n "packets": {totals.packets}, '
-           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}}}\n')
+           f'"icmp_unreachable": {totals.icmp_unreachable}{evicted}{alone}}}\n')
 
 
-def _flow(item: Finished, events: bool) -> Iterator[str]:
+def _flow(item: Finished, events: bool, calls: Joined | None = None) -> Iterator[str]:
     flow = item.flow
     obj: JsonObject
     if isinstance(flow, TcpConnection):
         obj = tcp_json(flow, events=False)
     else:
         obj = udp_json(flow, events=False)
+    if calls is not None:
+        obj["syscalls"] = [call_json(p) for p in calls.of(flow.id)]
+        obj["findings"] = [{"frame": frame, "text": text}
+                           for frame, text in calls.findings.get(flow.id, [])]
     text = json.dumps(obj)
     if not events:
         yield text
@@ -110,9 +123,10 @@ def item_json_text(item: TimelineItem) -> str:
     and finite floats (``repr`` is what json writes for a float); every string comes
     from a small fixed set and is encoded once by ``_quoted``.  Segments with analysis
     findings (free text) take the general path.  tests/unit/test_timeline.py checks
-    that both paths agree.
+    that both paths agree.  So do segments with two or more state changes, which may
+    carry ``through``.
     """
-    if isinstance(item, Segment) and not item.event.analysis:
+    if isinstance(item, Segment) and not item.event.analysis and len(item.event.changes) < 2:
         e = item.event
         client, server = e.states
         return (f'{{"frame": {e.frame}, "ts": {e.ts!r}, "from": {_quoted(e.sender)}, '

@@ -34,12 +34,13 @@ from capdissect.track.udp import Datagram, Endpoint, UdpConversation, Unreachabl
 _TCP: Final = struct.Struct("<QdIIIHHHBBBBBBBB")
 # frame, ts, length, sender
 _UDP: Final = struct.Struct("<QdIB")
+_FRAME: Final = struct.Struct("<Q")  # a record's first field
 
 _STATES: Final = tuple(TcpState)
 _STATE_INDEX: Final = {state: i for i, state in enumerate(_STATES)}
 _NO_STATE: Final = 255
 _NO_CHANGE: Final = 254
-_NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA = 1, 2, 4, 8
+_NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA, _SERVER_FIRST = 1, 2, 4, 8, 16
 _MAX_STRINGS: Final = 65535  # flag strings (at most 257), phases, labels
 
 
@@ -105,6 +106,8 @@ class Replay:
         else:
             strings = self._strings
             changes = _changes(c_before, c_after, s_before, s_after)
+            if bits & _SERVER_FIRST:
+                changes = changes[::-1]
             event = Event(frame, ts, SERVER if sender else CLIENT, strings[flags],
                           None if bits & _NO_SEQ else seq, None if bits & _NO_ACK else ack,
                           length, strings[phase], strings[label],
@@ -205,23 +208,50 @@ class EventLog:
         client = (conn.client.addr, conn.client.port)
         if log.first_client is None:
             log.first_client = client
+        if update.revised:
+            self._revise(log, update.revised, client)
+        log.data += self._pack(log, log.count, event, update.notes, client)
+        log.count += 1
+
+    def _revise(self, log: _FlowLog, events: tuple[Event, ...],
+                client: tuple[bytes, int]) -> None:
+        """Rewrite logged records with the tracker's corrected events (by frame; they are
+        among the last few logged)."""
+        wanted = {e.frame: e for e in events}
+        size = _TCP.size
+        index = log.count - 1
+        while wanted and index >= 0:
+            frame = _FRAME.unpack_from(log.data, index * size)[0]
+            event = wanted.pop(frame, None)
+            if event is not None:
+                kept = log.extra.pop(index, None)
+                notes = kept.notes if kept is not None else ()
+                log.data[index * size:(index + 1) * size] = self._pack(log, index, event,
+                                                                       notes, client)
+            index -= 1
+
+    def _pack(self, log: _FlowLog, index: int, event: Event, notes: tuple[str, ...],
+              client: tuple[bytes, int]) -> bytes:
         bits = _WAS_FIRST_CLIENT if client == log.first_client else 0
         if event.seq is None:
             bits |= _NO_SEQ
         if event.ack is None:
             bits |= _NO_ACK
-        if event.analysis or update.notes:
+        roles = [c.role for c in event.changes]
+        if roles[:1] == [SERVER] and len(roles) > 1:
+            bits |= _SERVER_FIRST  # the changes in the order they happened
+        if event.analysis or notes or len(roles) != len(set(roles)):
+            # Kept whole: findings, notes, or more than one change of one endpoint.
             bits |= _HAS_EXTRA
-            log.extra[log.count] = Segment(event, update.notes)
+            log.extra[index] = Segment(event, notes)
         change = {c.role: (_index(c.before), _index(c.after)) for c in event.changes}
         c_before, c_after = change.get(CLIENT, (_NO_STATE, _NO_CHANGE))
         s_before, s_after = change.get(SERVER, (_NO_STATE, _NO_CHANGE))
-        log.data += _TCP.pack(
+        return _TCP.pack(
             event.frame, event.ts, event.seq or 0, event.ack or 0, event.length,
             self._intern(event.flags), self._intern(event.phase), self._intern(event.label),
             event.sender == SERVER, _index(event.states[0]), _index(event.states[1]), bits,
             c_before, c_after, s_before, s_after)
-        log.count += 1
 
     def udp(self, update: UdpUpdate) -> None:
         conv, datagram = update.conversation, update.datagram
@@ -264,7 +294,7 @@ def _state(index: int) -> TcpState | None:
 @functools.cache
 def _changes(c_before: int, c_after: int, s_before: int,
              s_after: int) -> tuple[StateChange, ...]:
-    """The tracker's changes tuple (client first, as it builds it); one object per kind."""
+    """The changes tuple, client first; one object per kind."""
     changes = []
     if c_after != _NO_CHANGE:
         changes.append(StateChange(CLIENT, _state(c_before), _STATES[c_after]))

@@ -44,12 +44,28 @@ def tcp_json(conn: TcpConnection, events: bool = True) -> JsonObject:
     }
     if conn.anomalies:
         obj["anomalies"] = conn.anomalies
+    hints = conn.hints
+    if hints:
+        obj["hints"] = hints
     if events:
         obj["events"] = [event_json(e) for e in conn.events]
     return obj
 
 
 def event_json(e: Event) -> JsonObject:
+    obj = _event_json(e)
+    # A segment that moved an endpoint more than one step (a FIN sent, then the crossing
+    # FIN taken) lists the states it passed on the way, so the events still spell the path.
+    through: dict[str, list[str]] = {}
+    for index, change in enumerate(e.changes):
+        if any(later.role == change.role for later in e.changes[index + 1:]):
+            through.setdefault(change.role, []).append(change.after.value)
+    if through:
+        obj["through"] = through
+    return obj
+
+
+def _event_json(e: Event) -> JsonObject:
     return {
         "frame": e.frame,
         "ts": e.ts,

@@ -35,8 +35,14 @@ from capdissect.errors import CapdissectError
 from capdissect.report.flowstream import End, Step
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
-from capdissect.track.tcp import TcpConnection, Update
-from capdissect.track.tracker import UdpUpdate
+from capdissect.track.tcp import (
+    LISTENER_UNKNOWN,
+    LISTENER_YES,
+    Event,
+    TcpConnection,
+    Update,
+)
+from capdissect.track.tracker import IcmpUpdate, UdpUpdate
 from capdissect.track.udp import Endpoint, UdpConversation
 
 TIME_WAIT_S: Final = 60.0  # Linux include/net/tcp.h TCP_TIMEWAIT_LEN
@@ -78,6 +84,8 @@ class Facts:
     what: str
     tcp: TcpFacts | None = None
     udp_sender: tuple[str, Endpoint, int] | None = None  # proto, sender, conversation id
+    # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
+    udp_connected: tuple[str, Endpoint, Endpoint] | None = None
     retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()  # proto, id, a, b
 
 
@@ -85,28 +93,25 @@ def _proto(base: str, addr: bytes) -> str:
     return base if len(addr) == 4 else base + "6"
 
 
-def _tcp_facts(update: Update) -> TcpFacts:
-    conn: TcpConnection = update.connection
-    client_state, server_state = update.event.states
-    listen: bool | None
-    if conn.crossed_syns or conn.refused:
-        listen = False
-    elif conn.server.sent_synack:
-        listen = True
-    elif server_state is TcpState.SYN_RECEIVED:
-        listen = None  # a SYN to a would-be listener: the reply will tell
-    else:
-        listen = False
+def _listening(conn: TcpConnection) -> bool | None:
+    """Whether the server had a listening socket: known from its reply to the SYN."""
+    if conn.listener == LISTENER_UNKNOWN:
+        return None
+    return conn.listener == LISTENER_YES and conn.server.sent_synack
+
+
+def _tcp_facts(conn: TcpConnection, event: Event) -> TcpFacts:
+    client_state, server_state = event.states
     return TcpFacts(conn.id, _proto("tcp", conn.client.addr), (conn.client.addr, conn.client.port),
-                    (conn.server.addr, conn.server.port), client_state, server_state, listen,
-                    update.event.label == "SYN")
+                    (conn.server.addr, conn.server.port), client_state, server_state,
+                    _listening(conn), event.label == "SYN" and event.sender == "client")
 
 
 def _facts(step: Step) -> Facts:
     facts = Facts(step.frame, step.ts, "")
     seen = step.seen
     if isinstance(seen, Update):
-        facts.tcp = _tcp_facts(seen)
+        facts.tcp = _tcp_facts(seen.connection, seen.event)
         facts.what = "; ".join((f"the {seen.event.sender} sends {seen.event.label}",
                                 *seen.notes))
     elif isinstance(seen, UdpUpdate):
@@ -114,6 +119,12 @@ def _facts(step: Step) -> Facts:
         sender = conv.a if datagram.sender == "a" else conv.b
         facts.udp_sender = (_proto("udp", sender[0]), sender, conv.id)
         facts.what = f"UDP datagram from {netstat_address(sender)}"
+    elif isinstance(seen, IcmpUpdate) and seen.connected_to is not None and seen.quoted:
+        refuser = seen.quoted[1]
+        facts.udp_connected = (_proto("udp", refuser[0]), refuser, seen.connected_to)
+        facts.what = (f"ICMP port unreachable: {netstat_address(refuser)} refuses a datagram "
+                      f"from {netstat_address(seen.quoted[0])}, so it is connect()ed to "
+                      f"{netstat_address(seen.connected_to)}")
     retired = [(_proto("udp", flow.a[0]), flow.id, flow.a, flow.b)
                for flow in step.retired if isinstance(flow, UdpConversation)]
     if retired:
@@ -122,44 +133,62 @@ def _facts(step: Step) -> Facts:
 
 
 def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
-    """One Facts per packet, in capture order, each SYN's acceptance resolved; then End."""
+    """One Facts per packet, in capture order, with each connection's states settled; End.
+
+    The tracker may rewrite a connection's recent states when a later segment shows what
+    really happened (a SYN's reply shows whether anything listened; crossing FINs).  So
+    the facts of a connection that is not settled wait here (at most ``PENDING_S`` seconds
+    of capture time, ``MAX_PENDING`` packets) and take the rewritten states.
+    """
     held: deque[Facts] = deque()
-    unresolved: dict[int, deque[TcpFacts]] = {}  # per connection, in capture order
+    waiting: dict[int, dict[int, Facts]] = {}  # connection id -> frame -> its held facts
 
-    def settle(tcp: TcpFacts, listen: bool) -> None:
-        tcp.listen = listen
-        if not listen:  # refused or never answered: no server-side socket existed
-            tcp.server_state = None
-
-    def resolve(conn_id: int, listen: bool) -> None:
-        for tcp in unresolved.pop(conn_id, ()):
-            settle(tcp, listen)
+    def final(conn: TcpConnection) -> None:
+        listen = _listening(conn)
+        for facts in waiting.pop(conn.id, {}).values():
+            if facts.tcp is not None:
+                facts.tcp.listen = bool(listen)
 
     for step in steps:
         if isinstance(step, End):
-            for conn_id in list(unresolved):
-                resolve(conn_id, False)
+            for flow in step.retired:
+                if isinstance(flow, TcpConnection):
+                    final(flow)
+            for conn_id in list(waiting):
+                for facts in waiting.pop(conn_id).values():
+                    if facts.tcp is not None and facts.tcp.listen is None:
+                        facts.tcp.listen = False
             yield from held
             yield step
             return
         facts = _facts(step)
-        tcp = facts.tcp
-        if tcp is not None:
-            if tcp.listen is None:
-                unresolved.setdefault(tcp.conn_id, deque()).append(tcp)
-            elif tcp.conn_id in unresolved:
-                resolve(tcp.conn_id, tcp.listen)
+        seen = step.seen
+        if isinstance(seen, Update):
+            conn = seen.connection
+            mine = waiting.get(conn.id)
+            if mine is not None:
+                for event in seen.revised:
+                    earlier = mine.get(event.frame)
+                    if earlier is not None:
+                        earlier.tcp = _tcp_facts(conn, event)
+            if conn.settled:
+                final(conn)
+            else:
+                waiting.setdefault(conn.id, {})[step.frame] = facts
+        for flow in step.retired:
+            if isinstance(flow, TcpConnection):
+                final(flow)
         held.append(facts)
         while held:
-            front = held[0].tcp
-            if front is not None and front.listen is None:
-                if step.ts - held[0].ts <= PENDING_S and len(held) <= MAX_PENDING:
+            front = held[0]
+            tcp = front.tcp
+            if tcp is not None and front.frame in waiting.get(tcp.conn_id, ()):
+                if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
                     break
-                # No reply in time: this SYN was not accepted (a later copy may still be).
-                waiting = unresolved[front.conn_id]
-                settle(waiting.popleft(), False)
-                if not waiting:
-                    del unresolved[front.conn_id]
+                # Held as long as it may be: take the states as they are now.
+                del waiting[tcp.conn_id][front.frame]
+                if tcp.listen is None:
+                    tcp.listen = False
             yield held.popleft()
 
 
@@ -192,6 +221,7 @@ class SocketTable:
 
     rows: dict[Socket, _Row] = field(default_factory=dict)
     _udp_users: dict[tuple[str, Endpoint], set[int]] = field(default_factory=dict)
+    _udp_peer: dict[tuple[str, Endpoint], Endpoint] = field(default_factory=dict)
     _time_wait: deque[tuple[float, Socket]] = field(default_factory=deque)
     _changes: list[str] = field(default_factory=list)
 
@@ -216,7 +246,18 @@ class SocketTable:
         if facts.udp_sender is not None:
             proto, sender, conv_id = facts.udp_sender
             self._udp_users.setdefault((proto, sender), set()).add(conv_id)
-            self._set(Socket(proto, sender, None), "", facts.ts)
+            peer = self._udp_peer.get((proto, sender))
+            self._set(Socket(proto, sender, peer), "ESTABLISHED" if peer else "", facts.ts)
+        if facts.udp_connected is not None:
+            proto, local, peer = facts.udp_connected
+            if (proto, local) in self._udp_users and (proto, local) not in self._udp_peer:
+                # netstat shows a connect()ed UDP socket with its peer, as ESTABLISHED.
+                self._udp_peer[(proto, local)] = peer
+                row = self.rows.pop(Socket(proto, local, None), None)
+                if row is not None:
+                    self.rows[Socket(proto, local, peer)] = _Row("ESTABLISHED", facts.ts)
+                    self._changes.append(f"{netstat_address(local)} connected to "
+                                         f"{netstat_address(peer)}: ESTABLISHED")
         for proto, conv_id, a, b in facts.retired_udp:
             self._forget_udp(proto, conv_id, a)
             self._forget_udp(proto, conv_id, b)
@@ -271,7 +312,7 @@ class SocketTable:
         users.discard(conv_id)
         if not users:
             del self._udp_users[(proto, ep)]
-            self._drop(Socket(proto, ep, None), "unused")
+            self._drop(Socket(proto, ep, self._udp_peer.pop((proto, ep), None)), "unused")
 
     def ordered(self) -> list[tuple[Socket, str]]:
         """(socket, state) as netstat lists them: TCP, TCP6, UDP, UDP6, listeners first.
@@ -402,3 +443,43 @@ def parse_time(text: str) -> tuple[float, bool]:
     except (ValueError, OverflowError, OSError):
         raise SocketError(f"--at {text!r}: give seconds since the first packet (0.25), "
                           "a Unix time or an ISO date and time") from None
+
+
+# ----- the table at given moments (the demo's kernel oracle lines ss up with these) -----
+class TableAt(NamedTuple):
+    """The table at one Unix time, exactly as ``snapshot_lines(at=...)`` builds it."""
+
+    at: float
+    frame: int | None  # the last frame at or before *at* (None: before the first packet)
+    rows: tuple[tuple[Socket, str], ...]  # (socket, state) in table order
+    lines: tuple[str, ...]  # netstat's title, header and rows
+
+
+def tables_at(steps: Iterable[Step | End], times: Iterable[float]) -> list[TableAt]:
+    """The table at each of *times* (Unix times, any order; one pass over *steps*): the
+    packets at or before a time are applied, as ``--at`` does."""
+    wanted = list(times)
+    order = sorted(range(len(wanted)), key=wanted.__getitem__)
+    found: dict[int, TableAt] = {}
+    table = SocketTable()
+    frame: int | None = None
+
+    def take(index: int) -> None:
+        found[index] = TableAt(wanted[index], frame, tuple(table.ordered()),
+                               tuple(table.lines()))
+
+    pos = 0
+    for facts in facts_stream(steps):
+        if isinstance(facts, End):
+            break
+        while pos < len(order) and facts.ts > wanted[order[pos]]:
+            take(order[pos])
+            pos += 1
+        if pos == len(order):
+            break
+        for _ in table.apply(facts):
+            pass
+        frame = facts.frame
+    for index in order[pos:]:
+        take(index)
+    return [found[i] for i in range(len(wanted))]

@@ -21,12 +21,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from capdissect.report.calls import ladder_mark
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, evicted_note
 from capdissect.report.textsafe import clean
 from capdissect.track.states import TcpState
-from capdissect.track.tcp import CLIENT, Event, TcpConnection
+from capdissect.track.syscalls import Joined, Placed
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
 MIN_INNER: Final = 44  # columns between the lifelines
@@ -109,6 +111,14 @@ class _Layout:
             return "|" + body.ljust(self.inner) + "|"
         return "|" + body
 
+    def mark(self, text: str, on_left: bool) -> str:
+        """A socket call on one lifeline: ``|# text`` or ``text #|`` (segments are arrows);
+        the far lifeline is dropped if the text does not fit."""
+        body = f"# {text}" if on_left else f"{text} #"
+        if len(body) > self.inner:
+            return "|" + body
+        return "|" + (body.ljust(self.inner) if on_left else body.rjust(self.inner)) + "|"
+
     def header(self, left: str, right: str) -> str:
         pad = max(self.inner + 2 - len(left) - len(right), 1)
         head = "frame".rjust(self.frame_w) + "  " + "time".rjust(self.time_w) + "   "
@@ -128,18 +138,35 @@ def _layout(items: Iterable[TimelineItem], first_ts: float, labels: tuple[str, s
     return _Layout(frame_w, time_w, inner)
 
 
-def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
-    """The ladder diagrams of *flows*, one line at a time, safe for a terminal."""
+class _Marks:
+    """A flow's socket calls, handed out by the frame they returned after."""
+
+    def __init__(self, calls: Joined | None, flow: int) -> None:
+        self._pending = list(calls.of(flow)) if calls is not None else []
+        self.findings = [text for _, text in calls.findings.get(flow, [])] if calls else []
+
+    def before(self, frame: int | None) -> list[Placed]:
+        """The calls that returned before *frame* (None: all that are left)."""
+        out = [p for p in self._pending if frame is None or p.after_frame < frame]
+        self._pending = self._pending[len(out):]
+        return out
+
+
+def text_lines(flows: Iterable[Finished], totals: Totals,
+               calls: Joined | None = None) -> Iterator[str]:
+    """The ladder diagrams of *flows*, one line at a time, safe for a terminal; with
+    *calls* (``trace``), each flow's socket calls marked on the caller's lifeline."""
     count = 0
     for item in flows:
         if count:
             yield ""
         count += 1
         first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
+        marks = _Marks(calls, item.flow.id)
         if isinstance(item.flow, TcpConnection):
-            lines = _tcp_ladder(item.flow, item.events, first_ts)
+            lines = _tcp_ladder(item.flow, item.events, first_ts, marks)
         else:
-            lines = _udp_ladder(item.flow, item.events, first_ts)
+            lines = _udp_ladder(item.flow, item.events, first_ts, marks)
         for line in lines:
             yield clean(line)
     if not count:
@@ -150,8 +177,13 @@ def text_lines(flows: Iterable[Finished], totals: Totals) -> Iterator[str]:
         yield note
 
 
+def _mark_lines(layout: _Layout, placed: list[Placed], left_side: str) -> Iterator[str]:
+    for call in placed:
+        yield layout.gutter() + layout.mark(ladder_mark(call), call.side == left_side)
+
+
 def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
-                first_ts: float) -> Iterator[str]:
+                first_ts: float, marks: _Marks) -> Iterator[str]:
     c, s = conn.client, conn.server
     client, server = endpoint((c.addr, c.port)), endpoint((s.addr, s.port))
     closer = f" by the {conn.closer}" if conn.closer in ("client", "server") else (
@@ -172,8 +204,9 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
             continue
         event = item.event
         if first:
-            yield layout.gutter() + layout.boxes(*_initial_states(event))
+            yield layout.gutter() + layout.boxes(*initial_states(items))
             first = False
+        yield from _mark_lines(layout, marks.before(event.frame), CLIENT)
         note = phase_note(event)
         yield (layout.gutter(event.frame, event.ts - first_ts)
                + layout.arrow(segment_label(event), event.sender == CLIENT) + "  " + note)
@@ -182,33 +215,55 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
         for remark in item.notes:
             yield layout.gutter() + layout.inside(f"* {remark}")
         if event.changes:
-            changed = {change.role: change.after.value for change in event.changes}
-            yield layout.gutter() + layout.boxes(changed.get("client"), changed.get("server"))
+            changed = changed_states(event)
+            yield layout.gutter() + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
     if first:
         yield "(no segments were logged for this connection)"
+    yield from _mark_lines(layout, marks.before(None), CLIENT)
+    yield from (f"finding: {text}" for text in marks.findings)
     yield ""
-    yield f"client {client}: {_path(c.path)}"
-    yield f"server {server}: {_path(s.path)}"
+    yield f"client {client}: {path_text(c.path)}"
+    yield f"server {server}: {path_text(s.path)}"
+    for hint in conn.hints:
+        yield f"hint: {hint}"
     for anomaly in conn.anomalies:
         yield f"anomaly: {anomaly}"
 
 
-def _initial_states(event: Event) -> tuple[str, str]:
-    """Each endpoint's state before the first segment: a change's "before", else unchanged."""
-    before = {change.role: change.before for change in event.changes}
-    states = []
-    for role, after in zip(("client", "server"), event.states, strict=True):
-        state = before.get(role, after)
-        states.append(state.value if state is not None else "?")
-    return states[0], states[1]
+NO_SOCKET: Final = "no socket"  # an endpoint the wire never shows a state for (refused)
 
 
-def _path(path: list[TcpState]) -> str:
-    return " -> ".join(state.value for state in path) or "-"
+def initial_states(items: Iterable[TimelineItem]) -> tuple[str, str]:
+    """Each endpoint's state before its first change, as the top boxes of a ladder show it:
+    the first change's "before", else the first state shown, else ``no socket``."""
+    found: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
+        event = item.event
+        for change in event.changes:
+            if change.role not in found and change.before is not None:
+                found[change.role] = change.before.value
+        for role, state in zip((CLIENT, SERVER), event.states, strict=True):
+            if role not in found and state is not None:
+                found[role] = state.value
+        if len(found) == 2:
+            break
+    return found.get(CLIENT, NO_SOCKET), found.get(SERVER, NO_SOCKET)
+
+
+def changed_states(event: Event) -> dict[str, str]:
+    """role -> the state it ends the segment in, for each endpoint that changed."""
+    return {change.role: change.after.value for change in event.changes}
+
+
+def path_text(path: Iterable[TcpState]) -> str:
+    """An endpoint's SPEC §4 path as the ladders write it under themselves."""
+    return " -> ".join(state.value for state in path) or f"- ({NO_SOCKET})"
 
 
 def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
-                first_ts: float) -> Iterator[str]:
+                first_ts: float, marks: _Marks) -> Iterator[str]:
     a, b = endpoint(conv.a), endpoint(conv.b)
     yield f"UDP conversation {conv.id}: {a} <-> {b}"
     unreachable = (f"; {conv.icmp_unreachable} ICMP port unreachable"
@@ -224,6 +279,7 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
     last = {"a": 0, "b": 0}  # the last datagram each side sent, to aim ICMP errors
     for item in items:
         rel = item.ts - first_ts
+        yield from _mark_lines(layout, marks.before(item.frame), "a")
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             yield (layout.gutter(item.frame, rel)
@@ -237,6 +293,8 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
             yield (layout.gutter(item.frame, rel)
                    + layout.arrow("ICMP port unreachable", not to_a, dotted=True)
                    + f"  {answers}: nothing listens on port {port}")
+    yield from _mark_lines(layout, marks.before(None), "a")
+    yield from (f"finding: {text}" for text in marks.findings)
 
 
 def _no_state(layout: _Layout) -> str:
@@ -265,22 +323,32 @@ def mermaid_text(text: str) -> str:
     return "".join(ch if ch in _MERMAID_SAFE else f"#{ord(ch)};" for ch in text)
 
 
-def mermaid_lines(flows: Iterable[Finished]) -> Iterator[str]:
-    """One ``sequenceDiagram`` per flow, separated by a blank line."""
+def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None) -> Iterator[str]:
+    """One ``sequenceDiagram`` per flow, separated by a blank line; with *calls*, each
+    socket call as a note beside its caller's lifeline (states are notes over it)."""
     count = 0
     for item in flows:
         if count:
             yield ""
         count += 1
+        marks = _Marks(calls, item.flow.id)
         if isinstance(item.flow, TcpConnection):
-            yield from _tcp_mermaid(item.flow, item.events)
+            yield from _tcp_mermaid(item.flow, item.events, marks)
         else:
-            yield from _udp_mermaid(item.flow, item.events)
+            yield from _udp_mermaid(item.flow, item.events, marks)
     if not count:
         yield "%% no TCP connections or UDP conversations"
 
 
-def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator[str]:
+def _mermaid_marks(placed: list[Placed], left: str, right: str, left_side: str
+                   ) -> Iterator[str]:
+    for call in placed:
+        where = f"left of {left}" if call.side == left_side else f"right of {right}"
+        yield f"    Note {where}: {mermaid_text('call ' + ladder_mark(call))}"
+
+
+def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem],
+                 marks: _Marks) -> Iterator[str]:
     c, s = conn.client, conn.server
     m = mermaid_text
     yield "sequenceDiagram"
@@ -293,10 +361,11 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
             continue
         event = item.event
         if first:
-            client, server = _initial_states(event)
+            client, server = initial_states(items)
             yield f"    Note over C: {m(client)}"
             yield f"    Note over S: {m(server)}"
             first = False
+        yield from _mermaid_marks(marks.before(event.frame), "C", "S", CLIENT)
         arrow = "C->>S" if event.sender == CLIENT else "S->>C"
         label = f"{event.frame} {segment_label(event)} ({phase_note(event)})"
         yield f"    {arrow}: {m(label)}"
@@ -304,12 +373,15 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem]) -> Iterator
             yield f"    Note over C,S: {m(f'{finding.name}: {finding.why}')}"
         for remark in item.notes:
             yield f"    Note over C,S: {m(remark)}"
-        for change in event.changes:
-            who = "C" if change.role == CLIENT else "S"
-            yield f"    Note over {who}: {m(change.after.value)}"
+        for role, state in changed_states(event).items():
+            who = "C" if role == CLIENT else "S"
+            yield f"    Note over {who}: {m(state)}"
+    yield from _mermaid_marks(marks.before(None), "C", "S", CLIENT)
+    yield from (f"    Note over C,S: {m('finding: ' + text)}" for text in marks.findings)
 
 
-def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterator[str]:
+def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem],
+                 marks: _Marks) -> Iterator[str]:
     m = mermaid_text
     yield "sequenceDiagram"
     yield f"    %% UDP conversation {conv.id}"
@@ -318,6 +390,7 @@ def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterat
     yield "    Note over A,B: UDP: no handshake, no connection state"
     last = {"a": 0, "b": 0}
     for item in items:
+        yield from _mermaid_marks(marks.before(item.frame), "A", "B", "a")
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             arrow = "A->>B" if item.sender == "a" else "B->>A"
@@ -327,3 +400,5 @@ def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem]) -> Iterat
             answers = (f" (answers frame {item.quoted_frame})"
                        if item.quoted_frame is not None else "")
             yield f"    {arrow}: {m(f'{item.frame} ICMP port unreachable{answers}')}"
+    yield from _mermaid_marks(marks.before(None), "A", "B", "a")
+    yield from (f"    Note over A,B: {m('finding: ' + text)}" for text in marks.findings)

@@ -31,6 +31,7 @@ from capdissect.report.eventlog import Segment
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, evicted_note
 from capdissect.report.handout.svg import (
+    CALL_COLOUR,
     CLIENT_COLOUR,
     SERVER_COLOUR,
     figure_size,
@@ -38,7 +39,8 @@ from capdissect.report.handout.svg import (
     udp_ladder,
 )
 from capdissect.report.textsafe import clean
-from capdissect.track.states import TcpState
+from capdissect.report.timeline import path_text
+from capdissect.track.syscalls import Joined, Placed
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.udp import UdpConversation
 
@@ -71,8 +73,9 @@ def _fits(lines: Iterable[str], size: int) -> int:
 
 
 def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Totals, *,
-                 spool: Spool) -> Iterator[str]:
-    """Yield the SVG document of *flows* (read from *file*), in pieces, after the last flow."""
+                 spool: Spool, calls: Joined | None = None) -> Iterator[str]:
+    """Yield the SVG document of *flows* (read from *file*), in pieces, after the last flow;
+    with *calls* (``trace``), each flow's socket calls marked on its ladder."""
     name = clean(file)
     title = f"Timeline of {name}"
     width = max(WIDTH, _fits([title], 17))
@@ -82,7 +85,9 @@ def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Tot
         for item in flows:
             count += 1
             first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
-            height, wide, markup = _flow(item, first_ts, y)
+            height, wide, markup = _flow(
+                item, first_ts, y, calls.of(item.flow.id) if calls else [],
+                calls.findings.get(item.flow.id, []) if calls else [])
             body.write(clean(markup) + "\n")
             y += height + _GAP
             width = max(width, wide)
@@ -115,21 +120,23 @@ def _legend(version: str) -> str:
             "file, time counts seconds from its first packet")
 
 
-def _flow(item: Finished, first_ts: float, y: int) -> tuple[int, int, str]:
+def _flow(item: Finished, first_ts: float, y: int, calls: list[Placed],
+          findings: list[tuple[int, str]]) -> tuple[int, int, str]:
     """A flow's block placed at *y*: its height, the width its text needs, its markup."""
     flow = item.flow
     items = list(item.events)
     ids = f"f{flow.id}-"
     if isinstance(flow, TcpConnection):
         head = _tcp_head(flow)
-        ladder = tcp_ladder(flow, items, first_ts, ids=ids, links=False)
+        ladder = tcp_ladder(flow, items, first_ts, ids=ids, links=False, calls=calls)
         tail = _tcp_tail(flow, any(isinstance(i, Segment) for i in items))
         proto = "tcp"
     else:
         head = _udp_head(flow)
-        ladder = udp_ladder(flow, items, first_ts, ids=ids, links=False)
+        ladder = udp_ladder(flow, items, first_ts, ids=ids, links=False, calls=calls)
         tail = []
         proto = "udp"
+    tail += [(f"finding: {text}", CALL_COLOUR, "finding") for _, text in findings]
     _, ladder_h = figure_size(ladder)
     parts = [f'<g class="flow" id="flow{flow.id}" data-flow="{flow.id}" data-proto="{proto}" '
              f'transform="translate({MARGIN},{y})">',
@@ -164,14 +171,11 @@ def _tcp_tail(conn: TcpConnection, logged: bool) -> list[tuple[str, str, str]]:
     c, s = conn.client, conn.server
     lines = [] if logged else [("(no segments were logged for this connection)", "#555",
                                 "notice")]
-    lines += [(f"client {endpoint((c.addr, c.port))}: {_path(c.path)}", CLIENT_COLOUR, "path"),
-              (f"server {endpoint((s.addr, s.port))}: {_path(s.path)}", SERVER_COLOUR, "path")]
+    lines += [(f"client {endpoint((c.addr, c.port))}: {path_text(c.path)}", CLIENT_COLOUR, "path"),
+              (f"server {endpoint((s.addr, s.port))}: {path_text(s.path)}", SERVER_COLOUR, "path")]
+    lines += [(f"hint: {hint}", _NOTE_COLOUR, "hint") for hint in conn.hints]
     lines += [(f"anomaly: {anomaly}", _NOTE_COLOUR, "anomaly") for anomaly in conn.anomalies]
     return lines
-
-
-def _path(path: Iterable[TcpState]) -> str:
-    return " -> ".join(state.value for state in path) or "-"
 
 
 def _udp_head(conv: UdpConversation) -> list[str]:

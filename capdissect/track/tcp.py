@@ -81,7 +81,12 @@ class Endpoint:
     sent_fin: bool = False
     sent_rst: bool = False
     sent_data_after_peer_fin: bool = False
-    fin_acked: bool = False  # the peer has acknowledged its FIN
+    acked_peer_syn: bool = False  # one of its segments acknowledged the peer's SYN
+    acked_peer_fin: bool = False  # one of its segments acknowledged the peer's FIN
+    fin_frame: int = 0  # the frame of its first FIN
+    # The start of the replay window (see TcpTracker): the state and path length there.
+    window_state: TcpState | None = None
+    window_path: int = 0
     history: str = ""
 
     def enter(self, state: TcpState) -> None:
@@ -96,6 +101,32 @@ class Endpoint:
     def payload(self) -> int:
         """Bytes of data sent, counted in sequence space (retransmissions count once)."""
         return max(self.data_high - 1, 0)
+
+
+class _Seg(NamedTuple):
+    """What the state machine needs of one segment: facts fixed when it was captured."""
+
+    sender: Endpoint
+    syn: bool
+    has_ack: bool
+    fin: bool
+    rst: bool
+    new_syn: bool  # the sender's first SYN or SYN-ACK (not a retransmission)
+    new_fin: bool  # the sender's first FIN
+    acks_syn: bool  # its ack covers the peer's SYN
+    acks_fin: bool  # its ack covers the peer's FIN
+
+
+_Replayed = tuple[tuple[TcpState | None, TcpState | None], tuple[StateChange, ...]]
+
+# A segment whose receipt a later segment can still show to have come later (or never):
+# a bare SYN and a FIN.  Its receiver's transition waits in the connection's window.
+_KIND_SYN: Final = 0
+_KIND_FIN: Final = 1
+MAX_WINDOW: Final = 64  # segments replayed at most; past it the window is taken as settled
+LISTENER_UNKNOWN: Final = 0
+LISTENER_YES: Final = 1
+LISTENER_NO: Final = 2
 
 
 @dataclass(slots=True)
@@ -113,6 +144,7 @@ class TcpConnection:
     first_fin_by: str | None = None
     completeness: int = 0
     anomalies: list[str] = field(default_factory=list)
+    anomaly_count: int = 0  # anomalies seen; only the first MAX_ANOMALIES are kept
     events: list[Event] = field(default_factory=list)
     analysis_counts: dict[str, int] = field(default_factory=dict)
     # What Wireshark's analysis remembers (track/analysis.py); it goes with the record.
@@ -120,13 +152,29 @@ class TcpConnection:
     reused_ports: bool = False  # its first SYN reused the ports of an open earlier record
     # Zeek's history: each letter the first time it happens in a direction, in order.
     history_letters: list[str] = field(default_factory=list)
+    # SPEC §4: a receiver's state changes at once only on loopback; elsewhere when its
+    # own later segments show it got the segment.
+    loopback: bool = False
+    # Whether the server of a bare SYN was listening: its reply tells (SYN-ACK: yes; RST
+    # or a SYN of its own: no).  Until then it has no state the wire has revealed.
+    listener: int = LISTENER_YES
+    # The replay window: the segments (and their events as last reported) whose states a
+    # later segment may still change.  Empty almost always: only between a SYN or FIN and
+    # the segment that shows its receiver got it.
+    window: list[_Seg] = field(default_factory=list, repr=False)
+    window_events: list[Event] = field(default_factory=list, repr=False)
 
     def endpoint(self, role: str) -> Endpoint:
         return self.client if role == CLIENT else self.server
 
     @property
     def finished(self) -> bool:
-        return self.client.state in FINISHED and self.server.state in FINISHED
+        return self.client.state in FINISHED and self.server.state in (*FINISHED, None)
+
+    @property
+    def settled(self) -> bool:
+        """No reported state of this connection can change any more."""
+        return not self.window
 
     @property
     def open(self) -> str:
@@ -142,7 +190,9 @@ class TcpConnection:
 
     @property
     def close(self) -> str:
-        if self.refused or self.reset_by is not None:
+        if self.refused:
+            return "none"  # SPEC §4: no server socket existed, so nothing was closed
+        if self.reset_by is not None:
             return "reset"
         if self.crossed_fins:
             return "simultaneous"
@@ -154,7 +204,9 @@ class TcpConnection:
 
     @property
     def closer(self) -> str | None:
-        if self.refused or self.reset_by is not None:
+        if self.refused:
+            return None
+        if self.reset_by is not None:
             return self.reset_by
         if self.crossed_fins:
             return "both"
@@ -195,6 +247,26 @@ class TcpConnection:
     def history(self) -> str:
         return "".join(self.history_letters)
 
+    @property
+    def hints(self) -> list[str]:
+        """What the final states say about the programs (a socket left in CLOSE_WAIT)."""
+        out = []
+        for me, peer in ((self.client, self.server), (self.server, self.client)):
+            if me.state is S.CLOSE_WAIT:
+                out.append(f"the {_role(self, me)} got the {_role(self, peer)}'s FIN at frame "
+                           f"{peer.fin_frame} but never sent its own: its application has "
+                           "not called close() (or shutdown()), so the socket stays in "
+                           "CLOSE_WAIT until it does")
+        return out
+
+    def note_anomaly(self, text: str) -> None:
+        """Record an anomaly; memory stays bounded however many a capture has."""
+        self.anomaly_count += 1
+        if len(self.anomalies) < MAX_ANOMALIES and text not in self.anomalies:
+            self.anomalies.append(text)
+
+
+MAX_ANOMALIES: Final = 16
 
 _FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
                         (0x20, "U"), (0x40, "E"), (0x80, "W"))
@@ -210,10 +282,20 @@ class Update(NamedTuple):
     connection: TcpConnection
     event: Event
     new: bool  # the segment opened a new connection record
-    notes: tuple[str, ...]  # plain-language remarks (crossings, anomalies)
+    notes: tuple[str, ...]  # plain-language remarks (crossings, refusals, anomalies)
+    # Earlier events of this connection whose states this segment showed to be wrong,
+    # rewritten (SPEC §4: held events are rewritten when a crossing is recognised), and
+    # what streaming output says about it (reports that hold events just use them).
+    revised: tuple[Event, ...] = ()
+    corrections: tuple[str, ...] = ()
 
 
 Key = tuple[bytes, int, bytes, int]
+
+
+def is_loopback(addr: bytes) -> bool:
+    """127.0.0.0/8 or ::1."""
+    return addr[:1] == b"\x7f" if len(addr) == 4 else addr == b"\0" * 15 + b"\1"
 
 
 class TcpTracker:
@@ -223,6 +305,19 @@ class TcpTracker:
     capture); *linger* is how long, in capture time, a connection stays after its last
     segment (TIME_WAIT lasts 60 s on Linux); beyond *max_open* connections the oldest
     is retired early and counted in ``evicted``.
+
+    States.  A segment changes its sender's state when it is sent.  Its receiver's state
+    changes when the receiver got it, which the observer learns in one of two ways (SPEC
+    §4): on loopback at once, unless the receiver's own next segment shows it had not got
+    it yet (its ack does not cover the segment: the two crossed); elsewhere, when the
+    receiver's own segment acknowledges it.  A bare SYN's receiver is known to have been
+    listening only from its reply, so the server of a connection shows no state until
+    its SYN-ACK (a RST says nothing listened: there was no server socket at all).
+    Between such a SYN or FIN and the segment that settles it, the connection keeps a
+    small window of segments, and each new one replays the window from its start with
+    what is known now (``_replay``).  Events whose states come out different are handed
+    back rewritten (``Update.revised``) with a correction note, so the reports that
+    hold events can show what really happened and the streaming ones can say so.
     """
 
     def __init__(self, ids: Iterator[int] | None = None, keep_events: bool = True,
@@ -231,7 +326,6 @@ class TcpTracker:
         self.keep_events = keep_events
         self.analyzer = TcpAnalyzer()
         self.table: FlowTable[Key, TcpConnection] = FlowTable(linger, max_open)
-
 
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
@@ -249,6 +343,7 @@ class TcpTracker:
         if conn is not None and self._starts_new(conn, flags, seg, src):
             notes.append("a new connection reuses the ports of an earlier one")
             self.table.retire(key)
+            self.settle(conn)
             conn = None
             reused = True
         if conn is None:
@@ -260,11 +355,17 @@ class TcpTracker:
         conn.packets += 1
         conn.last_ts = ts
         role = CLIENT if (conn.client.addr, conn.client.port) == src else SERVER
-        event = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes, whole)
+        corrections: list[str] = []
+        event, revised = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes,
+                                       corrections, whole)
         if self.keep_events:
+            if revised:
+                by_frame = {e.frame: e for e in revised}
+                recent = conn.events[-MAX_WINDOW:]
+                conn.events[-MAX_WINDOW:] = [by_frame.get(e.frame, e) for e in recent]
             conn.events.append(event)
         self.table.expire(ts)
-        return Update(conn, event, new, tuple(notes))
+        return Update(conn, event, new, tuple(notes), revised, tuple(corrections))
 
     def _starts_new(self, conn: TcpConnection, flags: int, seg: TcpHeader,
                     src: tuple[bytes, int]) -> bool:
@@ -288,14 +389,14 @@ class TcpTracker:
         else:
             client, server = Endpoint(*src), Endpoint(*dst)
         conn = TcpConnection(next(self.ids), client, server, ts)
+        conn.loopback = is_loopback(src[0]) and is_loopback(dst[0])
         if flags & SYN:
             if flags & ACK:  # the capture starts at the SYN-ACK
                 client.enter(S.SYN_SENT)
                 server.enter(S.SYN_RECEIVED)
-            else:
-                client.enter(S.CLOSED)
-                client.path.clear()
-                server.enter(S.LISTEN)
+            else:  # the first state the wire reveals is the client's SYN_SENT
+                client.state = S.CLOSED
+                conn.listener = LISTENER_UNKNOWN
         else:  # mid-stream: the wire shows two synchronized endpoints
             client.enter(S.ESTABLISHED)
             server.enter(S.ESTABLISHED)
@@ -304,25 +405,29 @@ class TcpTracker:
 
     # ----- one segment ----------------------------------------------------------------
     def _segment(self, conn: TcpConnection, role: str, frame: int, ts: float, seg: TcpHeader,
-                 flags: int, length: int, notes: list[str], whole: bool) -> Event:
+                 flags: int, length: int, notes: list[str], corrections: list[str],
+                 whole: bool) -> tuple[Event, tuple[Event, ...]]:
         me = conn.endpoint(role)
         peer = conn.endpoint(SERVER if role == CLIENT else CLIENT)
-        before = {id(me): me.state, id(peer): peer.state}
         findings = self.analyzer.segment(conn, me, peer, seg, length, ts, frame) if whole else ()
         for finding in findings:
             conn.analysis_counts[finding.name] = conn.analysis_counts.get(finding.name, 0) + 1
-        upper = role == CLIENT
-        self._history(conn, me, flags, length, upper)
+        self._history(conn, me, flags, length, role == CLIENT)
         self._completeness(conn, flags, length)
         seq, ack = seg.seq, seg.ack
         # Relative numbers count from the ISN, as tcpdump and Wireshark show them; without
-        # a SYN, from just before the first number seen.
-        if me.base is None or flags & SYN:
+        # a SYN, from just before the first number seen.  A RST from a side that never
+        # numbered anything (a refused SYN's answer) keeps its literal seq, as tcpdump
+        # prints it: RFC 9293 §3.10.7.1 gives it the SYN's ack field or zero.
+        literal_seq = bool(flags & RST) and me.base is None
+        if literal_seq:
+            pass
+        elif me.base is None or flags & SYN:
             me.base = seq if flags & SYN else (seq - 1) % MOD
         if flags & ACK and peer.base is None:
             peer.base = (ack - 1) % MOD
-        if flags & SYN:
-            me.isn = seq
+        facts = self._facts(conn, me, peer, flags, seq, ack, length, frame, notes)
+        label, phase = _label(facts, me, peer, length)
         end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) % MOD
         rel_end = me.rel(end)
         if rel_end > me.high and rel_end < (1 << 31):
@@ -331,142 +436,207 @@ class TcpTracker:
             data_end = me.rel((seq + length + (1 if flags & SYN else 0)) % MOD)
             if data_end > me.data_high and data_end < (1 << 31):
                 me.data_high = data_end
-            if peer.sent_fin and not me.sent_fin:
-                me.sent_data_after_peer_fin = True
-        label, phase = self._transitions(conn, role, me, peer, flags, seq, ack, length, notes)
+        if facts.acks_syn:
+            me.acked_peer_syn = True
+        if facts.acks_fin:
+            me.acked_peer_fin = True
         role = CLIENT if conn.client is me else SERVER  # a simultaneous open may swap roles
-        changes = tuple(
-            StateChange(CLIENT if who is conn.client else SERVER, before[id(who)], who.state)
-            for who in (conn.client, conn.server)
-            if who.state is not None and who.state is not before[id(who)]
-        )
-        after = (conn.client.state, conn.server.state)
         rel_ack = peer.rel(ack) if flags & ACK else None
-        return Event(frame, ts, role, flag_string(flags), me.rel(seq), rel_ack, length, phase,
-                     label, after, changes, findings)
+        event = Event(frame, ts, role, flag_string(flags), seq if literal_seq else me.rel(seq),
+                      rel_ack, length, phase, label, (None, None), (), findings)
+        return self._advance(conn, facts, event, corrections)
 
-    def _transitions(self, conn: TcpConnection, role: str, me: Endpoint, peer: Endpoint,
-                     flags: int, seq: int, ack: int, length: int,
-                     notes: list[str]) -> tuple[str, str]:
-        """Apply the sender's and then the receiver's transitions; return (label, phase)."""
+    def _facts(self, conn: TcpConnection, me: Endpoint, peer: Endpoint, flags: int, seq: int,
+               ack: int, length: int, frame: int, notes: list[str]) -> _Seg:
+        """What this segment is, in the terms of the state machine, and the facts it
+        establishes for good (who sent what, crossings, a refusal)."""
         has_ack = bool(flags & ACK)
-        acks_peer_syn = has_ack and peer.isn is not None and seq_le((peer.isn + 1) % MOD, ack)
-        # The first ACK covering the peer's FIN is the one that changes its state.
-        acks_peer_fin = (has_ack and peer.fin_seq is not None and not peer.fin_acked
-                         and seq_le((peer.fin_seq + 1) % MOD, ack))
-        if acks_peer_fin:
-            peer.fin_acked = True
-        if flags & RST:
-            return self._reset(conn, role, me, peer, notes)
-        if flags & SYN:
-            return self._syn(conn, role, me, peer, flags, seq, acks_peer_syn, notes)
-        label, phase = ("data", "data") if length else ("ACK", "data")
-        # The receiver first takes the ACK of its SYN, then this segment's data or FIN.
-        if acks_peer_syn and peer.state is S.SYN_RECEIVED:
-            self._step(conn, peer, Seen.RECV_ACK_OF_SYN)
-            if not length and not flags & FIN:
-                return "ACK", "handshake"
-        if flags & FIN:
+        syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
+        acks_syn = has_ack and peer.isn is not None and seq_le((peer.isn + 1) % MOD, ack)
+        acks_fin = (has_ack and peer.fin_seq is not None
+                    and seq_le((peer.fin_seq + 1) % MOD, ack))
+        new_syn = syn and not (me.sent_synack if has_ack else me.sent_syn)
+        if syn and not has_ack and me.sent_syn and me.isn != seq:
+            new_syn = True  # a SYN with another ISN (the same ports reused at once)
+        new_fin = fin and not me.sent_fin
+        if syn:
+            me.isn = seq
+            if has_ack:
+                me.sent_synack = True
+            else:
+                if new_syn and peer.sent_syn and not peer.sent_synack and not me.sent_synack:
+                    # A bare SYN answering a bare SYN: it was sent before the peer's SYN
+                    # arrived.  The SYNs crossed: a simultaneous open.
+                    self._cross_syns(conn)
+                    notes.append("the SYNs crossed: a simultaneous open (both sides go "
+                                 "SYN_SENT -> SYN_RECEIVED -> ESTABLISHED)")
+                me.sent_syn = True
+        if fin:
             fin_seq = (seq + length) % MOD
-            if me.fin_seq is not None and me.fin_seq == fin_seq and me.sent_fin:
-                return "FIN", "teardown"  # a retransmitted FIN: no new transition
-            if me.state is S.CLOSE_WAIT and peer.state is S.FIN_WAIT_1 and not acks_peer_fin:
-                # This FIN does not acknowledge the peer's: it was sent before that FIN
-                # arrived.  The FINs crossed: replay this side as FIN_WAIT_1 -> CLOSING.
-                self._uncross_fin(conn, me)
-                notes.append("the FINs crossed: a simultaneous close (both sides go "
-                             "FIN_WAIT_1 -> CLOSING -> TIME_WAIT)")
-            else:
-                self._step(conn, me, Seen.SEND_FIN)
-            me.fin_seq = fin_seq
-            me.sent_fin = True
-            if conn.first_fin_by is None:
-                conn.first_fin_by = role
-            if peer.state is S.FIN_WAIT_1 and acks_peer_fin:
-                self._step(conn, peer, Seen.RECV_FIN_ACK_OF_FIN)
-            else:
-                if acks_peer_fin:
-                    self._step(conn, peer, Seen.RECV_ACK_OF_FIN)
-                self._step(conn, peer, Seen.RECV_FIN)
-            return "FIN", "teardown"
-        if acks_peer_fin and peer.state in (S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
-            self._step(conn, peer, Seen.RECV_ACK_OF_FIN)
-        if not length and (me.sent_fin or peer.sent_fin):
-            return "ACK", "teardown"
-        return label, phase
+            if new_fin:
+                me.fin_seq = fin_seq
+                me.sent_fin = True
+                me.fin_frame = frame
+                if conn.first_fin_by is None:
+                    conn.first_fin_by = CLIENT if me is conn.client else SERVER
+                if peer.sent_fin and not acks_fin:
+                    conn.crossed_fins = True
+                    notes.append(
+                        f"the FINs crossed: the {_role(conn, me)} sent this FIN before the "
+                        f"{_role(conn, peer)}'s FIN of frame {peer.fin_frame} reached it, so "
+                        "it went ESTABLISHED -> FIN_WAIT_1, not CLOSE_WAIT: a simultaneous "
+                        "close (both sides go FIN_WAIT_1 -> CLOSING -> TIME_WAIT)")
+        if rst:
+            me.sent_rst = True
+            if (me is conn.server and conn.listener != LISTENER_YES and not me.sent_synack
+                    and not me.sent_syn and conn.client.sent_syn):
+                # A SYN answered by RST: nothing listened, so no server socket existed.
+                conn.refused = True
+                conn.listener = LISTENER_NO
+                notes.append("connection refused: nothing listens on that port, so the "
+                             "kernel answers the SYN with RST (there is no server socket)")
+            elif conn.reset_by is None:
+                conn.reset_by = CLIENT if me is conn.client else SERVER
+        if length and peer.sent_fin and not me.sent_fin:
+            me.sent_data_after_peer_fin = True
+            notes.append(f"half-close: the {_role(conn, me)} still sends data after the "
+                         f"{_role(conn, peer)}'s FIN of frame {peer.fin_frame}: a FIN closes "
+                         "only its sender's direction")
+        if me is conn.server and conn.listener == LISTENER_UNKNOWN and not rst:
+            if syn and not has_ack:
+                conn.listener = LISTENER_NO  # a SYN of its own: it was connecting too
+            elif acks_syn:
+                conn.listener = LISTENER_YES
+        return _Seg(me, syn, has_ack, fin, rst, new_syn, new_fin, acks_syn, acks_fin)
 
-    def _syn(self, conn: TcpConnection, role: str, me: Endpoint, peer: Endpoint, flags: int,
-             seq: int, acks_peer_syn: bool, notes: list[str]) -> tuple[str, str]:
-        if flags & ACK:
-            me.sent_synack = True
-            if me.state is S.LISTEN:  # the SYN it answers was not captured
-                self._step(conn, me, Seen.RECV_SYN)
-            if acks_peer_syn and peer.state in (S.SYN_SENT, S.SYN_RECEIVED):
-                self._step(conn, peer, Seen.RECV_SYN_ACK)
-            return "SYN-ACK", "handshake"
-        retransmitted = me.sent_syn and me.isn == seq
-        me.sent_syn = True
-        if retransmitted:
-            return "SYN", "handshake"
-        if me.state is S.SYN_RECEIVED and not me.sent_synack and peer.state is S.SYN_SENT:
-            # A bare SYN from an endpoint we took for a listener: it had not seen the
-            # peer's SYN when it sent its own.  The SYNs crossed: a simultaneous open.
-            self._uncross_syn(conn, me, peer)
-            notes.append("the SYNs crossed: a simultaneous open (both sides go SYN_SENT -> "
-                         "SYN_RECEIVED -> ESTABLISHED)")
-            return "SYN", "handshake"
-        if me.state in (None, S.CLOSED):
-            me.path.clear()
-        self._step(conn, me, Seen.SEND_SYN)
-        if peer.state is S.LISTEN or peer.state is S.SYN_SENT:
-            self._step(conn, peer, Seen.RECV_SYN)
-        return "SYN", "handshake"
+    # ----- the replay window ----------------------------------------------------------
+    def _advance(self, conn: TcpConnection, facts: _Seg, event: Event,
+                 corrections: list[str]) -> tuple[Event, tuple[Event, ...]]:
+        """Add the segment to the window, replay it, report what changed, and settle."""
+        window = conn.window
+        if not window:
+            if not (facts.new_syn and not facts.has_ack) and not facts.new_fin:
+                # Nothing pending: the segment's transitions are final at once.
+                event = self._replay_one(conn, facts, event)
+                return event, ()
+            for ep in (conn.client, conn.server):
+                ep.window_state = ep.state
+                ep.window_path = len(ep.path)
+        window.append(facts)
+        conn.window_events.append(event)
+        results, pending = self._replay(conn)
+        revised: list[Event] = []
+        old_events = conn.window_events
+        new_events = [old._replace(sender=CLIENT if seg.sender is conn.client else SERVER,
+                                   states=states, changes=changes)
+                      for old, seg, (states, changes) in zip(old_events, window, results,
+                                                             strict=True)]
+        for old, new_event in zip(old_events[:-1], new_events[:-1], strict=True):
+            if old != new_event:
+                revised.append(new_event)
+                corrections.extend(_corrections(old, new_event))
+        conn.window_events = new_events
+        if not pending or len(window) >= MAX_WINDOW:
+            self.settle(conn)
+        return new_events[-1], tuple(revised)  # (settle leaves new_events be)
 
-    def _reset(self, conn: TcpConnection, role: str, me: Endpoint, peer: Endpoint,
-               notes: list[str]) -> tuple[str, str]:
-        me.sent_rst = True
-        if me.state is S.SYN_RECEIVED and not me.sent_synack and peer.state is S.SYN_SENT:
-            # It answered a SYN with RST: nothing listened.  It never was a listener.
-            conn.refused = True
-            me.path[:] = [S.CLOSED]
-            me.state = S.CLOSED
-            notes.append("connection refused: nothing listens on that port, so the SYN "
-                         "is answered with RST")
-        else:
-            self._step(conn, me, Seen.SEND_RST)
-        if conn.reset_by is None:
-            conn.reset_by = role
-        self._step(conn, peer, Seen.RECV_RST)
-        return "RST", "reset"
+    def settle(self, conn: TcpConnection) -> None:
+        """Take the window's states as final (settled, or held as long as it may be)."""
+        conn.window = []
+        conn.window_events = []
+        if conn.listener == LISTENER_UNKNOWN:
+            conn.listener = LISTENER_NO  # no reply while it was held: nothing listened
 
-    # ----- crossings ------------------------------------------------------------------
-    def _uncross_syn(self, conn: TcpConnection, me: Endpoint, peer: Endpoint) -> None:
-        """Replay a simultaneous open: *me* sent its SYN first, then got the peer's."""
-        me.path[:] = []
-        me.state = S.CLOSED
-        self._step(conn, me, Seen.SEND_SYN)
-        self._step(conn, me, Seen.RECV_SYN)
-        self._step(conn, peer, Seen.RECV_SYN)
-        conn.crossed_syns = True
-        # SPEC §4: in a simultaneous open the client is the lower (address, port).
-        if (conn.server.addr, conn.server.port) < (conn.client.addr, conn.client.port):
-            conn.client, conn.server = conn.server, conn.client
-            conn.events[:] = [_swap_roles(e) for e in conn.events]
-            conn.history_letters[:] = [c.swapcase() for c in conn.history_letters]
-            if conn.first_fin_by is not None:
-                conn.first_fin_by = _other(conn.first_fin_by)
+    def _replay_one(self, conn: TcpConnection, facts: _Seg, event: Event) -> Event:
+        """A segment outside any window: apply its transitions now."""
+        for ep in (conn.client, conn.server):
+            ep.window_state = ep.state
+            ep.window_path = len(ep.path)
+        conn.window.append(facts)
+        out, _pending = self._replay(conn)
+        conn.window.clear()
+        states, changes = out[0]
+        return event._replace(states=states, changes=changes)
 
-    def _uncross_fin(self, conn: TcpConnection, me: Endpoint) -> None:
-        """Replay a simultaneous close for *me*: FIN sent first, the peer's FIN after."""
-        if me.path and me.path[-1] is S.CLOSE_WAIT:
-            me.path.pop()
-        me.state = S.ESTABLISHED
-        self._step(conn, me, Seen.SEND_FIN)
-        self._step(conn, me, Seen.RECV_FIN)
-        conn.crossed_fins = True
+    def _replay(self, conn: TcpConnection) -> tuple[list[_Replayed], bool]:
+        """Replay the window from its start; return each segment's (states, changes) and
+        whether a receipt is still unsettled.  The endpoints end in the replayed states."""
+        window = conn.window
+        client, server = conn.client, conn.server
+        # When each receiver got each pending SYN or FIN: (index, at_start) per
+        # (receiver, kind); at_start means before the receiver's own segment there.
+        schedule: dict[tuple[int, int], tuple[int, bool]] = {}
+        pending = False
+        for receiver in (client, server):
+            for kind in (_KIND_SYN, _KIND_FIN):
+                when, unsettled = _receipt(conn, window, receiver, kind)
+                pending = pending or unsettled
+                if when is not None:
+                    schedule[(id(receiver), kind)] = when
+        for ep in (client, server):
+            del ep.path[ep.window_path:]
+            ep.state = ep.window_state
+        if conn.listener == LISTENER_YES and server.state is None:
+            server.enter(S.LISTEN)
+        elif conn.listener == LISTENER_UNKNOWN:
+            pending = True
+        out: list[_Replayed] = []
+        fin_acked: dict[int, bool] = {}
+        for index, seg in enumerate(window):
+            hops: list[StateChange] = []
+            me = seg.sender
+            peer = server if me is client else client
+            due = schedule.get((id(me), _KIND_SYN))
+            if due == (index, True):
+                self._hop(conn, me, Seen.RECV_SYN, hops)
+            due = schedule.get((id(me), _KIND_FIN))
+            if due == (index, True):
+                self._hop(conn, me, Seen.RECV_FIN, hops)
+            # The sender's own transitions.
+            if seg.rst:
+                if me.state not in (None, S.CLOSED, S.LISTEN):
+                    self._hop(conn, me, Seen.SEND_RST, hops)
+            elif seg.syn and seg.new_syn:
+                if not seg.has_ack and me.state in (None, S.CLOSED):
+                    if me.state is None:
+                        me.state = S.CLOSED
+                    self._hop(conn, me, Seen.SEND_SYN, hops)
+                elif seg.has_ack and me.state is S.LISTEN:  # the SYN was not captured
+                    self._hop(conn, me, Seen.RECV_SYN, hops)
+            if seg.fin and seg.new_fin:
+                self._hop(conn, me, Seen.SEND_FIN, hops)
+            # What its receiver takes at once: a RST, the ACK of its SYN or FIN.
+            fin_due = schedule.get((id(peer), _KIND_FIN)) == (index, False)
+            if seg.rst:
+                if peer.state not in (None, S.CLOSED, S.LISTEN):
+                    self._hop(conn, peer, Seen.RECV_RST, hops)
+            elif seg.syn and seg.has_ack and seg.acks_syn:
+                if peer.state in (S.SYN_SENT, S.SYN_RECEIVED):
+                    self._hop(conn, peer, Seen.RECV_SYN_ACK, hops)
+            elif seg.acks_syn and peer.state is S.SYN_RECEIVED:
+                self._hop(conn, peer, Seen.RECV_ACK_OF_SYN, hops)
+            if seg.acks_fin and not fin_acked.get(id(peer)) and peer.sent_fin:
+                fin_acked[id(peer)] = True
+                if fin_due and peer.state is S.FIN_WAIT_1:
+                    self._hop(conn, peer, Seen.RECV_FIN_ACK_OF_FIN, hops)
+                    fin_due = False
+                elif peer.state in (S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK):
+                    self._hop(conn, peer, Seen.RECV_ACK_OF_FIN, hops)
+            # Receipts due after this segment: the receiver's of this one, at once, and
+            # the sender's of the peer's SYN or FIN, which it had not got before sending.
+            for who, kind in ((peer, _KIND_SYN), (me, _KIND_SYN), (peer, _KIND_FIN),
+                              (me, _KIND_FIN)):
+                if schedule.get((id(who), kind)) == (index, False):
+                    if kind == _KIND_FIN and who is peer and not fin_due:
+                        continue  # taken with the ACK of its own FIN above
+                    self._hop(conn, who, Seen.RECV_SYN if kind == _KIND_SYN else Seen.RECV_FIN,
+                              hops)
+            out.append(((client.state, server.state), tuple(hops)))
+        # Whether each side's FIN was acknowledged is kept across windows.
+        return out, pending
 
-    # ----- bookkeeping ----------------------------------------------------------------
-    def _step(self, conn: TcpConnection, who: Endpoint, seen: Seen) -> None:
+    def _hop(self, conn: TcpConnection, who: Endpoint, seen: Seen,
+             hops: list[StateChange]) -> None:
         state = who.state
         if state is None:
             return
@@ -474,10 +644,26 @@ class TcpTracker:
         if after is None:
             if seen not in (Seen.RECV_RST, Seen.SEND_RST) or state not in (S.CLOSED,
                                                                            S.LISTEN):
-                conn.anomalies.append(f"{state.value} has no transition for {seen.value}")
+                conn.note_anomaly(f"{state.value} has no transition for {seen.value}")
             return
+        if after is state:
+            return
+        hops.append(StateChange(_role(conn, who), state, after))
         who.enter(after)
 
+    # ----- crossings ------------------------------------------------------------------
+    def _cross_syns(self, conn: TcpConnection) -> None:
+        """A simultaneous open: nobody listened; the client is the lower (address, port)."""
+        conn.crossed_syns = True
+        conn.listener = LISTENER_NO
+        if (conn.server.addr, conn.server.port) < (conn.client.addr, conn.client.port):
+            conn.client, conn.server = conn.server, conn.client
+            conn.events[:] = [_swap_roles(e) for e in conn.events]
+            conn.history_letters[:] = [c.swapcase() for c in conn.history_letters]
+            if conn.first_fin_by is not None:
+                conn.first_fin_by = _other(conn.first_fin_by)
+
+    # ----- bookkeeping ----------------------------------------------------------------
     def _history(self, conn: TcpConnection, me: Endpoint, flags: int, length: int,
                  upper: bool) -> None:
         """Zeek's history letters: each the first time it happens in a direction."""
@@ -513,19 +699,96 @@ class TcpTracker:
 
 
     def drain(self) -> list[TcpConnection]:
-        """The flows retired since the last call (see FlowTable)."""
-        return self.table.drain()
+        """The flows retired since the last call (see FlowTable), their states final."""
+        done = self.table.drain()
+        for conn in done:
+            self.settle(conn)
+        return done
 
     def close(self) -> list[TcpConnection]:
         """Retire everything at the end of the capture."""
-        return self.table.close()
+        done = self.table.close()
+        for conn in done:
+            self.settle(conn)
+        return done
+
 
 
 def _other(role: str) -> str:
     return SERVER if role == CLIENT else CLIENT
 
 
+def _role(conn: TcpConnection, ep: Endpoint) -> str:
+    return CLIENT if ep is conn.client else SERVER
+
+
 def _swap_roles(event: Event) -> Event:
     changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
     return event._replace(sender=_other(event.sender), states=event.states[::-1],
                           changes=changes)
+
+
+def _label(seg: _Seg, me: Endpoint, peer: Endpoint, length: int) -> tuple[str, str]:
+    """The segment's (label, phase), from what it carries."""
+    if seg.rst:
+        return "RST", "reset"
+    if seg.syn:
+        return ("SYN-ACK" if seg.has_ack else "SYN"), "handshake"
+    if seg.fin:
+        return "FIN", "teardown"
+    if seg.acks_syn and not me.acked_peer_syn and not length and peer.sent_synack:
+        return "ACK", "handshake"  # the third segment of the handshake
+    if length:
+        return "data", "data"
+    if me.sent_fin or peer.sent_fin:
+        return "ACK", "teardown"
+    return "ACK", "data"
+
+
+def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
+             kind: int) -> tuple[tuple[int, bool] | None, bool]:
+    """When *receiver* got the other side's bare SYN or FIN that starts in *window*.
+
+    Returns ((index, at_start), unsettled): after the segment at *index*, or before it
+    with *at_start* (the receiver's own segment that acknowledges it); None when it
+    never got it as far as the wire shows.  *unsettled* is True while a later segment of
+    the receiver could still move it.
+    """
+    sender = conn.server if receiver is conn.client else conn.client
+    created = -1
+    for index, seg in enumerate(window):
+        if seg.sender is sender and (seg.new_fin if kind == _KIND_FIN
+                                     else seg.new_syn and not seg.has_ack):
+            created = index
+            break
+    if created < 0:
+        return None, False
+    # A listener's SYN: known only from its reply (SPEC §4's example: LISTEN until then).
+    listener = kind == _KIND_SYN and not conn.crossed_syns
+    if listener and conn.listener == LISTENER_NO:
+        return None, False  # refused: no socket got it
+    at_once = conn.loopback and not listener
+    last = created  # the receiver's last segment sent before it got it
+    for index in range(created + 1, len(window)):
+        seg = window[index]
+        if seg.sender is not receiver:
+            continue
+        if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
+            return ((last, False) if at_once else (index, True)), False
+        if seg.rst:
+            return None, False  # it reset the connection instead
+        if seg.has_ack or (kind == _KIND_SYN and seg.syn):
+            last = index  # sent without acknowledging it: it had not got it yet
+    return ((last, False) if at_once else None), True
+
+
+def _corrections(old: Event, new: Event) -> list[str]:
+    """Plain-language corrections of an earlier event's states."""
+    before = old.states if old.sender == new.sender else old.states[::-1]
+    lines = []
+    for role, was, now in zip((CLIENT, SERVER), before, new.states, strict=True):
+        if was is not None and was is not now:
+            now_text = now.value if now is not None else "without a socket"
+            lines.append(f"correction to frame {old.frame}: the {role} was {now_text} after "
+                         f"it, not {was.value}")
+    return lines

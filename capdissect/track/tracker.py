@@ -33,6 +33,9 @@ class IcmpUpdate(NamedTuple):
     kind: str  # "port unreachable", "unreachable", "time exceeded", ...
     quoted: tuple[Endpoint, Endpoint] | None  # the quoted UDP datagram's (src, dst)
     conversation: UdpConversation | None
+    # The peer the refusing socket (the quoted destination) is connect()ed to, when the
+    # wire shows it (track/udp.py UdpTracker.unreachable).
+    connected_to: Endpoint | None = None
 
 
 Observation = Update | UdpUpdate | IcmpUpdate
@@ -110,10 +113,10 @@ class Tracker:
             return IcmpUpdate(kind, None, None)
         src = (quote.src, quote.src_port)
         dst = (quote.dst, quote.dst_port)
-        conv = None
+        conv = connected = None
         if kind == "port unreachable":
-            conv = self.udp.unreachable(frame, ts, pkt.ip.src, src, dst)
-        return IcmpUpdate(kind, (src, dst), conv)
+            conv, connected = self.udp.unreachable(frame, ts, pkt.ip.src, src, dst)
+        return IcmpUpdate(kind, (src, dst), conv, connected)
 
     def drain(self) -> list[Flow]:
         return [*self.tcp.drain(), *self.udp.drain()]

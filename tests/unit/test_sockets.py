@@ -67,7 +67,7 @@ def test_lesson_every_prints_the_netstat_sequence_exactly() -> None:
     got = snapshots(proc.stdout.splitlines())
     assert [states for _, states in got] == [
         ["LISTEN"],
-        ["LISTEN", "SYN_SENT", "SYN_RECV"],
+        ["LISTEN", "SYN_SENT"],  # SPEC §4: the server shows it got the SYN by its SYN-ACK
         ["LISTEN", "ESTABLISHED", "SYN_RECV"],
         ["LISTEN", "ESTABLISHED", "ESTABLISHED"],
         ["LISTEN", "FIN_WAIT1", "CLOSE_WAIT"],
@@ -145,8 +145,7 @@ def test_an_unanswered_syn_makes_no_listener_and_a_late_answer_does() -> None:
     assert [states for _, states in got] == [
         ["SYN_SENT"],  # frame 1: nobody answers it, so nothing is inferred from it
         ["LISTEN", "SYN_SENT"],  # just before frame 2, the SYN that was answered
-        ["LISTEN", "SYN_SENT", "SYN_RECV"],
-        ["LISTEN", "ESTABLISHED", "SYN_RECV"],
+        ["LISTEN", "ESTABLISHED", "SYN_RECV"],  # the SYN-ACK: both sides at once
     ]
     assert got[1][0].startswith("before frame 2 (+4.000000 s): the server accepts the SYN")
 

@@ -29,6 +29,7 @@ from capdissect.dissect.udp import UdpHeader
 from capdissect.report.eventlog import Segment
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished
+from capdissect.track.states import TcpState
 from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
 from capdissect.track.tracker import IcmpUpdate, Observation, UdpUpdate
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
@@ -248,7 +249,15 @@ def _icmp(update: IcmpUpdate, seg: object) -> list[str]:
     lines = [f"ICMP {kind}: it answers {which}, the UDP datagram {endpoint(src)} -> "
              f"{endpoint(dst)}, and quotes that datagram's IP header and first 8 bytes (its UDP "
              "header), so the sender's kernel can find the socket it came from."]
-    if kind == "port unreachable":
+    if kind == "port unreachable" and update.connected_to is not None:
+        lines.append(f"The socket on port {dst[1]} is connect()ed to "
+                     f"{endpoint(update.connected_to)}: it sent datagrams to that peer only, "
+                     "and a connected UDP socket takes datagrams from its peer alone, so the "
+                     f"kernel refuses this one from {endpoint(src)} (or the socket was closed "
+                     "in between; the wire cannot tell). The sender's next recv() on a "
+                     "connected socket fails with ECONNREFUSED; an unconnected one hears "
+                     "nothing.")
+    elif kind == "port unreachable":
         lines.append(f"Nothing listens on port {dst[1]} (or the socket there is connected to "
                      "someone else and ignores this sender). The sender's next recv() on a "
                      "connected socket fails with ECONNREFUSED; an unconnected socket hears "
@@ -291,28 +300,48 @@ def ledger(segments: Sequence[Segment]) -> dict[str, list[LedgerRow]]:
 
 # ----- questions -------------------------------------------------------------------------
 def questions(flows: Sequence[Finished], packets: Sequence[PacketView]) -> list[Question]:
-    """Questions with answers, from the capture's own numbers (a few per flow)."""
+    """Questions with answers, from the same events the ladders and the timeline JSON show
+    (a few per flow, for the first three flows); never the same question twice."""
     out: list[Question] = []
-    for item in flows[:3]:
+    shown = flows[:3]
+    for item in shown:
         if isinstance(item.flow, TcpConnection):
-            out += _tcp_questions(item.flow, [s for s in item.events if isinstance(s, Segment)])
+            found = _tcp_questions(item.flow, [s for s in item.events if isinstance(s, Segment)])
         elif isinstance(item.flow, UdpConversation):
-            out += _udp_questions(item.flow, list(item.events))
+            found = _udp_questions(item.flow, list(item.events))
+        else:
+            continue
+        if len(shown) > 1:
+            kind = "connection" if isinstance(item.flow, TcpConnection) else "conversation"
+            found = [q._replace(text=f"({kind} {item.flow.id}) {q.text}") for q in found]
+        out += [q for q in found if q.text not in {seen.text for seen in out}]
     return out
 
 
 def _tcp_questions(conn: TcpConnection, segs: list[Segment]) -> list[Question]:
     out = []
     for role in (SERVER, CLIENT):
-        changes = [(s.event, c) for s in segs for c in s.event.changes if c.role == role]
-        if changes:
-            event, change = changes[len(changes) // 2]
-            before = change.before.value if change.before is not None else "unknown"
+        index = 0 if role == CLIENT else 1
+        changed = [s.event for s in segs if any(c.role == role for c in s.event.changes)]
+        if changed:
+            event = changed[len(changed) // 2]
+            hops = [c for c in event.changes if c.role == role]
+            after = event.states[index]
+            before = hops[0].before.value if hops[0].before is not None else "unknown"
+            state = after.value if after is not None else "no socket"
+            via = " -> ".join([before, *(c.after.value for c in hops)])
             out.append(Question(
                 f"What state is the {role} in after packet {event.frame}?",
-                f"{change.after.value}. Packet {event.frame} is the {event.sender}'s "
-                f"{event.label} ({event.flags}); it moved the {role} from {before} to "
-                f"{change.after.value}."))
+                f"{state}. Packet {event.frame} is the {event.sender}'s {event.label} "
+                f"({event.flags}); the {role} went {via}."))
+    if conn.refused:
+        rst = next((s.event for s in segs if s.event.label == "RST"), None)
+        if rst is not None:
+            out.append(Question(
+                f"Packet {rst.frame} is the server's RST. Which socket did it close?",
+                "None: nothing listened on that port, so there was no server socket. The "
+                "server's kernel answers the SYN with RST, and the client's connect() fails "
+                "with ECONNREFUSED (\"connection refused\")."))
     data = next((s.event for s in segs if s.event.length and s.event.sender == CLIENT), None)
     if data is not None and data.seq is not None:
         out.append(Question(
@@ -330,20 +359,32 @@ def _tcp_questions(conn: TcpConnection, segs: list[Segment]) -> list[Question]:
                 f"{data.frame}, and in which packet?",
                 f"ack {end}, in packet {ack.frame}: the bytes were numbered {data.seq} to "
                 f"{end - 1}, and an ack names the next number expected."))
-    fin = next((s.event for s in segs if "F" in s.event.flags), None)
-    if fin is not None:
+    fins = [s.event for s in segs if "F" in s.event.flags]
+    if fins and conn.closer is not None:
+        if conn.closer == "both":
+            second = next((e for e in fins if e.sender != fins[0].sender), fins[0])
+            answer = (f"Both at once: the FINs of packets {fins[0].frame} and {second.frame} "
+                      "crossed (neither acknowledges the other), a simultaneous close.")
+        else:
+            fin = next((e for e in fins if e.sender == conn.closer), fins[0])
+            answer = (f"The {conn.closer}: its FIN in packet {fin.frame} is the first FIN of "
+                      "the connection.")
+        out.append(Question("Who closed the connection first, and how can you tell?", answer))
+    ending = [role for role in (CLIENT, SERVER)
+              if conn.endpoint(role).path[-1:] == [TcpState.TIME_WAIT]]
+    if ending:
+        who = "Both" if len(ending) == 2 else f"The {ending[0]}"
+        why = ("each sent the last ACK of the other's FIN" if len(ending) == 2
+               else "it sent the last ACK (of the other side's FIN)")
         out.append(Question(
-            "Who closed the connection first, and how can you tell?",
-            f"The {fin.sender}: its FIN in packet {fin.frame} is the first FIN of the "
-            f"connection (the capture calls the closer: {conn.closer or 'nobody'})."))
-    for role in (CLIENT, SERVER):
-        path = conn.endpoint(role).path
-        if path and path[-1].value == "TIME_WAIT":
-            out.append(Question(
-                "Which side ends in TIME_WAIT, and why does it wait there?",
-                f"The {role}, because it sent the last ACK (of the other side's FIN). It waits "
-                "2 MSL (60 s on Linux) in case that ACK is lost and the FIN comes again, and so "
-                "that old segments of this connection die out before the ports are reused."))
+            "Which side ends in TIME_WAIT, and why does it wait there?",
+            f"{who}, because {why}. It waits 2 MSL (60 s on Linux) in case that ACK is lost "
+            "and the FIN comes again, and so that old segments of this connection die out "
+            "before the ports are reused."))
+    for hint in conn.hints:
+        role = CLIENT if hint.startswith("the client") else SERVER
+        out.append(Question(f"Why does the {role} stay in CLOSE_WAIT?", hint[0].upper() + hint[1:]
+                            + "."))
     return out
 
 
@@ -360,11 +401,16 @@ def _udp_questions(conv: UdpConversation, items: list[object]) -> list[Question]
         if isinstance(item, Unreachable):
             answered = (f"packet {item.quoted_frame}" if item.quoted_frame is not None
                         else "a datagram the capture does not hold")
+            if item.connected_to is not None:
+                why = (f"The socket there is connect()ed to {endpoint(item.connected_to)} (it "
+                       "sent datagrams to that peer only), so its kernel refuses datagrams "
+                       f"from {endpoint(conv.a)}.")
+            else:
+                why = f"No socket there accepts datagrams from {endpoint(conv.a)}."
             out.append(Question(
                 f"Packet {item.frame} is an ICMP port unreachable. Which datagram does it "
                 "answer, and what does the sender learn?",
-                f"It answers {answered}: it quotes that datagram's addresses and ports. No "
-                f"socket there accepts datagrams from {endpoint(conv.a)}; a connected UDP "
-                "socket learns it as ECONNREFUSED on its next call."))
+                f"It answers {answered}: it quotes that datagram's addresses and ports. {why} "
+                "A connected UDP sender learns it as ECONNREFUSED on its next call."))
             break
     return out

@@ -28,6 +28,7 @@ from capdissect.report.handout.svg import (
     time_sequence,
     udp_ladder,
 )
+from capdissect.track.syscalls import Placed
 from capdissect.track.tcp import CLIENT, SERVER, TcpConnection
 from capdissect.track.udp import UdpConversation
 
@@ -58,6 +59,8 @@ pre.hex span { border-radius: 2px; }
 .notes li::marker { color: var(--accent); }
 .read { font-family: ui-monospace, monospace; font-size: 12.5px; color: #374151; margin: .3em 0;
         padding-left: 1em; border-left: 3px solid #c7d2fe; white-space: pre-wrap; }
+.calls { font-family: ui-monospace, monospace; font-size: 12.5px; color: #6d28d9; margin: .3em 0;
+         padding-left: 1em; border-left: 3px solid #c4b5fd; white-space: pre-wrap; }
 .netstat { border-left: 3px solid #86efac; padding-left: .6em; margin: .6em 0; }
 .netstat p { margin: .2em 0; font-size: .9em; color: var(--muted); }
 .contrast { background: #fefce8; border: 1px solid #fde68a; border-radius: 8px; padding: 8px 14px; }
@@ -102,9 +105,13 @@ def _page(lesson: Lesson) -> Iterator[str]:
     yield from _summary(lesson)
     for item in lesson.flows:
         if isinstance(item.flow, TcpConnection):
-            yield from _tcp_flow(item.flow, item, lesson.first_ts)
+            yield from _tcp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
         elif isinstance(item.flow, UdpConversation):
-            yield from _udp_flow(item.flow, item, lesson.first_ts)
+            yield from _udp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
+    if lesson.calls_before:
+        yield ('<section id="calls-before"><h2>Socket calls before the first packet</h2>'
+               '<div class="calls">' + "\n".join(_t(c) for c in lesson.calls_before)
+               + '</div></section>\n')
     yield from _packets(lesson.packets)
     yield from _questions(lesson)
     yield (f'<footer>Made with capdissect {_t(__version__)}. Packet text as '
@@ -144,7 +151,12 @@ def _summary(lesson: Lesson) -> Iterator[str]:
     yield '</table></section>\n'
 
 
-def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float) -> Iterator[str]:
+def _calls_of(lesson: Lesson, item: Finished) -> list[Placed]:
+    return lesson.calls.of(item.flow.id) if lesson.calls is not None else []
+
+
+def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
+              calls: list[Placed]) -> Iterator[str]:
     segments = [s for s in item.events if isinstance(s, Segment)]
     c, s = conn.client, conn.server
     closer = f" by the {conn.closer}" if conn.closer in (CLIENT, SERVER) else ""
@@ -154,7 +166,7 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float) -> Iterator[
            f'{conn.packets} packets; {c.payload} bytes of data from the client, {s.payload} '
            f'from the server. Click an arrow to jump to its packet.</p>')
     yield '<h3>Ladder diagram</h3><div class="figure ladder">'
-    yield tcp_ladder(conn, segments, first_ts)
+    yield tcp_ladder(conn, segments, first_ts, calls=calls)
     yield '</div><h3>The RFC 9293 state diagram, and the path each endpoint took</h3>'
     yield ('<p>Drawn from the same transition table the tracker runs on '
            '(<code>capdissect/track/states.py</code>). A passive open (CLOSED to LISTEN) '
@@ -169,6 +181,8 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float) -> Iterator[
                'to its last sequence number; the dashed line is what the other side has '
                'acknowledged.</p>')
         yield f'<div class="figure tsg">{graph}</div>'
+    for hint in conn.hints:
+        yield f'<p class="hint">Hint: {_t(hint)}</p>'
     for anomaly in conn.anomalies:
         yield f'<p class="anomaly">Anomaly: {_t(anomaly)}</p>'
     yield '</section>\n'
@@ -197,7 +211,8 @@ def _ledger_row(row: LedgerRow) -> str:
             f'<td>{row.next_seq}</td><td>{acked}</td></tr>')
 
 
-def _udp_flow(conv: UdpConversation, item: Finished, first_ts: float) -> Iterator[str]:
+def _udp_flow(conv: UdpConversation, item: Finished, first_ts: float,
+              calls: list[Placed]) -> Iterator[str]:
     yield (f'<section class="flow" id="flow{conv.id}"><h2>UDP conversation {conv.id}: '
            f'{_t(endpoint(conv.a))} &#8596; {_t(endpoint(conv.b))}</h2>')
     yield ('<div class="contrast"><p><b>UDP compared with TCP.</b> No handshake before the '
@@ -209,7 +224,7 @@ def _udp_flow(conv: UdpConversation, item: Finished, first_ts: float) -> Iterato
                'where no socket takes it (nothing listens, or a connected socket ignores '
                'strangers). The dotted arrow points back at the sender.</p>')
     yield '</div><div class="figure ladder">'
-    yield udp_ladder(conv, list(item.events), first_ts)
+    yield udp_ladder(conv, list(item.events), first_ts, calls=calls)
     yield '</div></section>\n'
 
 
@@ -242,6 +257,8 @@ def _packet(view: PacketView) -> Iterator[str]:
            f'{hex_html(view.data, view.hex_start, view.spans)}</pre>')
     if view.notes:
         yield '<div class="read">' + "\n".join(_t("| " + n) for n in view.notes) + '</div>'
+    if view.calls:
+        yield '<div class="calls">' + "\n".join(_t(c) for c in view.calls) + '</div>'
     yield '<ul class="notes">' + "".join(f'<li>{_t(x)}</li>' for x in view.explanation) + '</ul>'
     for moment in view.sockets:
         if not moment.before:

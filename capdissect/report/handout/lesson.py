@@ -18,12 +18,14 @@ from typing import Final, NamedTuple
 from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
+from capdissect.report.calls import moments as call_moments
 from capdissect.report.flowstream import End, Finished, Totals, finished, track
 from capdissect.report.handout.explain import Explainer, Question, questions
 from capdissect.report.handout.fields import Span, field_spans
 from capdissect.report.sockets import SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.report.textsafe import clean
+from capdissect.track.syscalls import Frame, Joined
 from capdissect.track.tcp import Update
 from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
@@ -68,6 +70,7 @@ class PacketView(NamedTuple):
     explanation: tuple[str, ...]  # the handout's plain-language paragraph, one item a point
     sockets: tuple[SocketView, ...]  # netstat tables that changed at this packet
     comment: str | None  # the capture file's own comment on the packet (pcapng)
+    calls: tuple[str, ...] = ()  # the socket calls that returned after it (trace), findings
 
 
 class Lesson(NamedTuple):
@@ -82,6 +85,8 @@ class Lesson(NamedTuple):
     icmp_unreachable: int
     questions: tuple[Question, ...]
     interfaces: tuple[str, ...]  # interface names the file gives (pcapng if_name)
+    calls: Joined | None = None  # the traced socket calls, placed (trace, demo)
+    calls_before: tuple[str, ...] = ()  # the calls that returned before the first packet
 
 
 class _Recording(Tracker):
@@ -95,8 +100,10 @@ class _Recording(Tracker):
 
 
 def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
-                 conn: int | None = None, interfaces: Sequence[str] = ()) -> Lesson:
-    """The lesson of *packets* (one capture, in file order); *conn* keeps one flow."""
+                 conn: int | None = None, interfaces: Sequence[str] = (),
+                 calls: tuple[Joined, list[Frame]] | None = None) -> Lesson:
+    """The lesson of *packets* (one capture, in file order); *conn* keeps one flow;
+    *calls*, the socket calls traced with it, go beside the packets they returned after."""
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
     totals = Totals()
@@ -108,6 +115,8 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
     first_ts = packets[0].raw.ts if packets else 0.0
     moments = _socket_views(packets)
     views = [v for v in _packet_views(packets, first_ts, moments) if conn is None or v.flow == conn]
+    after = call_moments(*calls) if calls is not None else {}
+    views = [v._replace(calls=tuple(after.get(v.frame, ()))) for v in views]
     last_ts = packets[-1].raw.ts if packets else 0.0
     return Lesson(
         title=clean(title) if title else f"What crossed the wire: {clean(name)}",
@@ -121,6 +130,8 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         icmp_unreachable=totals.icmp_unreachable,
         questions=tuple(questions(flows, views)),
         interfaces=tuple(clean(n) for n in interfaces),
+        calls=calls[0] if calls is not None else None,
+        calls_before=tuple(after.get(0, ())),
     )
 
 
@@ -135,7 +146,7 @@ def _packet_views(packets: Sequence[Packet], first_ts: float,
                   moments: dict[int, list[SocketView]]) -> Iterable[PacketView]:
     printer = TcpdumpPrinter(HANDOUT_PRINT)
     recorder = _Recording(keep_events=False)
-    annotator = Annotator(recorder, checksums=True)
+    annotator = Annotator(recorder, checksums=HANDOUT_PRINT.v)
     explainer = Explainer()
     for frame, pkt in enumerate(packets, 1):
         header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))

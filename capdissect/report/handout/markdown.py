@@ -28,6 +28,7 @@ from capdissect.report.handout.lesson import Lesson, PacketView, SocketView
 from capdissect.report.hexdump import hex_ascii
 from capdissect.report.timeline import mermaid_lines, mermaid_text
 from capdissect.track.states import TcpState, figure_edges
+from capdissect.track.syscalls import Joined
 from capdissect.track.tcp import CLIENT, SERVER, TcpConnection
 from capdissect.track.udp import UdpConversation
 
@@ -67,9 +68,12 @@ def _document(lesson: Lesson) -> Iterator[str]:
     yield ""
     for item in lesson.flows:
         if isinstance(item.flow, TcpConnection):
-            yield from _tcp_flow(item.flow, item)
+            yield from _tcp_flow(item.flow, item, lesson.calls)
         elif isinstance(item.flow, UdpConversation):
-            yield from _udp_flow(item.flow, item)
+            yield from _udp_flow(item.flow, item, lesson.calls)
+    if lesson.calls_before:
+        yield "## Socket calls before the first packet\n"
+        yield fence("\n".join("call: " + call for call in lesson.calls_before))
     yield "## Packet by packet\n"
     yield ("Each packet as `tcpdump -nn -v -X` prints it, where its header fields sit in the "
            "dump, the lines `capdissect read` prints under it, and what it means. Field "
@@ -84,7 +88,7 @@ def _document(lesson: Lesson) -> Iterator[str]:
         yield ""
 
 
-def _tcp_flow(conn: TcpConnection, item: Finished) -> Iterator[str]:
+def _tcp_flow(conn: TcpConnection, item: Finished, calls: Joined | None) -> Iterator[str]:
     c, s = conn.client, conn.server
     yield (f"## TCP connection {conn.id}: {md(endpoint((c.addr, c.port)))} → "
            f"{md(endpoint((s.addr, s.port)))}\n")
@@ -93,11 +97,13 @@ def _tcp_flow(conn: TcpConnection, item: Finished) -> Iterator[str]:
            f"{conn.packets} packets; {c.payload} bytes of data from the client, "
            f"{s.payload} from the server.\n")
     yield "### Ladder diagram\n"
-    yield fence("\n".join(mermaid_lines([item])), "mermaid")
+    yield fence("\n".join(mermaid_lines([item], calls)), "mermaid")
     yield "### The RFC 9293 state diagram, and the path each endpoint took\n"
     yield (f"Client: {md(' → '.join(x.value for x in c.path))}  \n"
            f"Server: {md(' → '.join(x.value for x in s.path))}\n")
     yield fence(state_diagram_mermaid(c.path, s.path), "mermaid")
+    for hint in conn.hints:
+        yield f"**Hint:** {md(hint)}\n"
     segments = [x for x in item.events if isinstance(x, Segment)]
     yield "### Sequence and acknowledgement ledger\n"
     yield ("Every data byte takes one sequence number, and so do SYN and FIN; the next "
@@ -160,7 +166,7 @@ def _sequence_chart(segments: Sequence[Segment]) -> str | None:
     ])
 
 
-def _udp_flow(conv: UdpConversation, item: Finished) -> Iterator[str]:
+def _udp_flow(conv: UdpConversation, item: Finished, calls: Joined | None) -> Iterator[str]:
     yield f"## UDP conversation {conv.id}: {md(endpoint(conv.a))} ↔ {md(endpoint(conv.b))}\n"
     yield ("> **UDP compared with TCP.** No handshake before the first datagram, no FIN after "
            "the last; no sequence numbers, acknowledgements or window; no state on either "
@@ -168,7 +174,7 @@ def _udp_flow(conv: UdpConversation, item: Finished) -> Iterator[str]:
     if conv.icmp_unreachable:
         yield ("> An **ICMP port unreachable** answers a datagram that reached a host where no "
                "socket takes it; the dotted arrow points back at the sender.\n")
-    yield fence("\n".join(mermaid_lines([item])), "mermaid")
+    yield fence("\n".join(mermaid_lines([item], calls)), "mermaid")
 
 
 def _packet(view: PacketView) -> Iterator[str]:
@@ -186,6 +192,8 @@ def _packet(view: PacketView) -> Iterator[str]:
         yield f"Where the fields are in the dump: {where}.\n"
     if view.notes:
         yield fence("\n".join("| " + note for note in view.notes))
+    if view.calls:
+        yield fence("\n".join("call: " + call for call in view.calls))
     yield from (f"- {md(line)}" for line in view.explanation)
     yield ""
     for moment in view.sockets:

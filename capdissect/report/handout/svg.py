@@ -18,19 +18,24 @@ import html
 import itertools
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from capdissect.report.calls import ladder_mark
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
-from capdissect.report.timeline import phase_note, segment_label
+from capdissect.report.timeline import changed_states, initial_states, phase_note, segment_label
 from capdissect.track.states import TcpState, figure_edges
+from capdissect.track.syscalls import Placed
 from capdissect.track.tcp import CLIENT, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
 S = TcpState
+_REMARK_WIDTH: Final = 90  # characters a remark line between the lifelines holds
 CLIENT_COLOUR: Final = "#1d4ed8"
 SERVER_COLOUR: Final = "#c2410c"
+CALL_COLOUR: Final = "#7c3aed"  # socket calls (trace): a diamond on the caller's lifeline
 
 
 def _t(text: object) -> str:
@@ -110,14 +115,35 @@ def _lifelines(height: int, left: str, right: str, ids: str = "") -> list[str]:
             '<text x="48" y="16" font-size="10" fill="#666">time (s)</text>']
 
 
+def _call_marks(calls: list[Placed], before: int | None, y: int, left_side: str,
+                body: list[str]) -> int:
+    """Draw (and take from *calls*) the socket calls that returned before frame *before*
+    (None: all): a diamond on the caller's lifeline, the call in italics beside it."""
+    while calls and (before is None or calls[0].after_frame < before):
+        placed = calls.pop(0)
+        on_left = placed.side in (CLIENT, "a")
+        x = _LEFT if on_left else _RIGHT
+        tx, anchor = (x + 10, "start") if on_left else (x - 10, "end")
+        body.append(f'<g class="call" data-after-frame="{placed.after_frame}">'
+                    f'<rect x="{x - 4}" y="{y + 4}" width="8" height="8" '
+                    f'transform="rotate(45 {x} {y + 8})" fill="{CALL_COLOUR}"/>'
+                    f'<text x="{tx}" y="{y + 12}" text-anchor="{anchor}" font-size="10" '
+                    f'font-style="italic" fill="{CALL_COLOUR}">{_t(ladder_mark(placed))}</text>'
+                    '</g>')
+        y += 16
+    return y
+
+
 def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: float, *,
-               ids: str = "", links: bool = True) -> str:
+               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> str:
     """Two lifelines, an arrow per segment, a state box wherever an endpoint's state changes.
 
     *ids* prefixes the figure's element ids (several ladders in one document); *links*
-    makes each arrow a link to its packet's section (``#p12``), which a handout has.
+    makes each arrow a link to its packet's section (``#p12``), which a handout has;
+    *calls* (``trace``) are marked on their callers' lifelines.
     """
     c, s = conn.client, conn.server
+    pending = list(calls)
     body: list[str] = []
     y = 32
     first = True
@@ -126,28 +152,30 @@ def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: flo
             continue
         event = item.event
         if first:
-            before = {ch.role: ch.before for ch in event.changes}
-            states = [before.get(role, after) for role, after in
-                      zip((CLIENT, "server"), event.states, strict=True)]
-            body.append(_box(_LEFT, y, states[0].value if states[0] else "?", CLIENT_COLOUR))
-            body.append(_box(_RIGHT, y, states[1].value if states[1] else "?", SERVER_COLOUR))
+            client_state, server_state = initial_states(items)
+            body.append(_box(_LEFT, y, client_state, CLIENT_COLOUR))
+            body.append(_box(_RIGHT, y, server_state, SERVER_COLOUR))
             y += _BOX_ROW
             first = False
+        y = _call_marks(pending, event.frame, y, CLIENT, body)
         y += 10
         body.append(_arrow(event.frame, event.ts - first_ts, y, event.sender == CLIENT,
                            segment_label(event), phase_note(event), "segment", ids=ids,
                            links=links))
         y += _ROW - 10
         for remark in [f"{f.name}: {f.why}" for f in event.analysis] + list(item.notes):
-            body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" text-anchor="middle" '
-                        f'font-size="10" fill="#a16207">{_t(remark[:90])}</text>')
-            y += 14
+            for line in textwrap.wrap(remark, _REMARK_WIDTH):
+                body.append(f'<text x="{(_LEFT + _RIGHT) // 2}" y="{y + 2}" '
+                            f'text-anchor="middle" font-size="10" fill="#a16207">{_t(line)}'
+                            '</text>')
+                y += 14
         if event.changes:
-            for change in event.changes:
-                x, colour = ((_LEFT, CLIENT_COLOUR) if change.role == CLIENT
+            for role, state in changed_states(event).items():
+                x, colour = ((_LEFT, CLIENT_COLOUR) if role == CLIENT
                              else (_RIGHT, SERVER_COLOUR))
-                body.append(_box(x, y, change.after.value, colour))
+                body.append(_box(x, y, state, colour))
             y += _BOX_ROW
+    y = _call_marks(pending, None, y, CLIENT, body)
     height = y + 16
     return _svg(_WIDTH, height, f"ladder of TCP connection {conn.id}",
                 _lifelines(height, f"client {endpoint((c.addr, c.port))}",
@@ -155,9 +183,10 @@ def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: flo
 
 
 def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: float, *,
-               ids: str = "", links: bool = True) -> str:
-    """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back (*ids*
-    and *links* as for ``tcp_ladder``)."""
+               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> str:
+    """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back (*ids*,
+    *links* and *calls* as for ``tcp_ladder``)."""
+    pending = list(calls)
     body: list[str] = []
     y = 32
     for x in (_LEFT, _RIGHT):
@@ -166,6 +195,7 @@ def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: f
     y += _BOX_ROW
     last = {"a": 0, "b": 0}
     for item in items:
+        y = _call_marks(pending, item.frame, y, "a", body)
         y += 10
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
@@ -181,6 +211,7 @@ def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: f
                                "ICMP port unreachable", answers, "icmp", dotted=True,
                                ids=ids, links=links))
         y += _ROW - 10
+    y = _call_marks(pending, None, y, "a", body)
     height = y + 16
     return _svg(_WIDTH, height, f"UDP conversation {conv.id}",
                 _lifelines(height, endpoint(conv.a), endpoint(conv.b), ids) + body)
