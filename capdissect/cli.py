@@ -707,7 +707,8 @@ def export(
     One partition per capture file (per --continuous group) in each table, zstd, the
     schema of docs/export-schema.md.  A damaged file exports what is readable and its
     error goes to the files table; the others go on; the exit status is then 1.
-    Needs the sql extra (pip install 'capdissect[sql]'); --scheduler the scale extra.
+    Needs the sql extra (pip install 'capdissect\\[sql]'); --scheduler the scale extra
+    ('capdissect\\[scale]').
 
     Examples:
 

@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +48,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def db(exported: Path):  # type: ignore[no-untyped-def]
+def db(exported: Path) -> Iterator[Any]:
     from capdissect.export.sql import connect
 
     con = connect(str(exported))
@@ -54,14 +56,14 @@ def db(exported: Path):  # type: ignore[no-untyped-def]
     con.close()
 
 
-def rows(db, sql: str, *params: object) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def rows(db: Any, sql: str, *params: object) -> list[dict[str, Any]]:
     result = db.execute(sql, list(params))
     names = [d[0] for d in result.description]
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
 # ----- packets: read --json -----------------------------------------------------------
-def expected_packet(obj: dict) -> dict:  # type: ignore[type-arg]
+def expected_packet(obj: dict[str, Any]) -> dict[str, Any]:
     """The packets-table row of one ``read --json`` object (docs/export-schema.md)."""
     ip = obj["ip"] or {}
     kind = next((k for k in ("tcp", "udp", "icmp", "icmp6") if k in obj), None)
@@ -102,7 +104,7 @@ def file_error(path: Path) -> str | None:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_packets_table_is_read_json(db, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_packets_table_is_read_json(db: Any, path: Path) -> None:
     got = rows(db, "SELECT *, epoch_ns(ts) AS ts_ns FROM packets WHERE file = ? "
                "ORDER BY frame", str(path))
     expected = []
@@ -117,7 +119,7 @@ def test_packets_table_is_read_json(db, path: Path) -> None:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_files_table_records_each_file(db, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_files_table_records_each_file(db: Any, path: Path) -> None:
     (row,) = rows(db, "SELECT * FROM files WHERE file = ?", str(path))
     count = rows(db, "SELECT count(*) AS n FROM packets WHERE file = ?", str(path))[0]["n"]
     assert row["packets"] == count
@@ -127,14 +129,14 @@ def test_files_table_records_each_file(db, path: Path) -> None:  # type: ignore[
 
 
 # ----- flows: flows --json; events: timeline --json -------------------------------------
-def flow_object(row: dict) -> dict:  # type: ignore[type-arg]
+def flow_object(row: dict[str, Any]) -> dict[str, Any]:
     """A flows-table row written back as its ``flows --json`` object."""
     if row["proto"] == "udp":
         return {"id": row["id"], "a": row["client"], "b": row["server"],
                 "datagrams": row["packets"], "payload": row["udp_payload"],
                 "icmp_unreachable": row["icmp_unreachable"], "conn_state": row["conn_state"],
                 "start": row["start"], "duration": row["duration"]}
-    obj = {"id": row["id"], "client": row["client"], "server": row["server"],
+    obj: dict[str, Any] = {"id": row["id"], "client": row["client"], "server": row["server"],
            "open": row["open"], "close": row["close"], "closer": row["closer"],
            "packets": row["packets"],
            "payload": {"client": row["payload_client"], "server": row["payload_server"]},
@@ -148,7 +150,7 @@ def flow_object(row: dict) -> dict:  # type: ignore[type-arg]
     return obj
 
 
-def event_object(row: dict) -> dict:  # type: ignore[type-arg]
+def event_object(row: dict[str, Any]) -> dict[str, Any]:
     if row["icmp"] is not None:
         return {"frame": row["frame"], "ts": row["ts"], "icmp": row["icmp"],
                 "answers_frame": row["answers_frame"]}
@@ -162,7 +164,7 @@ def event_object(row: dict) -> dict:  # type: ignore[type-arg]
             "analysis": row["analysis"]}
 
 
-def report(pieces) -> dict | None:  # type: ignore[no-untyped-def, type-arg]
+def report(pieces: Iterator[str]) -> dict[str, Any] | None:
     try:
         return json.loads("".join(pieces))  # type: ignore[no-any-return]
     except Exception:  # a damaged file: the JSON reports stop at the damage
@@ -170,7 +172,7 @@ def report(pieces) -> dict | None:  # type: ignore[no-untyped-def, type-arg]
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_flows_table_is_flows_json(db, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_flows_table_is_flows_json(db: Any, path: Path) -> None:
     doc = report(analyze.flows(path, "json"))
     if doc is None:
         pytest.skip("damaged file: flows --json has no complete document")
@@ -180,11 +182,11 @@ def test_flows_table_is_flows_json(db, path: Path) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_events_table_is_timeline_json(db, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_events_table_is_timeline_json(db: Any, path: Path) -> None:
     doc = report(analyze.timeline(path, "json"))
     if doc is None:
         pytest.skip("damaged file: timeline --json has no complete document")
-    got: dict[int, list[dict]] = {}  # type: ignore[type-arg]
+    got: dict[int, list[dict[str, Any]]] = {}
     for r in rows(db, "SELECT * FROM events WHERE file = ? ORDER BY flow_id, index",
                   str(path)):
         got.setdefault(r["flow_id"], []).append(event_object(r))
@@ -194,7 +196,7 @@ def test_events_table_is_timeline_json(db, path: Path) -> None:  # type: ignore[
 
 @pytest.mark.parametrize("path", sorted((ROOT / "captures").glob("*.pcap")),
                          ids=lambda p: p.name)
-def test_sockets_table_ends_as_sockets_does(db, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sockets_table_ends_as_sockets_does(db: Any, path: Path) -> None:
     """The sockets still open at the end are the rows of ``capdissect sockets``'s table."""
     lines = list(analyze.sockets(path))[3:]  # title line, netstat's two header lines
     want = sorted((line.split()[0], line.split()[3], line.split()[4],
@@ -207,7 +209,7 @@ def test_sockets_table_ends_as_sockets_does(db, path: Path) -> None:  # type: ig
     assert got == want
 
 
-def test_sockets_table_has_the_lesson_path(db) -> None:  # type: ignore[no-untyped-def]
+def test_sockets_table_has_the_lesson_path(db: Any) -> None:
     """tcp-basic: the client goes ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, as the
     `sockets --every` snapshots show."""
     got = rows(db, "SELECT state FROM sockets WHERE file LIKE '%captures/tcp-basic.pcap' "
@@ -346,7 +348,7 @@ def test_a_bug_in_one_file_leaves_the_others(tmp_path: Path,
 
     real = export_run.flow_row
 
-    def broken(item, file):  # type: ignore[no-untyped-def]
+    def broken(item: Any, file: str) -> Any:
         if file.endswith("tcp-reset.pcap"):
             raise ZeroDivisionError("made to fail")
         return real(item, file)
@@ -361,3 +363,21 @@ def test_a_bug_in_one_file_leaves_the_others(tmp_path: Path,
     files = {r[0] for r in con.execute("SELECT DISTINCT file FROM flows").fetchall()}
     assert files == set(captures) - {str(ROOT / "captures" / "tcp-reset.pcap")}
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp-" in p.name]
+
+
+def test_export_to_an_fsspec_url() -> None:
+    """-o as a URL goes through fsspec (here its in-memory filesystem, in this process):
+    written there, and queried there by sql."""
+    fsspec = pytest.importorskip("fsspec")
+    from capdissect.export.run import export
+    from capdissect.export.sql import query
+
+    url = "memory://capdissect-test/run"
+    try:
+        summary = export([str(ROOT / "captures")], url)
+        assert summary.packets == 79 and not summary.errors
+        names = fsspec.filesystem("memory").ls("/capdissect-test/run/packets", detail=False)
+        assert len(names) == 10 and all(n.endswith(".parquet") for n in names)
+        assert "".join(query(url, "SELECT sum(packets) AS n FROM files", "csv")) == "n\n79\n"
+    finally:
+        fsspec.filesystem("memory").rm("/capdissect-test", recursive=True)

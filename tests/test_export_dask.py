@@ -16,7 +16,9 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +63,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -87,7 +89,7 @@ def test_dask_cluster_export_survives_a_lost_worker(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[subprocess.Popen[Any]] = []
     try:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -105,7 +107,7 @@ def test_dask_cluster_export_survives_a_lost_worker(tmp_path: Path) -> None:
             [sys.executable, "-m", "capdissect", "export", str(src), "-o", str(out),
              "--scheduler", address], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
-        procs.append(export)  # type: ignore[arg-type]
+        procs.append(export)
         # Kill a worker as soon as the first partition is whole: the others are under way.
         assert wait_for(lambda: len(list((out / "files").glob("*.parquet"))) >= 1
                         if (out / "files").exists() else False, DEADLINE_S), \

@@ -63,7 +63,7 @@ def test_the_readme_has_the_five_queries() -> None:
     assert len(QUERIES) == 5
 
 
-def test_handshake_completion_per_file(out: Path, flows_json) -> None:  # type: ignore[no-untyped-def]
+def test_handshake_completion_per_file(out: Path, flows_json: dict[str, Any]) -> None:
     got = run(out, "Which students' captures complete the handshake?")
     want = [{"file": file, "connections": len(flows),
              "completed": sum(f["open"] in ("three-way", "simultaneous") for f in flows),
@@ -73,14 +73,14 @@ def test_handshake_completion_per_file(out: Path, flows_json) -> None:  # type: 
     assert {r["file"] for r in got if not r["all_completed"]} == {"captures/tcp-refused.pcap"}
 
 
-def test_close_distribution(out: Path, flows_json) -> None:  # type: ignore[no-untyped-def]
+def test_close_distribution(out: Path, flows_json: dict[str, Any]) -> None:
     got = run(out, "How are closes distributed")
     want = Counter((f["close"], f["closer"]) for flows in flows_json.values() for f in flows)
     assert {(r["close"], r["closer"]): r["connections"] for r in got} == dict(want)
     assert {"normal", "half-close", "reset", "simultaneous"} <= {r["close"] for r in got}
 
 
-def test_top_retransmitting_flows(out: Path, flows_json) -> None:  # type: ignore[no-untyped-def]
+def test_top_retransmitting_flows(out: Path, flows_json: dict[str, Any]) -> None:
     got = run(out, "The top retransmitting flows")
     want = sorted(((f["analysis"].get("retransmission", 0), file, f["id"])
                    for file, flows in flows_json.items() for f in flows
@@ -90,7 +90,7 @@ def test_top_retransmitting_flows(out: Path, flows_json) -> None:  # type: ignor
     assert got
 
 
-def test_time_wait_duration(out: Path, flows_json) -> None:  # type: ignore[no-untyped-def]
+def test_time_wait_duration(out: Path, flows_json: dict[str, Any]) -> None:
     got = run(out, "How long do sockets stay in TIME_WAIT?")
     want = sorted((file, f[role] if f["final"][role] == "TIME_WAIT" else None)
                   for file, flows in flows_json.items() for f in flows
@@ -100,7 +100,7 @@ def test_time_wait_duration(out: Path, flows_json) -> None:  # type: ignore[no-u
         assert row["at_end"] and 0 <= row["seconds"] < 1
 
 
-def test_packet_counts_reproduce_flows_json(out: Path, flows_json) -> None:  # type: ignore[no-untyped-def]
+def test_packet_counts_reproduce_flows_json(out: Path, flows_json: dict[str, Any]) -> None:
     got = run(out, "flows --json's packet counts")
     want = [{"file": file, "id": f["id"], "flows_json": f["packets"], "counted": f["packets"]}
             for file, flows in sorted(flows_json.items()) for f in flows]

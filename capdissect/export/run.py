@@ -2,13 +2,14 @@
 
 A ``Job`` is one partition: one capture file, or with ``--continuous`` all of them in
 timestamp order as one capture.  ``export_job`` runs one job anywhere (this process, a
-``-j N`` process, a Dask worker): it reads the capture once for packets, flows and
-events (the same streaming pass as ``flows``/``timeline``: analyze.steps,
-flowstream.finished), and once more for sockets (the socket table must see each
-tracker step before the tracker moves on, and ``finished`` pulls the steps itself),
-and writes each table's partition under a temporary name, renamed when complete, then
-the partition's rows of the ``files`` table.  A damaged file gives what was read before
-the damage and its error in ``files``; the run goes on.
+``-j N`` process, a Dask worker).  It reads the capture once for packets, flows and
+events (the streaming pass of ``flows`` and ``timeline``: flowstream.track and finished
+over a Tracker, as analyze.py runs them), and once more for sockets: the socket table
+must see each tracker step before the tracker moves on, and ``finished`` pulls steps
+ahead of its output, so the two cannot share one tracker.  Each table's partition is
+written under a temporary name and renamed when complete, then the partition's rows of
+the ``files`` table.  A damaged file gives what was read before the damage and its
+error in ``files``; the run goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from capdissect.report.sockets import facts_stream
 from capdissect.track.tracker import Tracker
 
 Progress = Callable[[int, int, str], None]  # jobs done, jobs in all, what finished
-RETRIES: Final = 3  # a Dask task whose worker died is run again this many times at most
+# A Dask task that raised is run again this many times (one whose worker died is
+# rescheduled by the scheduler itself, up to its distributed.scheduler.allowed-failures).
+RETRIES: Final = 3
 _SAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 

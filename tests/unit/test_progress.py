@@ -79,3 +79,39 @@ def test_bar_on_a_terminal_is_erased_before_the_error_line(tmp_path: Path) -> No
     assert "truncated" in text.splitlines()[-1]
     assert "%" in text and "MB\x1b[K" in text
     assert text.rstrip("\r\n").split("\r\x1b[K")[-1].startswith("capdissect: ")
+
+
+def test_export_bars_on_a_terminal(tmp_path: Path) -> None:
+    """export: the file's own bar while a big capture is read, the overall bar after each
+    file (n/N files), all erased before the summary line; nothing of it in a pipe."""
+    pytest.importorskip("pyarrow")
+    whole = (CAPTURES / "tcp-basic.pcap").read_bytes()
+    body = whole[24:]
+    (tmp_path / "big.pcap").write_bytes(whole[:24] + body * (progress.MIN_SIZE // len(body) * 2))
+    (tmp_path / "small.pcap").write_bytes(whole)
+    args = [*capdissect_command(), "export", str(tmp_path / "big.pcap"),
+            str(tmp_path / "small.pcap"), "-o", str(tmp_path / "out"), "--tables", "packets"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower,
+                            env=dict(os.environ, COLUMNS="100"))
+    os.close(follower)
+    seen = b""
+    started = time.monotonic()
+    while time.monotonic() - started < 120:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert "MB\x1b[K" in text  # the file's bar
+    assert "1/2 files" in text and "2/2 files" in text  # the overall bar
+    assert text.rstrip("\r\n").split("\r\x1b[K")[-1].startswith("exported ")
+    piped = subprocess.run([*args[:-2], "--tables", "flows"], capture_output=True,
+                           timeout=120, check=True)
+    assert b"\x1b" not in piped.stderr and b"\r" not in piped.stderr
