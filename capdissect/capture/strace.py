@@ -196,7 +196,8 @@ class Tracer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None and self.pids:
+        vanished = bool(self.pids) and proc.poll() is not None  # strace had none left
+        if not vanished and self.pids:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)  # strace detaches, the processes go on
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -209,12 +210,15 @@ class Tracer:
         proc.wait()
         if not self.pids:
             _kill_session(proc.pid)  # a tracee that strace let go when it died
-        self.outcome = self._problem() or self._ending(proc.returncode)
+        self.outcome = self._problem() or self._ending(proc.returncode, vanished)
         self._proc = None
         self._stderr_text = self._messages()
         self._close_stderr()
 
-    def _ending(self, status: int) -> str | None:
+    def _ending(self, status: int, vanished: bool) -> str | None:
+        if vanished:
+            which = " and ".join(f"pid {pid}" for pid in self.pids)
+            return f"{which} ended while traced"
         if self.pids or status == 0:
             return None
         name = self.command[0]
