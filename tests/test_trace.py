@@ -393,3 +393,15 @@ def test_a_pid_that_does_not_exist_is_one_line() -> None:
                          capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1] == "capdissect: no process 999999999 to trace"
+
+
+def test_duration_stops_the_program_quietly_and_leaves_nothing() -> None:
+    port = free_port_both()
+    marker = f"marker-{uuid.uuid4().hex}"
+    run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "--duration",
+                          "1.5", "--", sys.executable, PROG, "hang", str(port), marker],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
+    assert run.returncode == 0, run.stderr
+    assert "listen() returned 0" in run.stdout
+    assert "accept4() never returned while traced" in run.stdout  # it waited in accept()
+    assert _descendants_marker(marker) == []

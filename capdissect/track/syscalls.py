@@ -203,6 +203,10 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             if start is None or start[1] not in TRACED:
                 continue
             held = _finish(pid, start[1], ts, ts, start[2], duration_is_end=False)
+            if held is None:
+                # No return on the line: strace was stopped while the call ran, and
+                # could not finish the line (the log's last); it never returned.
+                pending[pid] = _Pending(start[1], ts, start[2])
             continue
         if call is not None:
             yield call
@@ -250,8 +254,10 @@ def _unfinished(pid: int, began: _Pending, last_ts: float) -> Call | None:
 def _call(pid: int, name: str, start_ts: float, ts: float, ret: str, args: str,
           ret_full: str) -> Call | None:
     """A Call from its parts, or None when the call is not on an IP or unix socket."""
-    # socket() and accept() return the socket; the others take it as their first argument.
-    sock = _socket_of(ret_full if name in ("socket", "accept", "accept4") else args)
+    # socket() and accept() return the socket (an accept() that never returned: the
+    # listening one it waited on); the others take it as their first argument.
+    made = name in ("socket", "accept", "accept4") and ret_full
+    sock = _socket_of(ret_full) if made else _socket_of(args)
     if sock is None:
         if name in _SOCKET_ONLY or not ret.startswith("-"):
             return None
