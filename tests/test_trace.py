@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -367,6 +368,14 @@ def test_write_keeps_the_calls_for_timeline_and_handout(tmp_path: Path) -> None:
     assert f"connect(127.0.0.1:{port}) returned 0 after the" in page
     assert "call: client pid" in md_out.read_text()
     assert "Note left of C: call pid" in md_out.read_text()
+    picture = tmp_path / "lesson.svg"
+    drawn = subprocess.run([*capdissect_command(), "timeline", str(kept), "--svg", str(picture),
+                            "--calls", str(calls)], capture_output=True, text=True,
+                           timeout=TIMEOUT_S, env=fixed_env())
+    assert drawn.returncode == 0, drawn.stderr
+    root = ElementTree.parse(picture).getroot()
+    marks = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "call"]
+    assert len(marks) == len(flow["syscalls"])
 
 
 def test_a_vanishing_pid_ends_with_what_was_traced_and_one_line() -> None:
