@@ -499,6 +499,9 @@ def annotate(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
     out: Annotated[str, typer.Option("-o", "--output", metavar="OUT.pcapng",
                                      help="The annotated copy (always pcapng).")],
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Add "
+                                              "the socket calls of strace's log (trace -w "
+                                              "F.pcap keeps it as F.pcap.strace).")] = None,
 ) -> None:
     """Copy a capture to pcapng with each packet's annotation as its comment.
 
@@ -513,7 +516,7 @@ def annotate(
     from capdissect.lesson import write_annotated
 
     with cli_errors(progress=Path(path).name):
-        count = write_annotated(path, out)
+        count = write_annotated(path, out, calls)
     typer.echo(f"wrote {count} annotated packets to {out}", err=True)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from capdissect import __version__
-from capdissect.analyze import join_calls, read_calls
+from capdissect.analyze import decoded, join_calls, read_calls
 from capdissect.capture.files import open_capture
 from capdissect.capture.pcapng_writer import (
     enhanced_packet,
@@ -27,6 +27,7 @@ from capdissect.capture.pcapng_writer import (
 from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import Annotator
+from capdissect.report.calls import moments
 from capdissect.report.handout.html import render_html
 from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
 
@@ -126,15 +127,22 @@ def html_to_pdf(page: str, out: Path) -> None:
             raise HandoutError(f"{out}: {exc.strerror or exc}") from None
 
 
-def write_annotated(path: str | Path, out: str | Path) -> int:
+def write_annotated(path: str | Path, out: str | Path, calls: str | Path | None = None) -> int:
     """Copy the capture at *path* to the pcapng *out*, each packet commented with the lines
-    ``read`` prints under it; return the number of packets written.
+    ``read`` prints under it (with *calls*, strace's log, the socket calls too, as
+    ``trace`` prints them); return the number of packets written.
 
     Timestamps, link types, snap lengths and interface names are kept (one IDB per
     interface of the original, written before its first packet); a packet's own comment
     stays, first, and the annotation follows as a second ``opt_comment``.  Streaming: one
     packet in memory at a time.
     """
+    after: dict[int, list[str]] = {}
+    if calls is not None:
+        joined, frames = join_calls(lambda: decoded(path), read_calls(calls))
+        after = moments(joined, frames)
+        # The calls before the first packet go with it: a comment needs a packet.
+        after[1] = after.pop(0, []) + after.get(1, [])
     capture = open_capture(path)
     annotator = Annotator(checksums=True)
     exponents: list[int] = []
@@ -149,7 +157,8 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
                     sink.write(interface_description(iface))
                     exponents.append(resolution(iface))
                 ifindex = raw.ifindex if raw.ifindex < len(exponents) else 0
-                notes = annotator.annotate(count, decode(raw)) or [NO_ANNOTATION]
+                notes = (annotator.annotate(count, decode(raw)) + after.get(count, [])
+                         or [NO_ANNOTATION])
                 comments = [raw.comment, "\n".join(notes)] if raw.comment else ["\n".join(notes)]
                 sink.write(enhanced_packet(raw, ifindex, exponents[ifindex], comments))
     except OSError as exc:

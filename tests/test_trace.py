@@ -376,6 +376,14 @@ def test_write_keeps_the_calls_for_timeline_and_handout(tmp_path: Path) -> None:
     root = ElementTree.parse(picture).getroot()
     marks = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "call"]
     assert len(marks) == len(flow["syscalls"])
+    if shutil.which("tshark") is not None:  # Wireshark shows the calls as packet comments
+        commented = tmp_path / "lesson.pcapng"
+        subprocess.run([*capdissect_command(), "annotate", str(kept), "-o", str(commented),
+                        "--calls", str(calls)], check=True, timeout=TIMEOUT_S, env=fixed_env())
+        comments = subprocess.run(["tshark", "-r", str(commented), "-T", "fields", "-e",
+                                   "frame.comment"], capture_output=True, text=True,
+                                  timeout=TIMEOUT_S, check=True).stdout
+        assert f"connect(127.0.0.1:{port}) returned 0 after the" in comments
 
 
 def test_a_vanishing_pid_ends_with_what_was_traced_and_one_line() -> None:
