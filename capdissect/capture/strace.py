@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from capdissect.errors import CaptureError
-from capdissect.track.syscalls import TRACED
+from capdissect.track.syscalls import TRACED, WAITS
 
 # What is left of the command's session this long after the command itself ended is killed.
 GRACE_S: Final = 1.0
@@ -37,7 +37,7 @@ ATTACH_TIMEOUT_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 5.0
 POLL_S: Final = 0.02
 _OPTIONS: Final = ("-f", "-yy", "-ttt", "-T", "-e", "signal=none",
-                   "-e", "trace=" + ",".join(TRACED))
+                   "-e", "trace=" + ",".join(TRACED + WAITS))
 
 
 class TraceError(CaptureError):

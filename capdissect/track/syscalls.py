@@ -21,7 +21,8 @@ touched, and places it among the packets by time:
   taken while the caller is stopped before the call runs, the return stamp after it
   ran), so "returned after frame N" holds whenever the kernel's order says it does.
   A call printed on one line has only its entry stamp; its return is bounded by the
-  next line of the log (``_bounded``).
+  next line of the log (``_bounded``), which is why the waits (poll, select, epoll) are
+  traced too.
 
 Everything strace prints from the traced program (payload strings, paths) is untrusted
 text: this module keeps only numbers, addresses and strace's own words, and the
@@ -44,6 +45,9 @@ Endpoint = tuple[bytes, int]  # as track.udp.Endpoint: packed address, port
 TRACED: Final = ("socket", "bind", "listen", "accept", "accept4", "connect", "send",
                  "sendto", "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg", "recvmmsg",
                  "read", "write", "shutdown", "close", "setsockopt")
+# Traced only for their stamps: a program waits for the network in these, so their lines
+# bound the return of the whole-line call before them (``_bounded``); never shown.
+WAITS: Final = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait")
 _SOCKET_ONLY: Final = frozenset({"read", "write", "close", "setsockopt", "send", "sendto",
                                  "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg",
                                  "recvmmsg", "shutdown", "listen", "bind", "accept",
