@@ -10,6 +10,10 @@ cap.timeline()     # ladder diagrams per connection
 cap.sockets()      # netstat -tanu after each change
 cap.flows()        # a row per connection
 
+with capdissect.capture(port=30002, trace=[pid_a, pid_b]) as cap:   # strace on two
+    ...                                        # IPython sessions (trace=True: this one)
+cap.syscalls()     # the packets with each socket call under the one it returned after
+
 for pkt in capdissect.read("captures/tcp-basic.pcap"): ...
 capdissect.track(capdissect.read("captures/tcp-basic.pcap")).timeline()
 ```

@@ -406,6 +406,22 @@ class LiveBackend(enum.StrEnum):
     tshark = "tshark"
 
 
+PortOption = Annotated[list[int] | None, typer.Option(
+    "--port", min=0, max=65535, show_default=False,
+    help="Capture this port (repeatable): 'port P' plus the ICMP/ICMPv6 errors that "
+    "quote a packet of port P.")]
+HostOption = Annotated[str | None, typer.Option("--host", help="Only packets to or from "
+                                                "this host ('host H').")]
+IfaceOption = Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")]
+ProtoOption = Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with "
+                                                "the ICMP errors about them), or all.")]
+DurationOption = Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
+                                                      help="Stop after this many seconds.")]
+BackendOption = Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
+                                                    "AF_PACKET ring; tshark: Wireshark's "
+                                                    "dumpcap.")]
+
+
 @app.command()
 def live(
     expression: Annotated[
@@ -413,29 +429,18 @@ def live(
         typer.Argument(help="A tcpdump filter expression, and-ed with --port/--host/--proto "
                        "(several words are joined, as tcpdump does).", show_default=False),
     ] = None,
-    port: Annotated[list[int] | None, typer.Option(
-        "--port", min=0, max=65535, show_default=False,
-        help="Capture this port (repeatable): 'port P' plus the ICMP/ICMPv6 errors that "
-        "quote a packet of port P.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Only packets to or from "
-                                             "this host ('host H').")] = None,
-    iface: Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")
-                     ] = "lo",
-    proto: Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with the "
-                                             "ICMP errors about them), or all.")
-                     ] = LiveProto.all,
+    port: PortOption = None,
+    host: HostOption = None,
+    iface: IfaceOption = "lo",
+    proto: ProtoOption = LiveProto.all,
     count: Annotated[int | None, typer.Option("-c", "--count", help="Stop after N packets."
                                               )] = None,
-    duration: Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
-                                                   help="Stop after this many seconds.")
-                        ] = None,
+    duration: DurationOption = None,
     write: Annotated[str | None, typer.Option("-w", "--write", metavar="FILE",
                                               help="Also write the packets shown to FILE: "
                                               "pcapng if it ends in .pcapng, else pcap.")
                      ] = None,
-    backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
-                                                 "AF_PACKET ring; tshark: Wireshark's "
-                                                 "dumpcap.")] = LiveBackend.scapy,
+    backend: BackendOption = LiveBackend.scapy,
     buffer_size: Annotated[int, typer.Option("-B", "--buffer-size", metavar="KIB",
                                              help="Capture buffer in KiB, as tcpdump -B "
                                              "(1024 to 1048576, 1 GiB).")
@@ -502,28 +507,18 @@ def trace(
     pid: Annotated[list[int] | None, typer.Option(
         "--pid", min=1, show_default=False, help="Attach to this running process instead "
         "(repeatable); stop with Ctrl-C or --duration.")] = None,
-    port: Annotated[list[int] | None, typer.Option(
-        "--port", min=0, max=65535, show_default=False,
-        help="Capture this port (repeatable), as live --port.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Only packets to or from "
-                                             "this host ('host H').")] = None,
-    iface: Annotated[str, typer.Option("-i", "--iface", help="Interface to capture on.")
-                     ] = "lo",
-    proto: Annotated[LiveProto, typer.Option("--proto", help="Only TCP or only UDP (with the "
-                                             "ICMP errors about them), or all.")
-                     ] = LiveProto.all,
+    port: PortOption = None,
+    host: HostOption = None,
+    iface: IfaceOption = "lo",
+    proto: ProtoOption = LiveProto.all,
     filter_expression: Annotated[str | None, typer.Option(
         "--filter", metavar="EXPRESSION", help="A tcpdump filter expression, and-ed with "
         "--port/--host/--proto.")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", metavar="SECONDS",
-                                                   help="Stop after this many seconds.")
-                        ] = None,
+    duration: DurationOption = None,
     write: Annotated[str | None, typer.Option(
         "-w", "--write", metavar="FILE", help="Also write the packets to FILE (pcapng if it "
         "ends in .pcapng) and strace's log of the calls to FILE.strace.")] = None,
-    backend: Annotated[LiveBackend, typer.Option("--backend", help="scapy: in-process "
-                                                 "AF_PACKET ring; tshark: Wireshark's "
-                                                 "dumpcap.")] = LiveBackend.scapy,
+    backend: BackendOption = LiveBackend.scapy,
     json: Annotated[bool, typer.Option("--json", help="timeline --json of the capture, "
                                        "with the calls of each flow (syscalls).")] = False,
     n: NumericOption = 0,
@@ -617,6 +612,9 @@ def annotate(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
     out: Annotated[str, typer.Option("-o", "--output", metavar="OUT.pcapng",
                                      help="The annotated copy (always pcapng).")],
+    calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Add "
+                                              "the socket calls of strace's log (trace -w "
+                                              "F.pcap keeps it as F.pcap.strace).")] = None,
 ) -> None:
     """Copy a capture to pcapng with each packet's annotation as its comment.
 
@@ -631,7 +629,7 @@ def annotate(
     from capdissect.lesson import write_annotated
 
     with cli_errors(progress=Path(path).name):
-        count = write_annotated(path, out)
+        count = write_annotated(path, out, calls)
     typer.echo(f"wrote {count} annotated packets to {out}", err=True)
 
 

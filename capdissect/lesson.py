@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from capdissect import __version__
-from capdissect.analyze import join_calls, read_calls
+from capdissect.analyze import decoded, join_calls, read_calls
 from capdissect.capture.files import open_capture
 from capdissect.capture.pcapng import Interface
 from capdissect.capture.pcapng_writer import (
@@ -31,6 +31,7 @@ from capdissect.errors import CapdissectError, CaptureError, OutputError
 from capdissect.outfiles import refuse_input
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
+from capdissect.report.calls import moments
 from capdissect.report.flowstream import Truncation
 from capdissect.report.handout.html import render_html
 from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
@@ -139,9 +140,10 @@ def html_to_pdf(page: str, out: Path) -> None:
             raise OutputError.from_os(str(out), exc) from None
 
 
-def write_annotated(path: str | Path, out: str | Path) -> int:
+def write_annotated(path: str | Path, out: str | Path, calls: str | Path | None = None) -> int:
     """Copy the capture at *path* to the pcapng *out*, each packet commented with the lines
-    ``read`` prints under it; return the number of packets written.
+    ``read`` prints under it (with *calls*, strace's log, the socket calls too, as
+    ``trace`` prints them); return the number of packets written.
 
     Timestamps, link types, snap lengths and interface names are kept (one IDB per
     interface of the original, written before its first packet); a packet's own comment
@@ -150,6 +152,12 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
     damaged the last whole packet's comment can say so; then the error is raised.
     """
     refuse_input(out, path)
+    after: dict[int, list[str]] = {}
+    if calls is not None:
+        joined, frames = join_calls(lambda: decoded(path), read_calls(calls))
+        after = moments(joined, frames)
+        # The calls before the first packet go with it: a comment needs a packet.
+        after[1] = after.pop(0, []) + after.get(1, [])
     capture = open_capture(path)
     name = capture.name
     try:
@@ -173,7 +181,8 @@ def write_annotated(path: str | Path, out: str | Path) -> int:
                             sink.write(_interface_block(iface, name))
                             exponents.append(resolution(iface))
                     ifindex = raw.ifindex if raw.ifindex < len(exponents) else 0
-                    notes = "\n".join(annotator.annotate(count, decode(raw)) or [NO_ANNOTATION])
+                    notes = "\n".join(annotator.annotate(count, decode(raw))
+                                      + after.get(count, []) or [NO_ANNOTATION])
                     if held is not None:
                         sink.write(_packet_block(held, exponents))
                     held = (raw, ifindex, [raw.comment, notes] if raw.comment else [notes])

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -28,7 +29,7 @@ TIMEOUT_S = 60
 
 problem = live_problem("scapy", tcpdump=False) or (
     None if shutil.which("strace") else "strace is not installed (apt-get install strace)")
-pytestmark = pytest.mark.skipif(problem is not None, reason=problem or "")
+pytestmark = [pytest.mark.live, pytest.mark.skipif(problem is not None, reason=problem or "")]
 
 
 def trace_json(port: int, *cmd: str) -> dict[str, Any]:
@@ -367,3 +368,57 @@ def test_write_keeps_the_calls_for_timeline_and_handout(tmp_path: Path) -> None:
     assert f"connect(127.0.0.1:{port}) returned 0 after the" in page
     assert "call: client pid" in md_out.read_text()
     assert "Note left of C: call pid" in md_out.read_text()
+    picture = tmp_path / "lesson.svg"
+    drawn = subprocess.run([*capdissect_command(), "timeline", str(kept), "--svg", str(picture),
+                            "--calls", str(calls)], capture_output=True, text=True,
+                           timeout=TIMEOUT_S, env=fixed_env())
+    assert drawn.returncode == 0, drawn.stderr
+    root = ElementTree.parse(picture).getroot()
+    marks = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "call"]
+    assert len(marks) == len(flow["syscalls"])
+    if shutil.which("tshark") is not None:  # Wireshark shows the calls as packet comments
+        commented = tmp_path / "lesson.pcapng"
+        subprocess.run([*capdissect_command(), "annotate", str(kept), "-o", str(commented),
+                        "--calls", str(calls)], check=True, timeout=TIMEOUT_S, env=fixed_env())
+        comments = subprocess.run(["tshark", "-r", str(commented), "-T", "fields", "-e",
+                                   "frame.comment"], capture_output=True, text=True,
+                                  timeout=TIMEOUT_S, check=True).stdout
+        assert f"connect(127.0.0.1:{port}) returned 0 after the" in comments
+
+
+def test_a_vanishing_pid_ends_with_what_was_traced_and_one_line() -> None:
+    port = free_port_both()
+    victim = subprocess.Popen([sys.executable, "-c", (
+        "import socket, sys, time; time.sleep(1.0); s = socket.socket(); "
+        "s.bind(('127.0.0.1', int(sys.argv[1]))); time.sleep(0.3)"), str(port)])
+    try:
+        run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "--pid",
+                              str(victim.pid)], capture_output=True, text=True,
+                             timeout=TIMEOUT_S, env=fixed_env())
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        victim.wait()
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == f"capdissect: pid {victim.pid} ended while traced"
+    assert f"bind(127.0.0.1:{port}) returned 0" in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_a_pid_that_does_not_exist_is_one_line() -> None:
+    run = subprocess.run([*capdissect_command(), "trace", "--port", "1", "--pid", "999999999"],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == "capdissect: no process 999999999 to trace"
+
+
+def test_duration_stops_the_program_quietly_and_leaves_nothing() -> None:
+    port = free_port_both()
+    marker = f"marker-{uuid.uuid4().hex}"
+    run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "--duration",
+                          "1.5", "--", sys.executable, PROG, "hang", str(port), marker],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
+    assert run.returncode == 0, run.stderr
+    assert "listen() returned 0" in run.stdout
+    assert "accept4() never returned while traced" in run.stdout  # it waited in accept()
+    assert _descendants_marker(marker) == []

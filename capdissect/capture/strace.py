@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from capdissect.errors import CaptureError
-from capdissect.track.syscalls import TRACED
+from capdissect.track.syscalls import TRACED, WAITS
 
 # What is left of the command's session this long after the command itself ended is killed.
 GRACE_S: Final = 1.0
@@ -36,7 +37,7 @@ ATTACH_TIMEOUT_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 5.0
 POLL_S: Final = 0.02
 _OPTIONS: Final = ("-f", "-yy", "-ttt", "-T", "-e", "signal=none",
-                   "-e", "trace=" + ",".join(TRACED))
+                   "-e", "trace=" + ",".join(TRACED + WAITS))
 
 
 class TraceError(CaptureError):
@@ -115,7 +116,8 @@ class Tracer:
             program = self.command[0]
             if shutil.which(program) is None:
                 raise TraceError(f"{program}: command not found")
-            argv = [strace, "-qq", *_OPTIONS, "-o", str(self.log), "--", *self.command]
+            # -q, not -qq: the log keeps each process's "+++ exited with N +++".
+            argv = [strace, "-q", *_OPTIONS, "-o", str(self.log), "--", *self.command]
         else:
             for pid in self.pids:
                 if not Path(f"/proc/{pid}").is_dir():
@@ -196,7 +198,9 @@ class Tracer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None and self.pids:
+        vanished = bool(self.pids) and proc.poll() is not None  # strace had none left
+        asked = proc.poll() is None  # still tracing: ending it is this stop's doing
+        if not vanished and self.pids:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)  # strace detaches, the processes go on
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -209,15 +213,28 @@ class Tracer:
         proc.wait()
         if not self.pids:
             _kill_session(proc.pid)  # a tracee that strace let go when it died
-        self.outcome = self._problem() or self._ending(proc.returncode)
+        self.outcome = self._problem() or self._ending(proc.returncode, vanished, asked)
         self._proc = None
         self._stderr_text = self._messages()
         self._close_stderr()
 
-    def _ending(self, status: int) -> str | None:
-        if self.pids or status == 0:
+    def _ending(self, status: int, vanished: bool, asked: bool) -> str | None:
+        """One line about how the traced program ended, or None when all went well (or
+        the user stopped it)."""
+        if vanished:
+            which = " and ".join(f"pid {pid}" for pid in self.pids)
+            return f"{which} ended while traced"
+        if self.pids:
             return None
         name = self.command[0]
+        logged = self._logged_end()
+        if logged is not None:  # the command's own end, as strace saw it
+            kind, value = logged
+            if kind == "killed":
+                return f"{name} was killed by {value}"
+            return None if value == "0" else f"{name} exited with status {value}"
+        if asked or status == 0:
+            return None  # stopped before it ended (Ctrl-C, --duration)
         if status < 0:
             with contextlib.suppress(ValueError):
                 return f"{name} was killed by {signal.Signals(-status).name}"
@@ -226,6 +243,18 @@ class Tracer:
             with contextlib.suppress(ValueError):
                 return f"{name} was killed by {signal.Signals(status - 128).name}"
         return f"{name} exited with status {status}"
+
+    def _logged_end(self) -> tuple[str, str] | None:
+        """("exited", "3") or ("killed", "SIGKILL") for the command's own process."""
+        if self._child is None:
+            return None
+        end = re.compile(rf"{self._child} +\d+\.\d+ \+\+\+ (exited with (\d+)|"
+                         r"killed by (SIG[A-Z0-9]+))")
+        for line in reversed(self.log_lines()):
+            found = end.match(line)
+            if found is not None:
+                return ("exited", found[2]) if found[2] else ("killed", found[3])
+        return None
 
     def _messages(self) -> str:
         if self._stderr is None:

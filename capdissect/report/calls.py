@@ -80,7 +80,7 @@ def return_line(placed: Placed, frames: list[Frame]) -> str:
     """``client pid 4711: connect(127.0.0.1:30002) returned 0 after the SYN-ACK (frame 2)``."""
     call = placed.call
     if not call.returned:
-        return f"{_who(placed)}: {call.summary()} never returned (the process ended)"
+        return f"{_who(placed)}: {call.summary()} never returned while traced"
     size = f" ({call.detail})" if call.detail.endswith(("byte", "bytes")) else ""
     text = f"{_who(placed)}: {call.summary()} returned {call.ret}{size} {_after(placed, frames)}"
     if placed.start_frame != placed.after_frame:

@@ -21,7 +21,8 @@ touched, and places it among the packets by time:
   taken while the caller is stopped before the call runs, the return stamp after it
   ran), so "returned after frame N" holds whenever the kernel's order says it does.
   A call printed on one line has only its entry stamp; its return is bounded by the
-  next line of the log (``_bounded``).
+  next line of the log (``_bounded``), which is why the waits (poll, select, epoll) are
+  traced too.
 
 Everything strace prints from the traced program (payload strings, paths) is untrusted
 text: this module keeps only numbers, addresses and strace's own words, and the
@@ -44,6 +45,9 @@ Endpoint = tuple[bytes, int]  # as track.udp.Endpoint: packed address, port
 TRACED: Final = ("socket", "bind", "listen", "accept", "accept4", "connect", "send",
                  "sendto", "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg", "recvmmsg",
                  "read", "write", "shutdown", "close", "setsockopt")
+# Traced only for their stamps: a program waits for the network in these, so their lines
+# bound the return of the whole-line call before them (``_bounded``); never shown.
+WAITS: Final = ("poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait")
 _SOCKET_ONLY: Final = frozenset({"read", "write", "close", "setsockopt", "send", "sendto",
                                  "sendmsg", "sendmmsg", "recv", "recvfrom", "recvmsg",
                                  "recvmmsg", "shutdown", "listen", "bind", "accept",
@@ -203,6 +207,10 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             if start is None or start[1] not in TRACED:
                 continue
             held = _finish(pid, start[1], ts, ts, start[2], duration_is_end=False)
+            if held is None:
+                # No return on the line: strace was stopped while the call ran, and
+                # could not finish the line (the log's last); it never returned.
+                pending[pid] = _Pending(start[1], ts, start[2])
             continue
         if call is not None:
             yield call
@@ -250,8 +258,10 @@ def _unfinished(pid: int, began: _Pending, last_ts: float) -> Call | None:
 def _call(pid: int, name: str, start_ts: float, ts: float, ret: str, args: str,
           ret_full: str) -> Call | None:
     """A Call from its parts, or None when the call is not on an IP or unix socket."""
-    # socket() and accept() return the socket; the others take it as their first argument.
-    sock = _socket_of(ret_full if name in ("socket", "accept", "accept4") else args)
+    # socket() and accept() return the socket (an accept() that never returned: the
+    # listening one it waited on); the others take it as their first argument.
+    made = name in ("socket", "accept", "accept4") and ret_full
+    sock = _socket_of(ret_full) if made else _socket_of(args)
     if sock is None:
         if name in _SOCKET_ONLY or not ret.startswith("-"):
             return None

@@ -93,3 +93,12 @@ def test_join_places_calls_after_frames_and_finds_close_wait() -> None:
     assert {p.call.name for p in joined.unjoined()} == {"socket", "bind", "listen"}
     assert joined.findings[1] == [(5, "the server got the FIN at frame 5, but pid 7538 "
                                    "never called close(): CLOSE_WAIT lingers until it does")]
+
+
+def test_a_line_cut_short_by_strace_stopping_is_a_call_that_never_returned() -> None:
+    log = ["5  3.000000 listen(3<TCP:[127.0.0.1:9]>, 128) = 0 <0.000016>",
+           "5  3.100000 accept4(3<TCP:[127.0.0.1:9]>, "]
+    listen, accept = parse(log)
+    assert listen.returned and not accept.returned
+    assert accept.name == "accept4" and accept.start_ts == 3.1 and accept.local == (LO, 9)
+
