@@ -44,7 +44,7 @@ class TcpExpect(NamedTuple):
     open: str
     close: str
     closer: str | None
-    final: tuple[str, str]  # client, server
+    final: tuple[str, str | None]  # client, server (None: no socket)
     path: tuple[list[str], list[str]]
     conn_state: str  # Zeek's
     payload: tuple[int, int]
@@ -66,8 +66,9 @@ TCP_EXPECT: dict[str, TcpExpect] = {
         "three-way", "reset", "client", ("CLOSED", "CLOSED"),
         (["SYN_SENT", "ESTABLISHED", "CLOSED"], ["LISTEN", "SYN_RECEIVED", "ESTABLISHED",
                                                  "CLOSED"]), "RSTO", (11, 11)),
-    "tcp-refused": TcpExpect("refused", "reset", "server", ("CLOSED", "CLOSED"),
-                             (["SYN_SENT", "CLOSED"], ["CLOSED"]), "REJ", (0, 0)),
+    # SPEC §4: nothing listened, so no server socket existed: nothing to close.
+    "tcp-refused": TcpExpect("refused", "none", None, ("CLOSED", None),
+                             (["SYN_SENT", "CLOSED"], []), "REJ", (0, 0)),
     "tcp-simultaneous-close": TcpExpect(
         "three-way", "simultaneous", "both", ("TIME_WAIT", "TIME_WAIT"),
         (["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"],
