@@ -131,11 +131,12 @@ def test_files_table_records_each_file(db: Any, path: Path) -> None:
 # ----- flows: flows --json; events: timeline --json -------------------------------------
 def flow_object(row: dict[str, Any]) -> dict[str, Any]:
     """A flows-table row written back as its ``flows --json`` object."""
+    extra = json.loads(row["extra"]) if row["extra"] is not None else {}
     if row["proto"] == "udp":
         return {"id": row["id"], "a": row["client"], "b": row["server"],
                 "datagrams": row["packets"], "payload": row["udp_payload"],
                 "icmp_unreachable": row["icmp_unreachable"], "conn_state": row["conn_state"],
-                "start": row["start"], "duration": row["duration"]}
+                "start": row["start"], "duration": row["duration"], **extra}
     obj: dict[str, Any] = {"id": row["id"], "client": row["client"], "server": row["server"],
            "open": row["open"], "close": row["close"], "closer": row["closer"],
            "packets": row["packets"],
@@ -147,21 +148,29 @@ def flow_object(row: dict[str, Any]) -> dict[str, Any]:
            "start": row["start"], "duration": row["duration"]}
     if row["anomalies"]:
         obj["anomalies"] = row["anomalies"]
-    return obj
+    if row["hints"]:
+        obj["hints"] = row["hints"]
+    return {**obj, **extra}
 
 
 def event_object(row: dict[str, Any]) -> dict[str, Any]:
+    extra = json.loads(row["extra"]) if row["extra"] is not None else {}
     if row["icmp"] is not None:
         return {"frame": row["frame"], "ts": row["ts"], "icmp": row["icmp"],
-                "answers_frame": row["answers_frame"]}
+                "answers_frame": row["answers_frame"], **extra}
     if row["proto"] == "udp":
         return {"frame": row["frame"], "ts": row["ts"], "from": row["sender"],
-                "len": row["len"]}
-    return {"frame": row["frame"], "ts": row["ts"], "from": row["sender"],
-            "flags": row["flags"], "seq": row["seq"], "ack": row["ack"], "len": row["len"],
-            "phase": row["phase"], "label": row["label"],
-            "states": {"client": row["state_client"], "server": row["state_server"]},
-            "analysis": row["analysis"]}
+                "len": row["len"], **extra}
+    obj = {"frame": row["frame"], "ts": row["ts"], "from": row["sender"],
+           "flags": row["flags"], "seq": row["seq"], "ack": row["ack"], "len": row["len"],
+           "phase": row["phase"], "label": row["label"],
+           "states": {"client": row["state_client"], "server": row["state_server"]},
+           "analysis": row["analysis"]}
+    through = {role: row[f"through_{role}"] for role in ("client", "server")
+               if row[f"through_{role}"] is not None}
+    if through:
+        obj["through"] = through
+    return {**obj, **extra}
 
 
 def report(pieces: Iterator[str]) -> dict[str, Any] | None:
@@ -194,19 +203,29 @@ def test_events_table_is_timeline_json(db: Any, path: Path) -> None:
     assert got == want
 
 
+def netstat_rows(lines: list[str]) -> list[tuple[str, str, str, str]]:
+    """(proto, local, foreign, state) of each socket line of a netstat table."""
+    out = []
+    for line in lines[3:]:  # the moment, netstat's title and header
+        words = line.split()
+        out.append((words[0], words[3], words[4], words[5] if len(words) > 5 else ""))
+    return sorted(out)
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "captures").glob("*.pcap")),
                          ids=lambda p: p.name)
-def test_sockets_table_ends_as_sockets_does(db: Any, path: Path) -> None:
-    """The sockets still open at the end are the rows of ``capdissect sockets``'s table."""
-    lines = list(analyze.sockets(path))[3:]  # title line, netstat's two header lines
-    want = sorted((line.split()[0], line.split()[3], line.split()[4],
-                   line.split()[5] if len(line.split()) > 5 else "") for line in lines)
-    got = sorted((r["proto"], r["local_address"],
-                  r["foreign_address"] or ("0.0.0.0:*" if "." in r["local_address"] else ":::*"),
-                  r["state"])
-                 for r in rows(db, "SELECT * FROM sockets WHERE file = ? AND until_frame "
-                               "IS NULL", str(path)))
-    assert got == want
+def test_sockets_table_is_sockets_after_every_frame(db: Any, path: Path) -> None:
+    """After each frame, the intervals that cover it are `sockets --after FRAME`'s table."""
+    intervals = rows(db, "SELECT * FROM sockets WHERE file = ?", str(path))
+    frames = rows(db, "SELECT count(*) AS n FROM packets WHERE file = ?", str(path))[0]["n"]
+    assert intervals
+    for frame in range(1, frames + 1):
+        got = sorted((r["proto"], r["local_address"],
+                      r["foreign_address"] or ("0.0.0.0:*" if "." in r["local_address"]
+                                               else ":::*"), r["state"])
+                     for r in intervals if r["since_frame"] <= frame
+                     and (r["until_frame"] is None or r["until_frame"] > frame))
+        assert got == netstat_rows(list(analyze.sockets(path, after=frame))), frame
 
 
 def test_sockets_table_has_the_lesson_path(db: Any) -> None:

@@ -28,8 +28,8 @@ pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "captures" / "tcp-basic.pcap"
-FILES = 8
-REPEATS = 1500  # lessons per file: 16,500 packets, a second or two of export each
+FILES = 6
+REPEATS = 800  # lessons per file: 8,800 packets, about a second of export each
 DEADLINE_S = 45
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ becomes columns with one ``zip``.
 
 from __future__ import annotations
 
-from collections import deque
+import json
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -29,13 +29,7 @@ from capdissect.report.eventlog import TimelineItem
 from capdissect.report.flowjson import tcp_json, udp_json
 from capdissect.report.flowstream import Finished
 from capdissect.report.packetjson import address
-from capdissect.report.sockets import (
-    TIME_WAIT_S,
-    Facts,
-    Socket,
-    SocketTable,
-    netstat_address,
-)
+from capdissect.report.sockets import Facts, Socket, SocketTable, netstat_address
 from capdissect.report.tcpdump_fast import FLAG_STRINGS
 from capdissect.track.tcp import TcpConnection
 
@@ -102,6 +96,25 @@ def packet_row(frame: int, pkt: Packet, file: str) -> Row:
     )
 
 
+# The keys of the JSON objects that have columns of their own; any other key (one a
+# newer report adds) is kept, as JSON text, in the row's ``extra`` column.
+_TCP_KEYS: Final = frozenset((
+    "id", "client", "server", "open", "close", "closer", "packets", "payload", "final",
+    "path", "conn_state", "history", "completeness", "analysis", "anomalies", "hints",
+    "start", "duration"))
+_UDP_KEYS: Final = frozenset((
+    "id", "a", "b", "datagrams", "payload", "icmp_unreachable", "conn_state", "start",
+    "duration"))
+_EVENT_KEYS: Final = frozenset((
+    "frame", "ts", "from", "flags", "seq", "ack", "len", "phase", "label", "states",
+    "analysis", "through", "icmp", "answers_frame"))
+
+
+def _extra(obj: dict[str, Any], known: frozenset[str]) -> str | None:
+    rest = {key: value for key, value in obj.items() if key not in known}
+    return json.dumps(rest) if rest else None
+
+
 def flow_row(item: Finished, file: str) -> Row:
     """The flows-table row of a finished flow: the fields of its ``flows --json`` object."""
     flow = item.flow
@@ -111,12 +124,13 @@ def flow_row(item: Finished, file: str) -> Row:
                 o["closer"], o["packets"], o["payload"]["client"], o["payload"]["server"],
                 o["final"]["client"], o["final"]["server"], o["path"]["client"],
                 o["path"]["server"], o["conn_state"], o["history"], o["completeness"],
-                list(o["analysis"].items()), o.get("anomalies", []), None, None,
-                o["start"], o["duration"])
+                list(o["analysis"].items()), o.get("anomalies", []), o.get("hints", []),
+                None, None, o["start"], o["duration"], _extra(o, _TCP_KEYS))
     o = udp_json(flow, events=False)
     return (file, o["id"], "udp", o["a"], o["b"], None, None, None, o["datagrams"],
-            None, None, None, None, None, None, o["conn_state"], None, None, None, None,
-            o["payload"], o["icmp_unreachable"], o["start"], o["duration"])
+            None, None, None, None, None, None, o["conn_state"], None, None, None, None, None,
+            o["payload"], o["icmp_unreachable"], o["start"], o["duration"],
+            _extra(o, _UDP_KEYS))
 
 
 def event_rows(item: Finished, file: str) -> Iterator[Row]:
@@ -127,11 +141,43 @@ def event_rows(item: Finished, file: str) -> Iterator[Row]:
     for index, event in enumerate(item.events):
         e = item_json(event)
         states = e.get("states")
+        through = e.get("through", {})
         yield (file, flow_id, proto, index, e["frame"], e["ts"], e.get("from"), e.get("flags"),
                e.get("seq"), e.get("ack"), e.get("len"), e.get("phase"), e.get("label"),
                None if states is None else states["client"],
                None if states is None else states["server"],
-               e.get("analysis", []), e.get("icmp"), e.get("answers_frame"))
+               e.get("analysis", []), through.get("client"), through.get("server"),
+               e.get("icmp"), e.get("answers_frame"), _extra(e, _EVENT_KEYS))
+
+
+class _Rows(dict[Socket, Any]):
+    """A socket table's rows that note each socket the table looks up, sets or removes:
+    every change the table makes goes through one of these (it looks a row up before it
+    changes its state in place)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.touched: set[Socket] = set()
+
+    def get(self, key: Socket, default: Any = None) -> Any:
+        self.touched.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Socket) -> Any:
+        self.touched.add(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: Socket, value: Any) -> None:
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Socket) -> None:
+        self.touched.add(key)
+        super().__delitem__(key)
+
+    def pop(self, key: Socket, *default: Any) -> Any:
+        self.touched.add(key)
+        return super().pop(key, *default)
 
 
 class SocketIntervals:
@@ -139,43 +185,31 @@ class SocketIntervals:
     there until the frame that changed or removed it (null: still there at the end).
 
     It follows a ``SocketTable`` (the one ``capdissect sockets`` prints).  After each
-    moment that changed the table it looks at the sockets that packet's facts name, and
-    at the TIME_WAIT sockets old enough to expire; only if the table's size still
-    disagrees does it compare every row (so a busy table costs little per packet).
+    moment that changed the table it looks at the sockets the table touched on the way
+    (``_Rows``), so a table of thousands of TIME_WAIT sockets costs little per packet;
+    should the table ever change a row some other way, the count of rows tells, and then
+    every row is compared.
     """
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.table = SocketTable()
+        self._rows = _Rows()
+        self.table = SocketTable(rows=self._rows)
         self._open: dict[Socket, tuple[str, int, float]] = {}  # state, since frame, since ts
-        self._time_wait: deque[tuple[float, Socket]] = deque()
         self.rows: list[Row] = []
 
     def apply(self, facts: Facts) -> None:
         for moment in self.table.apply(facts):
             if moment.changes:
-                self._update(self._named(facts), moment.frame, moment.ts)
+                self._update(moment.frame, moment.ts)
+        self._rows.touched.clear()
 
-    def _named(self, facts: Facts) -> list[Socket]:
-        named = []
-        tcp = facts.tcp
-        if tcp is not None:
-            named += [Socket(tcp.proto, tcp.client, tcp.server),
-                      Socket(tcp.proto, tcp.server, tcp.client),
-                      Socket(tcp.proto, tcp.server, None)]
-        if facts.udp_sender is not None:
-            named.append(Socket(facts.udp_sender[0], facts.udp_sender[1], None))
-        for proto, _conv, a, b in facts.retired_udp:
-            named += [Socket(proto, a, None), Socket(proto, b, None)]
-        queue = self._time_wait
-        while queue and queue[0][0] <= facts.ts:
-            named.append(queue.popleft()[1])
-        return named
-
-    def _update(self, sockets: list[Socket], frame: int, ts: float) -> None:
-        rows = self.table.rows
-        for sock in sockets:
-            self._set(sock, None if (row := rows.get(sock)) is None else row.state, frame, ts)
+    def _update(self, frame: int, ts: float) -> None:
+        rows = self._rows
+        for sock in rows.touched:
+            row = dict.get(rows, sock)  # not rows.get: that would add to touched
+            self._set(sock, None if row is None else row.state, frame, ts)
+        rows.touched.clear()
         if len(self._open) != len(rows):  # something else changed: compare everything
             for sock in [s for s in self._open if s not in rows]:
                 self._set(sock, None, frame, ts)
@@ -191,8 +225,6 @@ class SocketIntervals:
             del self._open[sock]
         if state is not None:
             self._open[sock] = (state, frame, ts)
-            if state == "TIME_WAIT":
-                self._time_wait.append((ts + TIME_WAIT_S, sock))
 
     def _close(self, sock: Socket, held: tuple[str, int, float], until_frame: int | None,
                until_ts: float | None) -> None:

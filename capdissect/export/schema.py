@@ -77,10 +77,12 @@ FLOW_COLUMNS: Final[tuple[Column, ...]] = (
     ("completeness", pa.uint8(), "completeness"),
     ("analysis", pa.map_(pa.string(), pa.uint64()), "analysis"),
     ("anomalies", _LIST_STR, "anomalies (absent in JSON when empty)"),
+    ("hints", _LIST_STR, "hints (absent in JSON when empty)"),
     ("udp_payload", pa.uint64(), "payload (UDP)"),
     ("icmp_unreachable", pa.uint64(), "icmp_unreachable (UDP)"),
     ("start", pa.float64(), "start"),
     ("duration", pa.float64(), "duration"),
+    ("extra", pa.string(), "any other keys, as a JSON object (null: none)"),
 )
 
 EVENT_COLUMNS: Final[tuple[Column, ...]] = (
@@ -100,8 +102,11 @@ EVENT_COLUMNS: Final[tuple[Column, ...]] = (
     ("state_client", pa.string(), "states.client"),
     ("state_server", pa.string(), "states.server"),
     ("analysis", _FINDINGS, "analysis"),
+    ("through_client", _LIST_STR, "through.client (absent in JSON: null)"),
+    ("through_server", _LIST_STR, "through.server (absent in JSON: null)"),
     ("icmp", pa.string(), "icmp (UDP: an ICMP error)"),
     ("answers_frame", pa.uint32(), "answers_frame"),
+    ("extra", pa.string(), "any other keys, as a JSON object (null: none)"),
 )
 
 SOCKET_COLUMNS: Final[tuple[Column, ...]] = (
