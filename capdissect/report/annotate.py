@@ -16,7 +16,7 @@ from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.names import Names
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
+from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update, is_loopback
 from capdissect.track.tracker import IcmpUpdate, Tracker, UdpUpdate
 from capdissect.track.udp import Endpoint
 
@@ -76,7 +76,8 @@ class Annotator:
         return notes
 
     def _note_checksum(self, pkt: Packet, proto: int, offset: int, notes: list[str]) -> None:
-        if self._checksum_note and _loopback(pkt) and not _checksum_ok(pkt, proto, offset):
+        loopback = pkt.ip is not None and is_loopback(pkt.ip.src)
+        if self._checksum_note and loopback and not _checksum_ok(pkt, proto, offset):
             notes.append(LOOPBACK_NOTE)
             self._checksum_note = False
 
@@ -195,11 +196,6 @@ def _udp_line(update: UdpUpdate, payload: str) -> str:
     if update.new:
         text += "; UDP has no handshake and no connection state"
     return text
-
-
-def _loopback(pkt: Packet) -> bool:
-    src = pkt.ip.src if pkt.ip is not None else b""
-    return src[:1] == b"\x7f" if len(src) == 4 else src == b"\0" * 15 + b"\1"
 
 
 def _checksum_ok(pkt: Packet, proto: int, offset: int) -> bool:

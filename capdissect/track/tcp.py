@@ -531,9 +531,7 @@ class TcpTracker:
                 # Nothing pending: the segment's transitions are final at once.
                 event = self._replay_one(conn, facts, event)
                 return event, ()
-            for ep in (conn.client, conn.server):
-                ep.window_state = ep.state
-                ep.window_path = len(ep.path)
+            _open_window(conn)
         window.append(facts)
         conn.window_events.append(event)
         results, pending = self._replay(conn)
@@ -561,9 +559,7 @@ class TcpTracker:
 
     def _replay_one(self, conn: TcpConnection, facts: _Seg, event: Event) -> Event:
         """A segment outside any window: apply its transitions now."""
-        for ep in (conn.client, conn.server):
-            ep.window_state = ep.state
-            ep.window_path = len(ep.path)
+        _open_window(conn)
         conn.window.append(facts)
         out, _pending = self._replay(conn)
         conn.window.clear()
@@ -741,6 +737,13 @@ def _swap_roles(event: Event) -> Event:
     changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
     return event._replace(sender=_other(event.sender), states=event.states[::-1],
                           changes=changes)
+
+
+def _open_window(conn: TcpConnection) -> None:
+    """The window starts here: remember each endpoint's state and path length."""
+    for ep in (conn.client, conn.server):
+        ep.window_state = ep.state
+        ep.window_path = len(ep.path)
 
 
 def _label(seg: _Seg, me: Endpoint, peer: Endpoint, length: int) -> tuple[str, str]:
