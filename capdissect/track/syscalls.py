@@ -102,12 +102,8 @@ class Call:
     def failed(self) -> bool:
         return self.ret.startswith("-")
 
-    @property
-    def blocked(self) -> bool:
-        return self.ts > self.start_ts
-
     def summary(self) -> str:
-        """``connect(127.0.0.1:30002)``, ``shutdown(SHUT_WR)``, ``recvfrom() = 0``."""
+        """``connect(127.0.0.1:30002)``, ``shutdown(SHUT_WR)``, ``setsockopt(SO_LINGER 0)``."""
         inside = spell(self.target) if self.target is not None else ""
         if self.detail and self.name not in _RECEIVES | _SENDS:
             inside = ", ".join(x for x in (inside, self.detail) if x)
@@ -374,10 +370,6 @@ class Placed:
     after_frame: int  # the last frame at or before the return (0: before any)
     start_frame: int  # the last frame at or before the start
 
-    @property
-    def ts(self) -> float:
-        return self.call.ts
-
 
 @dataclass(slots=True)
 class Joined:
@@ -401,7 +393,7 @@ def _matches(ep: Endpoint, want: Endpoint) -> bool:
 
 
 def _flow_of(call: Call, flows: Sequence[FlowEnds],
-             frames: Sequence[Frame]) -> tuple[int | None, str | None]:
+             first_ts: dict[int, float]) -> tuple[int | None, str | None]:
     if call.proto is None or call.name in ("socket", "bind", "listen"):
         return None, None
     local, remote = call.local, call.remote
@@ -415,16 +407,11 @@ def _flow_of(call: Call, flows: Sequence[FlowEnds],
                 best = flow.id, flow.roles[mine]
             elif (local is None and remote is not None and call.name == "connect"
                   and flow.ends[other] == remote and best[0] is None
-                  and _starts_during(flow.id, call, frames)):
+                  and call.start_ts <= first_ts[flow.id] <= call.ts + 0.001):
                 best = flow.id, flow.roles[mine]  # a refused connect: never bound to show
         if best[0] == flow.id and local is not None:
             return best  # ports are reused: the first match in time order is not enough
     return best
-
-
-def _starts_during(flow: int, call: Call, frames: Sequence[Frame]) -> bool:
-    first = next((f for f in frames if f.flow == flow), None)
-    return first is not None and call.start_ts <= first.ts <= call.ts + 0.001
 
 
 def join(calls: Iterable[Call], flows: Sequence[FlowEnds], frames: Sequence[Frame]) -> Joined:
@@ -432,37 +419,40 @@ def join(calls: Iterable[Call], flows: Sequence[FlowEnds], frames: Sequence[Fram
     calls can show.  Flows are tried newest first, so a reused port pair joins the
     connection that was open at the time."""
     stamps = [f.ts for f in frames]
+    per_flow: dict[int, list[Frame]] = {}
+    for frame in frames:
+        if frame.flow is not None:
+            per_flow.setdefault(frame.flow, []).append(frame)
+    first_ts = {f.id: per_flow[f.id][0].ts if f.id in per_flow else float("inf")
+                for f in flows}
     joined = Joined()
     ordered = sorted(flows, key=lambda f: -f.id)
     for call in with_sockets(calls):
-        candidates = [f for f in ordered if _first_ts(f.id, frames) <= call.ts + 1.0]
-        flow, side = _flow_of(call, candidates or ordered, frames)
+        # Flows that began by then (a second of slack for clocks read a little apart).
+        candidates = [f for f in ordered if first_ts[f.id] <= call.ts + 1.0]
+        flow, side = _flow_of(call, candidates or ordered, first_ts)
         placed = Placed(call, flow, side, bisect.bisect_right(stamps, call.ts),
                         bisect.bisect_right(stamps, call.start_ts))
         joined.calls.append(placed)
         if flow is not None:
             joined.by_flow.setdefault(flow, []).append(placed)
-    _find(joined, flows, frames)
+    _find(joined, flows, per_flow)
     return joined
 
 
-def _first_ts(flow: int, frames: Sequence[Frame]) -> float:
-    return next((f.ts for f in frames if f.flow == flow), float("inf"))
-
-
 # ----- findings ---------------------------------------------------------------------------
-def _find(joined: Joined, flows: Sequence[FlowEnds], frames: Sequence[Frame]) -> None:
+def _find(joined: Joined, flows: Sequence[FlowEnds], per_flow: dict[int, list[Frame]]) -> None:
     by_id = {f.id: f for f in flows}
     for flow_id, on_flow in joined.by_flow.items():
         flow = by_id[flow_id]
         notes = joined.findings.setdefault(flow_id, [])
-        mine = [f for f in frames if f.flow == flow_id]
+        mine = per_flow.get(flow_id, [])
         if flow.proto == "tcp":
             notes += _close_wait(on_flow, mine) + _linger_reset(on_flow, mine)
     for placed in joined.calls:
         call = placed.call
         if call.proto == "udp" and call.name == "connect" and not call.failed:
-            for flow_id, frame, text in _refused_others(placed, flows, frames):
+            for flow_id, frame, text in _refused_others(placed, flows, per_flow):
                 joined.findings.setdefault(flow_id, []).append((frame, text))
     for flow_id in [k for k, v in joined.findings.items() if not v]:
         del joined.findings[flow_id]
@@ -501,7 +491,7 @@ def _linger_reset(placed: list[Placed], frames: list[Frame]) -> list[tuple[int, 
 
 
 def _refused_others(placed: Placed, flows: Sequence[FlowEnds],
-                    frames: Sequence[Frame]) -> Iterator[tuple[int, int, str]]:
+                    per_flow: dict[int, list[Frame]]) -> Iterator[tuple[int, int, str]]:
     """A connected UDP socket: datagrams from anyone but its peer meet ICMP unreachable."""
     call = placed.call
     if call.local is None or call.target is None:
@@ -511,7 +501,7 @@ def _refused_others(placed: Placed, flows: Sequence[FlowEnds],
             continue
         if not any(_matches(end, call.local) for end in flow.ends):
             continue
-        icmp = next((f for f in frames if f.flow == flow.id and f.sender is None
+        icmp = next((f for f in per_flow.get(flow.id, []) if f.sender is None
                      and f.ts >= call.ts), None)
         if icmp is not None:
             yield (flow.id, icmp.frame,
