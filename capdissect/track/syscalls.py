@@ -32,6 +32,7 @@ renderers escape even those.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,27 +56,34 @@ _SOCKET_ONLY: Final = frozenset({"read", "write", "close", "setsockopt", "send",
 _RECEIVES: Final = frozenset({"recv", "recvfrom", "recvmsg", "recvmmsg", "read"})
 _SENDS: Final = frozenset({"send", "sendto", "sendmsg", "sendmmsg", "write"})
 
-_LINE: Final = re.compile(r"(\d+) +(\d+\.\d+) (.*)")
-_START: Final = re.compile(r"([a-z0-9_]+)\((.*)")
-_RESUMED: Final = re.compile(r"<\.\.\. ([a-z0-9_]+) resumed>(.*)")
+_LINE: Final = r"(\d+) +(\d+\.\d+) (.*)"
+_START: Final = r"([a-z0-9_]+)\((.*)"
+_RESUMED: Final = r"<\.\.\. ([a-z0-9_]+) resumed>(.*)"
 _UNFINISHED: Final = " <unfinished ...>"
 # The end of a finished call: ") = RET[<fd decoding>][ ERRNO (text)] <duration>".
-_END: Final = re.compile(
+_END: Final = (
     r"(.*)\) += (-?\d+|\?)(<.*>)?(?: (E[A-Z0-9]+) \([^()]*\))?(?: \([^()]*\))?"
     r" <(\d+\.\d+|unavailable)>$")
 # A descriptor with -yy's decoding: 3<TCP:[...]>, 4<UDPv6:[...]>, 5<UNIX-STREAM:[...]>.
-_FD: Final = re.compile(r"(\d+)<([A-Z][A-Z0-9-]*?)(v6)?:\[(.*?)\]>")
+_FD: Final = r"(\d+)<([A-Z][A-Z0-9-]*?)(v6)?:\[(.*?)\]>"
 # Inside args: a string literal (skipped: payload never matches an address) or a sockaddr.
-_ARG_PARTS: Final = re.compile(
+_ARG_PARTS: Final = (
     r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?'
     r'|\{sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([0-9.]+)"\)\}'
     r'|\{sa_family=AF_INET6, sin6_port=htons\((\d+)\),[^{}]*?inet_pton\(AF_INET6, '
     r'"([0-9a-fA-F:.]+)"')
-_LINGER: Final = re.compile(r"\{l_onoff=(\d+), l_linger=(\d+)\}")
-_SHUT: Final = re.compile(r"SHUT_(RD|WR|RDWR)")
+_LINGER: Final = r"\{l_onoff=(\d+), l_linger=(\d+)\}"
+_SHUT: Final = r"SHUT_(RD|WR|RDWR)"
 _OPTIONS: Final = ("SO_LINGER", "SO_RCVBUF", "SO_SNDBUF", "SO_REUSEADDR", "SO_REUSEPORT",
                    "TCP_NODELAY")
 _PROTOS: Final = {"TCP": "tcp", "UDP": "udp"}
+
+
+@functools.cache
+def _re(pattern: str) -> re.Pattern[str]:
+    """*pattern* compiled on first use: compiling them all cost every command that
+    imports the reports about 10 ms at start-up, trace or not."""
+    return re.compile(pattern)
 # The longest strace is taken to spend decoding a call's arguments before it runs.
 MAX_DECODE_S: Final = 0.05
 
@@ -134,7 +142,7 @@ def _endpoint(text: str) -> Endpoint | None:
 
 def _socket_of(text: str) -> tuple[int, str | None, Endpoint | None, Endpoint | None] | None:
     """The -yy descriptor *text* starts with: (fd, proto, local, remote); None if not a socket."""
-    match = _FD.match(text)
+    match = _re(_FD).match(text)
     if match is None:
         return None
     fd, kind, _v6, inside = int(match[1]), match[2], match[3], match[4]
@@ -149,7 +157,7 @@ def _socket_of(text: str) -> tuple[int, str | None, Endpoint | None, Endpoint | 
 
 def _address_argument(args: str) -> Endpoint | None:
     """The first sockaddr among *args* that is not inside a string literal."""
-    for match in _ARG_PARTS.finditer(args):
+    for match in _re(_ARG_PARTS).finditer(args):
         if match[1] is not None:
             packed = _packed(match[2])
             return None if packed is None else (packed, int(match[1]))
@@ -176,7 +184,7 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
     last_ts = 0.0
     held: Call | None = None  # a whole-line call, whose return the next line bounds
     for line in lines:
-        match = _LINE.fullmatch(line.rstrip("\n"))
+        match = _re(_LINE).fullmatch(line.rstrip("\n"))
         if match is None:
             continue
         pid, ts, rest = int(match[1]), float(match[2]), match[3]
@@ -185,11 +193,11 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             yield _bounded(held, ts)
             held = None
         if rest.endswith(_UNFINISHED):
-            start = _START.match(rest)
+            start = _re(_START).match(rest)
             if start is not None and start[1] in TRACED:
                 pending[pid] = _Pending(start[1], ts, start[2][: -len(_UNFINISHED)])
             continue
-        resumed = _RESUMED.match(rest)
+        resumed = _re(_RESUMED).match(rest)
         if resumed is not None:
             began = pending.pop(pid, None)
             if began is None or began.name != resumed[1]:
@@ -199,7 +207,7 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             call = _finish(pid, began.name, began.start_ts, ts, began.args + resumed[2],
                            duration_is_end=True)
         else:
-            start = _START.match(rest)
+            start = _re(_START).match(rest)
             if start is None or start[1] not in TRACED:
                 continue
             held = _finish(pid, start[1], ts, ts, start[2], duration_is_end=False)
@@ -235,7 +243,7 @@ def _bounded(call: Call, next_ts: float) -> Call:
 
 def _finish(pid: int, name: str, start_ts: float, ts: float, text: str,
             duration_is_end: bool) -> Call | None:
-    end = _END.match(text)
+    end = _re(_END).match(text)
     if end is None:
         return None
     args, ret, ret_decoded, errno = end[1], end[2], end[3], end[4]
@@ -278,11 +286,11 @@ def _call(pid: int, name: str, start_ts: float, ts: float, ret: str, args: str,
 
 def _detail(name: str, args: str, ret: str) -> tuple[str, bool]:
     if name == "shutdown":
-        how = _SHUT.search(args)
+        how = _re(_SHUT).search(args)
         return (how[0] if how else ""), False
     if name == "setsockopt":
         option = next((opt for opt in _OPTIONS if f", {opt}," in args), "")
-        linger = _LINGER.search(args) if option == "SO_LINGER" else None
+        linger = _re(_LINGER).search(args) if option == "SO_LINGER" else None
         if linger is not None:
             on, seconds = int(linger[1]), int(linger[2])
             return (f"SO_LINGER {seconds}" if on else "SO_LINGER off"), bool(on and seconds == 0)
