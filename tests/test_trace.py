@@ -437,3 +437,25 @@ def test_duration_stops_the_program_quietly_and_leaves_nothing() -> None:
     assert "listen() returned 0" in run.stdout
     assert "accept4() never returned while traced" in run.stdout  # it waited in accept()
     assert _descendants_marker(marker) == []
+
+
+def test_api_traces_two_sessions_by_pid() -> None:
+    import capdissect
+
+    port = free_port_both()
+    a, b = Repl(), Repl()
+    try:
+        with capdissect.capture(port=port, trace=[a.proc.pid, b.proc.pid]) as cap:
+            for who, line in _steps(port):
+                (a if who == "a" else b).do(line)
+    finally:
+        a.close()
+        b.close()
+    joined = cap.joined()
+    assert joined is not None
+    seen = {(p.side, p.call.name, p.call.pid) for p in joined.calls}
+    assert ("client", "connect", b.proc.pid) in seen
+    assert ("server", "accept4", a.proc.pid) in seen
+    text = str(cap.syscalls())
+    assert f"client pid {b.proc.pid}: connect(127.0.0.1:{port}) returned 0 after the" in text
+    assert f"pid {b.proc.pid} connect(127.0.0.1:{port}) = 0" in str(cap.timeline())
