@@ -118,7 +118,8 @@ def report(raw: list[RawPacket], log: list[str], options: ReadOptions, *, json: 
         yield line + "\n"
     yield "\n"
     yield from analyze.timeline_of(packets, name, "text", calls=joined)
-    yield "\n"
-    done = finished(track(packets(), Tracker(keep_events=False)), Totals())
-    for line in flows_report.table_lines(done):
-        yield line + "\n"
+    done = list(finished(track(packets(), Tracker(keep_events=False)), Totals()))
+    if done:  # else the timeline has just said there are none
+        yield "\n"
+        for line in flows_report.table_lines(done):
+            yield line + "\n"
