@@ -39,6 +39,7 @@ from capdissect.packets import RawPacket
 from capdissect.reader import ReadOptions, traced_lines
 from capdissect.report import flows as flows_report
 from capdissect.report.flowstream import Totals, finished, track
+from capdissect.report.textsafe import clean
 from capdissect.track.tracker import Tracker
 
 
@@ -70,7 +71,8 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
             outcome = None
             try:
                 tracer.start()
-                err.write(f"tracing {_what(target)}; capturing on {selection.iface}\n")
+                err.write(clean(f"tracing {_what(target)}; capturing on {selection.iface}")
+                          + "\n")
                 err.flush()
                 deadline = None if duration is None else time.monotonic() + duration
                 while tracer.running() and not stop.is_set() and (
@@ -93,7 +95,7 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
         out.flush()
     except OSError as exc:
         raise output_failed(exc, out) from None
-    return outcome
+    return None if outcome is None else clean(outcome)  # it may quote the command
 
 
 def _what(target: Target) -> str:
@@ -116,7 +118,8 @@ def report(raw: list[RawPacket], log: list[str], options: ReadOptions, *, json: 
         yield line + "\n"
     yield "\n"
     yield from analyze.timeline_of(packets, name, "text", calls=joined)
-    yield "\n"
-    done = finished(track(packets(), Tracker(keep_events=False)), Totals())
-    for line in flows_report.table_lines(done):
-        yield line + "\n"
+    done = list(finished(track(packets(), Tracker(keep_events=False)), Totals()))
+    if done:  # else the timeline has just said there are none
+        yield "\n"
+        for line in flows_report.table_lines(done):
+            yield line + "\n"

@@ -159,6 +159,13 @@ def _descendants_marker(marker: str) -> list[int]:
     return found
 
 
+def _listening(port: int) -> bool:
+    """Some socket listens on 127.0.0.1:*port* (the kernel's table, no connection made)."""
+    want = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(line.split()[1] == want and line.split()[3] == "0A" for line in lines)
+
+
 def _argv(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -182,7 +189,8 @@ def test_sigkilled_program_leaves_no_process_and_one_line() -> None:
                 break
             time.sleep(0.05)
         assert victims, "the traced program never started"
-        time.sleep(0.5)  # it listens
+        while time.monotonic() < deadline and not _listening(port):
+            time.sleep(0.05)
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=TIMEOUT_S)
@@ -389,20 +397,27 @@ def test_write_keeps_the_calls_for_timeline_and_handout(tmp_path: Path) -> None:
 def test_a_vanishing_pid_ends_with_what_was_traced_and_one_line() -> None:
     port = free_port_both()
     victim = subprocess.Popen([sys.executable, "-c", (
-        "import socket, sys, time; time.sleep(1.0); s = socket.socket(); "
-        "s.bind(('127.0.0.1', int(sys.argv[1]))); time.sleep(0.3)"), str(port)])
+        "import socket, sys; sys.stdin.readline(); s = socket.socket(); "
+        "s.bind(('127.0.0.1', int(sys.argv[1])))"), str(port)], stdin=subprocess.PIPE,
+        text=True)
+    tracer = subprocess.Popen([*capdissect_command(), "trace", "--port", str(port), "--pid",
+                               str(victim.pid)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=fixed_env())
     try:
-        run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "--pid",
-                              str(victim.pid)], capture_output=True, text=True,
-                             timeout=TIMEOUT_S, env=fixed_env())
+        assert tracer.stderr is not None and victim.stdin is not None
+        assert tracer.stderr.readline().startswith("tracing pid ")  # attached
+        victim.stdin.write("go\n")
+        victim.stdin.close()  # it binds, then ends
+        out, err = tracer.communicate(timeout=TIMEOUT_S)
     finally:
-        if victim.poll() is None:
-            victim.kill()
-        victim.wait()
-    assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == f"capdissect: pid {victim.pid} ended while traced"
-    assert f"bind(127.0.0.1:{port}) returned 0" in run.stdout
-    assert "Traceback" not in run.stderr
+        for proc in (victim, tracer):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert tracer.returncode == 1
+    assert err.strip().splitlines()[-1] == f"capdissect: pid {victim.pid} ended while traced"
+    assert f"bind(127.0.0.1:{port}) returned 0" in out
+    assert "Traceback" not in err
 
 
 def test_a_pid_that_does_not_exist_is_one_line() -> None:
@@ -416,9 +431,31 @@ def test_duration_stops_the_program_quietly_and_leaves_nothing() -> None:
     port = free_port_both()
     marker = f"marker-{uuid.uuid4().hex}"
     run = subprocess.run([*capdissect_command(), "trace", "--port", str(port), "--duration",
-                          "1.5", "--", sys.executable, PROG, "hang", str(port), marker],
+                          "4", "--", sys.executable, PROG, "hang", str(port), marker],
                          capture_output=True, text=True, timeout=TIMEOUT_S, env=fixed_env())
     assert run.returncode == 0, run.stderr
     assert "listen() returned 0" in run.stdout
     assert "accept4() never returned while traced" in run.stdout  # it waited in accept()
     assert _descendants_marker(marker) == []
+
+
+def test_api_traces_two_sessions_by_pid() -> None:
+    import capdissect
+
+    port = free_port_both()
+    a, b = Repl(), Repl()
+    try:
+        with capdissect.capture(port=port, trace=[a.proc.pid, b.proc.pid]) as cap:
+            for who, line in _steps(port):
+                (a if who == "a" else b).do(line)
+    finally:
+        a.close()
+        b.close()
+    joined = cap.joined()
+    assert joined is not None
+    seen = {(p.side, p.call.name, p.call.pid) for p in joined.calls}
+    assert ("client", "connect", b.proc.pid) in seen
+    assert ("server", "accept4", a.proc.pid) in seen
+    text = str(cap.syscalls())
+    assert f"client pid {b.proc.pid}: connect(127.0.0.1:{port}) returned 0 after the" in text
+    assert f"pid {b.proc.pid} connect(127.0.0.1:{port}) = 0" in str(cap.timeline())

@@ -32,6 +32,7 @@ renderers escape even those.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,27 +56,34 @@ _SOCKET_ONLY: Final = frozenset({"read", "write", "close", "setsockopt", "send",
 _RECEIVES: Final = frozenset({"recv", "recvfrom", "recvmsg", "recvmmsg", "read"})
 _SENDS: Final = frozenset({"send", "sendto", "sendmsg", "sendmmsg", "write"})
 
-_LINE: Final = re.compile(r"(\d+) +(\d+\.\d+) (.*)")
-_START: Final = re.compile(r"([a-z0-9_]+)\((.*)")
-_RESUMED: Final = re.compile(r"<\.\.\. ([a-z0-9_]+) resumed>(.*)")
+_LINE: Final = r"(\d+) +(\d+\.\d+) (.*)"
+_START: Final = r"([a-z0-9_]+)\((.*)"
+_RESUMED: Final = r"<\.\.\. ([a-z0-9_]+) resumed>(.*)"
 _UNFINISHED: Final = " <unfinished ...>"
 # The end of a finished call: ") = RET[<fd decoding>][ ERRNO (text)] <duration>".
-_END: Final = re.compile(
+_END: Final = (
     r"(.*)\) += (-?\d+|\?)(<.*>)?(?: (E[A-Z0-9]+) \([^()]*\))?(?: \([^()]*\))?"
     r" <(\d+\.\d+|unavailable)>$")
 # A descriptor with -yy's decoding: 3<TCP:[...]>, 4<UDPv6:[...]>, 5<UNIX-STREAM:[...]>.
-_FD: Final = re.compile(r"(\d+)<([A-Z][A-Z0-9-]*?)(v6)?:\[(.*?)\]>")
+_FD: Final = r"(\d+)<([A-Z][A-Z0-9-]*?)(v6)?:\[(.*?)\]>"
 # Inside args: a string literal (skipped: payload never matches an address) or a sockaddr.
-_ARG_PARTS: Final = re.compile(
+_ARG_PARTS: Final = (
     r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?'
     r'|\{sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([0-9.]+)"\)\}'
     r'|\{sa_family=AF_INET6, sin6_port=htons\((\d+)\),[^{}]*?inet_pton\(AF_INET6, '
     r'"([0-9a-fA-F:.]+)"')
-_LINGER: Final = re.compile(r"\{l_onoff=(\d+), l_linger=(\d+)\}")
-_SHUT: Final = re.compile(r"SHUT_(RD|WR|RDWR)")
+_LINGER: Final = r"\{l_onoff=(\d+), l_linger=(\d+)\}"
+_SHUT: Final = r"SHUT_(RD|WR|RDWR)"
 _OPTIONS: Final = ("SO_LINGER", "SO_RCVBUF", "SO_SNDBUF", "SO_REUSEADDR", "SO_REUSEPORT",
                    "TCP_NODELAY")
 _PROTOS: Final = {"TCP": "tcp", "UDP": "udp"}
+
+
+@functools.cache
+def _re(pattern: str) -> re.Pattern[str]:
+    """*pattern* compiled on first use: compiling them all cost every command that
+    imports the reports about 10 ms at start-up, trace or not."""
+    return re.compile(pattern)
 # The longest strace is taken to spend decoding a call's arguments before it runs.
 MAX_DECODE_S: Final = 0.05
 
@@ -102,12 +110,8 @@ class Call:
     def failed(self) -> bool:
         return self.ret.startswith("-")
 
-    @property
-    def blocked(self) -> bool:
-        return self.ts > self.start_ts
-
     def summary(self) -> str:
-        """``connect(127.0.0.1:30002)``, ``shutdown(SHUT_WR)``, ``recvfrom() = 0``."""
+        """``connect(127.0.0.1:30002)``, ``shutdown(SHUT_WR)``, ``setsockopt(SO_LINGER 0)``."""
         inside = spell(self.target) if self.target is not None else ""
         if self.detail and self.name not in _RECEIVES | _SENDS:
             inside = ", ".join(x for x in (inside, self.detail) if x)
@@ -138,7 +142,7 @@ def _endpoint(text: str) -> Endpoint | None:
 
 def _socket_of(text: str) -> tuple[int, str | None, Endpoint | None, Endpoint | None] | None:
     """The -yy descriptor *text* starts with: (fd, proto, local, remote); None if not a socket."""
-    match = _FD.match(text)
+    match = _re(_FD).match(text)
     if match is None:
         return None
     fd, kind, _v6, inside = int(match[1]), match[2], match[3], match[4]
@@ -153,7 +157,7 @@ def _socket_of(text: str) -> tuple[int, str | None, Endpoint | None, Endpoint | 
 
 def _address_argument(args: str) -> Endpoint | None:
     """The first sockaddr among *args* that is not inside a string literal."""
-    for match in _ARG_PARTS.finditer(args):
+    for match in _re(_ARG_PARTS).finditer(args):
         if match[1] is not None:
             packed = _packed(match[2])
             return None if packed is None else (packed, int(match[1]))
@@ -180,7 +184,7 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
     last_ts = 0.0
     held: Call | None = None  # a whole-line call, whose return the next line bounds
     for line in lines:
-        match = _LINE.fullmatch(line.rstrip("\n"))
+        match = _re(_LINE).fullmatch(line.rstrip("\n"))
         if match is None:
             continue
         pid, ts, rest = int(match[1]), float(match[2]), match[3]
@@ -189,11 +193,11 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             yield _bounded(held, ts)
             held = None
         if rest.endswith(_UNFINISHED):
-            start = _START.match(rest)
+            start = _re(_START).match(rest)
             if start is not None and start[1] in TRACED:
                 pending[pid] = _Pending(start[1], ts, start[2][: -len(_UNFINISHED)])
             continue
-        resumed = _RESUMED.match(rest)
+        resumed = _re(_RESUMED).match(rest)
         if resumed is not None:
             began = pending.pop(pid, None)
             if began is None or began.name != resumed[1]:
@@ -203,7 +207,7 @@ def parse(lines: Iterable[str]) -> Iterator[Call]:
             call = _finish(pid, began.name, began.start_ts, ts, began.args + resumed[2],
                            duration_is_end=True)
         else:
-            start = _START.match(rest)
+            start = _re(_START).match(rest)
             if start is None or start[1] not in TRACED:
                 continue
             held = _finish(pid, start[1], ts, ts, start[2], duration_is_end=False)
@@ -239,7 +243,7 @@ def _bounded(call: Call, next_ts: float) -> Call:
 
 def _finish(pid: int, name: str, start_ts: float, ts: float, text: str,
             duration_is_end: bool) -> Call | None:
-    end = _END.match(text)
+    end = _re(_END).match(text)
     if end is None:
         return None
     args, ret, ret_decoded, errno = end[1], end[2], end[3], end[4]
@@ -282,11 +286,11 @@ def _call(pid: int, name: str, start_ts: float, ts: float, ret: str, args: str,
 
 def _detail(name: str, args: str, ret: str) -> tuple[str, bool]:
     if name == "shutdown":
-        how = _SHUT.search(args)
+        how = _re(_SHUT).search(args)
         return (how[0] if how else ""), False
     if name == "setsockopt":
         option = next((opt for opt in _OPTIONS if f", {opt}," in args), "")
-        linger = _LINGER.search(args) if option == "SO_LINGER" else None
+        linger = _re(_LINGER).search(args) if option == "SO_LINGER" else None
         if linger is not None:
             on, seconds = int(linger[1]), int(linger[2])
             return (f"SO_LINGER {seconds}" if on else "SO_LINGER off"), bool(on and seconds == 0)
@@ -374,10 +378,6 @@ class Placed:
     after_frame: int  # the last frame at or before the return (0: before any)
     start_frame: int  # the last frame at or before the start
 
-    @property
-    def ts(self) -> float:
-        return self.call.ts
-
 
 @dataclass(slots=True)
 class Joined:
@@ -401,7 +401,7 @@ def _matches(ep: Endpoint, want: Endpoint) -> bool:
 
 
 def _flow_of(call: Call, flows: Sequence[FlowEnds],
-             frames: Sequence[Frame]) -> tuple[int | None, str | None]:
+             first_ts: dict[int, float]) -> tuple[int | None, str | None]:
     if call.proto is None or call.name in ("socket", "bind", "listen"):
         return None, None
     local, remote = call.local, call.remote
@@ -415,16 +415,11 @@ def _flow_of(call: Call, flows: Sequence[FlowEnds],
                 best = flow.id, flow.roles[mine]
             elif (local is None and remote is not None and call.name == "connect"
                   and flow.ends[other] == remote and best[0] is None
-                  and _starts_during(flow.id, call, frames)):
+                  and call.start_ts <= first_ts[flow.id] <= call.ts + 0.001):
                 best = flow.id, flow.roles[mine]  # a refused connect: never bound to show
         if best[0] == flow.id and local is not None:
             return best  # ports are reused: the first match in time order is not enough
     return best
-
-
-def _starts_during(flow: int, call: Call, frames: Sequence[Frame]) -> bool:
-    first = next((f for f in frames if f.flow == flow), None)
-    return first is not None and call.start_ts <= first.ts <= call.ts + 0.001
 
 
 def join(calls: Iterable[Call], flows: Sequence[FlowEnds], frames: Sequence[Frame]) -> Joined:
@@ -432,37 +427,40 @@ def join(calls: Iterable[Call], flows: Sequence[FlowEnds], frames: Sequence[Fram
     calls can show.  Flows are tried newest first, so a reused port pair joins the
     connection that was open at the time."""
     stamps = [f.ts for f in frames]
+    per_flow: dict[int, list[Frame]] = {}
+    for frame in frames:
+        if frame.flow is not None:
+            per_flow.setdefault(frame.flow, []).append(frame)
+    first_ts = {f.id: per_flow[f.id][0].ts if f.id in per_flow else float("inf")
+                for f in flows}
     joined = Joined()
     ordered = sorted(flows, key=lambda f: -f.id)
     for call in with_sockets(calls):
-        candidates = [f for f in ordered if _first_ts(f.id, frames) <= call.ts + 1.0]
-        flow, side = _flow_of(call, candidates or ordered, frames)
+        # Flows that began by then (a second of slack for clocks read a little apart).
+        candidates = [f for f in ordered if first_ts[f.id] <= call.ts + 1.0]
+        flow, side = _flow_of(call, candidates or ordered, first_ts)
         placed = Placed(call, flow, side, bisect.bisect_right(stamps, call.ts),
                         bisect.bisect_right(stamps, call.start_ts))
         joined.calls.append(placed)
         if flow is not None:
             joined.by_flow.setdefault(flow, []).append(placed)
-    _find(joined, flows, frames)
+    _find(joined, flows, per_flow)
     return joined
 
 
-def _first_ts(flow: int, frames: Sequence[Frame]) -> float:
-    return next((f.ts for f in frames if f.flow == flow), float("inf"))
-
-
 # ----- findings ---------------------------------------------------------------------------
-def _find(joined: Joined, flows: Sequence[FlowEnds], frames: Sequence[Frame]) -> None:
+def _find(joined: Joined, flows: Sequence[FlowEnds], per_flow: dict[int, list[Frame]]) -> None:
     by_id = {f.id: f for f in flows}
     for flow_id, on_flow in joined.by_flow.items():
         flow = by_id[flow_id]
         notes = joined.findings.setdefault(flow_id, [])
-        mine = [f for f in frames if f.flow == flow_id]
+        mine = per_flow.get(flow_id, [])
         if flow.proto == "tcp":
             notes += _close_wait(on_flow, mine) + _linger_reset(on_flow, mine)
     for placed in joined.calls:
         call = placed.call
         if call.proto == "udp" and call.name == "connect" and not call.failed:
-            for flow_id, frame, text in _refused_others(placed, flows, frames):
+            for flow_id, frame, text in _refused_others(placed, flows, per_flow):
                 joined.findings.setdefault(flow_id, []).append((frame, text))
     for flow_id in [k for k, v in joined.findings.items() if not v]:
         del joined.findings[flow_id]
@@ -501,7 +499,7 @@ def _linger_reset(placed: list[Placed], frames: list[Frame]) -> list[tuple[int, 
 
 
 def _refused_others(placed: Placed, flows: Sequence[FlowEnds],
-                    frames: Sequence[Frame]) -> Iterator[tuple[int, int, str]]:
+                    per_flow: dict[int, list[Frame]]) -> Iterator[tuple[int, int, str]]:
     """A connected UDP socket: datagrams from anyone but its peer meet ICMP unreachable."""
     call = placed.call
     if call.local is None or call.target is None:
@@ -511,7 +509,7 @@ def _refused_others(placed: Placed, flows: Sequence[FlowEnds],
             continue
         if not any(_matches(end, call.local) for end in flow.ends):
             continue
-        icmp = next((f for f in frames if f.flow == flow.id and f.sender is None
+        icmp = next((f for f in per_flow.get(flow.id, []) if f.sender is None
                      and f.ts >= call.ts), None)
         if icmp is not None:
             yield (flow.id, icmp.frame,
