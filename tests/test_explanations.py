@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from capdissect.demo import DemoUnavailable, run_scenario
+from capdissect.demo import DemoUnavailable, free_ports, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
@@ -124,7 +124,8 @@ SPEC_PATHS = {
 def test_fresh_crossing_captures_show_spec_paths(name: str, family: int,
                                                  tmp_path: Path) -> None:
     try:
-        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family)
+        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family,
+                           ports=free_ports(name, family))
     except DemoUnavailable as exc:
         pytest.skip(str(exc))
     want = SPEC_PATHS[name]

@@ -25,7 +25,7 @@ import pytest
 
 from capdissect import analyze
 from capdissect.capture import open_capture
-from capdissect.demo import SCENARIOS, DemoUnavailable, run_scenario
+from capdissect.demo import SCENARIOS, DemoUnavailable, free_ports, run_scenario
 from capdissect.dissect.stack import decode
 from capdissect.report.flowstream import Finished, Totals, finished
 from capdissect.report.sockets import Facts, facts_stream
@@ -162,7 +162,8 @@ def test_invariants_hold_on_lost_and_reordered_segments(path: Path, tmp_path: Pa
 @pytest.mark.parametrize(("name", "family"), list(itertools.product(SCENARIOS, (4, 6))))
 def test_invariants_hold_on_fresh_demo_captures(name: str, family: int, tmp_path: Path) -> None:
     try:
-        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family)
+        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family,
+                           ports=free_ports(name, family))
     except DemoUnavailable as exc:
         pytest.skip(str(exc))
     check(run.path)
