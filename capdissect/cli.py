@@ -19,6 +19,7 @@ from capdissect.capture.files import PROGRESS
 from capdissect.errors import CapdissectError
 from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
+from capdissect.report.textsafe import clean
 
 app = typer.Typer(
     add_completion=False,
@@ -28,6 +29,12 @@ app = typer.Typer(
 )
 
 
+def say(text: str) -> None:
+    """One line on stderr, with control characters made harmless: file names and the
+    messages that quote them come from outside (a name can hold terminal escapes)."""
+    typer.echo(clean(text), err=True)
+
+
 @contextlib.contextmanager
 def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     """Turn a CapdissectError into one line on stderr and exit status 1.
@@ -35,7 +42,8 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     With *progress* (a label), a capture file read inside the block shows a progress bar
     when stderr is a terminal; the block gets the bar, to clear it before printing.
     """
-    bar = ProgressBar(sys.stderr, progress) if progress and sys.stderr.isatty() else None
+    bar = (ProgressBar(sys.stderr, clean(progress)) if progress and sys.stderr.isatty()
+           else None)
     token = PROGRESS.set(bar)
     try:
         yield bar
@@ -43,7 +51,7 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
         sys.stdout.flush()
         if bar is not None:
             bar.clear()
-        typer.echo(f"capdissect: {exc}", err=True)
+        say(f"capdissect: {exc}")
         raise typer.Exit(1) from None
     except BrokenPipeError:
         # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
@@ -142,7 +150,7 @@ def read(
     elif t > 5 and not json:  # --json ignores the text options
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(1)
     with cli_errors(progress=Path(path).name) as bar:
         _write_lines(read_lines(path, options, banner=_banner), bar)
@@ -175,7 +183,7 @@ def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
 
 def _banner(text: str) -> None:
     """tcpdump's "reading from file" line goes to stderr, so stdout stays the packets."""
-    typer.echo(text, err=True)
+    say(text)
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
@@ -223,7 +231,7 @@ def timeline(
     if svg is not None:
         with cli_errors(progress=Path(path).name):
             written = analyze.write_timeline_svg(path, svg, conn)
-        typer.echo(f"wrote {written}", err=True)
+        say(f"wrote {written}")
         return
     with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
@@ -367,7 +375,7 @@ def live(
     elif t > 5:
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(1)
     joined = " ".join(expression or ()).strip() or None
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
@@ -403,7 +411,7 @@ def handout(
 
     with cli_errors(progress=Path(path).name):
         written = write_handout(path, out, title=title, conn=conn)
-    typer.echo(f"wrote {written}", err=True)
+    say(f"wrote {written}")
 
 
 @app.command()
@@ -426,7 +434,7 @@ def annotate(
 
     with cli_errors(progress=Path(path).name):
         count = write_annotated(path, out)
-    typer.echo(f"wrote {count} annotated packets to {out}", err=True)
+    say(f"wrote {count} annotated packets to {out}")
 
 
 @app.command()
@@ -471,7 +479,7 @@ def demo(
     with cli_errors():
         _write(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
-                           notice=lambda text: typer.echo(text, err=True)))
+                           notice=say))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from capdissect.capture.records import (
     RecordBatch,
     record_length,
     scan_records,
+    snapshot_length,
 )
 from capdissect.capture.stream import ChunkReader
 from capdissect.errors import CaptureError, TruncatedFile
@@ -62,9 +63,7 @@ def is_pcap(head: bytes) -> bool:
 def read_batches(reader: ChunkReader, header: PcapHeader) -> Iterator[RecordBatch]:
     """Yield every whole record, a buffer at a time; raise TruncatedFile after the last
     whole one, and CaptureError at a record longer than any libpcap accepts."""
-    # libpcap (sf-pcap.c) takes the largest snapshot length when the header's is 0 or
-    # absurd.
-    snaplen = header.snaplen if 0 < header.snaplen <= MAX_RECORD else MAX_RECORD
+    snaplen = snapshot_length(header.snaplen)
     big = header.big_endian
     buf, pos = reader.window(None, REC_HDR_LEN)
     while True:
