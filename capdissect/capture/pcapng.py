@@ -173,13 +173,7 @@ class PcapngReader:
         btype, total = struct.unpack_from(self.order + "II", head)
         if btype == SHB:
             return SHB, head
-        if total < 12:
-            raise CaptureError(f"block in pcapng dump file has a length of {total} < 12")
-        if total % 4:
-            raise CaptureError(f"block in pcapng dump file has a length of {total} that is "
-                               "not a multiple of 4")
-        if total > MAX_BLOCK:
-            raise CaptureError(f"pcapng block size {total} > maximum {MAX_BLOCK}")
+        _check_length(total)
         if btype not in _READ_BLOCKS:
             # A block we skip (statistics, name resolution, custom...): passed over, never
             # held, however long; only its trailer is read, to check it.
@@ -211,10 +205,12 @@ class PcapngReader:
             raise CaptureError("the file has a section with a bad byte order magic field")
         total = struct.unpack_from(self.order + "I", head, 4)[0]
         # libpcap bounds the first section header at 1 MiB, later ones as any block.
-        limit = MAX_SHB if first else MAX_BLOCK
-        if total < 28 or total % 4 or total > limit:
-            raise CaptureError(f"Section Header Block in pcapng dump file has invalid length "
-                               f"{total} at byte {start}")
+        if first and (total < 28 or total > MAX_SHB):
+            raise CaptureError("Section Header Block in pcapng dump file has invalid length "
+                               f"28 < _{total}_ < {MAX_SHB} (BT_SHB_INSANE_MAX)")
+        _check_length(total)
+        if total < 28:
+            raise _too_short(SHB)
         body = self._reader.take(total - 12)
         if len(body) < total - 12:
             raise TruncatedFile("pcapng section header", start, total, len(body) + 12)
@@ -327,6 +323,17 @@ class PcapngReader:
         if len(body) - 4 < caplen:  # libpcap refuses it rather than guess
             raise _too_short(SPB)
         return RawPacket(0, 0, iface.linktype, wire_len, body[4 : 4 + caplen], 0, None)
+
+
+def _check_length(total: int) -> None:
+    """A block's total length as libpcap checks it (read_block in sf-pcapng.c)."""
+    if total < 12:
+        raise CaptureError(f"block in pcapng dump file has a length of {total} < 12")
+    if total % 4:
+        raise CaptureError(f"block in pcapng dump file has a length of {total} that is not "
+                           "a multiple of 4")
+    if total > MAX_BLOCK:
+        raise CaptureError(f"pcapng block size {total} > maximum {MAX_BLOCK}")
 
 
 def _check_trailer(rest: bytes, total: int, order: str) -> None:
