@@ -335,6 +335,18 @@ def libpcap_strict_cases(pk: Packets) -> Iterator[Case]:
     yield strict("pcapng-second-interface-other-snaplen",
                  SHB + idb() + ok + block(1, struct.pack("<HHI", 1, 0, 100))
                  + epb(two[1], iface=1))
+    # Classic pcap versions: libpcap reads 2.0-2.4 and 543.0; before 2.3 (and in 543.0)
+    # the record header holds the wire length first, in 2.3 maybe (sf-pcap.c).
+    for major, minor in ((1, 0), (3, 0), (2, 5)):
+        yield strict(f"pcap-version-{major}.{minor}",
+                     struct.pack("<IHHiIII", 0xA1B2C3D4, major, minor, 0, 0, 262144, 1)
+                     + pcap_record(two[0]))
+    for major, minor in ((2, 2), (2, 3), (543, 0), (2, 4)):
+        swapped = pcap_record(two[0], caplen=len(two[0]), wire_len=len(two[0]) + 40)
+        yield Case(f"pcap-version-{major}.{minor}-lengths",
+                   struct.pack("<IHHiIII", 0xA1B2C3D4, major, minor, 0, 0, 262144, 1)
+                   + swapped[:8] + swapped[12:16] + swapped[8:12] + swapped[16:]
+                   + pcap_record(two[1]))
     # tcpdump's clock (util-print.c): seconds whose 32-bit form has the sign bit set are
     # "[Error converting time]", in every format; above 2^32 the full value is converted.
     for offset in (-1, 2**31 + 5, 2**32 + 5, 5 - 2**32):
