@@ -49,7 +49,7 @@ tools:
 	fi
 
 lint: install
-	$(BIN)/ruff check capdissect tests benchmarks captures
+	$(BIN)/ruff check capdissect tests benchmarks captures fuzz
 	$(BIN)/mypy
 
 test: install tools lint
