@@ -79,10 +79,6 @@ class Summary:
     runs: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
 
-    def kinds(self) -> dict[str, int]:
-        counts = Counter(f.kind for f in self.failures)
-        return {kind: counts[kind] for kind in KINDS}
-
 
 def commands_for(index: int) -> list[str]:
     """``read`` both ways on every mutant, and two report commands in turn."""
@@ -366,11 +362,16 @@ def known_failures() -> dict[str, str]:
     return known
 
 
-def report(summary: Summary, seconds: float) -> str:
-    kinds = ", ".join(f"{kind} {n}" for kind, n in summary.kinds().items())
+def report(summary: Summary, seconds: float, known: dict[str, str] | None = None) -> str:
+    """One line: mutants, runs per command, failures per kind (those of *known* apart)."""
+    known = known or {}
+    counts = Counter(f.kind for f in summary.failures if f.key() not in known)
+    kinds = ", ".join(f"{kind} {counts[kind]}" for kind in KINDS)
     runs = ", ".join(f"{command} {n}" for command, n in sorted(summary.runs.items()))
+    matched = sum(1 for f in summary.failures if f.key() in known)
     return (f"campaign: {summary.mutants} mutants, {sum(summary.runs.values())} command runs "
-            f"in {seconds:.0f} s ({runs}); failures: {kinds}")
+            f"in {seconds:.0f} s ({runs}); failures: {kinds}"
+            + (f"; known (fuzz/known_failures.txt): {matched}" if known else ""))
 
 
 def main() -> None:

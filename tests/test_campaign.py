@@ -28,11 +28,11 @@ WORKERS = 2  # the machines this runs on have two cores
 def test_fixed_seed_campaign() -> None:
     start = time.monotonic()
     summary = run_campaign(SEED, MUTANTS, WORKERS)
-    print("\n" + report(summary, time.monotonic() - start))
+    known = known_failures()
+    print("\n" + report(summary, time.monotonic() - start, known))
     assert summary.mutants == MUTANTS
     assert all(summary.runs[command] >= MUTANTS // len(REPORTS) for command in REPORTS)
     assert summary.runs["read-plain"] == summary.runs["read-json"] == MUTANTS
-    known = known_failures()
     found = {failure.key(): failure for failure in summary.failures}
     gone = sorted(set(known) - set(found), key=lambda key: int(key.split()[0]))
     if gone:
