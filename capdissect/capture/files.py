@@ -51,8 +51,7 @@ class CaptureFile:
         except CaptureError as exc:
             raise self._named(self._cause(exc)) from None
         except _STREAM_ERRORS as exc:  # e.g. EIO on the first read (/proc/self/mem)
-            raise CaptureError(f"{name}: {exc.strerror or exc}"
-                               if isinstance(exc, OSError) else f"{name}: {exc}") from None
+            raise self._stream_error(exc) from None
 
     def _open(self, stream: BinaryIO) -> ChunkReader:
         """Sniff the format from the first bytes and read the file header."""
@@ -100,7 +99,7 @@ class CaptureFile:
         except CaptureError as exc:
             raise self._named(self._cause(exc)) from None
         except _STREAM_ERRORS as exc:
-            raise CaptureError(f"{self.name}: {exc}") from None
+            raise self._stream_error(exc) from None
         if self._gzip is not None and self._gzip.error is not None:
             # Damaged gzip data ends the decompressed stream early, maybe at a record
             # boundary: every record before it was read; now say why it ended.
@@ -112,6 +111,11 @@ class CaptureFile:
         if self._gzip is not None and self._gzip.error is not None:
             return CaptureError(self._gzip.error)
         return exc
+
+    def _stream_error(self, exc: OSError | EOFError) -> CaptureError:
+        """A disk or pipe failing under the reader, as one line naming the file."""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return CaptureError(f"{self.name}: {reason}")
 
     def _named(self, exc: CaptureError) -> CaptureError:
         """The format readers' errors, with the file's name in front (one place for it)."""
