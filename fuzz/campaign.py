@@ -325,7 +325,8 @@ def run_campaign(seed: int, count: int, workers: int, keep: Path | None = None) 
                 found = current.ask(job)
                 if found is None:  # killed by the watchdog: a hang of the whole worker
                     found = [{"mutant": job["index"], "command": "+".join(job["commands"]),
-                              "kind": "hang", "detail": f"no answer in {MUTANT_TIMEOUT_S} s"}]
+                              "kind": "hang", "detail": "the worker died or gave no answer "
+                              f"in {MUTANT_TIMEOUT_S} s"}]
                     current = Worker()
                 with lock:
                     summary.mutants += 1
@@ -341,13 +342,15 @@ def run_campaign(seed: int, count: int, workers: int, keep: Path | None = None) 
         threads = [threading.Thread(target=serve) for _ in range(workers)]
         for thread in threads:
             thread.start()
-        for job in _mutants(seed, count, Path(tmp)):
-            what[job["index"]] = job["what"]
-            jobs.put(job)
-        for _ in threads:
-            jobs.put(None)
-        for thread in threads:
-            thread.join()
+        try:
+            for job in _mutants(seed, count, Path(tmp)):
+                what[job["index"]] = job["what"]
+                jobs.put(job)
+        finally:  # however the loop ends, the workers are told to stop and are waited for
+            for _ in threads:
+                jobs.put(None)
+            for thread in threads:
+                thread.join()
     summary.failures.sort(key=lambda f: (f.mutant, f.command, f.kind))
     summary.failures = [Failure(f.mutant, f.command, f.kind, f"{what[f.mutant]}: {f.detail}")
                         for f in summary.failures]
