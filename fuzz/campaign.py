@@ -400,7 +400,9 @@ def main() -> None:
                if f"{f.command}:{f.kind}" in args.ignore}
     for failure in summary.failures:
         mark = " (ignored)" if failure.key() in ignored else ""
-        print(f"FAIL{mark} {failure.key()}: {failure.detail[:500]}")
+        detail = failure.detail  # what was mutated, then the problem (a traceback's end)
+        shown = detail if len(detail) <= 800 else f"{detail[:300]} ... {detail[-500:]}"
+        print(f"FAIL{mark} {failure.key()}: {shown}")
     print(report(summary, time.monotonic() - start, ignored))
     sys.exit(1 if len(ignored) < len(summary.failures) else 0)
 
