@@ -50,7 +50,7 @@ tools:
 	fi
 
 lint: install
-	$(BIN)/ruff check capdissect tests benchmarks captures
+	$(BIN)/ruff check capdissect tests benchmarks captures fuzz
 	$(BIN)/mypy
 
 test: install tools lint
@@ -78,13 +78,24 @@ LIVE_BENCH_ARGS ?= --scapy-sniff 2000 --scapy-sniff 10000 --headroom 40000 --hea
 bench-live: install
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 
-# Coverage-guided fuzzing (atheris, the `fuzz` extra) of the capture readers, dissectors,
-# tcpdump printer and tracker, seeded from tests/corpus; time-boxed.  Prints executions and
-# crashes and fails on a crash.  FUZZ_DIR keeps the learned corpus between runs.
+# First the campaign of structure-aware mutants through every command under time and
+# memory caps, compared with tcpdump (fuzz/campaign.py; `make test` runs seed 21's first
+# 2,000): FUZZ_MUTANTS of them from a new seed each run (FUZZ_SEED=N repeats one); failing
+# mutants are kept in fuzz-failures/.  Then coverage-guided fuzzing (atheris, the `fuzz`
+# extra) of the capture readers, dissectors, tcpdump printer and tracker, seeded from
+# tests/corpus; time-boxed.  Prints executions and crashes and fails on a crash.  FUZZ_DIR
+# keeps the learned corpus between runs.
+FUZZ_MUTANTS ?= 20000
+FUZZ_SEED ?= $(shell date +%s)
+# Known defects with open issues, printed but not failing the run: D1 (JSON reports on a
+# damaged capture stop mid-document) and D15 (annotate on a link type over 65535).
+FUZZ_IGNORE ?= flows-json:bad-json timeline-json:bad-json annotate:traceback
 FUZZ_SECONDS ?= 60
 FUZZ_DIR ?=
 .PHONY: fuzz
 fuzz: install
+	$(BIN)/python -m fuzz.campaign --mutants $(FUZZ_MUTANTS) --seed $(FUZZ_SEED) \
+	  --keep fuzz-failures $(addprefix --ignore ,$(FUZZ_IGNORE))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fuzz]' \
 	  || echo "warning: atheris did not install; falling back to long Hypothesis runs" >&2
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) $(if $(FUZZ_DIR),--dir $(FUZZ_DIR))

@@ -21,6 +21,7 @@ from capdissect.capture.live import option_problem
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
+from capdissect.report.textsafe import clean
 
 app = typer.Typer(
     add_completion=False,
@@ -30,6 +31,12 @@ app = typer.Typer(
 )
 
 
+def say(text: str) -> None:
+    """One line on stderr, with control characters made harmless: file names and the
+    messages that quote them come from outside (a name can hold terminal escapes)."""
+    typer.echo(clean(text), err=True)
+
+
 @contextlib.contextmanager
 def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     """Turn a CapdissectError into one line on stderr and exit status 1.
@@ -37,7 +44,8 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
     With *progress* (a label), a capture file read inside the block shows a progress bar
     when stderr is a terminal; the block gets the bar, to clear it before printing.
     """
-    bar = ProgressBar(sys.stderr, progress) if progress and sys.stderr.isatty() else None
+    bar = (ProgressBar(sys.stderr, clean(progress)) if progress and sys.stderr.isatty()
+           else None)
     token = PROGRESS.set(bar)
     try:
         yield bar
@@ -47,7 +55,7 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
         lost = _flush_stdout()
         if bar is not None:
             bar.clear()
-        typer.echo(f"capdissect: {exc if lost is None else lost}", err=True)
+        say(f"capdissect: {exc if lost is None else lost}")
         raise typer.Exit(1) from None
     except BrokenPipeError:
         # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
@@ -55,7 +63,7 @@ def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
         raise typer.Exit(0) from None
     except OSError as exc:  # an output failed where it is not named (live's own writes)
         _discard_stdout()
-        typer.echo(f"capdissect: {_os_message(exc)}", err=True)
+        say(f"capdissect: {_os_message(exc)}")
         raise typer.Exit(1) from None
     finally:
         PROGRESS.reset(token)
@@ -237,7 +245,7 @@ def read(
     elif t > 5 and not json:  # --json ignores the text options
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(1)
     with cli_errors(progress=Path(path).name) as bar:
         _write_lines(read_lines(path, options, banner=_banner), bar)
@@ -283,7 +291,7 @@ def _stdout_errors() -> Iterator[None]:
 
 def _banner(text: str) -> None:
     """tcpdump's "reading from file" line goes to stderr, so stdout stays the packets."""
-    typer.echo(text, err=True)
+    say(text)
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
@@ -335,7 +343,7 @@ def timeline(
     if svg is not None:
         with cli_errors(progress=Path(path).name):
             written = analyze.write_timeline_svg(path, svg, conn, calls)
-        typer.echo(f"wrote {written}", err=True)
+        say(f"wrote {written}")
         return
     with cli_errors(progress=Path(path).name) as bar:
         _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
@@ -483,12 +491,12 @@ def live(
     elif t > 5:
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(1)
     # A usage error, checked before any privilege or interface is: exit 2.
     problem = option_problem(buffer_size, duration)
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(2)
     joined = " ".join(expression or ()).strip() or None
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain)
@@ -560,7 +568,7 @@ def trace(
     elif t > 5:
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
     if problem is not None:
-        typer.echo(f"capdissect: {problem}", err=True)
+        say(f"capdissect: {problem}")
         raise typer.Exit(1)
     options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, plain=plain)
     selection = live_capture.LiveSelection(iface, tuple(port or ()), host, proto.value,
@@ -571,7 +579,7 @@ def trace(
                               backend=backend.value, duration=duration, write=write,
                               json=json)
     if outcome is not None:
-        typer.echo(f"capdissect: {outcome}", err=True)
+        say(f"capdissect: {outcome}")
         raise typer.Exit(1)
 
 
@@ -604,7 +612,7 @@ def handout(
 
     with cli_errors(progress=Path(path).name):
         written = write_handout(path, out, title=title, conn=conn, calls=calls)
-    typer.echo(f"wrote {written}", err=True)
+    say(f"wrote {written}")
 
 
 @app.command()
@@ -630,7 +638,7 @@ def annotate(
 
     with cli_errors(progress=Path(path).name):
         count = write_annotated(path, out, calls)
-    typer.echo(f"wrote {count} annotated packets to {out}", err=True)
+    say(f"wrote {count} annotated packets to {out}")
 
 
 @app.command()
@@ -675,7 +683,7 @@ def demo(
     with cli_errors():
         _write(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
-                           notice=lambda text: typer.echo(text, err=True)))
+                           notice=say))
 
 
 # ----- export and sql: Parquet and DuckDB (capdissect/export/, extras sql and scale) -----
@@ -731,9 +739,9 @@ def export(
             if bar is not None:
                 bar.clear()
     files = sum(len(result.files) for result in summary.results)
-    typer.echo(f"exported {summary.packets:,} packets of {files} files to {out}", err=True)
+    say(f"exported {summary.packets:,} packets of {files} files to {out}")
     for error in summary.errors:
-        typer.echo(f"capdissect: {error}", err=True)
+        say(f"capdissect: {error}")
     if summary.errors:
         raise typer.Exit(1)
 
@@ -787,7 +795,7 @@ def main() -> None:
         if exc.errno == errno.EPIPE:
             sys.exit(0)
         _discard_stdout()
-        typer.echo(f"capdissect: {_os_message(exc)}", err=True)
+        say(f"capdissect: {_os_message(exc)}")
         sys.exit(1)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capdissect.capture.files import open_capture
-from capdissect.capture.filter import PacketFilter
+from capdissect.capture.filter import PacketFilter, libpcap_link_name
 from capdissect.capture.records import RecordBatch
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import Packet, decode
@@ -70,9 +70,8 @@ def read_lines(
     """Yield the text of each packet of *path*: tcpdump's block, then annotations."""
     with open_capture(path) as capture:
         if banner is not None:
-            name, desc = LINK_NAMES.get(capture.linktype, (str(capture.linktype), "unknown"))
-            banner(f"reading from file {capture.name}, link-type {name} ({desc}), "
-                   f"snapshot length {capture.snaplen}")
+            banner(f"reading from file {capture.name}, link-type "
+                   f"{_link_type_text(capture.linktype)}, snapshot length {capture.snaplen}")
             if capture.linktype == LINUX_SLL2:
                 banner("Warning: interface names might be incorrect")
         # Compile for the first link type before any packet, so that a bad expression
@@ -95,6 +94,14 @@ def read_lines(
         else:
             yield from packet_lines(capture, options, keep=keep, annotate=annotate,
                                     printer=printer)
+
+
+def _link_type_text(linktype: int) -> str:
+    """The link type as tcpdump's banner names it: ``EN10MB (Ethernet)``; for a type we
+    do not decode, libpcap's name if it has one (``C_HDLC (Cisco HDLC)``), else the
+    number alone."""
+    known = LINK_NAMES.get(linktype) or libpcap_link_name(linktype)
+    return f"{known[0]} ({known[1]})" if known else str(linktype)
 
 
 def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,

@@ -18,7 +18,7 @@ from typing import BinaryIO, TypeVar
 from capdissect.capture.gunzip import Gunzip
 from capdissect.capture.pcap import PcapHeader, is_pcap, read_batches, read_pcap
 from capdissect.capture.pcapng import Interface, PcapngReader, is_pcapng
-from capdissect.capture.records import RecordBatch
+from capdissect.capture.records import RecordBatch, snapshot_length
 from capdissect.capture.stream import ChunkReader, Readable
 from capdissect.errors import CaptureError, TruncatedFile
 from capdissect.packets import RawPacket
@@ -43,39 +43,42 @@ class CaptureFile:
         self.name = name
         self._owned = owned
         self._stream: Readable = stream
-        head = stream.read(4)
-        if head[:2] == GZIP_MAGIC:
-            self._stream = Gunzip(head, stream)
-            try:
-                head = self._stream.read(4)
-            except CaptureError as exc:
-                raise self._named(exc) from None
-        if not head:
-            raise CaptureError(f"{name}: empty file, not a capture")
-        reader = ChunkReader(self._stream, head, on_fill=_progress(stream))
+        self._gzip: Gunzip | None = None
         self._pcapng: PcapngReader | None = None
         self._pcap: PcapHeader | None = None
         try:
-            if is_pcapng(head):
-                self._pcapng = PcapngReader(reader)
-                first = self._pcapng.first_interface
-                self.format = "pcapng"
-                self.big_endian = self._pcapng.order == ">"
-                self.linktype = first.linktype if first else 1
-                self.snaplen = first.snaplen if first else 0
-            elif is_pcap(head):
-                self._pcap = PcapHeader(reader.take(24))
-                self.format = "pcap"
-                self.big_endian = self._pcap.big_endian
-                self.linktype = self._pcap.linktype
-                self.snaplen = self._pcap.snaplen
-            else:
-                raise CaptureError("unknown file format, not a pcap or pcapng capture")
+            self._reader = self._open(stream)
         except CaptureError as exc:
-            raise self._named(exc) from None
-        except _STREAM_ERRORS as exc:
-            raise CaptureError(f"{name}: {exc}") from None
-        self._reader = reader
+            raise self._named(self._cause(exc)) from None
+        except _STREAM_ERRORS as exc:  # e.g. EIO on the first read (/proc/self/mem)
+            raise self._stream_error(exc) from None
+
+    def _open(self, stream: BinaryIO) -> ChunkReader:
+        """Sniff the format from the first bytes and read the file header."""
+        head = stream.read(4)
+        if head[:2] == GZIP_MAGIC:
+            self._gzip = Gunzip(head, stream)
+            self._stream = self._gzip
+            head = self._gzip.read(4)
+        if not head:
+            raise CaptureError("empty file, not a capture")
+        reader = ChunkReader(self._stream, head, on_fill=_progress(stream))
+        if is_pcapng(head):
+            self._pcapng = PcapngReader(reader)
+            first = self._pcapng.first_interface
+            self.format = "pcapng"
+            self.big_endian = self._pcapng.order == ">"
+            self.linktype = first.linktype if first else 1
+            self.snaplen = snapshot_length(first.snaplen if first else 0)
+        elif is_pcap(head):
+            self._pcap = PcapHeader(reader.take(24))
+            self.format = "pcap"
+            self.big_endian = self._pcap.big_endian
+            self.linktype = self._pcap.linktype
+            self.snaplen = snapshot_length(self._pcap.snaplen)
+        else:
+            raise CaptureError("unknown file format, not a pcap or pcapng capture")
+        return reader
 
     def __iter__(self) -> Iterator[RawPacket]:
         if self._pcapng is not None:
@@ -94,9 +97,25 @@ class CaptureFile:
         try:
             yield from items
         except CaptureError as exc:
-            raise self._named(exc) from None
+            raise self._named(self._cause(exc)) from None
         except _STREAM_ERRORS as exc:
-            raise CaptureError(f"{self.name}: {exc}") from None
+            raise self._stream_error(exc) from None
+        if self._gzip is not None and self._gzip.error is not None:
+            # Damaged gzip data ends the decompressed stream early, maybe at a record
+            # boundary: every record before it was read; now say why it ended.
+            raise self._named(CaptureError(self._gzip.error))
+
+    def _cause(self, exc: CaptureError) -> CaptureError:
+        """What to report when a reader stopped: damaged gzip data under it is the cause
+        of the cut record the reader met, so that is reported rather than the cut."""
+        if self._gzip is not None and self._gzip.error is not None:
+            return CaptureError(self._gzip.error)
+        return exc
+
+    def _stream_error(self, exc: OSError | EOFError) -> CaptureError:
+        """A disk or pipe failing under the reader, as one line naming the file."""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return CaptureError(f"{self.name}: {reason}")
 
     def _named(self, exc: CaptureError) -> CaptureError:
         """The format readers' errors, with the file's name in front (one place for it)."""

@@ -53,6 +53,13 @@ def savefile_header(linktype: int, snaplen: int, big_endian: bool) -> bytes:
     return struct.pack(order + "IHHiIII", _PCAP_MAGIC, 2, 4, 0, 0, snaplen, linktype)
 
 
+def _argument_bytes(expression: str) -> bytes:
+    """The expression as the bytes the user typed: Python decodes command-line arguments
+    with surrogateescape, so bytes that are not UTF-8 come back as they were and libpcap
+    judges them, as it does for tcpdump (a syntax error, not a crash of ours)."""
+    return os.fsencode(expression)
+
+
 def compile_expression(
     expression: str, linktype: int, snaplen: int = MAX_SNAPLEN, big_endian: bool = False
 ) -> Program:
@@ -72,7 +79,7 @@ def compile_expression(
     program = pcap.bpf_program()
     try:
         status = pcap.pcap_compile(
-            handle, ctypes.byref(program), expression.encode("utf-8"), OPTIMIZE, NETMASK
+            handle, ctypes.byref(program), _argument_bytes(expression), OPTIMIZE, NETMASK
         )
         if status != 0:
             raw = pcap.pcap_geterr(handle) or b"cannot compile the filter expression"
@@ -110,7 +117,7 @@ def compile_live_expression(
     program = pcap.bpf_program()
     try:
         status = pcap.pcap_compile(
-            handle, ctypes.byref(program), expression.encode("utf-8"), OPTIMIZE, NETMASK
+            handle, ctypes.byref(program), _argument_bytes(expression), OPTIMIZE, NETMASK
         )
         if status != 0:
             raw = pcap.pcap_geterr(handle) or b"cannot compile the filter expression"
@@ -123,12 +130,28 @@ def compile_live_expression(
         pcap.pcap_close(handle)
 
 
+def libpcap_link_name(linktype: int) -> tuple[str, str] | None:
+    """libpcap's name and description of *linktype* (``C_HDLC``, ``Cisco HDLC``), as
+    tcpdump's banner shows them; None if libpcap has none or cannot be loaded."""
+    try:
+        pcap = _libpcap()
+    except CaptureError:
+        return None
+    name = pcap.pcap_datalink_val_to_name(linktype)
+    if not name:
+        return None
+    description = pcap.pcap_datalink_val_to_description(linktype) or b""
+    return name.decode("ascii", "replace"), description.decode("ascii", "replace")
+
+
 class _Libpcap:
     """The ctypes functions and the structure we use, looked up once."""
 
     def __init__(self, module: Any) -> None:
         self.pcap_open_offline = module.pcap_open_offline
         self.pcap_open_dead = module.pcap_open_dead
+        self.pcap_datalink_val_to_name = module.pcap_datalink_val_to_name
+        self.pcap_datalink_val_to_description = module.pcap_datalink_val_to_description
         self.pcap_compile = module.pcap_compile
         self.pcap_geterr = module.pcap_geterr
         self.pcap_freecode = module.pcap_freecode

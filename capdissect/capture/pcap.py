@@ -16,6 +16,7 @@ from capdissect.capture.records import (
     RecordBatch,
     record_length,
     scan_records,
+    snapshot_length,
 )
 from capdissect.capture.stream import ChunkReader
 from capdissect.errors import CaptureError, TruncatedFile
@@ -26,8 +27,16 @@ MAGIC_NSEC: Final = 0xA1B23C4D
 _FILE_HDR_LEN: Final = 24
 
 
+# How the record header's two lengths are stored (sf-pcap.c): versions before 2.3 (and
+# DG/UX's 543.0) wrote the wire length first; some 2.3 writers did too, told apart by a
+# captured length larger than the wire length.
+LENGTHS_IN_ORDER: Final = 0
+LENGTHS_MAYBE_SWAPPED: Final = 1
+LENGTHS_SWAPPED: Final = 2
+
+
 class PcapHeader:
-    __slots__ = ("big_endian", "linktype", "nanosecond", "snaplen", "version")
+    __slots__ = ("big_endian", "lengths", "linktype", "nanosecond", "snaplen", "version")
 
     def __init__(self, head: bytes) -> None:
         if len(head) < _FILE_HDR_LEN:
@@ -47,6 +56,13 @@ class PcapHeader:
             order + "HHiIII", head, 4
         )
         self.version = (major, minor)
+        # libpcap reads versions 2.0 to 2.4 and DG/UX's 543.0, and no other.
+        if major < 2:
+            raise CaptureError("archaic pcap savefile format")
+        if not ((major == 2 and minor <= 4) or (major, minor) == (543, 0)):
+            raise CaptureError(f"unsupported pcap savefile version {major}.{minor}")
+        self.lengths = (LENGTHS_SWAPPED if major == 543 or minor < 3
+                        else LENGTHS_MAYBE_SWAPPED if minor == 3 else LENGTHS_IN_ORDER)
         self.snaplen = snaplen
         # The upper bits of the link-type field hold the FCS length (pcap draft §4).
         self.linktype = linktype & 0x0FFFFFFF
@@ -62,10 +78,11 @@ def is_pcap(head: bytes) -> bool:
 def read_batches(reader: ChunkReader, header: PcapHeader) -> Iterator[RecordBatch]:
     """Yield every whole record, a buffer at a time; raise TruncatedFile after the last
     whole one, and CaptureError at a record longer than any libpcap accepts."""
-    # libpcap (sf-pcap.c) takes the largest snapshot length when the header's is 0 or
-    # absurd.
-    snaplen = header.snaplen if 0 < header.snaplen <= MAX_RECORD else MAX_RECORD
+    snaplen = snapshot_length(header.snaplen)
     big = header.big_endian
+    if header.lengths != LENGTHS_IN_ORDER:
+        yield from _old_records(reader, header, snaplen)
+        return
     buf, pos = reader.window(None, REC_HDR_LEN)
     while True:
         offsets, pos = scan_records(buf, pos, big)
@@ -91,6 +108,32 @@ def read_batches(reader: ChunkReader, header: PcapHeader) -> Iterator[RecordBatc
             if pos + REC_HDR_LEN + caplen > len(buf):
                 raise TruncatedFile("packet data", reader.offset + REC_HDR_LEN, caplen,
                                     len(buf) - pos - REC_HDR_LEN)
+
+
+def _old_records(reader: ChunkReader, header: PcapHeader, snaplen: int
+                 ) -> Iterator[RecordBatch]:
+    """The records of a file whose lengths may be swapped, one at a time, each put right
+    in a batch of its own (such files are rare and old; the fast scan stays simple)."""
+    order = ">" if header.big_endian else "<"
+    while True:
+        offset = reader.offset
+        head = reader.take(REC_HDR_LEN)
+        if not head:
+            return
+        if len(head) < REC_HDR_LEN:
+            raise TruncatedFile("record header", offset, REC_HDR_LEN, len(head))
+        sec, frac, caplen, wire_len = struct.unpack(order + "IIII", head)
+        if header.lengths == LENGTHS_SWAPPED or caplen > wire_len:
+            caplen, wire_len = wire_len, caplen
+        if caplen > MAX_RECORD:
+            raise CaptureError(f"bogus pcap record at byte {offset}: captured length "
+                               f"{caplen} is larger than {MAX_RECORD}")
+        data = reader.take(caplen)
+        if len(data) < caplen:
+            raise TruncatedFile("packet data", offset + REC_HDR_LEN, caplen, len(data))
+        record = struct.pack(order + "IIII", sec, frac, caplen, wire_len) + data
+        yield RecordBatch(record, [0], header.big_endian, header.nanosecond, snaplen,
+                          header.linktype)
 
 
 def read_pcap(reader: ChunkReader, header: PcapHeader) -> Iterator[RawPacket]:

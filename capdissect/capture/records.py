@@ -19,6 +19,12 @@ REC_HDR_LEN: Final = 16
 MAX_RECORD: Final = 262144
 
 
+def snapshot_length(snaplen: int) -> int:
+    """libpcap's snapshot length for a file's (or interface's) *snaplen*: 0 or larger
+    than the maximum means the maximum (pcapint_adjust_snapshot)."""
+    return snaplen if 0 < snaplen <= MAX_RECORD else MAX_RECORD
+
+
 def _u32(buf: bytes, i: int, big_endian: bool) -> int:
     if big_endian:
         return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
@@ -66,7 +72,13 @@ class RecordBatch:
         return _u32(self.buf, self.offsets[i], self.big_endian)
 
     def ts_nsec(self, i: int) -> int:
-        return _u32(self.buf, self.offsets[i] + 4, self.big_endian) * self.scale
+        frac = _u32(self.buf, self.offsets[i] + 4, self.big_endian)
+        if self.scale == 1 and frac >= 0x80000000:
+            # libpcap reads the fraction as a signed 32-bit number and divides it by 1000
+            # toward zero for microseconds (sf-pcap.c); tcpdump prints that as %06u.  So
+            # 0xffffffff ns prints as .000000: keep what tcpdump shows.
+            return ((-((0x100000000 - frac) // 1000)) & 0xFFFFFFFF) * 1000
+        return frac * self.scale
 
     def wire_len(self, i: int) -> int:
         return _u32(self.buf, self.offsets[i] + 12, self.big_endian)

@@ -57,6 +57,24 @@ class ChunkReader:
             self._fill(n)
         return self._buf, self._pos
 
+    def skip(self, n: int) -> int:
+        """Pass over the next *n* bytes without keeping them (a chunk at a time, so a huge
+        block costs no memory); return how many there were."""
+        end = self._pos + n
+        if end <= len(self._buf):  # the common case: a small block inside the buffer
+            self._pos = end
+            return n
+        done = 0
+        while done < n:
+            if self._pos >= len(self._buf):
+                self._fill(1)
+                if self._pos >= len(self._buf):
+                    break
+            step = min(n - done, len(self._buf) - self._pos)
+            self._pos += step
+            done += step
+        return done
+
     @property
     def offset(self) -> int:
         """Offset in the stream of the next byte ``take`` returns."""

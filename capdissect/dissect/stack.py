@@ -92,8 +92,10 @@ def decode(raw: RawPacket) -> Packet:
                 off, v4 = start, proto == IPIP
                 continue
             # A frame shorter than its IP header says (a capture from a link that cut it)
-            # carries only what the frame holds, as Wireshark counts it.
-            length = min(length, raw.wire_len - start)
+            # carries only what the frame holds, as Wireshark counts it.  A record whose
+            # wire length is below even the headers (a lie: len < caplen) holds nothing,
+            # never a negative length (which compiled slicing refuses: "Negative size").
+            length = max(min(length, raw.wire_len - start), 0)
             return _transport(raw, link, ip, proto, start, length, end, partial)
     except DissectError as exc:
         return Packet(raw, link, ip, error=exc)

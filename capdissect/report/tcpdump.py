@@ -114,9 +114,8 @@ class TcpdumpPrinter:
             problems.append(f" caplen({caplen}) > 262144")
         if wire_len > 262144:
             problems.append(f" len({wire_len}) > 262144")
-        if problems:
-            return "[Invalid header:" + ",".join(p.lstrip(" ") if i else p
-                                                   for i, p in enumerate(problems)) + "]"
+        if problems:  # print.c: "[Invalid header: caplen==0, len==0]"
+            return "[Invalid header:" + ",".join(problems) + "]"
         out.append(self._timestamp(pkt.ts_sec, pkt.ts_nsec))
         try:
             self._link(frame, pkt)
@@ -137,6 +136,11 @@ class TcpdumpPrinter:
     def _timestamp(self, sec: int, nsec: int) -> str:
         usec = nsec // 1000  # tcpdump prints microseconds, truncating nanoseconds
         t = self.opts.t
+        if t in (0, 2, 4) and sec & 0x80000000:
+            # util-print.c refuses a time whose seconds, cut to 32 bits, have the sign bit
+            # set (a negative time, or one past 2038); -1 included, so that value never
+            # meets the "no clock yet" value of _clock_sec below.
+            return f"{TIME_ERROR} "
         if t == 0 or t == 4:
             if sec != self._clock_sec:
                 fmt = "%Y-%m-%d %H:%M:%S" if t == 4 else "%H:%M:%S"
@@ -150,7 +154,7 @@ class TcpdumpPrinter:
         if t == 1:
             return ""
         if t == 2:
-            return f"{sec}.{usec:06d} "
+            return f"{sec & 0xFFFFFFFF}.{usec:06d} "  # tcpdump prints it as a 32-bit %u
         # -ttt: since the previous packet; -ttttt: since the first (util-print.c ts_print).
         ref = self._ts_ref or (sec, usec)
         now = (sec, usec)
@@ -171,6 +175,13 @@ class TcpdumpPrinter:
     # ----- link layer -----------------------------------------------------------------------
     def _link(self, frame: Frame, pkt: RawPacket) -> None:
         out = frame.out
+        if pkt.linktype not in linkmod.LINK_NAMES:
+            # A link type we cannot decode: print.c's unsupported printer says so and
+            # dumps every byte; -x/-X dump them again, all of them (no link header).
+            out.append("UNSUPPORTED")
+            out.append(hex_ascii(pkt.data))
+            frame.link_len = 0
+            return
         try:
             link = linkmod.parse_link(pkt.linktype, pkt.data)
         except Truncated as exc:

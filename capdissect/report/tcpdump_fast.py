@@ -141,8 +141,11 @@ class FastPath:
         """The text tcpdump prints for an Ethernet frame, or None when the frame is not
         of the common shape (then the full printer must print it)."""
         caplen = len(data)
-        if caplen < 54 or wire_len < caplen or wire_len > 262144 or nsec >= 1_000_000_000:
-            return None  # (a fraction of a second or more: tcpdump prints it as it is)
+        if (caplen < 54 or wire_len < caplen or wire_len > 262144 or nsec >= 1_000_000_000
+                or sec & 0x80000000):
+            # (a fraction of a second or more: tcpdump prints it as it is; a time that
+            # tcpdump refuses to convert: the full printer says so)
+            return None
         v = self.v
         if data[12] == 0x08 and data[13] == 0x00:
             if data[14] != 0x45:  # version 4, no options
