@@ -136,6 +136,8 @@ def test_mid_stream_capture() -> None:
     assert flow["open"] == "none"
     assert flow["path"]["client"] == ["ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
     assert flow["path"]["server"] == ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert "the capture starts mid-connection" in capdissect(
+        "timeline", EXTRA / "zeek_http_get_nosyn.pcap")
 
 
 # ----- 5. RST acceptability (RFC 9293 §3.10.7.3) ------------------------------------------

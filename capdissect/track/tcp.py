@@ -363,6 +363,9 @@ class TcpTracker:
             conn = self._start(key, src, dst, flags, ts)
             conn.reused_ports = reused
             new = True
+            if not flags & SYN:
+                notes.append("the capture starts mid-connection (no SYN): both endpoints are "
+                             "taken to be ESTABLISHED, as a segment without SYN implies")
         else:
             self.table.touch(key)
         conn.packets += 1
