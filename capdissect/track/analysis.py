@@ -4,7 +4,9 @@
 returns the findings Wireshark would flag on it, each with the numbers that met the
 rule (SPEC §4): retransmission, fast_retransmission, spurious_retransmission,
 out_of_order, lost_segment, ack_lost_segment, duplicate_ack, zero_window,
-zero_window_probe, window_update, window_full, keep_alive, reused_ports.
+zero_window_probe, zero_window_probe_ack, window_update, window_full, keep_alive,
+keep_alive_ack, reused_ports: every tcp.analysis flag of Wireshark 4.0 that marks a
+segment.
 
 The reference is Wireshark 4.0 (the tshark tests/test_analysis_vs_tshark.py compares
 with) with its default preferences: sequence analysis on, relative sequence numbers,
@@ -55,16 +57,20 @@ ZERO_WINDOW_PROBE: Final = "zero_window_probe"
 WINDOW_UPDATE: Final = "window_update"
 WINDOW_FULL: Final = "window_full"
 KEEP_ALIVE: Final = "keep_alive"
+KEEP_ALIVE_ACK: Final = "keep_alive_ack"
+ZERO_WINDOW_PROBE_ACK: Final = "zero_window_probe_ack"
 REUSED_PORTS: Final = "reused_ports"
 
 NAMES: Final = (RETRANSMISSION, FAST_RETRANSMISSION, SPURIOUS_RETRANSMISSION, OUT_OF_ORDER,
                 LOST_SEGMENT, ACK_LOST_SEGMENT, DUPLICATE_ACK, ZERO_WINDOW, ZERO_WINDOW_PROBE,
-                WINDOW_UPDATE, WINDOW_FULL, KEEP_ALIVE, REUSED_PORTS)
+                ZERO_WINDOW_PROBE_ACK, WINDOW_UPDATE, WINDOW_FULL, KEEP_ALIVE, KEEP_ALIVE_ACK,
+                REUSED_PORTS)
 
 # Window scaling as packet-tcp.c keeps it per direction: a shift (0..14), or one of these.
 WS_UNKNOWN: Final = -1  # no SYN seen: the shift is unknown (tcp.default_window_scaling)
 WS_NONE: Final = -2  # the SYNs were seen and did not both offer it: windows are unscaled
 MAX_SHIFT: Final = 14  # RFC 7323 §2.3: a larger shift is taken as 14
+NO_WINDOW: Final = 0xFFFFFFFF  # no window field seen yet (packet-tcp.c: G_MAXUINT32)
 
 FAST_RETRANSMISSION_US: Final = 20_000  # within 20 ms of the last duplicate ACK
 OUT_OF_ORDER_US: Final = 3_000  # ... or the handshake RTT when it is known
@@ -90,7 +96,7 @@ class Flow:
     name: str  # the sender, as tcpdump writes it: 127.0.0.1.30002
     base_seq: int | None = None  # relative numbers count from here
     win_scale: int = WS_UNKNOWN
-    window: int = 0xFFFFFFFF  # the last window field it sent, unscaled (G_MAXUINT32: none)
+    window: int = NO_WINDOW  # the last window field it sent, unscaled
     is_first_ack: bool = False  # a SYN was its last segment: its window is not scaled yet
     nextseq: int = 0  # highest sequence number sent + 1
     nextseq_frame: int = 0
@@ -246,8 +252,15 @@ def _sender_checks(fwd: Flow, rev: Flow, s: Seg, found: list[Finding]) -> bool:
     if s.length and rev.win_scale != WS_UNKNOWN and plain:
         _add(found, _window_full(fwd, rev, s))
     if same_numbers and s.window == fwd.window:
-        # packet-tcp.c: the ACK of a keep-alive or of a zero window probe is no duplicate.
-        if (s.window and rev.last_keep_alive) or (not s.window and rev.last_zero_window_probe):
+        # packet-tcp.c: the ACK of a keep-alive or of a zero window probe is no duplicate,
+        # and is flagged as what it answers.
+        if s.window and rev.last_keep_alive:
+            found.append(Finding(KEEP_ALIVE_ACK, f"answers the keep-alive of {rev.name}: "
+                                                 "seq, ack and window unchanged"))
+            return keep_alive
+        if not s.window and rev.last_zero_window_probe:
+            found.append(Finding(ZERO_WINDOW_PROBE_ACK, f"answers the zero window probe of "
+                                                        f"{rev.name}: window still 0"))
             return keep_alive
         if s.window:
             found.append(_duplicate_ack(fwd, s))

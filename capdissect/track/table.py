@@ -1,57 +1,91 @@
 """The flows open at once, oldest activity first: what keeps the trackers' memory bounded.
 
-A flow is retired (handed out by ``drain``) once it has been quiet for ``linger`` seconds
-of capture time, when the table is full (the oldest goes first, counted in ``evicted``),
-or at the end of the capture (``close``).
+A flow is retired (handed out by ``drain``) once it has been quiet for ``linger`` seconds,
+when the table is full (the oldest goes first, counted in ``evicted``), or at the end of
+the capture (``close``).  A flow the owner says to *keep* (an established TCP connection:
+it has no timeout of its own, and its next segment continues it) waits ``idle`` seconds
+instead, so an idle gap does not cut it in two.
+
+Quiet time is counted on the table's own clock, which follows the capture's timestamps
+except where the whole capture is silent for ``linger`` or more, or its clock jumps
+(forward by hours, or back): such a step counts as nothing, so a gap in the capture
+(a paused capture, a clock set at the capture point) retires nothing by itself.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Generic, Protocol, TypeVar
-
-
-class Flow(Protocol):
-    @property
-    def last_ts(self) -> float: ...
-
+from collections.abc import Callable, Hashable
+from typing import Final, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
-F = TypeVar("F", bound=Flow)
+F = TypeVar("F")
+
+IDLE: Final = 7200.0  # Linux's tcp_keepalive_time: a quiet established connection lives on
 
 
 class FlowTable(Generic[K, F]):
-    def __init__(self, linger: float, max_open: int) -> None:
+    def __init__(self, linger: float, max_open: int, keep: Callable[[F], bool] | None = None,
+                 idle: float = IDLE) -> None:
         self.linger = linger
+        self.idle = max(idle, linger)
         self.max_open = max_open
+        self.keep = keep
         self.evicted = 0
-        self._open: OrderedDict[K, F] = OrderedDict()
+        self._open: OrderedDict[K, F] = OrderedDict()  # by last activity
+        self._idle: OrderedDict[K, F] = OrderedDict()  # kept flows quiet past linger
+        self._seen: dict[K, float] = {}  # last activity, on the table's clock
+        self._clock = 0.0
+        self._now: float | None = None
         self._done: list[F] = []
 
     def get(self, key: K) -> F | None:
-        return self._open.get(key)
+        flow = self._open.get(key)
+        return flow if flow is not None else self._idle.get(key)
 
     def touch(self, key: K) -> None:
         """The flow under *key* just saw a packet: it becomes the newest."""
+        flow = self._idle.pop(key, None)
+        if flow is not None:
+            self._open[key] = flow
         self._open.move_to_end(key)
+        self._seen[key] = self._clock
 
     def add(self, key: K, flow: F) -> None:
-        if len(self._open) >= self.max_open:
+        if len(self._open) + len(self._idle) >= self.max_open:
             self.evicted += 1
-            self.retire(next(iter(self._open)))
+            self.retire(next(iter(self._idle or self._open)))
         self._open[key] = flow
+        self._seen[key] = self._clock
 
     def expire(self, now: float) -> None:
-        """Retire the flows quiet for ``linger`` seconds before *now*."""
+        """Advance the clock to *now*; retire the flows quiet for long enough."""
+        if self._now is not None:
+            step = now - self._now
+            if 0.0 < step < self.linger:
+                self._clock += step
+        self._now = now
+        clock = self._clock
         while self._open:
             key, flow = next(iter(self._open.items()))
-            if now - flow.last_ts < self.linger:
-                return
+            if clock - self._seen[key] < self.linger:
+                break
+            if self.keep is not None and self.keep(flow):
+                self._idle[key] = self._open.pop(key)
+            else:
+                self.retire(key)
+        while self._idle:
+            key = next(iter(self._idle))
+            if clock - self._seen[key] < self.idle:
+                break
             self.retire(key)
 
     def retire(self, key: K) -> None:
-        self._done.append(self._open.pop(key))
+        flow = self._open.pop(key, None)
+        if flow is None:
+            flow = self._idle.pop(key)
+        del self._seen[key]
+        self._done.append(flow)
 
     def drain(self) -> list[F]:
         """The flows retired since the last call, in the order they were retired."""
@@ -60,6 +94,6 @@ class FlowTable(Generic[K, F]):
 
     def close(self) -> list[F]:
         """Retire everything (end of capture) and return what was not drained yet."""
-        for key in list(self._open):
+        for key in [*self._idle, *self._open]:
             self.retire(key)
         return self.drain()

@@ -23,12 +23,13 @@ from typing import Final, NamedTuple
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import IPv6Header
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
-from capdissect.track.analysis import ConnectionAnalysis, Finding, TcpAnalyzer
+from capdissect.track.analysis import NO_WINDOW, ConnectionAnalysis, Finding, Flow, TcpAnalyzer
 from capdissect.track.states import FINISHED, Seen, TcpState, next_state
 from capdissect.track.table import FlowTable
 
 S = TcpState
 MOD: Final = 1 << 32
+HALF: Final = 1 << 31
 
 CLIENT: Final = "client"
 SERVER: Final = "server"
@@ -39,7 +40,12 @@ SYN_BIT, SYNACK_BIT, ACK_BIT, DATA_BIT, FIN_BIT, RST_BIT = 1, 2, 4, 8, 16, 32
 
 def seq_le(a: int, b: int) -> bool:
     """a <= b in 32-bit sequence space (RFC 9293 §3.4)."""
-    return (b - a) % MOD < (1 << 31)
+    return (b - a) % MOD < HALF
+
+
+def seq_lt(a: int, b: int) -> bool:
+    """a < b in 32-bit sequence space."""
+    return a != b and seq_le(a, b)
 
 
 class StateChange(NamedTuple):
@@ -74,8 +80,11 @@ class Endpoint:
     isn: int | None = None  # sequence number of its SYN
     base: int | None = None  # the sequence number relative numbers count from
     fin_seq: int | None = None  # sequence number its FIN occupies
-    high: int = 0  # highest relative sequence number sent (snd.nxt), data and FIN
-    data_high: int = 0  # highest relative data byte end: payload in sequence space
+    nxt: int | None = None  # snd.nxt as the wire shows it: after its highest segment
+    last_ack: int | None = None  # the ack field of its last segment with ACK (rcv.nxt)
+    # The end of its highest data byte, relative, counted past 2**32 (payload in
+    # sequence space: a transfer over 4 GiB wraps the 32-bit numbers, not this).
+    data_high: int = 0
     sent_syn: bool = False
     sent_synack: bool = False
     sent_fin: bool = False
@@ -115,6 +124,8 @@ class _Seg(NamedTuple):
     new_fin: bool  # the sender's first FIN
     acks_syn: bool  # its ack covers the peer's SYN
     acks_fin: bool  # its ack covers the peer's FIN
+    acks_data: bool  # its ack covers data of the peer (beyond its SYN)
+    rst_ok: bool  # a RST its receiver accepts (RFC 9293 §3.10.7)
 
 
 _Replayed = tuple[tuple[TcpState | None, TcpState | None], tuple[StateChange, ...]]
@@ -327,7 +338,7 @@ class TcpTracker:
         self.ids = ids if ids is not None else itertools.count(1)
         self.keep_events = keep_events
         self.analyzer = TcpAnalyzer()
-        self.table: FlowTable[Key, TcpConnection] = FlowTable(linger, max_open)
+        self.table: FlowTable[Key, TcpConnection] = FlowTable(linger, max_open, _lives_on)
 
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
@@ -352,6 +363,9 @@ class TcpTracker:
             conn = self._start(key, src, dst, flags, ts)
             conn.reused_ports = reused
             new = True
+            if not flags & SYN:
+                notes.append("the capture starts mid-connection (no SYN): both endpoints are "
+                             "taken to be ESTABLISHED, as a segment without SYN implies")
         else:
             self.table.touch(key)
         conn.packets += 1
@@ -431,17 +445,20 @@ class TcpTracker:
         facts = self._facts(conn, me, peer, flags, seq, ack, length, frame, notes)
         label, phase = _label(facts, me, peer, length)
         end = (seq + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) % MOD
-        rel_end = me.rel(end)
-        if rel_end > me.high and rel_end < (1 << 31):
-            me.high = rel_end
+        if me.nxt is None or seq_lt(me.nxt, end):
+            me.nxt = end
+        if flags & ACK:
+            me.last_ack = ack
         if length:
-            data_end = me.rel((seq + length + (1 if flags & SYN else 0)) % MOD)
-            if data_end > me.data_high and data_end < (1 << 31):
-                me.data_high = data_end
+            ahead = (me.rel((seq + length + (1 if flags & SYN else 0)) % MOD)
+                     - me.data_high) % MOD
+            if ahead < HALF:  # forward in sequence space: new data
+                me.data_high += ahead
         # Most segments (data, ACKs of data) can change no state: they skip the replay.
         quiet = not (flags & (SYN | FIN | RST)
                      or (facts.acks_syn and not me.acked_peer_syn)
-                     or (facts.acks_fin and not me.acked_peer_fin))
+                     or (facts.acks_fin and not me.acked_peer_fin)
+                     or me.state is S.SYN_SENT or me.state is S.SYN_RECEIVED)
         if facts.acks_syn:
             me.acked_peer_syn = True
         if facts.acks_fin:
@@ -460,12 +477,37 @@ class TcpTracker:
         establishes for good (who sent what, crossings, a refusal)."""
         has_ack = bool(flags & ACK)
         syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
+        rst_ok = rst and _rst_acceptable(me, peer, seq, ack, has_ack,
+                                         conn.analysis_state.flows.get(id(peer)))
+        if has_ack and not rst and peer.isn is None and not peer.sent_syn and (
+                syn or (me.sent_syn and not conn.refused)):
+            # The SYN this segment answers was not captured (or not yet): a SYN-ACK
+            # acknowledges the peer's ISN + 1, and so does a client's first ACK after its
+            # SYN the server's.  The states the wire implies follow from it (SPEC §4).
+            peer.isn = (ack - 1) % MOD
+            notes.append(_MISSING_SYN_NOTE[syn])
         acks_syn = has_ack and peer.isn is not None and seq_le((peer.isn + 1) % MOD, ack)
         acks_fin = (has_ack and peer.fin_seq is not None
                     and seq_le((peer.fin_seq + 1) % MOD, ack))
+        acks_data = acks_syn and peer.isn is not None and (ack - peer.isn) % MOD > 1
         new_syn = syn and not (me.sent_synack if has_ack else me.sent_syn)
         if syn and not has_ack and me.sent_syn and me.isn != seq:
             new_syn = True  # a SYN with another ISN (the same ports reused at once)
+        if syn and not has_ack and conn.refused:
+            # The SYN again after the RST: a new attempt, and the refusal is history.
+            new_syn = True
+            conn.refused = False
+            conn.listener = LISTENER_UNKNOWN
+            notes.append("the client sends its SYN again after the RST: a new attempt on "
+                         "the same ports, so the connection is not refused unless this "
+                         "SYN is refused too")
+        elif syn and not has_ack and peer.sent_synack and me.isn == seq and new_syn:
+            # Its SYN-ACK came first: the capture point saw them out of order.  Matched by
+            # sequence numbers, not by arrival, it changes no state.
+            new_syn = False
+            notes.append("the SYN-ACK that answers this SYN was captured before it (its ack "
+                         "is this SYN's sequence number + 1): the two passed the capture "
+                         "point out of order, and the SYN-ACK's states stand")
         new_fin = fin and not me.sent_fin
         if syn:
             me.isn = seq
@@ -498,9 +540,15 @@ class TcpTracker:
                         f"{_role(conn, peer)}'s FIN of frame {peer.fin_frame} reached it, so "
                         "it went ESTABLISHED -> FIN_WAIT_1, not CLOSE_WAIT: a simultaneous "
                         "close (both sides go FIN_WAIT_1 -> CLOSING -> TIME_WAIT)")
+        if rst and not rst_ok and (peer.sent_syn or peer.sent_synack):
+            notes.append(f"the {_role(conn, peer)} does not accept this RST (RFC 9293 "
+                         "§3.10.7.3: its sequence number, or in SYN_SENT its ack, is not one "
+                         "it expects), so its state does not change")
         if rst:
             me.sent_rst = True
-            if (me is conn.server and conn.listener != LISTENER_YES and not me.sent_synack
+            if not rst_ok:
+                pass
+            elif (me is conn.server and conn.listener != LISTENER_YES and not me.sent_synack
                     and not me.sent_syn and conn.client.sent_syn):
                 # A SYN answered by RST: nothing listened, so no server socket existed.
                 conn.refused = True
@@ -514,12 +562,13 @@ class TcpTracker:
             notes.append(f"half-close: the {_role(conn, me)} still sends data after the "
                          f"{_role(conn, peer)}'s FIN of frame {peer.fin_frame}: a FIN closes "
                          "only its sender's direction")
-        if me is conn.server and conn.listener == LISTENER_UNKNOWN and not rst:
-            if syn and not has_ack:
+        if conn.listener == LISTENER_UNKNOWN and not rst:
+            if me is conn.server and syn and not has_ack:
                 conn.listener = LISTENER_NO  # a SYN of its own: it was connecting too
-            elif acks_syn:
+            elif acks_syn:  # the server's SYN-ACK, or the client's ACK of one not captured
                 conn.listener = LISTENER_YES
-        return _Seg(me, syn, has_ack, fin, rst, new_syn, new_fin, acks_syn, acks_fin)
+        return _Seg(me, syn, has_ack, fin, rst, new_syn, new_fin, acks_syn, acks_fin,
+                    acks_data, rst_ok)
 
     # ----- the replay window ----------------------------------------------------------
     def _advance(self, conn: TcpConnection, facts: _Seg, event: Event,
@@ -600,6 +649,14 @@ class TcpTracker:
             due = schedule.get((id(me), _KIND_FIN))
             if due == (index, True):
                 self._hop(conn, me, Seen.RECV_FIN, hops)
+            # What its sending shows it had got, though the capture missed it: an ACK
+            # from SYN_SENT, the SYN-ACK; an ack of data from SYN_RECEIVED, the ACK of
+            # its SYN (that data carried one).
+            if not (seg.syn or seg.rst):
+                if me.state is S.SYN_SENT and seg.has_ack:
+                    self._hop(conn, me, Seen.RECV_SYN_ACK, hops)
+                elif me.state is S.SYN_RECEIVED and seg.acks_data:
+                    self._hop(conn, me, Seen.RECV_ACK_OF_SYN, hops)
             # The sender's own transitions.
             if seg.rst:
                 if me.state not in (None, S.CLOSED, S.LISTEN):
@@ -616,7 +673,7 @@ class TcpTracker:
             # What its receiver takes at once: a RST, the ACK of its SYN or FIN.
             fin_due = schedule.get((id(peer), _KIND_FIN)) == (index, False)
             if seg.rst:
-                if peer.state not in (None, S.CLOSED, S.LISTEN):
+                if seg.rst_ok and peer.state not in (None, S.CLOSED, S.LISTEN):
                     self._hop(conn, peer, Seen.RECV_RST, hops)
             elif seg.syn and seg.has_ack and seg.acks_syn:
                 if peer.state in (S.SYN_SENT, S.SYN_RECEIVED):
@@ -725,6 +782,16 @@ class TcpTracker:
 
 
 
+_SYNCHRONIZED: Final = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT,
+                                  S.CLOSING, S.LAST_ACK})
+
+
+def _lives_on(conn: TcpConnection) -> bool:
+    """A connection no timeout ends: an endpoint synchronized, neither finished."""
+    return ((conn.client.state in _SYNCHRONIZED or conn.server.state in _SYNCHRONIZED)
+            and conn.client.state not in FINISHED and conn.server.state not in FINISHED)
+
+
 def _other(role: str) -> str:
     return SERVER if role == CLIENT else CLIENT
 
@@ -787,17 +854,69 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
         return None, False  # refused: no socket got it
     at_once = conn.loopback and not listener
     last = created  # the receiver's last segment sent before it got it
+    taken = -1  # the sender's first later segment the receiver took at once
     for index in range(created + 1, len(window)):
         seg = window[index]
         if seg.sender is not receiver:
+            if listener and seg.acks_syn and not seg.syn:
+                # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
+                # the receiver got the SYN before that.
+                return (index - 1, False), False
+            if kind == _KIND_FIN and taken < 0:
+                if seg.fin and not seg.new_fin:
+                    taken = len(window)  # sent again: the first may have been lost
+                elif seg.acks_fin and receiver.sent_fin:
+                    taken = index
             continue
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
-            return ((last, False) if at_once else (index, True)), False
+            if at_once:
+                return (last, False), False
+            if created < taken < index:
+                # One path delivers in order: the FIN came before the sender's later
+                # segment that the receiver took at once (the ACK of its own FIN).
+                return (max(last, taken - 1), False), False
+            return (index, True), False
         if seg.rst:
             return None, False  # it reset the connection instead
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
     return ((last, False) if at_once else None), True
+
+
+_MISSING_SYN_NOTE: Final = {
+    True: "the capture starts at the SYN-ACK (the SYN it answers was not captured): the "
+          "client is taken to be in SYN_SENT and the server in SYN_RECEIVED, as the SYN-ACK "
+          "implies",
+    False: "the server's SYN-ACK was not captured: the client's ACK of it shows that the "
+           "server answered its SYN and that the client got the answer",
+}
+
+
+def _rst_acceptable(sender: Endpoint, receiver: Endpoint, seq: int, ack: int,
+                    has_ack: bool, flow: Flow | None) -> bool:
+    """Whether *receiver* accepts a RST from *sender* (RFC 9293 §3.10.7.3).
+
+    In SYN-SENT (it sent a SYN, the sender none) only a RST whose ack acknowledges that
+    SYN (ISS < SEG.ACK =< SND.NXT).  Synchronized, one in the window: RCV.NXT =< SEG.SEQ
+    < RCV.NXT + RCV.WND.  A path delivers in order, so RCV.NXT is the sender's snd.nxt
+    (all it sent arrived before the RST), or the receiver's last ack when that is
+    higher; RCV.WND is the receiver's last window, scaled when the SYNs said how.  A RST
+    from a side that has sent nothing yet cannot be judged, and is accepted.
+    """
+    if receiver.sent_syn and not receiver.sent_synack and not (sender.sent_syn
+                                                              or sender.sent_synack):
+        return (has_ack and receiver.isn is not None and seq_lt(receiver.isn, ack)
+                and (receiver.nxt is None or seq_le(ack, receiver.nxt)))
+    rcv_nxt = sender.nxt
+    if rcv_nxt is None or (receiver.last_ack is not None
+                           and seq_lt(rcv_nxt, receiver.last_ack)):
+        rcv_nxt = receiver.last_ack
+    if rcv_nxt is None:
+        return True
+    wnd = HALF
+    if flow is not None and flow.window != NO_WINDOW:
+        wnd = flow.window << max(flow.win_scale, 0)
+    return seq == rcv_nxt or (seq_le(rcv_nxt, seq) and (seq - rcv_nxt) % MOD < wnd)
 
 
 def _corrections(old: Event, new: Event) -> list[str]:

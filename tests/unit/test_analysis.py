@@ -8,6 +8,11 @@ Sequence numbers are absolute (client ISN 100, server ISN 500 unless said), time
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
+import pytest
+
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpHeader
 from capdissect.dissect.tcp_options import WSCALE, Options, TcpOption
@@ -18,7 +23,6 @@ from capdissect.track.analysis import (
     RETRANSMISSION,
     SPURIOUS_RETRANSMISSION,
     Finding,
-    TcpAnalyzer,
     gt_seq,
     le_seq,
     lt_seq,
@@ -230,7 +234,7 @@ def test_zero_window_probe_and_its_ack() -> None:
     assert w.send(A, B, ACK, 201, 501, 1) == [Finding(
         "zero_window_probe", "1 byte at seq 101 while 127.0.0.1.30002 advertises window 0")]
     # Its ACK repeats the zero window: no duplicate ACK.
-    assert names(w.send(B, A, ACK, 501, 201, window=0)) == ["zero_window"]
+    assert names(w.send(B, A, ACK, 501, 201, window=0)) == ["zero_window", "zero_window_probe_ack"]
     # The probe did not move the next expected number: the data from there is new.
     assert names(w.send(A, B, ACK, 201, 501, 1)) == ["zero_window_probe"]
     assert names(w.send(B, A, ACK, 501, 201, window=500)) == ["window_update"]
@@ -279,7 +283,8 @@ def test_keep_alive_comes_before_retransmission() -> None:
     w.send(B, A, ACK, 501, 201)
     assert w.send(A, B, ACK, 200, 501) == [
         Finding("keep_alive", "seq 100 is one below next expected 101, with no data")]
-    assert w.send(B, A, ACK, 501, 201) == []  # the keep-alive's ACK is no duplicate
+    # The keep-alive's ACK is no duplicate: Wireshark flags it as the keep-alive's ACK.
+    assert names(w.send(B, A, ACK, 501, 201)) == ["keep_alive_ack"]
     # A 1-byte keep-alive repeats an acknowledged byte: still a keep-alive only.
     assert names(w.send(A, B, ACK, 200, 501, 1)) == ["keep_alive"]
 
@@ -320,6 +325,19 @@ def test_state_lives_on_the_connection_and_goes_with_it() -> None:
     assert w.tracker.close() == []  # the tracker forgot it: nothing else holds the state
 
 
+# Wireshark's tcp.analysis labels for TCP Fast Open, not followed (README, Analysis).
+TFO_LABELS = {"tfo_syn", "tfo_ack", "tfo_ignored"}
+
+
 def test_every_name_is_wiresharks() -> None:
-    assert TcpAnalyzer is not None
-    assert len(NAMES) == 13 and all(name.islower() for name in NAMES)
+    """The names are exactly tshark's tcp.analysis labels (FT_NONE fields) but TFO's."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    fields = subprocess.run(["tshark", "-G", "fields"], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    labels = {cells[2].removeprefix("tcp.analysis.") for cells in
+              (line.split("\t") for line in fields.splitlines())
+              if len(cells) > 3 and cells[2].startswith("tcp.analysis.")
+              and cells[3] == "FT_NONE"}
+    assert set(NAMES) == labels - TFO_LABELS - {"flags"}
+    assert len(NAMES) == len(set(NAMES))
