@@ -467,6 +467,11 @@ def trace(
         raise typer.Exit(1)
 
 
+class Paper(enum.StrEnum):
+    A4 = "a4"
+    LETTER = "letter"
+
+
 @app.command()
 def handout(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
@@ -479,6 +484,8 @@ def handout(
                                               "socket calls of strace's log beside the "
                                               "packets (trace -w F.pcap keeps it as "
                                               "F.pcap.strace).")] = None,
+    paper: Annotated[Paper, typer.Option("--paper", help="Page size of the PDF (and of the "
+                                         "HTML printed).")] = Paper.LETTER,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -495,7 +502,8 @@ def handout(
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
-        written = write_handout(path, out, title=title, conn=conn, calls=calls)
+        written = write_handout(path, out, title=title, conn=conn, calls=calls,
+                                paper=paper.value)
     typer.echo(f"wrote {written}", err=True)
 
 

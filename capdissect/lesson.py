@@ -27,7 +27,7 @@ from capdissect.capture.pcapng_writer import (
 from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import Annotator
-from capdissect.report.handout.html import render_html
+from capdissect.report.handout.html import PAPERS, render_html
 from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -49,10 +49,14 @@ class HandoutError(CapdissectError):
 
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
-                  conn: int | None = None, calls: str | Path | None = None) -> Path:
+                  conn: int | None = None, calls: str | Path | None = None,
+                  paper: str = "letter") -> Path:
     """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf);
-    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets."""
+    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets;
+    *paper* (a4, letter) is the page size a PDF, or the HTML printed, has."""
     out = Path(out)
+    if paper not in PAPERS:
+        raise HandoutError(f"unknown paper {paper!r}; use {' or '.join(PAPERS)}")
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
@@ -74,9 +78,9 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
 
         _write_text(out, render_markdown(lesson))
     elif suffix == ".pdf":
-        html_to_pdf(render_html(lesson), out)
+        html_to_pdf(render_html(lesson, paper), out)
     else:
-        _write_text(out, render_html(lesson))
+        _write_text(out, render_html(lesson, paper))
     return out
 
 

@@ -75,11 +75,20 @@ pre.hex span { border-radius: 2px; }
 .answers dd { color: #065f46; }
 footer { margin-top: 3em; color: var(--muted); font-size: .85em; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
+  body { max-width: none; padding: 0; font-size: 8.5pt; line-height: 1.3; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   a { color: inherit; text-decoration: none; }
-  h2, h3 { break-after: avoid; } .packet, .figure, .netstat, table { break-inside: avoid; }
-  pre { white-space: pre-wrap; font-size: 8.5pt; overflow: visible; }
+  h2 { font-size: 1.35em; margin-top: 1em; } h3 { font-size: 1.05em; margin: .6em 0 .2em; }
+  h2, h3 { break-after: avoid; } .figure, .netstat, table, pre, .notes li { break-inside: avoid; }
+  .packet { margin-top: .6em; padding-top: .2em; }
+  .packet h3 { margin-top: .2em; }
+  pre { white-space: pre-wrap; font-size: 6.5pt; line-height: 1.25; overflow: visible;
+        padding: 4px 6px; margin: .3em 0; }
+  .read, .calls { font-size: 7pt; } .notes { margin: .2em 0; }
+  .figure { padding: 4px; margin: .5em 0; }
+  .figure.ladder .diagram, .figure.state-diagram .diagram { max-height: 12.5cm; width: auto;
+                                                            margin: 0 auto; }
+  .figure.tsg .diagram { max-height: 6cm; width: auto; margin: 0 auto; }
   .answers { break-before: page; }
 }
 """
@@ -89,16 +98,20 @@ def _t(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_html(lesson: Lesson) -> str:
-    """The whole page as one string."""
-    return "".join(_page(lesson))
+PAPERS: Final = {"a4": "A4", "letter": "letter"}  # --paper -> CSS @page size
 
 
-def _page(lesson: Lesson) -> Iterator[str]:
+def render_html(lesson: Lesson, paper: str = "letter") -> str:
+    """The whole page as one string; printed (and so as a PDF) on *paper* (a4, letter)."""
+    return "".join(_page(lesson, paper))
+
+
+def _page(lesson: Lesson, paper: str) -> Iterator[str]:
+    page = f"@page {{ size: {PAPERS[paper]}; margin: 12mm 11mm; }}"
     yield ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width, initial-scale=1">'
            f'<meta name="generator" content="capdissect {_t(__version__)}">'
-           f'<title>{_t(lesson.title)}</title><style>{CSS}</style></head><body>\n')
+           f'<title>{_t(lesson.title)}</title><style>{CSS}{page}</style></head><body>\n')
     yield f'<header><h1>{_t(lesson.title)}</h1>'
     yield (f'<p class="sub">A lesson handout made by capdissect from the capture '
            f'<code>{_t(lesson.name)}</code>.</p></header>\n')

@@ -177,8 +177,10 @@ def _checksum(header: str, notes: list[str]) -> list[str]:
 
 
 def _clean_lines(text: str) -> str:
-    """*text* safe for any output, its line breaks kept (clean would turn them into '.')."""
-    return "\n".join(clean(line) for line in text.split("\n"))
+    """*text* safe for any output, its line breaks and tabs kept (clean would turn them into
+    '.'): tcpdump indents the packet quoted in an ICMP error with a tab."""
+    return "\n".join("\t".join(clean(part) for part in line.split("\t"))
+                     for line in text.split("\n"))
 
 
 def _split_dump(text: str, caplen: int) -> tuple[str, int]:
