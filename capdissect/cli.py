@@ -467,6 +467,37 @@ def trace(
         raise typer.Exit(1)
 
 
+class QuizFormat(enum.StrEnum):
+    JSON = "json"
+    GIFT = "gift"
+
+
+@app.command()
+def quiz(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    fmt: Annotated[QuizFormat, typer.Option("--format", help="json, or gift (the text format "
+                                            "Moodle imports).")] = QuizFormat.JSON,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", help="Which packets and fields "
+                                      "are asked about, and the shuffles.")] = 0,
+) -> None:
+    """Exercises with answers: states after a packet, next seq/ack, who closed, flags,
+    a blanked field, packets to put in order.
+
+    The same questions as the handout's, from the capture's own events.
+
+    Examples:
+
+      capdissect quiz captures/tcp-basic.pcap
+
+      capdissect quiz captures/tcp-basic.pcap --format gift --seed 7 > tcp-basic.gift
+    """
+    from capdissect.lesson import quiz as make_quiz
+
+    with cli_errors(progress=Path(path).name):
+        text = make_quiz(path, fmt.value, seed)
+    typer.echo(text, nl=False)
+
+
 class Paper(enum.StrEnum):
     A4 = "a4"
     LETTER = "letter"

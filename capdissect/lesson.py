@@ -24,11 +24,18 @@ from capdissect.capture.pcapng_writer import (
     resolution,
     section_header,
 )
-from capdissect.dissect.stack import decode
+from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import Annotator
 from capdissect.report.handout.html import PAPERS, render_html
-from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
+from capdissect.report.handout.lesson import (
+    MAX_PACKETS,
+    HandoutTooBig,
+    build_lesson,
+    lesson_flows,
+)
+from capdissect.report.handout.quiz import questions, quiz_gift, quiz_json
+from capdissect.report.textsafe import clean
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
@@ -61,14 +68,7 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
-    packets = []
-    capture = open_capture(path)
-    with capture:
-        for raw in capture:
-            packets.append(decode(raw))
-            if len(packets) > MAX_PACKETS:
-                raise HandoutTooBig(str(path))
-        names = [iface.name for iface in capture.interfaces if iface.name]
+    packets, names = _lesson_packets(path)
     joined = None
     if calls is not None:
         joined = join_calls(lambda: iter(packets), read_calls(calls))
@@ -82,6 +82,33 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     else:
         _write_text(out, render_html(lesson, paper))
     return out
+
+
+def _lesson_packets(path: str | Path) -> tuple[list[Packet], list[str]]:
+    """The decoded packets of a lesson-sized capture, and its interfaces' names."""
+    packets = []
+    capture = open_capture(path)
+    with capture:
+        for raw in capture:
+            packets.append(decode(raw))
+            if len(packets) > MAX_PACKETS:
+                raise HandoutTooBig(str(path))
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    return packets, names
+
+
+QUIZ_FORMATS: Final = ("json", "gift")
+
+
+def quiz(path: str | Path, fmt: str = "json", seed: int = 0) -> str:
+    """The quiz of the capture at *path*, as JSON or GIFT (Moodle's import format): the
+    handout's question generator, every question it has, shuffled by *seed*."""
+    if fmt not in QUIZ_FORMATS:
+        raise HandoutError(f"unknown quiz format {fmt!r}; use json or gift")
+    packets, _ = _lesson_packets(path)
+    asked = questions(lesson_flows(packets), seed)
+    name = clean(Path(str(path)).name)
+    return quiz_json(name, seed, asked) if fmt == "json" else quiz_gift(name, seed, asked)
 
 
 def _write_text(out: Path, text: str) -> None:

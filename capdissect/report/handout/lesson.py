@@ -20,8 +20,9 @@ from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
 from capdissect.report.calls import moments as call_moments
 from capdissect.report.flowstream import End, Finished, Totals, finished, track
-from capdissect.report.handout.explain import Explainer, Question, questions
+from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, field_spans
+from capdissect.report.handout.quiz import Question, handout_questions
 from capdissect.report.sockets import SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.report.textsafe import clean
@@ -107,7 +108,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
     totals = Totals()
-    flows = tuple(finished(track(packets, Tracker(keep_events=False)), totals, events=True))
+    flows = lesson_flows(packets, totals)
     if conn is not None:
         flows = tuple(f for f in flows if f.flow.id == conn)
         if not flows:
@@ -128,11 +129,18 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         flows=flows,
         first_ts=first_ts,
         icmp_unreachable=totals.icmp_unreachable,
-        questions=tuple(questions(flows, views)),
+        questions=tuple(handout_questions(flows)),
         interfaces=tuple(clean(n) for n in interfaces),
         calls=calls[0] if calls is not None else None,
         calls_before=tuple(after.get(0, ())),
     )
+
+
+def lesson_flows(packets: Sequence[Packet], totals: Totals | None = None
+                 ) -> tuple[Finished, ...]:
+    """Every flow of *packets*, finished, with its events (what ladders and questions read)."""
+    return tuple(finished(track(packets, Tracker(keep_events=False)), totals or Totals(),
+                          events=True))
 
 
 def _local_time(ts: float) -> str:
