@@ -498,6 +498,45 @@ def quiz(
     typer.echo(text, nl=False)
 
 
+class Direction(enum.StrEnum):
+    BOTH = "both"
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@app.command()
+def follow(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    conn: Annotated[int, typer.Option("--conn", metavar="N", help="The TCP connection, "
+                                      "numbered as `flows` does.")],
+    ascii_: Annotated[bool, typer.Option("--ascii", help="Printable ASCII, '.' for the rest "
+                                         "(the default).")] = False,
+    hex_: Annotated[bool, typer.Option("--hex", help="A hex dump per chunk, as tcpdump -X.")
+                    ] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="One chunk a line in hex, the server's "
+                                      "indented by a tab: tshark -z follow,tcp,raw.")] = False,
+    direction: Annotated[Direction, typer.Option("--direction", help="Whose bytes: client, "
+                                                 "server or both.")] = Direction.BOTH,
+) -> None:
+    """The bytes the applications sent each other, reassembled as Wireshark's Follow TCP
+    Stream does: retransmissions and overlaps once, out-of-order segments in place, and
+    "[N bytes missing in capture file]" where a segment was acknowledged but not captured.
+
+    Examples:
+
+      capdissect follow captures/tcp-basic.pcap --conn 1
+
+      capdissect follow lesson.pcap --conn 2 --hex --direction server
+    """
+    from capdissect.lesson import follow_stream
+
+    _at_most_one(ascii=ascii_, hex=hex_, raw=raw)
+    mode = "hex" if hex_ else "raw" if raw else "ascii"
+    with cli_errors(progress=Path(path).name):
+        text = follow_stream(path, conn, mode, direction.value)
+    typer.echo(text, nl=False)
+
+
 class Paper(enum.StrEnum):
     A4 = "a4"
     LETTER = "letter"

@@ -111,6 +111,18 @@ def quiz(path: str | Path, fmt: str = "json", seed: int = 0) -> str:
     return quiz_json(name, seed, asked) if fmt == "json" else quiz_gift(name, seed, asked)
 
 
+def follow_stream(path: str | Path, conn: int, mode: str = "ascii",
+                  direction: str = "both") -> str:
+    """The reassembled byte stream of TCP connection *conn* of the capture at *path*:
+    ``ascii``, ``hex`` or ``raw`` (tshark's ``-z follow,tcp,raw`` lines)."""
+    from capdissect.report.follow import follow, render
+
+    capture = open_capture(path)
+    with capture:
+        followed = follow((decode(raw) for raw in capture), conn, clean(Path(str(path)).name))
+    return render(followed, mode, direction)
+
+
 def _write_text(out: Path, text: str) -> None:
     try:
         out.write_text(text, encoding="utf-8")
