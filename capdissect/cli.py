@@ -537,6 +537,57 @@ def follow(
     typer.echo(text, nl=False)
 
 
+class GraphKind(enum.StrEnum):
+    TSG = "tsg"
+    RTT = "rtt"
+    THROUGHPUT = "throughput"
+    INFLIGHT = "inflight"
+    WINDOW = "window"
+
+
+class Side(enum.StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@app.command()
+def graph(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    kind: Annotated[GraphKind, typer.Option("--kind", help="tsg (time-sequence), rtt, "
+                                            "throughput, inflight or window.")],
+    conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="The TCP connection "
+                                             "(see `flows`); the first by default.")] = None,
+    out: Annotated[str | None, typer.Option("-o", "--output", metavar="OUT.svg",
+                                            help="Write the graph as SVG.")] = None,
+    direction: Annotated[Side | None, typer.Option("--direction", help="Whose data: client "
+                                                   "or server (default: who sent more).")
+                         ] = None,
+    tsv: Annotated[bool, typer.Option("--tsv", help="Every plotted point, tab-separated "
+                                      "(series, packet, time, value).")] = False,
+) -> None:
+    """One connection over time: sequence numbers (tcptrace's time-sequence graph), RTT,
+    throughput, bytes in flight or the advertised windows.
+
+    RTT and bytes in flight follow Wireshark's rules (tcp.analysis.ack_rtt and
+    tcp.analysis.bytes_in_flight). Without -o, a text plot on the terminal.
+
+    Examples:
+
+      capdissect graph captures/tcp-basic.pcap --kind tsg -o tsg.svg
+
+      capdissect graph transfer.pcap --conn 2 --kind inflight
+    """
+    from capdissect.lesson import graph as make_graph
+
+    _at_most_one(output=out, tsv=tsv)
+    with cli_errors(progress=Path(path).name):
+        text = make_graph(path, kind.value, conn, out, direction.value if direction else None,
+                          tsv)
+    if out is not None:
+        typer.echo(f"wrote {out}", err=True)
+    typer.echo(text, nl=False)
+
+
 class Paper(enum.StrEnum):
     A4 = "a4"
     LETTER = "letter"

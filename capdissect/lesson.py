@@ -123,6 +123,29 @@ def follow_stream(path: str | Path, conn: int, mode: str = "ascii",
     return render(followed, mode, direction)
 
 
+def graph(path: str | Path, kind: str, conn: int | None = None, out: str | Path | None = None,
+          direction: str | None = None, table: bool = False) -> str:
+    """The *kind* graph of TCP connection *conn* (None: the first) of the capture at
+    *path*: written as SVG to *out* (and "wrote OUT" returned), else a text plot, or with
+    *table* every plotted point as TSV."""
+    from capdissect.report import graph as graphs
+    from capdissect.report.flight import samples
+
+    if kind not in graphs.KINDS:
+        raise HandoutError(f"unknown graph kind {kind!r}; use {', '.join(graphs.KINDS)}")
+    capture = open_capture(path)
+    with capture:
+        found, points = samples((decode(raw) for raw in capture), conn,
+                                clean(Path(str(path)).name))
+    drawn = graphs.plot(found, points, kind, direction)
+    if table:
+        return graphs.tsv(drawn)
+    if out is None:
+        return graphs.text_plot(drawn)
+    _write_text(Path(out), graphs.svg(drawn) + "\n")
+    return ""
+
+
 def _write_text(out: Path, text: str) -> None:
     try:
         out.write_text(text, encoding="utf-8")

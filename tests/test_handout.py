@@ -149,7 +149,7 @@ def test_html_handout_in_chromium(name: str, tmp_path: Path) -> None:
         assert 'class="figure state-diagram"' in dom.stdout
         for state in ("LISTEN", "SYN_RECEIVED", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK"):
             assert f'data-state="{state}"' in dom.stdout
-        assert 'class="figure tsg"' in dom.stdout and "What state is the server in" in dom.stdout
+        assert 'class="figure graph"' in dom.stdout and "What state is the server in" in dom.stdout
     else:
         assert "ICMP port unreachable" in dom.stdout and "answers #3" in dom.stdout
     shot = tmp_path / f"handout-{name}.png"

@@ -19,7 +19,9 @@ from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
 from capdissect.report.calls import moments as call_moments
+from capdissect.report.flight import all_samples
 from capdissect.report.flowstream import End, Finished, Totals, finished, track
+from capdissect.report.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
@@ -27,7 +29,7 @@ from capdissect.report.sockets import SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.report.textsafe import clean
 from capdissect.track.syscalls import Frame, Joined
-from capdissect.track.tcp import Update
+from capdissect.track.tcp import TcpConnection, Update
 from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
 MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
@@ -88,6 +90,7 @@ class Lesson(NamedTuple):
     interfaces: tuple[str, ...]  # interface names the file gives (pcapng if_name)
     calls: Joined | None = None  # the traced socket calls, placed (trace, demo)
     calls_before: tuple[str, ...] = ()  # the calls that returned before the first packet
+    plots: tuple[tuple[int, tuple[Plot, ...]], ...] = ()  # per TCP connection: its graphs
 
 
 class _Recording(Tracker):
@@ -133,7 +136,22 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         interfaces=tuple(clean(n) for n in interfaces),
         calls=calls[0] if calls is not None else None,
         calls_before=tuple(after.get(0, ())),
+        plots=tuple(_plots(packets, flows)),
     )
+
+
+def _plots(packets: Sequence[Packet], flows: Sequence[Finished]
+           ) -> Iterable[tuple[int, tuple[Plot, ...]]]:
+    """Each TCP connection's graphs: its time-sequence graph, and RTT and bytes in flight
+    where Wireshark's rules give any."""
+    wanted = {item.flow.id for item in flows if isinstance(item.flow, TcpConnection)}
+    if not wanted:
+        return
+    for conn, (found, points) in all_samples(packets).items():
+        if conn not in wanted:
+            continue
+        drawn = [plot(found, points, kind) for kind in ("tsg", "rtt", "inflight")]
+        yield conn, tuple(p for p in drawn if p.series and any(s.points for s in p.series))
 
 
 def lesson_flows(packets: Sequence[Packet], totals: Totals | None = None

@@ -1,5 +1,5 @@
-"""The handout's pictures as inline SVG: ladders, the RFC 9293 state diagram, and the
-time-sequence graph.
+"""The handout's pictures as inline SVG: ladders and the RFC 9293 state diagram (the
+graphs are report/graph.py's).
 
 Every string that reaches the markup goes through ``_t`` (``html.escape``), numbers are
 formatted by us, and nothing links outside the document (arrows link to the packet's
@@ -370,52 +370,3 @@ def _edge(a: str, b: str, label: str, style: str) -> str:
             + f'<text class="edge-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" '
               f'font-size="10" font-style="{font_style}" fill="{ink}" '
               f'stroke="#fff" stroke-width="3" paint-order="stroke">{lines}</text>')
-
-
-# ----- time-sequence graph ----------------------------------------------------------------
-def time_sequence(conn: TcpConnection, segments: Sequence[Segment]) -> str | None:
-    """Sequence number over time, per direction (Stevens' graph); None without data."""
-    data = [s.event for s in segments if s.event.length and s.event.seq is not None]
-    if not data:
-        return None
-    t0 = segments[0].event.ts
-    t_max = max(s.event.ts for s in segments) - t0 or 1e-6
-    seq_max = max((e.seq or 0) + e.length for e in data) or 1
-    width, height, mx, my = 760, 300, 70, 30
-    plot_w, plot_h = width - mx - 20, height - 2 * my
-
-    def px(t: float) -> float:
-        return mx + (t - t0) / t_max * plot_w
-
-    def py(seq: float) -> float:
-        return height - my - seq / seq_max * plot_h
-
-    body = [f'<line x1="{mx}" y1="{height - my}" x2="{width - 20}" y2="{height - my}" '
-            'stroke="#333"/>',
-            f'<line x1="{mx}" y1="{my}" x2="{mx}" y2="{height - my}" stroke="#333"/>',
-            f'<text x="{width - 20}" y="{height - 8}" text-anchor="end" font-size="11">time '
-            f'since the first segment (s), 0 to {t_max:.6f}</text>',
-            f'<text x="8" y="{my - 10}" font-size="11">relative seq</text>',
-            f'<text x="{mx - 6}" y="{my + 4}" text-anchor="end" font-size="10">{seq_max}</text>',
-            f'<text x="{mx - 6}" y="{height - my}" text-anchor="end" font-size="10">0</text>']
-    for role, colour in ((CLIENT, CLIENT_COLOUR), ("server", SERVER_COLOUR)):
-        for e in data:
-            if e.sender != role:
-                continue
-            x = px(e.ts)
-            seq = e.seq or 0
-            body.append(f'<a href="#p{e.frame}"><line x1="{x:.1f}" y1="{py(seq):.1f}" '
-                        f'x2="{x:.1f}" y2="{py(seq + e.length):.1f}" stroke="{colour}" '
-                        f'stroke-width="3"/><circle cx="{x:.1f}" cy="{py(seq + e.length):.1f}" '
-                        f'r="3" fill="{colour}"/></a>')
-        acks = [(s.event.ts, s.event.ack) for s in segments
-                if s.event.sender != role and s.event.ack is not None]
-        if acks:
-            points = " ".join(f"{px(t):.1f},{py(min(a, seq_max)):.1f}" for t, a in acks)
-            body.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                        'stroke-dasharray="3 3" stroke-width="1"/>')
-    body.append(f'<text x="{mx + 10}" y="{my + 4}" font-size="11" fill="{CLIENT_COLOUR}">'
-                'client data (bars) and the server\'s acks (dashed)</text>'
-                f'<text x="{mx + 10}" y="{my + 20}" font-size="11" fill="{SERVER_COLOUR}">'
-                'server data (bars) and the client\'s acks (dashed)</text>')
-    return _svg(width, height, f"time-sequence graph of connection {conn.id}", body)
