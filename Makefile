@@ -15,7 +15,7 @@ COMPILED := $(wildcard capdissect/dissect/*.py capdissect/track/*.py) \
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install tools test lint demo bench bench-live clean distclean
+.PHONY: install tools node-tools test lint demo bench bench-live clean distclean
 
 install: $(STAMP)
 
@@ -48,6 +48,23 @@ tools:
 	else \
 	  echo "warning:$$missing missing and not root: tests that need them are skipped" >&2; \
 	fi
+	@$(MAKE) --no-print-directory node-tools
+
+# From npm (tests/node/package-lock.json): mermaid-cli renders every Mermaid diagram we
+# write, driven by Debian's Chromium (PUPPETEER_SKIP_DOWNLOAD: no browser download), and
+# gift-pegjs parses the GIFT quizzes with Moodle's grammar.  nodejs and npm come from
+# Debian when missing.
+NODE_STAMP := tests/node/node_modules/.installed
+node-tools: $(NODE_STAMP)
+
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; \
+	  else echo "warning: npm missing: the Mermaid and GIFT tests are skipped" >&2; exit 0; fi; \
+	fi; \
+	cd tests/node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
+	  && touch node_modules/.installed
 
 lint: install
 	$(BIN)/ruff check capdissect tests benchmarks captures fuzz

@@ -583,6 +583,132 @@ def trace(
         raise typer.Exit(1)
 
 
+class QuizFormat(enum.StrEnum):
+    JSON = "json"
+    GIFT = "gift"
+
+
+@app.command()
+def quiz(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    fmt: Annotated[QuizFormat, typer.Option("--format", help="json, or gift (the text format "
+                                            "Moodle imports).")] = QuizFormat.JSON,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", help="Which packets and fields "
+                                      "are asked about, and the shuffles.")] = 0,
+) -> None:
+    """Exercises with answers: states after a packet, next seq/ack, who closed, flags,
+    a blanked field, packets to put in order.
+
+    The same questions as the handout's, from the capture's own events.
+
+    Examples:
+
+      capdissect quiz captures/tcp-basic.pcap
+
+      capdissect quiz captures/tcp-basic.pcap --format gift --seed 7 > tcp-basic.gift
+    """
+    from capdissect.lesson import quiz as make_quiz
+
+    with cli_errors(progress=Path(path).name):
+        text = make_quiz(path, fmt.value, seed)
+    typer.echo(text, nl=False)
+
+
+class Direction(enum.StrEnum):
+    BOTH = "both"
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@app.command()
+def follow(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    conn: Annotated[int, typer.Option("--conn", metavar="N", help="The TCP connection, "
+                                      "numbered as `flows` does.")],
+    ascii_: Annotated[bool, typer.Option("--ascii", help="Printable ASCII, '.' for the rest "
+                                         "(the default).")] = False,
+    hex_: Annotated[bool, typer.Option("--hex", help="A hex dump per chunk, as tcpdump -X.")
+                    ] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="One chunk a line in hex, the server's "
+                                      "indented by a tab: tshark -z follow,tcp,raw.")] = False,
+    direction: Annotated[Direction, typer.Option("--direction", help="Whose bytes: client, "
+                                                 "server or both.")] = Direction.BOTH,
+) -> None:
+    """The bytes the applications sent each other, reassembled as Wireshark's Follow TCP
+    Stream does: retransmissions and overlaps once, out-of-order segments in place, and
+    "[N bytes missing in capture file]" where a segment was acknowledged but not captured.
+
+    Examples:
+
+      capdissect follow captures/tcp-basic.pcap --conn 1
+
+      capdissect follow lesson.pcap --conn 2 --hex --direction server
+    """
+    from capdissect.lesson import follow_stream
+
+    _at_most_one(ascii=ascii_, hex=hex_, raw=raw)
+    mode = "hex" if hex_ else "raw" if raw else "ascii"
+    with cli_errors(progress=Path(path).name):
+        text = follow_stream(path, conn, mode, direction.value)
+    typer.echo(text, nl=False)
+
+
+class GraphKind(enum.StrEnum):
+    TSG = "tsg"
+    RTT = "rtt"
+    THROUGHPUT = "throughput"
+    INFLIGHT = "inflight"
+    WINDOW = "window"
+
+
+class Side(enum.StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@app.command()
+def graph(
+    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    kind: Annotated[GraphKind, typer.Option("--kind", help="tsg (time-sequence), rtt, "
+                                            "throughput, inflight or window.")],
+    conn: Annotated[int | None, typer.Option("--conn", metavar="N", help="The TCP connection "
+                                             "(see `flows`); the first by default.")] = None,
+    out: Annotated[str | None, typer.Option("-o", "--output", metavar="OUT.svg",
+                                            help="Write the graph as SVG.")] = None,
+    direction: Annotated[Side | None, typer.Option("--direction", help="Whose data: client "
+                                                   "or server (default: who sent more).")
+                         ] = None,
+    tsv: Annotated[bool, typer.Option("--tsv", help="Every plotted point, tab-separated "
+                                      "(series, packet, time, value).")] = False,
+) -> None:
+    """One connection over time: sequence numbers (tcptrace's time-sequence graph), RTT,
+    throughput, bytes in flight or the advertised windows.
+
+    RTT and bytes in flight follow Wireshark's rules (tcp.analysis.ack_rtt and
+    tcp.analysis.bytes_in_flight). Without -o, a text plot on the terminal.
+
+    Examples:
+
+      capdissect graph captures/tcp-basic.pcap --kind tsg -o tsg.svg
+
+      capdissect graph transfer.pcap --conn 2 --kind inflight
+    """
+    from capdissect.lesson import graph as make_graph
+
+    _at_most_one(output=out, tsv=tsv)
+    with cli_errors(progress=Path(path).name):
+        text = make_graph(path, kind.value, conn, out, direction.value if direction else None,
+                          tsv)
+    if out is not None:
+        typer.echo(f"wrote {out}", err=True)
+    typer.echo(text, nl=False)
+
+
+class Paper(enum.StrEnum):
+    A4 = "a4"
+    LETTER = "letter"
+
+
 @app.command()
 def handout(
     path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
@@ -595,6 +721,8 @@ def handout(
                                               "socket calls of strace's log beside the "
                                               "packets (trace -w F.pcap keeps it as "
                                               "F.pcap.strace).")] = None,
+    paper: Annotated[Paper, typer.Option("--paper", help="Page size of the PDF (and of the "
+                                         "HTML printed).")] = Paper.LETTER,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -611,7 +739,8 @@ def handout(
     from capdissect.lesson import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
-        written = write_handout(path, out, title=title, conn=conn, calls=calls)
+        written = write_handout(path, out, title=title, conn=conn, calls=calls,
+                                paper=paper.value)
     say(f"wrote {written}")
 
 

@@ -26,15 +26,22 @@ from capdissect.capture.pcapng_writer import (
     resolution,
     section_header,
 )
-from capdissect.dissect.stack import decode
+from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, CaptureError, OutputError
 from capdissect.outfiles import refuse_input
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
 from capdissect.report.calls import moments
 from capdissect.report.flowstream import Truncation
-from capdissect.report.handout.html import render_html
-from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
+from capdissect.report.handout.html import PAPERS, render_html
+from capdissect.report.handout.lesson import (
+    MAX_PACKETS,
+    HandoutTooBig,
+    build_lesson,
+    lesson_flows,
+)
+from capdissect.report.handout.quiz import questions, quiz_gift, quiz_json
+from capdissect.report.textsafe import clean
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
@@ -55,27 +62,20 @@ class HandoutError(CapdissectError):
 
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
-                  conn: int | None = None, calls: str | Path | None = None) -> Path:
+                  conn: int | None = None, calls: str | Path | None = None,
+                  paper: str = "letter") -> Path:
     """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf);
-    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets."""
+    with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets;
+    *paper* (a4, letter) is the page size a PDF, or the HTML printed, has."""
     out = Path(out)
+    if paper not in PAPERS:
+        raise HandoutError(f"unknown paper {paper!r}; use {' or '.join(PAPERS)}")
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md", ".markdown", ".pdf"):
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
     refuse_input(out, path)
-    packets = []
-    truncated = None
-    capture = open_capture(path)
-    with capture:
-        try:
-            for raw in capture:
-                packets.append(decode(raw))
-                if len(packets) > MAX_PACKETS:
-                    raise HandoutTooBig(str(path))
-        except CaptureError as exc:  # damaged: a handout of what came before, then the error
-            truncated = Truncation(len(packets), exc)
-        names = [iface.name for iface in capture.interfaces if iface.name]
+    packets, names, truncated = _lesson_packets(path)
     joined = None
     if calls is not None:
         joined = join_calls(lambda: iter(packets), read_calls(calls))
@@ -86,12 +86,81 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
 
         _write_text(out, render_markdown(lesson))
     elif suffix == ".pdf":
-        html_to_pdf(render_html(lesson), out)
+        html_to_pdf(render_html(lesson, paper), out)
     else:
-        _write_text(out, render_html(lesson))
+        _write_text(out, render_html(lesson, paper))
     if truncated is not None:
         raise truncated.error
     return out
+
+
+def _lesson_packets(path: str | Path) -> tuple[list[Packet], list[str], Truncation | None]:
+    """The decoded packets of a lesson-sized capture, its interfaces' names, and where a
+    damaged capture was cut (its packets before the damage are kept)."""
+    packets: list[Packet] = []
+    truncated = None
+    capture = open_capture(path)
+    with capture:
+        try:
+            for raw in capture:
+                packets.append(decode(raw))
+                if len(packets) > MAX_PACKETS:
+                    raise HandoutTooBig(str(path))
+        except CaptureError as exc:
+            truncated = Truncation(len(packets), exc)
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    return packets, names, truncated
+
+
+QUIZ_FORMATS: Final = ("json", "gift")
+
+
+def quiz(path: str | Path, fmt: str = "json", seed: int = 0) -> str:
+    """The quiz of the capture at *path*, as JSON or GIFT (Moodle's import format): the
+    handout's question generator, every question it has, shuffled by *seed*."""
+    if fmt not in QUIZ_FORMATS:
+        raise HandoutError(f"unknown quiz format {fmt!r}; use json or gift")
+    packets, _, truncated = _lesson_packets(path)
+    if truncated is not None:  # a quiz on half a lesson would ask about what is missing
+        raise truncated.error
+    asked = questions(lesson_flows(packets), seed)
+    name = clean(Path(str(path)).name)
+    return quiz_json(name, seed, asked) if fmt == "json" else quiz_gift(name, seed, asked)
+
+
+def follow_stream(path: str | Path, conn: int, mode: str = "ascii",
+                  direction: str = "both") -> str:
+    """The reassembled byte stream of TCP connection *conn* of the capture at *path*:
+    ``ascii``, ``hex`` or ``raw`` (tshark's ``-z follow,tcp,raw`` lines)."""
+    from capdissect.report.follow import follow, render
+
+    capture = open_capture(path)
+    with capture:
+        followed = follow((decode(raw) for raw in capture), conn, clean(Path(str(path)).name))
+    return render(followed, mode, direction)
+
+
+def graph(path: str | Path, kind: str, conn: int | None = None, out: str | Path | None = None,
+          direction: str | None = None, table: bool = False) -> str:
+    """The *kind* graph of TCP connection *conn* (None: the first) of the capture at
+    *path*: written as SVG to *out* (and "wrote OUT" returned), else a text plot, or with
+    *table* every plotted point as TSV."""
+    from capdissect.report import graph as graphs
+    from capdissect.report.flight import samples
+
+    if kind not in graphs.KINDS:
+        raise HandoutError(f"unknown graph kind {kind!r}; use {', '.join(graphs.KINDS)}")
+    capture = open_capture(path)
+    with capture:
+        found, points = samples((decode(raw) for raw in capture), conn,
+                                clean(Path(str(path)).name))
+    drawn = graphs.plot(found, points, kind, direction)
+    if table:
+        return graphs.tsv(drawn)
+    if out is None:
+        return graphs.text_plot(drawn)
+    _write_text(Path(out), graphs.svg(drawn) + "\n")
+    return ""
 
 
 def _write_text(out: Path, text: str) -> None:

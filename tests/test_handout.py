@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -50,7 +51,7 @@ ALLOWED_TAGS: Final = frozenset({
     "html", "head", "meta", "title", "style", "body", "header", "footer", "section", "h1", "h2",
     "h3", "p", "b", "small", "code", "pre", "span", "table", "caption", "tr", "th", "td", "a",
     "div", "ul", "ol", "li", "dl", "dt", "dd", "svg", "defs", "marker", "path", "g", "line",
-    "text", "rect", "circle", "polyline"})
+    "text", "tspan", "rect", "circle", "polyline"})
 
 
 # ----- helpers -------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_html_handout_in_chromium(name: str, tmp_path: Path) -> None:
         assert 'class="figure state-diagram"' in dom.stdout
         for state in ("LISTEN", "SYN_RECEIVED", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK"):
             assert f'data-state="{state}"' in dom.stdout
-        assert 'class="figure tsg"' in dom.stdout and "What state is the server in" in dom.stdout
+        assert 'class="figure graph"' in dom.stdout and "What state is the server in" in dom.stdout
     else:
         assert "ICMP port unreachable" in dom.stdout and "answers #3" in dom.stdout
     shot = tmp_path / f"handout-{name}.png"
@@ -163,20 +164,79 @@ def test_html_handout_in_chromium(name: str, tmp_path: Path) -> None:
 
 @needs_chromium
 @pytest.mark.skipif(PDFTOPPM is None, reason="pdftoppm is not installed (Debian: poppler-utils)")
-def test_pdf_handout_pages(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("paper", "size"), [("a4", "(A4)"), ("letter", "(letter)")])
+def test_pdf_handout_pages(paper: str, size: str, tmp_path: Path) -> None:
     pdf = write_handout(CAPTURES / "tcp-basic.pcap", tmp_path / "tcp-basic.pdf",
-                        title="TCP lesson")
+                        title="TCP lesson", paper=paper)
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert PDFTOPPM is not None
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    assert re.search(r"^Page size:.*" + re.escape(size), info, re.M), info
     subprocess.run([PDFTOPPM, "-r", "50", "-png", str(pdf), str(tmp_path / "page")],
                    check=True, timeout=120)
     pages = sorted(tmp_path.glob("page-*.png"))
-    # Summary, ladder, state diagram, ledger, 11 packets, questions: several A4/Letter pages.
-    assert 6 <= len(pages) <= 40, len(pages)
+    # Summary, ladder, state diagram, ledger, graph, 11 packets, questions, answers: several
+    # packets a page, so 8 pages at most (it was 16, one packet a page).
+    assert 4 <= len(pages) <= 8, len(pages)
     assert all(p.stat().st_size > 3_000 for p in pages)  # not blank
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+    assert all(f"Packet {n}" in text for n in range(1, 12))
     keep = os.environ.get("CAPDISSECT_KEEP_SCREENSHOTS")
     if keep:
         shutil.copy(pages[0], Path(keep) / "handout-pdf-page1.png")
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", [p.stem for p in sorted(CAPTURES.glob("tcp-*.pcap"))])
+def test_state_diagram_labels_never_overlap(name: str, tmp_path: Path) -> None:
+    """Chromium lays the figure out; no two of its texts (states, arrow labels, legend)
+    may share a pixel, with each connection's paths drawn over it."""
+    from capdissect.report.handout.lesson import build_lesson
+    from capdissect.report.handout.svg import state_diagram
+    from capdissect.track.tcp import TcpConnection
+    from tests.handoutwire import decoded_packets
+    from tests.svgoverlap import text_overlaps
+
+    lesson = build_lesson(decoded_packets(CAPTURES / f"{name}.pcap"), name)
+    figures = []
+    for item in lesson.flows:
+        if isinstance(item.flow, TcpConnection):
+            c, s = item.flow.client, item.flow.server
+            figures.append(state_diagram([("client", c.path, "#1d4ed8"),
+                                          ("server", s.path, "#c2410c")]))
+    texts, hits = text_overlaps(figures, tmp_path)
+    assert texts >= 30 * len(figures) and hits == []
+
+
+def test_figure_draws_passive_open_and_the_2msl_timer() -> None:
+    from capdissect.report.handout.svg import state_diagram
+
+    figure = state_diagram([])
+    assert ">passive open<" in figure and ">timeout = 2MSL<" in figure
+    timer = re.search(r'<polyline class="edge" points="[^"]*" fill="none" stroke="([^"]+)"'
+                      r'[^>]*stroke-dasharray="([^"]+)"[^>]*url\(#sd-timer\)', figure)
+    assert timer is not None and timer.groups() != ("#9ca3af", "6 4")  # not the RST's style
+
+
+def test_icmp_quote_keeps_its_tab() -> None:
+    """tcpdump indents the datagram an ICMP error quotes with a tab; the handout keeps it
+    (it used to print `.IP (tos ...`)."""
+    from capdissect.report.handout.html import render_html
+    from capdissect.report.handout.lesson import build_lesson
+    from capdissect.report.handout.markdown import render_markdown
+    from tests.handoutwire import decoded_packets
+
+    lesson = build_lesson(decoded_packets(CAPTURES / "udp-unreachable.pcap"),
+                          "udp-unreachable.pcap")
+    tcpdump = subprocess.run([TCPDUMP or "tcpdump", "-nn", "-v", "-r",
+                              str(CAPTURES / "udp-unreachable.pcap")],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+    quoted = next(line for line in tcpdump.splitlines() if line.startswith("\tIP "))
+    for text in (render_html(lesson), render_markdown(lesson)):
+        assert "\n" + html.escape(quoted, quote=True) + "\n" in text or "\n" + quoted + "\n" in text
+        assert "\n.IP (tos" not in text
 
 
 def test_markdown_handout() -> None:

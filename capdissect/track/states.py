@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 
 class TcpState(Enum):
@@ -36,6 +36,7 @@ class TcpState(Enum):
 class Seen(Enum):
     """What an endpoint did or saw, as RFC 9293 Figure 5 labels its arrows."""
 
+    PASSIVE_OPEN = "passive open"  # listen(): inside the host, never on the wire
     SEND_SYN = "snd SYN"
     RECV_SYN = "rcv SYN"
     RECV_SYN_ACK = "rcv SYN,ACK"
@@ -46,7 +47,7 @@ class Seen(Enum):
     RECV_FIN_ACK_OF_FIN = "rcv FIN, ACK of FIN"  # FIN and the ACK of ours in one segment
     SEND_RST = "snd RST"
     RECV_RST = "rcv RST"
-    TIMEOUT = "timeout=2MSL"
+    TIMEOUT = "timeout = 2MSL"
 
 
 S = TcpState
@@ -55,6 +56,7 @@ S = TcpState
 # RST handling from §3.10.7.
 TRANSITIONS: Final[Mapping[tuple[TcpState, Seen], TcpState]] = MappingProxyType({
     # Opening.
+    (S.CLOSED, Seen.PASSIVE_OPEN): S.LISTEN,  # listen(); the tracker infers LISTEN instead
     (S.CLOSED, Seen.SEND_SYN): S.SYN_SENT,  # active open
     (S.LISTEN, Seen.RECV_SYN): S.SYN_RECEIVED,  # passive open: snd SYN,ACK
     (S.SYN_SENT, Seen.RECV_SYN_ACK): S.ESTABLISHED,  # snd ACK
@@ -105,11 +107,30 @@ def next_state(state: TcpState, seen: Seen) -> TcpState | None:
     return TRANSITIONS.get((state, seen))
 
 
-def figure_edges() -> list[tuple[TcpState, TcpState, str]]:
-    """The diagram's arrows, merged by (from, to): what handouts draw."""
-    labels: dict[tuple[TcpState, TcpState], list[str]] = {}
+class FigureEdge(NamedTuple):
+    """One arrow of the figure: its states, its label, and how it is drawn: ``event`` (a
+    segment or a call), ``timer`` (the 2MSL timeout) or ``reset`` (§3.10.7's RSTs)."""
+
+    before: TcpState
+    after: TcpState
+    label: str
+    style: str
+
+
+RESETS: Final = frozenset({Seen.SEND_RST, Seen.RECV_RST})
+
+
+def _style(seen: Seen) -> str:
+    if seen in RESETS:
+        return "reset"
+    return "timer" if seen is Seen.TIMEOUT else "event"
+
+
+def figure_edges() -> list[FigureEdge]:
+    """The diagram's arrows, merged by (from, to, style): what handouts draw."""
+    labels: dict[tuple[TcpState, TcpState, str], list[str]] = {}
     for (state, seen), after in TRANSITIONS.items():
-        if state is after:
-            continue
-        labels.setdefault((state, after), []).append(seen.value)
-    return [(a, b, " / ".join(names)) for (a, b), names in labels.items()]
+        if state is not after:
+            labels.setdefault((state, after, _style(seen)), []).append(seen.value)
+    return [FigureEdge(a, b, " / ".join(names), style)
+            for (a, b, style), names in labels.items()]

@@ -173,6 +173,6 @@ def test_time_wait_reuse_starts_a_new_connection() -> None:
 
 
 def test_the_figure_comes_from_the_table() -> None:
-    edges = {(a.value, b.value) for a, b, _ in figure_edges()}
+    edges = {(e.before.value, e.after.value) for e in figure_edges()}
     assert ("FIN_WAIT_1", "CLOSING") in edges and ("CLOSING", "TIME_WAIT") in edges
     assert TRANSITIONS[(TcpState.SYN_SENT, Seen.RECV_SYN)] is TcpState.SYN_RECEIVED

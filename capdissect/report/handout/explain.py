@@ -1,4 +1,4 @@
-"""The handout's words: what each packet means, the seq/ack ledger, and the questions.
+"""The handout's words: what each packet means and the seq/ack ledger.
 
 Everything here is computed from the tracker's records of the real capture, so the
 words cannot disagree with the ladder or with ``read``'s annotations.  The sequence and
@@ -28,14 +28,11 @@ from capdissect.dissect.tcp_options import (
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.eventlog import Segment
 from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
-from capdissect.track.states import TcpState
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update
+from capdissect.track.tcp import CLIENT, SERVER, Event, Update
 from capdissect.track.tracker import IcmpUpdate, Observation, UdpUpdate
-from capdissect.track.udp import Datagram, UdpConversation, Unreachable
 
 if TYPE_CHECKING:
-    from capdissect.report.handout.lesson import PacketView
+    pass
 
 PSH: Final = 0x08
 ECE: Final = 0x40
@@ -56,11 +53,6 @@ FLAG_MEANINGS: Final = (
     (ECE, "ECE", "ECN echo: the network signalled congestion (RFC 3168)"),
     (CWR, "CWR", "congestion window reduced: the sender slowed down (RFC 3168)"),
 )
-
-
-class Question(NamedTuple):
-    text: str
-    answer: str
 
 
 @dataclass(slots=True)
@@ -296,121 +288,3 @@ def ledger(segments: Sequence[Segment]) -> dict[str, list[LedgerRow]]:
         rows[event.sender].append(LedgerRow(event.frame, event.flags, event.seq, event.length,
                                             extra, end, acked))
     return rows
-
-
-# ----- questions -------------------------------------------------------------------------
-def questions(flows: Sequence[Finished], packets: Sequence[PacketView]) -> list[Question]:
-    """Questions with answers, from the same events the ladders and the timeline JSON show
-    (a few per flow, for the first three flows); never the same question twice."""
-    out: list[Question] = []
-    shown = flows[:3]
-    for item in shown:
-        if isinstance(item.flow, TcpConnection):
-            found = _tcp_questions(item.flow, [s for s in item.events if isinstance(s, Segment)])
-        elif isinstance(item.flow, UdpConversation):
-            found = _udp_questions(item.flow, list(item.events))
-        else:
-            continue
-        if len(shown) > 1:
-            kind = "connection" if isinstance(item.flow, TcpConnection) else "conversation"
-            found = [q._replace(text=f"({kind} {item.flow.id}) {q.text}") for q in found]
-        out += [q for q in found if q.text not in {seen.text for seen in out}]
-    return out
-
-
-def _tcp_questions(conn: TcpConnection, segs: list[Segment]) -> list[Question]:
-    out = []
-    for role in (SERVER, CLIENT):
-        index = 0 if role == CLIENT else 1
-        changed = [s.event for s in segs if any(c.role == role for c in s.event.changes)]
-        if changed:
-            event = changed[len(changed) // 2]
-            hops = [c for c in event.changes if c.role == role]
-            after = event.states[index]
-            before = hops[0].before.value if hops[0].before is not None else "unknown"
-            state = after.value if after is not None else "no socket"
-            via = " -> ".join([before, *(c.after.value for c in hops)])
-            out.append(Question(
-                f"What state is the {role} in after packet {event.frame}?",
-                f"{state}. Packet {event.frame} is the {event.sender}'s {event.label} "
-                f"({event.flags}); the {role} went {via}."))
-    if conn.refused:
-        rst = next((s.event for s in segs if s.event.label == "RST"), None)
-        if rst is not None:
-            out.append(Question(
-                f"Packet {rst.frame} is the server's RST. Which socket did it close?",
-                "None: nothing listened on that port, so there was no server socket. The "
-                "server's kernel answers the SYN with RST, and the client's connect() fails "
-                "with ECONNREFUSED (\"connection refused\")."))
-    data = next((s.event for s in segs if s.event.length and s.event.sender == CLIENT), None)
-    if data is not None and data.seq is not None:
-        out.append(Question(
-            f"Why does the client's data in packet {data.frame} start at sequence number "
-            f"{data.seq}?",
-            "Sequence numbers are counted from the client's ISN, the number in its SYN. The "
-            "SYN itself took number 0, so the first data byte is number 1"
-            + ("." if data.seq == 1 else f", and {data.seq - 1} bytes came before these.")))
-        end = (data.seq + data.length) % MOD
-        ack = next((s.event for s in segs if s.event.sender == SERVER and s.event.frame > data.frame
-                    and s.event.ack == end), None)
-        if ack is not None:
-            out.append(Question(
-                f"Which ack number acknowledges the {data.length} bytes of packet "
-                f"{data.frame}, and in which packet?",
-                f"ack {end}, in packet {ack.frame}: the bytes were numbered {data.seq} to "
-                f"{end - 1}, and an ack names the next number expected."))
-    fins = [s.event for s in segs if "F" in s.event.flags]
-    if fins and conn.closer is not None:
-        if conn.closer == "both":
-            second = next((e for e in fins if e.sender != fins[0].sender), fins[0])
-            answer = (f"Both at once: the FINs of packets {fins[0].frame} and {second.frame} "
-                      "crossed (neither acknowledges the other), a simultaneous close.")
-        else:
-            fin = next((e for e in fins if e.sender == conn.closer), fins[0])
-            answer = (f"The {conn.closer}: its FIN in packet {fin.frame} is the first FIN of "
-                      "the connection.")
-        out.append(Question("Who closed the connection first, and how can you tell?", answer))
-    ending = [role for role in (CLIENT, SERVER)
-              if conn.endpoint(role).path[-1:] == [TcpState.TIME_WAIT]]
-    if ending:
-        who = "Both" if len(ending) == 2 else f"The {ending[0]}"
-        why = ("each sent the last ACK of the other's FIN" if len(ending) == 2
-               else "it sent the last ACK (of the other side's FIN)")
-        out.append(Question(
-            "Which side ends in TIME_WAIT, and why does it wait there?",
-            f"{who}, because {why}. It waits 2 MSL (60 s on Linux) in case that ACK is lost "
-            "and the FIN comes again, and so that old segments of this connection die out "
-            "before the ports are reused."))
-    for hint in conn.hints:
-        role = CLIENT if hint.startswith("the client") else SERVER
-        out.append(Question(f"Why does the {role} stay in CLOSE_WAIT?", hint[0].upper() + hint[1:]
-                            + "."))
-    return out
-
-
-def _udp_questions(conv: UdpConversation, items: list[object]) -> list[Question]:
-    out = []
-    first = next((i for i in items if isinstance(i, Datagram)), None)
-    if first is not None:
-        out.append(Question(
-            f"How many packets were exchanged before the first datagram of {endpoint(conv.a)} "
-            f"(packet {first.frame}) could be sent?",
-            "None: UDP has no handshake. A datagram goes out as soon as the application calls "
-            "sendto() (or send() on a connected socket), and no state is kept on the wire."))
-    for item in items:
-        if isinstance(item, Unreachable):
-            answered = (f"packet {item.quoted_frame}" if item.quoted_frame is not None
-                        else "a datagram the capture does not hold")
-            if item.connected_to is not None:
-                why = (f"The socket there is connect()ed to {endpoint(item.connected_to)} (it "
-                       "sent datagrams to that peer only), so its kernel refuses datagrams "
-                       f"from {endpoint(conv.a)}.")
-            else:
-                why = f"No socket there accepts datagrams from {endpoint(conv.a)}."
-            out.append(Question(
-                f"Packet {item.frame} is an ICMP port unreachable. Which datagram does it "
-                "answer, and what does the sender learn?",
-                f"It answers {answered}: it quotes that datagram's addresses and ports. {why} "
-                "A connected UDP sender learns it as ECONNREFUSED on its next call."))
-            break
-    return out

@@ -17,6 +17,8 @@ from capdissect import __version__
 from capdissect.report.eventlog import Segment
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished
+from capdissect.report.graph import Plot
+from capdissect.report.graph import svg as graph_svg
 from capdissect.report.handout.explain import LedgerRow, ledger
 from capdissect.report.handout.fields import KINDS, Span
 from capdissect.report.handout.lesson import Lesson, PacketView, SocketView
@@ -25,7 +27,6 @@ from capdissect.report.handout.svg import (
     SERVER_COLOUR,
     state_diagram,
     tcp_ladder,
-    time_sequence,
     udp_ladder,
 )
 from capdissect.track.syscalls import Placed
@@ -75,12 +76,21 @@ pre.hex span { border-radius: 2px; }
 .answers dd { color: #065f46; }
 footer { margin-top: 3em; color: var(--muted); font-size: .85em; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
+  body { max-width: none; padding: 0; font-size: 8.5pt; line-height: 1.3; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   a { color: inherit; text-decoration: none; }
-  h2, h3 { break-after: avoid; } .packet, .figure, .netstat, table { break-inside: avoid; }
-  pre { white-space: pre-wrap; font-size: 8.5pt; overflow: visible; }
-  .answers { break-before: page; }
+  h2 { font-size: 1.35em; margin-top: 1em; } h3 { font-size: 1.05em; margin: .6em 0 .2em; }
+  h2, h3 { break-after: avoid; } .figure, .netstat, table, pre, .notes li { break-inside: avoid; }
+  .packet { margin-top: .6em; padding-top: .2em; }
+  .packet h3 { margin-top: .2em; }
+  pre { white-space: pre-wrap; font-size: 6.5pt; line-height: 1.25; overflow: visible;
+        padding: 4px 6px; margin: .3em 0; }
+  .read, .calls { font-size: 7pt; } .notes { margin: .2em 0; }
+  .figure { padding: 4px; margin: .5em 0; }
+  .figure.ladder .diagram, .figure.state-diagram .diagram { max-height: 12.5cm; width: auto;
+                                                            margin: 0 auto; }
+  .figure.graph .diagram { max-height: 4.6cm; width: auto; margin: 0 auto; }
+  .qa { font-size: 8pt; margin: .2em 0; } .qa dt { margin-top: .2em; }
 }
 """
 
@@ -89,23 +99,28 @@ def _t(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_html(lesson: Lesson) -> str:
-    """The whole page as one string."""
-    return "".join(_page(lesson))
+PAPERS: Final = {"a4": "A4", "letter": "letter"}  # --paper -> CSS @page size
 
 
-def _page(lesson: Lesson) -> Iterator[str]:
+def render_html(lesson: Lesson, paper: str = "letter") -> str:
+    """The whole page as one string; printed (and so as a PDF) on *paper* (a4, letter)."""
+    return "".join(_page(lesson, paper))
+
+
+def _page(lesson: Lesson, paper: str) -> Iterator[str]:
+    page = f"@page {{ size: {PAPERS[paper]}; margin: 12mm 11mm; }}"
     yield ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width, initial-scale=1">'
            f'<meta name="generator" content="capdissect {_t(__version__)}">'
-           f'<title>{_t(lesson.title)}</title><style>{CSS}</style></head><body>\n')
+           f'<title>{_t(lesson.title)}</title><style>{CSS}{page}</style></head><body>\n')
     yield f'<header><h1>{_t(lesson.title)}</h1>'
     yield (f'<p class="sub">A lesson handout made by capdissect from the capture '
            f'<code>{_t(lesson.name)}</code>.</p></header>\n')
     yield from _summary(lesson)
     for item in lesson.flows:
         if isinstance(item.flow, TcpConnection):
-            yield from _tcp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
+            yield from _tcp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item),
+                                 dict(lesson.plots).get(item.flow.id, ()))
         elif isinstance(item.flow, UdpConversation):
             yield from _udp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
     if lesson.calls_before:
@@ -158,7 +173,7 @@ def _calls_of(lesson: Lesson, item: Finished) -> list[Placed]:
 
 
 def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
-              calls: list[Placed]) -> Iterator[str]:
+              calls: list[Placed], plots: Sequence[Plot]) -> Iterator[str]:
     segments = [s for s in item.events if isinstance(s, Segment)]
     c, s = conn.client, conn.server
     closer = f" by the {conn.closer}" if conn.closer in (CLIENT, SERVER) else ""
@@ -177,12 +192,16 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
              (f"server: {' -> '.join(x.value for x in s.path)}", s.path, SERVER_COLOUR)]
     yield f'<div class="figure state-diagram">{state_diagram(paths)}</div>'
     yield from _ledger(segments)
-    graph = time_sequence(conn, segments)
-    if graph is not None:
-        yield ('<h3>Time-sequence graph</h3><p>Each bar is a segment\'s data, from its first '
-               'to its last sequence number; the dashed line is what the other side has '
-               'acknowledged.</p>')
-        yield f'<div class="figure tsg">{graph}</div>'
+    for drawn in plots:
+        yield f'<h3>{_t(drawn.title.split(",")[0])}</h3>'
+        if drawn.title.startswith("Time-sequence"):
+            yield ('<p>Each bar is a segment\'s data, from its first to its last sequence '
+                   'number; the green steps are what the other side has acknowledged, the '
+                   'brown ones the right edge of the window it offered. RTT and bytes in '
+                   'flight follow Wireshark\'s rules (<code>tcp.analysis.ack_rtt</code>, '
+                   '<code>tcp.analysis.bytes_in_flight</code>); '
+                   '<code>capdissect graph</code> draws these and more.</p>')
+        yield f'<div class="figure graph">{graph_svg(drawn, links=True)}</div>'
     for hint in conn.hints:
         yield f'<p class="hint">Hint: {_t(hint)}</p>'
     for anomaly in conn.anomalies:

@@ -19,14 +19,17 @@ from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
 from capdissect.report.calls import moments as call_moments
+from capdissect.report.flight import all_samples
 from capdissect.report.flowstream import End, Finished, Totals, Truncation, finished, track
-from capdissect.report.handout.explain import Explainer, Question, questions
+from capdissect.report.graph import Plot, plot
+from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, field_spans
+from capdissect.report.handout.quiz import Question, handout_questions
 from capdissect.report.sockets import SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.report.textsafe import clean
 from capdissect.track.syscalls import Frame, Joined
-from capdissect.track.tcp import Update
+from capdissect.track.tcp import TcpConnection, Update
 from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
 MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
@@ -88,6 +91,7 @@ class Lesson(NamedTuple):
     calls: Joined | None = None  # the traced socket calls, placed (trace, demo)
     calls_before: tuple[str, ...] = ()  # the calls that returned before the first packet
     truncated: Truncation | None = None  # the capture was damaged after these packets
+    plots: tuple[tuple[int, tuple[Plot, ...]], ...] = ()  # per TCP connection: its graphs
 
 
 class _Recording(Tracker):
@@ -110,7 +114,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
     totals = Totals()
-    flows = tuple(finished(track(packets, Tracker(keep_events=False)), totals, events=True))
+    flows = lesson_flows(packets, totals)
     if conn is not None:
         flows = tuple(f for f in flows if f.flow.id == conn)
         if not flows:
@@ -131,12 +135,34 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         flows=flows,
         first_ts=first_ts,
         icmp_unreachable=totals.icmp_unreachable,
-        questions=tuple(questions(flows, views)),
+        questions=tuple(handout_questions(flows)),
         interfaces=tuple(clean(n) for n in interfaces),
         calls=calls[0] if calls is not None else None,
         calls_before=tuple(after.get(0, ())),
         truncated=truncated,
+        plots=tuple(_plots(packets, flows)),
     )
+
+
+def _plots(packets: Sequence[Packet], flows: Sequence[Finished]
+           ) -> Iterable[tuple[int, tuple[Plot, ...]]]:
+    """Each TCP connection's graphs: its time-sequence graph, and RTT and bytes in flight
+    where Wireshark's rules give any."""
+    wanted = {item.flow.id for item in flows if isinstance(item.flow, TcpConnection)}
+    if not wanted:
+        return
+    for conn, (found, points) in all_samples(packets).items():
+        if conn not in wanted:
+            continue
+        drawn = [plot(found, points, kind) for kind in ("tsg", "rtt", "inflight")]
+        yield conn, tuple(p for p in drawn if p.series and any(s.points for s in p.series))
+
+
+def lesson_flows(packets: Sequence[Packet], totals: Totals | None = None
+                 ) -> tuple[Finished, ...]:
+    """Every flow of *packets*, finished, with its events (what ladders and questions read)."""
+    return tuple(finished(track(packets, Tracker(keep_events=False)), totals or Totals(),
+                          events=True))
 
 
 def _local_time(ts: float) -> str:
@@ -181,8 +207,10 @@ def _checksum(header: str, notes: list[str]) -> list[str]:
 
 
 def _clean_lines(text: str) -> str:
-    """*text* safe for any output, its line breaks kept (clean would turn them into '.')."""
-    return "\n".join(clean(line) for line in text.split("\n"))
+    """*text* safe for any output, its line breaks and tabs kept (clean would turn them into
+    '.'): tcpdump indents the packet quoted in an ICMP error with a tab."""
+    return "\n".join("\t".join(clean(part) for part in line.split("\t"))
+                     for line in text.split("\n"))
 
 
 def _split_dump(text: str, caplen: int) -> tuple[str, int]:

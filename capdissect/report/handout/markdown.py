@@ -129,8 +129,8 @@ def _tcp_flow(conn: TcpConnection, item: Finished, calls: Joined | None) -> Iter
 def state_diagram_mermaid(client: Sequence[TcpState], server: Sequence[TcpState]) -> str:
     """Figure 5 from the tracker's table as a Mermaid state diagram, the paths in colour."""
     lines = ["stateDiagram-v2", "    direction TB"]
-    for before, after, label in figure_edges():
-        lines.append(f"    {before.value} --> {after.value}: {mermaid_text(label)}")
+    for edge in figure_edges():
+        lines.append(f"    {edge.before.value} --> {edge.after.value}: {mermaid_text(edge.label)}")
     lines += ["    classDef client fill:#dbeafe,stroke:#1d4ed8,stroke-width:3px",
               "    classDef server fill:#ffedd5,stroke:#c2410c,stroke-width:3px",
               "    classDef both fill:#fef9c3,stroke:#854d0e,stroke-width:3px"]

@@ -1,5 +1,5 @@
-"""The handout's pictures as inline SVG: ladders, the RFC 9293 state diagram, and the
-time-sequence graph.
+"""The handout's pictures as inline SVG: ladders and the RFC 9293 state diagram (the
+graphs are report/graph.py's).
 
 Every string that reaches the markup goes through ``_t`` (``html.escape``), numbers are
 formatted by us, and nothing links outside the document (arrows link to the packet's
@@ -26,7 +26,7 @@ from capdissect.report.calls import ladder_mark
 from capdissect.report.eventlog import Segment, TimelineItem
 from capdissect.report.flowjson import endpoint
 from capdissect.report.timeline import changed_states, initial_states, phase_note, segment_label
-from capdissect.track.states import TcpState, figure_edges
+from capdissect.track.states import FigureEdge, TcpState, figure_edges
 from capdissect.track.syscalls import Placed
 from capdissect.track.tcp import CLIENT, TcpConnection
 from capdissect.track.udp import Datagram, UdpConversation, Unreachable
@@ -50,13 +50,15 @@ def _svg(width: int, height: int, label: str, body: Iterable[str]) -> str:
 
 _DEFS: Final = (
     '<defs>'
-    '<marker id="{id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+    '<marker id="{id}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" '
+    'markerHeight="{size}" '
     'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
     '</defs>')
 
 
-def _marker(marker_id: str, colour: str) -> str:
-    return _DEFS.format(id=marker_id, colour=colour)
+def _marker(marker_id: str, colour: str, size: float = 7) -> str:
+    """An arrowhead; *size* is in units of the line's width, so thick lines want less."""
+    return _DEFS.format(id=marker_id, colour=colour, size=size)
 
 
 _SIZE: Final = re.compile(r'<svg [^>]*? viewBox="0 0 (\d+) (\d+)"')
@@ -218,17 +220,50 @@ def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: f
 
 
 # ----- RFC 9293 Figure 5 ------------------------------------------------------------------
-# Where each state sits, after the figure's own layout.  CLOSED is drawn twice, as in the
-# RFC: at the top (where connections start) and at the bottom (where they end), so that
+# Where each state sits, after the figure's own arrangement.  CLOSED is drawn twice, as in
+# the RFC: at the top (where connections start) and at the bottom (where they end), so that
 # no arrow has to climb back over the whole figure.
 _POS: Final = {
-    "CLOSED": (400, 30), "LISTEN": (400, 110), "SYN_RECEIVED": (170, 200),
-    "SYN_SENT": (630, 200), "ESTABLISHED": (400, 290), "FIN_WAIT_1": (170, 385),
-    "CLOSE_WAIT": (630, 385), "FIN_WAIT_2": (170, 480), "CLOSING": (400, 480),
-    "LAST_ACK": (630, 480), "TIME_WAIT": (400, 570), "CLOSED_END": (630, 650),
+    "CLOSED": (450, 40), "LISTEN": (450, 150), "SYN_RECEIVED": (150, 260),
+    "SYN_SENT": (750, 260), "ESTABLISHED": (450, 370), "FIN_WAIT_1": (150, 470),
+    "CLOSE_WAIT": (750, 470), "FIN_WAIT_2": (150, 600), "CLOSING": (450, 600),
+    "LAST_ACK": (750, 600), "TIME_WAIT": (450, 710), "CLOSED_END": (750, 710),
 }
 _TOP_ROW_STATES: Final = frozenset({"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECEIVED"})
 _BOX_W, _BOX_H = 132, 30
+_FIG_W, _FIG_H = 900, 800
+_LINE: Final = 13  # a label's line height; " / " separates the lines of a merged label
+
+Point = tuple[float, float]
+# Each arrow of the table, routed by hand as the RFC draws it: its points from border to
+# border, and where its label sits (x, y of the first line, text-anchor).  Arrows the
+# table gains later without a route here are drawn straight, labelled at their middle
+# (and the DOM overlap test tells whether that is readable).
+_ROUTES: Final[dict[tuple[str, str], tuple[tuple[Point, ...], tuple[float, float, str]]]] = {
+    ("CLOSED", "LISTEN"): (((450, 55), (450, 135)), (442, 99, "end")),
+    ("CLOSED", "SYN_SENT"): (((516, 40), (750, 40), (750, 245)), (633, 34, "middle")),
+    ("LISTEN", "SYN_RECEIVED"): (((384, 150), (150, 150), (150, 245)), (267, 144, "middle")),
+    ("SYN_SENT", "SYN_RECEIVED"): (((684, 260), (216, 260)), (450, 254, "middle")),
+    ("SYN_SENT", "ESTABLISHED"): (((720, 275), (720, 370), (516, 370)), (728, 325, "start")),
+    ("SYN_RECEIVED", "ESTABLISHED"): (((180, 275), (180, 370), (384, 370)),
+                                      (188, 318, "start")),
+    ("SYN_RECEIVED", "FIN_WAIT_1"): (((110, 275), (110, 455)), (102, 330, "end")),
+    ("ESTABLISHED", "FIN_WAIT_1"): (((420, 385), (420, 462), (216, 462)), (318, 456, "middle")),
+    ("ESTABLISHED", "CLOSE_WAIT"): (((480, 385), (480, 462), (684, 462)), (582, 456, "middle")),
+    ("CLOSE_WAIT", "LAST_ACK"): (((750, 485), (750, 585)), (758, 539, "start")),
+    ("FIN_WAIT_1", "FIN_WAIT_2"): (((120, 485), (120, 585)), (112, 539, "end")),
+    ("FIN_WAIT_1", "CLOSING"): (((216, 476), (420, 585)), (312, 522, "start")),
+    ("FIN_WAIT_1", "TIME_WAIT"): (((196, 485), (410, 695)), (356, 652, "end")),
+    ("FIN_WAIT_2", "TIME_WAIT"): (((150, 615), (150, 710), (384, 710)), (160, 672, "start")),
+    ("CLOSING", "TIME_WAIT"): (((450, 615), (450, 695)), (458, 659, "start")),
+    ("LAST_ACK", "CLOSED_END"): (((750, 615), (750, 695)), (758, 659, "start")),
+    ("TIME_WAIT", "CLOSED_END"): (((516, 710), (684, 710)), (600, 703, "middle")),
+}
+_EDGE_STYLE: Final = {  # style -> (colour, dash, label's font-style)
+    "event": ("#6b7280", "", "normal"),
+    "timer": ("#047857", ' stroke-dasharray="2 3"', "italic"),
+    "reset": ("#9ca3af", ' stroke-dasharray="6 4"', "normal"),
+}
 
 
 def _node(before: TcpState, after: TcpState) -> tuple[str, str]:
@@ -249,22 +284,36 @@ def _clip(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:
     return x2 + dx * scale, y2 + dy * scale
 
 
+def _route(a: str, b: str) -> tuple[tuple[Point, ...], tuple[float, float, str]]:
+    """The points of the arrow from node *a* to node *b*, and where its label goes."""
+    if (a, b) in _ROUTES:
+        return _ROUTES[(a, b)]
+    (x1, y1), (x2, y2) = _POS[a], _POS[b]
+    start, end = _clip(x2, y2, x1, y1), _clip(x1, y1, x2, y2)
+    return (start, end), ((start[0] + end[0]) / 2 + 6, (start[1] + end[1]) / 2 - 4, "start")
+
+
 def state_diagram(paths: Sequence[tuple[str, Sequence[TcpState], str]]) -> str:
-    """Figure 5 from the tracker's table, each (name, path, colour) drawn over it."""
-    body: list[str] = [_marker("sd-grey", "#9ca3af")]
+    """Figure 5 from the tracker's table, each (name, path, colour) drawn over it.
+
+    The resets of §3.10.7 (any synchronized state to CLOSED) would bury the figure under
+    nine more arrows, so, like the RFC, it lists them under the figure and draws one only
+    where a path takes it.
+    """
+    body: list[str] = [_marker("sd-grey", "#6b7280"), _marker("sd-timer", "#047857")]
     for i, (_, _, colour) in enumerate(paths):
-        body.append(_marker(f"sd-{i}", colour))
+        body.append(_marker(f"sd-{i}", colour, 3.5))
     edges = figure_edges()
-    for before, after, label in edges:
-        a, b = _node(before, after)
-        rst = "RST" in label and after is S.CLOSED
-        body.append(_edge(a, b, "#9ca3af", "sd-grey", "" if rst else label, rst, 0.0))
+    for edge in edges:
+        if edge.style != "reset":
+            a, b = _node(edge.before, edge.after)
+            body.append(_edge(a, b, edge.label, edge.style))
     on_path: dict[str, str] = {}
     for i, (_, path, colour) in enumerate(paths):
         offset = (i - (len(paths) - 1) / 2) * 5  # side by side where both take an arrow
         for before, after in itertools.pairwise(path):
-            a, b = _node(before, after)
-            body.append(_edge(a, b, colour, f"sd-{i}", "", False, offset, width=3.2))
+            points = [(x + offset, y + offset) for x, y in _route(*_node(before, after))[0]]
+            body.append(_polyline(points, colour, f"sd-{i}", "", 3.2))
         for j, state in enumerate(path):
             node = _node(path[j - 1], state)[1] if j else state.value
             on_path.setdefault(node, colour)
@@ -278,81 +327,46 @@ def state_diagram(paths: Sequence[tuple[str, Sequence[TcpState], str]]) -> str:
                     f'fill="{fill}" stroke="{stroke}" stroke-width="{2.5 if taken else 1.2}"/>'
                     f'<text x="{x}" y="{y + 4}" text-anchor="middle" font-size="12" '
                     f'font-weight="600" fill="#111">{_t(label)}</text></g>')
-    legend_y = 730
-    body.append(f'<line x1="20" y1="{legend_y - 40}" x2="60" y2="{legend_y - 40}" '
-                'stroke="#9ca3af" stroke-dasharray="4 3"/>'
-                f'<text x="66" y="{legend_y - 36}" font-size="11" fill="#444">snd RST / rcv RST '
-                '(RFC 9293 §3.10.7)</text>')
-    for i, (name, _, colour) in enumerate(paths):
-        y = legend_y - 20 + i * 18
-        body.append(f'<line x1="20" y1="{y}" x2="60" y2="{y}" stroke="{colour}" '
-                    f'stroke-width="3.2"/><text x="66" y="{y + 4}" font-size="11" '
-                    f'fill="{colour}">{_t(name)}</text>')
-    return _svg(800, 740, "RFC 9293 TCP state diagram with the paths taken", body)
+    body += _legend(edges, paths)
+    return _svg(_FIG_W, _FIG_H, "RFC 9293 TCP state diagram with the paths taken", body)
 
 
-def _edge(a: str, b: str, colour: str, marker: str, label: str, dashed: bool,
-          offset: float, width: float = 1.2) -> str:
-    (x1, y1), (x2, y2) = _POS[a], _POS[b]
-    length = math.hypot(x2 - x1, y2 - y1) or 1.0
-    nx, ny = -(y2 - y1) / length * offset, (x2 - x1) / length * offset
-    ax, ay, bx, by = x1 + nx, y1 + ny, x2 + nx, y2 + ny
-    ex, ey = _clip(ax, ay, bx, by)
-    sx, sy = _clip(bx, by, ax, ay)
-    dash = ' stroke-dasharray="4 3"' if dashed else ""
-    out = (f'<line class="edge" x1="{sx:.1f}" y1="{sy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" '
-           f'stroke="{colour}" stroke-width="{width}"{dash} marker-end="url(#{marker})"/>')
-    if label:
-        mx, my = (sx + ex) / 2, (sy + ey) / 2
-        out += (f'<text x="{mx + 6:.1f}" y="{my - 4:.1f}" font-size="10" fill="#374151" '
-                f'class="edge-label">{_t(label)}</text>')
+def _legend(edges: Sequence[FigureEdge], paths: Sequence[tuple[str, Sequence[TcpState], str]]
+            ) -> list[str]:
+    resets = [e for e in edges if e.style == "reset"]
+    y = 752
+    out = []
+    if resets:
+        colour, dash, _ = _EDGE_STYLE["reset"]
+        labels = " / ".join(dict.fromkeys(e.label for e in resets))
+        out.append(f'<line x1="20" y1="{y}" x2="60" y2="{y}" stroke="{colour}" '
+                   f'stroke-width="1.2"{dash}/><text x="66" y="{y + 4}" font-size="11" '
+                   f'fill="#444">{_t(labels)}: from {len(resets)} states to CLOSED '
+                   '(RFC 9293 §3.10.7), drawn where a path takes it</text>')
+        y += 18
+    for name, _, colour in paths:
+        out.append(f'<line x1="20" y1="{y}" x2="60" y2="{y}" stroke="{colour}" '
+                   f'stroke-width="3.2"/><text x="66" y="{y + 4}" font-size="11" '
+                   f'fill="{colour}">{_t(name)}</text>')
+        y += 16
     return out
 
 
-# ----- time-sequence graph ----------------------------------------------------------------
-def time_sequence(conn: TcpConnection, segments: Sequence[Segment]) -> str | None:
-    """Sequence number over time, per direction (Stevens' graph); None without data."""
-    data = [s.event for s in segments if s.event.length and s.event.seq is not None]
-    if not data:
-        return None
-    t0 = segments[0].event.ts
-    t_max = max(s.event.ts for s in segments) - t0 or 1e-6
-    seq_max = max((e.seq or 0) + e.length for e in data) or 1
-    width, height, mx, my = 760, 300, 70, 30
-    plot_w, plot_h = width - mx - 20, height - 2 * my
+def _polyline(points: Sequence[Point], colour: str, marker: str, dash: str,
+              width: float) -> str:
+    spelled = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    return (f'<polyline class="edge" points="{spelled}" fill="none" stroke="{colour}" '
+            f'stroke-width="{width}"{dash} marker-end="url(#{marker})"/>')
 
-    def px(t: float) -> float:
-        return mx + (t - t0) / t_max * plot_w
 
-    def py(seq: float) -> float:
-        return height - my - seq / seq_max * plot_h
-
-    body = [f'<line x1="{mx}" y1="{height - my}" x2="{width - 20}" y2="{height - my}" '
-            'stroke="#333"/>',
-            f'<line x1="{mx}" y1="{my}" x2="{mx}" y2="{height - my}" stroke="#333"/>',
-            f'<text x="{width - 20}" y="{height - 8}" text-anchor="end" font-size="11">time '
-            f'since the first segment (s), 0 to {t_max:.6f}</text>',
-            f'<text x="8" y="{my - 10}" font-size="11">relative seq</text>',
-            f'<text x="{mx - 6}" y="{my + 4}" text-anchor="end" font-size="10">{seq_max}</text>',
-            f'<text x="{mx - 6}" y="{height - my}" text-anchor="end" font-size="10">0</text>']
-    for role, colour in ((CLIENT, CLIENT_COLOUR), ("server", SERVER_COLOUR)):
-        for e in data:
-            if e.sender != role:
-                continue
-            x = px(e.ts)
-            seq = e.seq or 0
-            body.append(f'<a href="#p{e.frame}"><line x1="{x:.1f}" y1="{py(seq):.1f}" '
-                        f'x2="{x:.1f}" y2="{py(seq + e.length):.1f}" stroke="{colour}" '
-                        f'stroke-width="3"/><circle cx="{x:.1f}" cy="{py(seq + e.length):.1f}" '
-                        f'r="3" fill="{colour}"/></a>')
-        acks = [(s.event.ts, s.event.ack) for s in segments
-                if s.event.sender != role and s.event.ack is not None]
-        if acks:
-            points = " ".join(f"{px(t):.1f},{py(min(a, seq_max)):.1f}" for t, a in acks)
-            body.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                        'stroke-dasharray="3 3" stroke-width="1"/>')
-    body.append(f'<text x="{mx + 10}" y="{my + 4}" font-size="11" fill="{CLIENT_COLOUR}">'
-                'client data (bars) and the server\'s acks (dashed)</text>'
-                f'<text x="{mx + 10}" y="{my + 20}" font-size="11" fill="{SERVER_COLOUR}">'
-                'server data (bars) and the client\'s acks (dashed)</text>')
-    return _svg(width, height, f"time-sequence graph of connection {conn.id}", body)
+def _edge(a: str, b: str, label: str, style: str) -> str:
+    colour, dash, font_style = _EDGE_STYLE[style]
+    points, (lx, ly, anchor) = _route(a, b)
+    marker = "sd-timer" if style == "timer" else "sd-grey"
+    ink = colour if style == "timer" else "#374151"
+    lines = "".join(f'<tspan x="{lx:.1f}" dy="{_LINE if i else 0}">{_t(part)}</tspan>'
+                    for i, part in enumerate(label.split(" / ")))
+    return (_polyline(points, colour, marker, dash, 1.2)
+            + f'<text class="edge-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" '
+              f'font-size="10" font-style="{font_style}" fill="{ink}" '
+              f'stroke="#fff" stroke-width="3" paint-order="stroke">{lines}</text>')
