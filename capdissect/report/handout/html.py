@@ -94,6 +94,11 @@ def render_html(lesson: Lesson) -> str:
     return "".join(_page(lesson))
 
 
+def html_parts(lesson: Lesson) -> Iterator[str]:
+    """The page in pieces, to write it without holding it whole."""
+    return _page(lesson)
+
+
 def _page(lesson: Lesson) -> Iterator[str]:
     yield ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -103,11 +108,13 @@ def _page(lesson: Lesson) -> Iterator[str]:
     yield (f'<p class="sub">A lesson handout made by capdissect from the capture '
            f'<code>{_t(lesson.name)}</code>.</p></header>\n')
     yield from _summary(lesson)
-    for item in lesson.flows:
+    for item in lesson.drawn:
         if isinstance(item.flow, TcpConnection):
             yield from _tcp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
         elif isinstance(item.flow, UdpConversation):
             yield from _udp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
+    if lesson.undrawn_note:
+        yield f'<p class="notice" id="undrawn">{_t(lesson.undrawn_note)}</p>\n'
     if lesson.calls_before:
         yield ('<section id="calls-before"><h2>Socket calls before the first packet</h2>'
                '<div class="calls">' + "\n".join(_t(c) for c in lesson.calls_before)
@@ -255,8 +262,9 @@ def _packet(view: PacketView) -> Iterator[str]:
             yield _netstat(moment)
     if view.comment:
         yield f'<p class="comment"><b>Comment in the capture file:</b> {_t(view.comment)}</p>'
+    more = f'\n{_t(view.more_bytes_line)}' if view.more_bytes else ""
     yield (f'<pre class="tcpdump">{_t(view.header)}'
-           f'{hex_html(view.data, view.hex_start, view.spans)}</pre>')
+           f'{hex_html(view.data, view.hex_start, view.spans)}{more}</pre>')
     if view.notes:
         yield '<div class="read">' + "\n".join(_t("| " + n) for n in view.notes) + '</div>'
     if view.calls:
