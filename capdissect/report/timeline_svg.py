@@ -12,6 +12,10 @@ for the JSON document: memory, then a temporary file) and the document is yielde
 the last flow: nothing comes out before the capture has been read to its end, so a
 capture that fails to read leaves no half-written file behind.
 
+A drawing of a million-packet connection would be a million arrows no one can read and
+gigabytes to build: each flow shows its first ``DRAWN_MAX`` items (only those are
+logged), then a line saying how many more there were and which frames they were.
+
 Nothing from a capture becomes markup.  Every text is escaped (``html.escape``, whose
 entities are XML's too) where it enters the markup, here and in svg.py; and since XML 1.0
 forbids control characters even as character references, every piece also goes through
@@ -27,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from capdissect.report.document import Spool
-from capdissect.report.eventlog import Segment
+from capdissect.report.eventlog import Replay, Segment
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.handout.svg import (
@@ -135,6 +139,13 @@ def _flow(item: Finished, first_ts: float, y: int, calls: list[Placed],
         tail = []
         proto = "udp"
     tail += [(f"finding: {text}", CALL_COLOUR, "finding") for _, text in findings]
+    left = item.events.left_out if isinstance(item.events, Replay) else None
+    if left is not None:
+        what = "segments" if proto == "tcp" else "datagrams"
+        tail.append((f"\u2026 {left.items} more {what} (frames {left.first_frame} to "
+                     f"{left.last_frame}) are not drawn: a drawing shows the first {left.kept} "
+                     "of a flow (the text and JSON timelines have them all)", _NOTE_COLOUR,
+                     "notice"))
     _, ladder_h = figure_size(ladder)
     parts = [f'<g class="flow" id="flow{flow.id}" data-flow="{flow.id}" data-proto="{proto}" '
              f'transform="translate({MARGIN},{y})">',
