@@ -31,6 +31,7 @@ import pytest
 from capdissect import analyze
 from capdissect.dissect.tcp import ACK, SYN
 from capdissect.lesson import CHROMIUM_FLAGS, find_chromium
+from capdissect.report import timeline_svg
 from capdissect.report.eventlog import DRAWN_MAX, Replay, Segment
 from capdissect.report.flowstream import Finished, Totals, finished, track
 from capdissect.report.handout.svg import CLIENT_COLOUR, SERVER_COLOUR
@@ -427,6 +428,20 @@ def test_a_huge_flow_is_drawn_to_its_first_items_then_a_note() -> None:
     doc = json.loads("".join(analyze.timeline_of(lambda: iter(w.packets), "long.pcap",
                                                  "json")))
     assert [len(f["events"]) for f in doc["tcp"]] == [DRAWN_MAX + extra]
+
+
+def test_past_drawn_flows_the_rest_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan or a flood is not drawn flow by flow without end: past DRAWN_FLOWS (made
+    small here) one line counts the others."""
+    monkeypatch.setattr(timeline_svg, "DRAWN_FLOWS", 3)
+    w = Wire()
+    for i in range(7):
+        w.tcp((f"10.0.0.{i + 1}", 1024 + i), ("127.0.0.1", 80), SYN, i)
+    root = parse_document("".join(analyze.timeline_of(lambda: iter(w.packets), "scan.pcap",
+                                                      "svg")))
+    assert [f.attrib["data-flow"] for f in flows_of(root)] == ["1", "2", "3"]
+    assert ("\u2026 4 more flows (4 packets, ids 4 to 7) are not drawn: a timeline drawing "
+            "shows the first 3 flows (--conn N draws one)") in texts(root)
 
 
 def test_a_limited_log_still_takes_revisions_of_what_it_kept() -> None:
