@@ -13,6 +13,7 @@ COMPILED := $(wildcard capdissect/dissect/*.py capdissect/track/*.py) \
             capdissect/report/eventlog.py capdissect/report/flowstream.py \
             capdissect/capture/records.py
 BENCH_ARGS ?=
+RESOURCES_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install tools node-tools test lint demo bench bench-live clean distclean
@@ -80,11 +81,14 @@ demo: install
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
 # and rewrites benchmarks/RESULTS.md, then a million-flow SYN flood (SYNFLOOD.md), then
 # live capture (benchmarks/LIVE.md); then `export` (packets/s, -j 2 against -j 1, Parquet bytes
-# a packet: the Export section of RESULTS.md).
+# a packet: the Export section of RESULTS.md); then the resource cases of issue 21 (a
+# 1.5M-packet connection, a 1M SYN flood, a 5,000-SYN handout, 1M blocks before the IDB:
+# each command's peak memory, benchmarks/RESOURCES.md).
 # Needs root and tcpdump (the capture, and live).
 bench: install
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
 	$(BIN)/python benchmarks/synflood.py --write
+	$(BIN)/python benchmarks/resources.py --write $(RESOURCES_ARGS)
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/export_bench.py --write
 

@@ -24,6 +24,7 @@ from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
 from capdissect.report.calls import frames_and_flows
 from capdissect.report.document import json_document
+from capdissect.report.eventlog import DRAWN_MAX
 from capdissect.report.flowstream import (
     End,
     Finished,
@@ -141,8 +142,10 @@ def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
     """``timeline`` of *packets* (named *name*), with their socket *calls* if given."""
     totals = Totals()
     damage = _Damage(packets())
-    done = _selected(finished(damage.steps, totals, events=True, only=conn), conn, name,
-                     totals)
+    # A drawing shows the first DRAWN_MAX items of each flow, so only those are logged.
+    limit = DRAWN_MAX if fmt == "svg" else None
+    done = _selected(finished(damage.steps, totals, events=True, only=conn, limit=limit),
+                     conn, name, totals)
     if fmt == "json":
         return damage.after(json_document(done, name, __version__, totals, events=True,
                                           spool=_spool, calls=calls))

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -33,7 +34,7 @@ from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
 from capdissect.report.calls import moments
 from capdissect.report.flowstream import Truncation
-from capdissect.report.handout.html import PAPERS, render_html
+from capdissect.report.handout.html import PAPERS, html_parts, render_html
 from capdissect.report.handout.lesson import (
     MAX_PACKETS,
     HandoutTooBig,
@@ -82,13 +83,13 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined,
                           truncated)
     if suffix in (".md", ".markdown"):
-        from capdissect.report.handout.markdown import render_markdown
+        from capdissect.report.handout.markdown import markdown_parts
 
-        _write_text(out, render_markdown(lesson))
+        _write_text(out, markdown_parts(lesson))
     elif suffix == ".pdf":
         html_to_pdf(render_html(lesson, paper), out)
     else:
-        _write_text(out, render_html(lesson, paper))
+        _write_text(out, html_parts(lesson, paper))
     if truncated is not None:
         raise truncated.error
     return out
@@ -159,13 +160,16 @@ def graph(path: str | Path, kind: str, conn: int | None = None, out: str | Path 
         return graphs.tsv(drawn)
     if out is None:
         return graphs.text_plot(drawn)
-    _write_text(Path(out), graphs.svg(drawn) + "\n")
+    _write_text(Path(out), [graphs.svg(drawn), "\n"])
     return ""
 
 
-def _write_text(out: Path, text: str) -> None:
+def _write_text(out: Path, parts: Iterable[str]) -> None:
+    """Write *parts* one after the other (a handout is never held whole)."""
     try:
-        out.write_text(text, encoding="utf-8")
+        with out.open("w", encoding="utf-8") as f:
+            for part in parts:
+                f.write(part)
     except OSError as exc:
         raise OutputError.from_os(str(out), exc) from None
 

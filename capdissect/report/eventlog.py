@@ -13,6 +13,10 @@ diagram.
 The tracker swaps client and server when it recognises a simultaneous open; records
 logged before the swap keep a bit saying which endpoint was the client then, and are
 swapped back on replay.
+
+A log may keep only each flow's first *limit* items (``timeline --svg`` draws at most
+``DRAWN_MAX`` a flow): the rest are counted, with their first and last frames, and
+cost nothing, so a drawing of a million-packet connection holds a thousand.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ _NO_STATE: Final = 255
 _NO_CHANGE: Final = 254
 _NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA, _SERVER_FIRST = 1, 2, 4, 8, 16
 _MAX_STRINGS: Final = 65535  # flag strings (at most 257), phases, labels
+DRAWN_MAX: Final = 1_000  # items of one flow a drawing shows (timeline --svg), then a note
 
 
 class Segment(NamedTuple):
@@ -68,6 +73,28 @@ class _FlowLog:
     count: int = 0
     first_client: Endpoint | None = None  # the client when the first segment was logged
     extra: dict[int, Segment] = field(default_factory=dict)  # segments kept whole
+    left: int = 0  # items past the log's limit: counted, not kept
+    left_first: int = 0  # the frames of the first and last of them
+    left_last: int = 0
+
+    def full(self, limit: int | None, frame: int) -> bool:
+        """Whether the log has its *limit* of items; if so, count the one of *frame*."""
+        if limit is None or self.count < limit:
+            return False
+        if not self.left:
+            self.left_first = frame
+        self.left += 1
+        self.left_last = frame
+        return True
+
+
+class LeftOut(NamedTuple):
+    """The items of a flow a log counted but did not keep (past its limit)."""
+
+    items: int
+    first_frame: int
+    last_frame: int
+    kept: int  # the items kept before them
 
 
 class Replay:
@@ -83,6 +110,14 @@ class Replay:
 
     def __len__(self) -> int:
         return self._log.count + len(self._unreachable)
+
+    @property
+    def left_out(self) -> LeftOut | None:
+        """The items past the log's limit, if there were any."""
+        log = self._log
+        if not log.left:
+            return None
+        return LeftOut(log.left, log.left_first, log.left_last, log.count)
 
     def __iter__(self) -> Iterator[TimelineItem]:
         if self._udp:
@@ -190,10 +225,12 @@ class EventLog:
     """Logs each flow's items as the tracker reports them; ``take`` hands them out once.
 
     *only* limits logging to one flow id (``timeline --conn N``): the others cost nothing.
+    *limit* keeps each flow's first *limit* items and counts the rest (``Replay.left_out``).
     """
 
-    def __init__(self, only: int | None = None) -> None:
+    def __init__(self, only: int | None = None, limit: int | None = None) -> None:
         self.only = only
+        self.limit = limit
         self._logs: dict[int, _FlowLog] = {}
         self._strings: list[str] = []
         self._string_index: dict[str, int] = {}
@@ -210,6 +247,8 @@ class EventLog:
             log.first_client = client
         if update.revised:
             self._revise(log, update.revised, client)
+        if log.full(self.limit, event.frame):
+            return
         log.data += self._pack(log, log.count, event, update.notes, client)
         log.count += 1
 
@@ -220,8 +259,11 @@ class EventLog:
         wanted = {e.frame: e for e in events}
         size = _TCP.size
         index = log.count - 1
+        oldest = min(wanted)
         while wanted and index >= 0:
             frame = _FRAME.unpack_from(log.data, index * size)[0]
+            if frame < oldest:  # logged in frame order: the rest were not logged
+                break
             event = wanted.pop(frame, None)
             if event is not None:
                 kept = log.extra.pop(index, None)
@@ -260,6 +302,8 @@ class EventLog:
         log = self._logs.get(conv.id)
         if log is None:
             log = self._logs[conv.id] = _FlowLog()
+        if log.full(self.limit, datagram.frame):
+            return
         log.data += _UDP.pack(datagram.frame, datagram.ts, datagram.length,
                               datagram.sender == "b")
         log.count += 1

@@ -132,13 +132,15 @@ class _IdOrder:
 
 
 def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = False,
-             only: int | None = None, window: int = ORDER_WINDOW) -> Iterator[Finished]:
+             only: int | None = None, window: int = ORDER_WINDOW,
+             limit: int | None = None) -> Iterator[Finished]:
     """The flows of *steps* as they finish; *totals* is filled in on the way.
 
     With *events*, each flow comes with its segments (TCP) or datagrams and ICMP errors
-    (UDP); *only* limits that (and the output) to one flow id.
+    (UDP); *only* limits that (and the output) to one flow id; *limit* keeps the first
+    *limit* of each flow and counts the rest (``Replay.left_out``).
     """
-    log = EventLog(only) if events else None
+    log = EventLog(only, limit) if events else None
     udp_sent: dict[int, list[int]] = {}  # conversation id -> [bytes a -> b, bytes b -> a]
     order = _IdOrder(window)
     for step in steps:

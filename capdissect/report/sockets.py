@@ -9,7 +9,15 @@ capture time.  A server that answers a SYN with a SYN-ACK was listening: it gets
 foreign address, from just before that SYN (it must have listened already) until the
 capture ends.  A UDP endpoint that sent a datagram had a socket (netstat prints UDP
 sockets with an empty state); it leaves the table when the tracker retires its last
-conversation (quiet for the tracker's linger time).
+conversation (quiet for the tracker's linger time).  A TCP socket leaves it too when the
+tracker retires its connection (quiet for the linger time, or the oldest of more than
+``MAX_OPEN`` open at once), as ``flows`` does: so the table, like the tracker, holds at
+most the connections open at once, not every socket the capture ever showed.
+
+``--every`` prints the whole table after each change while it has at most
+``EVERY_FULL_MAX`` sockets; past that (a scan, a flood) it prints only the rows that
+changed and a count of the others, so its output grows with the changes, not with the
+changes times the sockets.
 
 Recv-Q and Send-Q are always 0: they are the bytes an application has not read yet and
 the bytes not yet acknowledged, inside the two kernels.  A capture shows neither (on
@@ -48,6 +56,7 @@ from capdissect.track.udp import Endpoint, UdpConversation
 TIME_WAIT_S: Final = 60.0  # Linux include/net/tcp.h TCP_TIMEWAIT_LEN
 PENDING_S: Final = 3.0  # a SYN unanswered this long (Linux retries after 1 s) was not accepted
 MAX_PENDING: Final = 100_000  # facts held back waiting for a reply, at most
+EVERY_FULL_MAX: Final = 32  # --every: whole tables up to this many sockets, then changes only
 EPOCH_FROM: Final = 1e9  # an --at value this large is a Unix time, not an offset
 
 NETSTAT_TITLE: Final = "Active Internet connections (servers and established)"
@@ -87,6 +96,7 @@ class Facts:
     # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
     udp_connected: tuple[str, Endpoint, Endpoint] | None = None
     retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()  # proto, id, a, b
+    retired_tcp: tuple[tuple[str, Endpoint, Endpoint], ...] = ()  # proto, client, server
 
 
 def _proto(base: str, addr: bytes) -> str:
@@ -129,6 +139,11 @@ def _facts(step: Step) -> Facts:
                for flow in step.retired if isinstance(flow, UdpConversation)]
     if retired:
         facts.retired_udp = tuple(retired)
+    gone = [(_proto("tcp", flow.client.addr), (flow.client.addr, flow.client.port),
+             (flow.server.addr, flow.server.port))
+            for flow in step.retired if isinstance(flow, TcpConnection)]
+    if gone:
+        facts.retired_tcp = tuple(gone)
     return facts
 
 
@@ -224,14 +239,20 @@ class SocketTable:
     _udp_peer: dict[tuple[str, Endpoint], Endpoint] = field(default_factory=dict)
     _time_wait: deque[tuple[float, Socket]] = field(default_factory=deque)
     _changes: list[str] = field(default_factory=list)
+    _touched: list[Socket] = field(default_factory=list)  # the rows the last moment changed
 
     def apply(self, facts: Facts) -> Iterator[Moment]:
         """Apply *facts*; yield the moment before it (if a listener appears) and after it.
 
         The table is in the state the moment describes when the moment is yielded.
         """
-        self._changes = []
+        self._changes, self._touched = [], []
         self._expire(facts.ts)
+        # A connection the tracker retired goes first: a SYN that reuses its ports is the
+        # same packet's fact and makes new sockets with the same addresses.
+        for proto, client, server in facts.retired_tcp:
+            self._drop(Socket(proto, client, server), "retired", "client ")
+            self._drop(Socket(proto, server, client), "retired", "server ")
         tcp = facts.tcp
         if tcp is not None and tcp.listen:
             self._set(Socket(tcp.proto, tcp.server, None), "LISTEN", facts.ts)
@@ -240,7 +261,7 @@ class SocketTable:
                        "listening" if tcp.syn else
                        f"the server's SYN-ACK of frame {facts.frame} shows it was listening")
                 yield Moment(facts.frame, facts.ts, True, why, tuple(self._changes))
-                self._changes = []
+                self._changes, self._touched = [], []
         if tcp is not None:
             self._tcp(tcp, facts.ts)
         if facts.udp_sender is not None:
@@ -256,6 +277,7 @@ class SocketTable:
                 row = self.rows.pop(Socket(proto, local, None), None)
                 if row is not None:
                     self.rows[Socket(proto, local, peer)] = _Row("ESTABLISHED", facts.ts)
+                    self._touched.append(Socket(proto, local, peer))
                     self._changes.append(f"{netstat_address(local)} connected to "
                                          f"{netstat_address(peer)}: ESTABLISHED")
         for proto, conv_id, a, b in facts.retired_udp:
@@ -289,6 +311,7 @@ class SocketTable:
             row.state, row.since = state, ts
         else:
             return False
+        self._touched.append(sock)
         return True
 
     def _drop(self, sock: Socket, why: str, role: str = "") -> None:
@@ -331,14 +354,36 @@ class SocketTable:
 
     def lines(self) -> list[str]:
         """The table as netstat prints it (title, header, one line per socket)."""
-        out = [NETSTAT_TITLE, NETSTAT_HEADER]
-        for sock, state in self.ordered():
-            local = netstat_address(sock.local)
-            foreign = (netstat_address(sock.foreign) if sock.foreign is not None
-                       else _wildcard(sock.local))
-            out.append(f"{sock.proto:<4}  {0:>6} {0:>6} {local:<23} {foreign:<23} "
-                       f"{state:<11}".rstrip())
-        return out
+        return [NETSTAT_TITLE, NETSTAT_HEADER,
+                *(_row_line(sock, state) for sock, state in self.ordered())]
+
+    def changed_lines(self) -> list[str]:
+        """The table in its change-only form: title, header, the rows the last moment put
+        or changed (in table order), then how many other sockets it holds unchanged.
+        Rows that left the table are named in the moment's changes."""
+        touched = dict.fromkeys(s for s in self._touched if s in self.rows)
+        if len(touched) == len(self.rows):
+            return self.lines()
+        # Table order without a pass over the table: the touched rows in the order they
+        # changed, which is the order they appeared among themselves.
+        shown = sorted(touched, key=lambda s: (_PROTO_ORDER[s.proto],
+                                               self.rows[s].state != "LISTEN"))
+        others = len(self.rows) - len(shown)
+        return [NETSTAT_TITLE, NETSTAT_HEADER,
+                *(_row_line(sock, self.rows[sock].state) for sock in shown),
+                f"(and {others} other socket{'s' if others != 1 else ''}, unchanged)"]
+
+    def moment_lines(self, full_max: int = EVERY_FULL_MAX) -> list[str]:
+        """The whole table while it has at most *full_max* sockets, else ``changed_lines``."""
+        return self.lines() if len(self.rows) <= full_max else self.changed_lines()
+
+
+def _row_line(sock: Socket, state: str) -> str:
+    """One socket as netstat prints it."""
+    local = netstat_address(sock.local)
+    foreign = (netstat_address(sock.foreign) if sock.foreign is not None
+               else _wildcard(sock.local))
+    return f"{sock.proto:<4}  {0:>6} {0:>6} {local:<23} {foreign:<23} {state:<11}".rstrip()
 
 
 def netstat_address(ep: Endpoint) -> str:
@@ -353,8 +398,10 @@ def _wildcard(local: Endpoint) -> str:
 
 
 # ----- the command's outputs ----------------------------------------------------------
-def every_lines(steps: Iterable[Step | End]) -> Iterator[str]:
-    """A snapshot after each packet that changed the table (and before a new listener)."""
+def every_lines(steps: Iterable[Step | End], full_max: int = EVERY_FULL_MAX) -> Iterator[str]:
+    """A snapshot after each packet that changed the table (and before a new listener):
+    the whole table while it has at most *full_max* sockets, past that only the rows that
+    changed (``SocketTable.changed_lines``; 0 makes every snapshot change-only)."""
     table = SocketTable()
     first_ts: float | None = None
     printed = 0
@@ -372,7 +419,7 @@ def every_lines(steps: Iterable[Step | End]) -> Iterator[str]:
                 yield ""
             printed += 1
             yield clean(_moment_header(moment, first_ts))
-            yield from table.lines()
+            yield from table.moment_lines(full_max)
     if not printed:
         yield "no sockets: the capture shows no TCP connection or UDP datagram"
     yield from _cut_short(end)

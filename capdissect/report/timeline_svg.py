@@ -12,6 +12,11 @@ for the JSON document: memory, then a temporary file) and the document is yielde
 the last flow: nothing comes out before the capture has been read to its end, so a
 capture that fails to read leaves no half-written file behind.
 
+A drawing of a million-packet connection would be a million arrows no one can read and
+gigabytes to build: each flow shows its first ``DRAWN_MAX`` items (only those are
+logged), then a line saying how many more there were and which frames they were; and a
+document draws the first ``DRAWN_FLOWS`` flows, then a line counting the others.
+
 Nothing from a capture becomes markup.  Every text is escaped (``html.escape``, whose
 entities are XML's too) where it enters the markup, here and in svg.py; and since XML 1.0
 forbids control characters even as character references, every piece also goes through
@@ -27,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from capdissect.report.document import Spool
-from capdissect.report.eventlog import Segment
+from capdissect.report.eventlog import Replay, Segment
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.handout.svg import (
@@ -53,6 +58,7 @@ _EM: Final = 0.62  # a generous average glyph width of a sans-serif font, in em
 _GAP: Final = 30  # between flows
 _COPY: Final = 1 << 16
 _NOTE_COLOUR: Final = "#a16207"
+DRAWN_FLOWS: Final = 1_000  # flows one document draws; the rest are counted in a note
 
 
 def _t(text: object) -> str:
@@ -82,8 +88,12 @@ def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Tot
     with spool() as body:
         y = _TOP
         count = 0
+        undrawn: list[int] = []  # flows past DRAWN_FLOWS: how many, their packets, ids
         for item in flows:
             count += 1
+            if count > DRAWN_FLOWS:
+                _count_undrawn(undrawn, item)
+                continue
             first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
             height, wide, markup = _flow(
                 item, first_ts, y, calls.of(item.flow.id) if calls else [],
@@ -92,6 +102,11 @@ def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Tot
             y += height + _GAP
             width = max(width, wide)
         notes = [] if count else ["no TCP connections or UDP conversations"]
+        if undrawn:
+            left, packets, first, last = undrawn
+            notes.append(f"\u2026 {left} more flows ({packets} packets, ids {first} to "
+                         f"{last}) are not drawn: a timeline drawing shows the first "
+                         f"{DRAWN_FLOWS} flows (--conn N draws one)")
         notes += end_notes(totals)
         for line in notes:
             body.write(f'<g transform="translate({MARGIN},0)">'
@@ -111,6 +126,18 @@ def svg_document(flows: Iterable[Finished], file: str, version: str, totals: Tot
         while chunk := body.read(_COPY):
             yield chunk
     yield "</svg>\n"
+
+
+def _count_undrawn(undrawn: list[int], item: Finished) -> None:
+    flow = item.flow
+    packets = (flow.packets if isinstance(flow, TcpConnection)
+               else flow.datagrams + flow.icmp_unreachable)
+    if not undrawn:
+        undrawn[:] = [0, 0, flow.id, flow.id]
+    undrawn[0] += 1
+    undrawn[1] += packets
+    undrawn[2] = min(undrawn[2], flow.id)
+    undrawn[3] = max(undrawn[3], flow.id)
 
 
 def _legend(version: str) -> str:
@@ -135,6 +162,13 @@ def _flow(item: Finished, first_ts: float, y: int, calls: list[Placed],
         tail = []
         proto = "udp"
     tail += [(f"finding: {text}", CALL_COLOUR, "finding") for _, text in findings]
+    left = item.events.left_out if isinstance(item.events, Replay) else None
+    if left is not None:
+        what = "segments" if proto == "tcp" else "datagrams"
+        tail.append((f"\u2026 {left.items} more {what} (frames {left.first_frame} to "
+                     f"{left.last_frame}) are not drawn: a drawing shows the first {left.kept} "
+                     "of a flow (the text and JSON timelines have them all)", _NOTE_COLOUR,
+                     "notice"))
     _, ladder_h = figure_size(ladder)
     parts = [f'<g class="flow" id="flow{flow.id}" data-flow="{flow.id}" data-proto="{proto}" '
              f'transform="translate({MARGIN},{y})">',

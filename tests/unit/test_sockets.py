@@ -14,6 +14,7 @@ from capdissect.dissect.tcp import ACK, RST, SYN
 from capdissect.errors import CapdissectError
 from capdissect.report.flowstream import track
 from capdissect.report.sockets import (
+    EVERY_FULL_MAX,
     NETSTAT_HEADER,
     PENDING_S,
     TIME_WAIT_S,
@@ -21,6 +22,7 @@ from capdissect.report.sockets import (
     parse_time,
     snapshot_lines,
 )
+from capdissect.track.tracker import Tracker
 from tests.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
@@ -174,6 +176,72 @@ def test_mid_stream_connection_has_sockets_but_no_listener() -> None:
     w.tcp(("127.0.0.1", 40000), ("127.0.0.1", 30002), ACK, 100, 200)
     got = [states for _, states in snapshots(every_lines(track(w.packets)))]
     assert got == [["ESTABLISHED", "ESTABLISHED"]]
+
+
+def syn_flood(count: int, dt: float = 0.001) -> Wire:
+    """*count* unanswered SYNs from distinct clients to one server (D6's shape)."""
+    w = Wire()
+    for i in range(count):
+        w.tcp((f"10.0.{i // 250}.{i % 250 + 1}", 1024 + i), ("127.0.0.1", 80), SYN, i, dt=dt)
+    return w
+
+
+def test_sockets_leave_with_the_connections_the_tracker_retires() -> None:
+    """D6: the table holds what the tracker holds (here 100 open at once), not every
+    socket the capture showed; the change says so."""
+    w = syn_flood(300)
+    lines = list(snapshot_lines(track(w.packets, Tracker(keep_events=False, max_open=100))))
+    assert lines[0].startswith("after frame 300 ")
+    assert [_state(row) for row in lines[3:]] == ["SYN_SENT"] * 100
+    assert "10.0.0.201:1224 " in lines[3]  # the oldest still open: SYN 201
+    every = list(every_lines(track(w.packets, Tracker(keep_events=False, max_open=100)),
+                             full_max=1000))
+    retired = [line for line in every if "retired" in line]
+    assert len(retired) == 200
+    assert retired[0].startswith("after frame 101 (+0.")
+    assert retired[0].endswith(": the client sends SYN: client 10.0.0.1:1024 SYN_SENT -> "
+                               "retired (gone from the table), client 10.0.0.101:1124 SYN_SENT")
+
+
+def test_a_quiet_connection_is_retired_with_its_sockets() -> None:
+    w = Wire()
+    w.tcp(("127.0.0.1", 40000), ("127.0.0.1", 30002), SYN, 1)
+    w.tcp(("127.0.0.1", 40001), ("127.0.0.1", 30002), SYN, 1, dt=200.0)  # past the linger
+    got = snapshots(every_lines(track(w.packets)))
+    assert [states for _, states in got] == [["SYN_SENT"], ["SYN_SENT"]]
+    assert got[1][0].endswith("client 127.0.0.1:40000 SYN_SENT -> retired (gone from the "
+                              "table), client 127.0.0.1:40001 SYN_SENT")
+
+
+def test_every_past_the_threshold_prints_only_what_changed() -> None:
+    """D6: with more than EVERY_FULL_MAX sockets a snapshot shows the changed rows and a
+    count, so the output grows with the packets, not with packets times sockets."""
+    count = EVERY_FULL_MAX + 200
+    out = "\n".join(every_lines(track(syn_flood(count).packets)))
+    blocks = out.split("\n\n")
+    assert len(blocks) == count
+    full = blocks[EVERY_FULL_MAX - 1].splitlines()
+    assert len(full) == 3 + EVERY_FULL_MAX and full[-1].endswith("SYN_SENT")
+    last = blocks[-1].splitlines()
+    assert last[0].startswith(f"after frame {count} ")
+    assert last[1:3] == ["Active Internet connections (servers and established)",
+                         NETSTAT_HEADER]
+    assert last[3].split()[3:] == [f"10.0.0.{count % 250}:{1023 + count}", "127.0.0.1:80",
+                                   "SYN_SENT"]
+    assert last[4] == f"(and {count - 1} other sockets, unchanged)"
+    assert len(last) == 5
+    assert max(len(b.splitlines()) for b in blocks) == 3 + EVERY_FULL_MAX
+
+
+def test_change_only_form_from_the_start() -> None:
+    w = Wire()
+    lesson(w, ("127.0.0.1", 40000), ("127.0.0.1", 30002))
+    blocks = "\n".join(every_lines(track(w.packets), full_max=0)).split("\n\n")
+    # the SYN-ACK: both rows changed (client ESTABLISHED, server SYN_RECV), the listener not
+    assert blocks[2].splitlines()[3:] == [
+        "tcp        0      0 127.0.0.1:40000         127.0.0.1:30002         ESTABLISHED",
+        "tcp        0      0 127.0.0.1:30002         127.0.0.1:40000         SYN_RECV",
+        "(and 1 other socket, unchanged)"]
 
 
 @pytest.mark.parametrize(("text", "value"), [

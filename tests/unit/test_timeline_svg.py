@@ -29,8 +29,10 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from capdissect import analyze
+from capdissect.dissect.tcp import ACK, SYN
 from capdissect.lesson import CHROMIUM_FLAGS, find_chromium
-from capdissect.report.eventlog import Segment
+from capdissect.report import timeline_svg
+from capdissect.report.eventlog import DRAWN_MAX, Replay, Segment
 from capdissect.report.flowstream import Finished, Totals, finished, track
 from capdissect.report.handout.svg import CLIENT_COLOUR, SERVER_COLOUR
 from capdissect.report.timeline_svg import svg_document
@@ -397,7 +399,70 @@ def test_tracker_notes_are_escaped_too() -> None:
     assert "retransmission: " in words
 
 
-# ----- in a browser --------------------------------------------------------------------------
+# ----- a flow too long to draw (issue 21, D5) ------------------------------------------------
+def test_a_huge_flow_is_drawn_to_its_first_items_then_a_note() -> None:
+    """Past DRAWN_MAX items a flow's drawing stops with a line saying what it left out;
+    only the drawn items are logged, so memory does not follow the connection's length."""
+    extra = 300
+    w = Wire()
+    client, server = ("127.0.0.1", 40000), ("127.0.0.1", 30002)
+    lesson(w, client, server)  # 11 segments, then the client sends on (after its FIN)
+    for i in range(DRAWN_MAX + extra - 11):
+        w.tcp(client, server, ACK, 1013, 5013 + i)
+    for _ in range(DRAWN_MAX + extra):
+        w.udp(("127.0.0.1", 5000), ("127.0.0.1", 53), b"q")
+    text = "".join(analyze.timeline_of(lambda: iter(w.packets), "long.pcap", "svg"))
+    root = parse_document(text)
+    tcp, udp = flows_of(root)
+    assert len(arrows(tcp, "segment")) == DRAWN_MAX
+    assert len(arrows(udp, "datagram")) == DRAWN_MAX
+    last_tcp = DRAWN_MAX + extra  # the TCP flow's last frame
+    assert (f"\u2026 {extra} more segments (frames {DRAWN_MAX + 1} to {last_tcp}) are not "
+            f"drawn: a drawing shows the first {DRAWN_MAX} of a flow (the text and JSON "
+            "timelines have them all)") in texts(tcp)
+    first_udp = DRAWN_MAX + extra + DRAWN_MAX + 1
+    assert (f"\u2026 {extra} more datagrams (frames {first_udp} to {2 * (DRAWN_MAX + extra)}) "
+            f"are not drawn: a drawing shows the first {DRAWN_MAX} of a flow (the text and "
+            "JSON timelines have them all)") in texts(udp)
+    # The text timeline is not cut: every segment has its line.
+    doc = json.loads("".join(analyze.timeline_of(lambda: iter(w.packets), "long.pcap",
+                                                 "json")))
+    assert [len(f["events"]) for f in doc["tcp"]] == [DRAWN_MAX + extra]
+
+
+def test_past_drawn_flows_the_rest_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan or a flood is not drawn flow by flow without end: past DRAWN_FLOWS (made
+    small here) one line counts the others."""
+    monkeypatch.setattr(timeline_svg, "DRAWN_FLOWS", 3)
+    w = Wire()
+    for i in range(7):
+        w.tcp((f"10.0.0.{i + 1}", 1024 + i), ("127.0.0.1", 80), SYN, i)
+    root = parse_document("".join(analyze.timeline_of(lambda: iter(w.packets), "scan.pcap",
+                                                      "svg")))
+    assert [f.attrib["data-flow"] for f in flows_of(root)] == ["1", "2", "3"]
+    assert ("\u2026 4 more flows (4 packets, ids 4 to 7) are not drawn: a timeline drawing "
+            "shows the first 3 flows (--conn N draws one)") in texts(root)
+
+
+def test_a_limited_log_still_takes_revisions_of_what_it_kept() -> None:
+    """The tracker rewrites recent events when a crossing shows up; a log at its limit
+    still applies that to the items it kept, and counts the rest."""
+    w = Wire()
+    a, b = ("127.0.0.1", 40000), ("127.0.0.1", 30002)
+    w.tcp(a, b, SYN, 100)
+    w.tcp(b, a, SYN, 300)  # the SYNs cross: a simultaneous open, states rewritten
+    w.tcp(a, b, SYN | ACK, 100, 301)
+    w.tcp(b, a, SYN | ACK, 300, 101)
+    whole = [s for item in finished(track(w.packets), Totals(), events=True)
+             for s in item.events]
+    for limit in (1, 2, 3):
+        [item] = finished(track(w.packets), Totals(), events=True, limit=limit)
+        assert isinstance(item.events, Replay)
+        assert list(item.events) == whole[:limit]
+        assert item.events.left_out == (4 - limit, limit + 1, 4, limit)
+
+
+
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",

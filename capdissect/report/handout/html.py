@@ -107,6 +107,11 @@ def render_html(lesson: Lesson, paper: str = "letter") -> str:
     return "".join(_page(lesson, paper))
 
 
+def html_parts(lesson: Lesson, paper: str = "letter") -> Iterator[str]:
+    """The page in pieces, to write it without holding it whole."""
+    return _page(lesson, paper)
+
+
 def _page(lesson: Lesson, paper: str) -> Iterator[str]:
     page = f"@page {{ size: {PAPERS[paper]}; margin: 12mm 11mm; }}"
     yield ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -117,12 +122,14 @@ def _page(lesson: Lesson, paper: str) -> Iterator[str]:
     yield (f'<p class="sub">A lesson handout made by capdissect from the capture '
            f'<code>{_t(lesson.name)}</code>.</p></header>\n')
     yield from _summary(lesson)
-    for item in lesson.flows:
+    for item in lesson.drawn:
         if isinstance(item.flow, TcpConnection):
             yield from _tcp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item),
                                  dict(lesson.plots).get(item.flow.id, ()))
         elif isinstance(item.flow, UdpConversation):
             yield from _udp_flow(item.flow, item, lesson.first_ts, _calls_of(lesson, item))
+    if lesson.undrawn_note:
+        yield f'<p class="notice" id="undrawn">{_t(lesson.undrawn_note)}</p>\n'
     if lesson.calls_before:
         yield ('<section id="calls-before"><h2>Socket calls before the first packet</h2>'
                '<div class="calls">' + "\n".join(_t(c) for c in lesson.calls_before)
@@ -274,8 +281,9 @@ def _packet(view: PacketView) -> Iterator[str]:
             yield _netstat(moment)
     if view.comment:
         yield f'<p class="comment"><b>Comment in the capture file:</b> {_t(view.comment)}</p>'
+    more = f'\n{_t(view.more_bytes_line)}' if view.more_bytes else ""
     yield (f'<pre class="tcpdump">{_t(view.header)}'
-           f'{hex_html(view.data, view.hex_start, view.spans)}</pre>')
+           f'{hex_html(view.data, view.hex_start, view.spans)}{more}</pre>')
     if view.notes:
         yield '<div class="read">' + "\n".join(_t("| " + n) for n in view.notes) + '</div>'
     if view.calls:

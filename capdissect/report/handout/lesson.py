@@ -25,7 +25,7 @@ from capdissect.report.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
-from capdissect.report.sockets import SocketTable, facts_stream
+from capdissect.report.sockets import EVERY_FULL_MAX, SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.report.textsafe import clean
 from capdissect.track.syscalls import Frame, Joined
@@ -33,6 +33,14 @@ from capdissect.track.tcp import TcpConnection, Update
 from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
 MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
+# A packet's hex dump shows at most this many bytes, then "... N more bytes": a 64 KiB
+# loopback segment would otherwise be 4,000 coloured lines (and its spans, its markup).
+DUMP_MAX: Final = 1_024
+# netstat's table is printed whole at each change while it has at most this many sockets;
+# past it (a scan, a flood) only the rows that changed (sockets --every does the same).
+NETSTAT_FULL_MAX: Final = EVERY_FULL_MAX
+# Flows drawn (ladder, state path, graphs); the others are in the summary table only.
+MAX_DRAWN_FLOWS: Final = 50
 # tcpdump -nn -v -X: numbers, not names (the handout must read the same on every machine),
 # the IP header fields and checksums of -v, and the hex dump the fields are marked on.
 HANDOUT_PRINT: Final = PrintOptions(n=2, v=1, X=1)
@@ -66,7 +74,7 @@ class PacketView(NamedTuple):
     proto: str  # tcp | udp | icmp | other
     flow: int | None  # the connection or conversation it belongs to
     header: str  # what tcpdump -nn -v prints before the hex dump
-    data: bytes  # the captured bytes
+    data: bytes  # the captured bytes, the dump's first DUMP_MAX of them at most
     hex_start: int  # where tcpdump's -X dump starts in *data* (after the link header)
     spans: tuple[Span, ...]
     notes: tuple[str, ...]  # the lines `read` prints under the packet
@@ -74,6 +82,15 @@ class PacketView(NamedTuple):
     sockets: tuple[SocketView, ...]  # netstat tables that changed at this packet
     comment: str | None  # the capture file's own comment on the packet (pcapng)
     calls: tuple[str, ...] = ()  # the socket calls that returned after it (trace), findings
+    more_bytes: int = 0  # captured bytes past the end of *data*, left out of the dump
+
+    @property
+    def more_bytes_line(self) -> str:
+        """The line that ends a shortened dump ("" when nothing was left out)."""
+        if not self.more_bytes:
+            return ""
+        return (f"\t\u2026 {self.more_bytes} more byte{'s' if self.more_bytes != 1 else ''} "
+                f"(a handout dumps the first {DUMP_MAX} of a packet)")
 
 
 class Lesson(NamedTuple):
@@ -92,6 +109,25 @@ class Lesson(NamedTuple):
     calls_before: tuple[str, ...] = ()  # the calls that returned before the first packet
     truncated: Truncation | None = None  # the capture was damaged after these packets
     plots: tuple[tuple[int, tuple[Plot, ...]], ...] = ()  # per TCP connection: its graphs
+
+    @property
+    def drawn(self) -> tuple[Finished, ...]:
+        """The flows the handout draws: the first ``MAX_DRAWN_FLOWS``."""
+        return self.flows[:MAX_DRAWN_FLOWS]
+
+    @property
+    def undrawn_note(self) -> str:
+        """The line after the drawn flows saying what was left out ("" if nothing)."""
+        left = len(self.flows) - MAX_DRAWN_FLOWS
+        if left <= 0:
+            return ""
+        packets = sum(f.flow.packets if isinstance(f.flow, TcpConnection)
+                      else f.flow.datagrams + f.flow.icmp_unreachable
+                      for f in self.flows[MAX_DRAWN_FLOWS:])
+        return (f"{left} more flow{'s' if left != 1 else ''} ({packets} packets, flows "
+                f"{self.flows[MAX_DRAWN_FLOWS].flow.id} to {self.flows[-1].flow.id}) are not "
+                f"drawn: a handout draws the first {MAX_DRAWN_FLOWS}; the summary table lists "
+                "them all, and --conn N draws one")
 
 
 class _Recording(Tracker):
@@ -182,10 +218,11 @@ def _packet_views(packets: Sequence[Packet], first_ts: float,
         header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))
         notes = annotator.annotate(frame, pkt)
         seen = recorder.last
+        shown = pkt.raw.data[:hex_start + DUMP_MAX]
         yield PacketView(
             frame=frame, rel=pkt.raw.ts - first_ts, proto=_proto(seen, pkt),
-            flow=_flow_id(seen), header=_clean_lines(header), data=pkt.raw.data,
-            hex_start=hex_start,
+            flow=_flow_id(seen), header=_clean_lines(header), data=bytes(shown),
+            hex_start=hex_start, more_bytes=len(pkt.raw.data) - len(shown),
             spans=tuple(field_spans(pkt)), notes=tuple(clean(n) for n in notes),
             explanation=tuple(clean(line) for line in
                               explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
@@ -261,5 +298,5 @@ def _socket_views(packets: Sequence[Packet]) -> dict[int, list[SocketView]]:
                 views.setdefault(moment.frame, []).append(SocketView(
                     moment.frame, moment.before, clean(moment.what),
                     tuple(clean(c) for c in moment.changes),
-                    tuple(clean(line) for line in table.lines())))
+                    tuple(clean(line) for line in table.moment_lines(NETSTAT_FULL_MAX))))
     return views

@@ -49,7 +49,13 @@ def fence(body: str, info: str = "") -> str:
 
 
 def render_markdown(lesson: Lesson) -> str:
-    return "\n".join(_document(lesson)) + "\n"
+    return "".join(markdown_parts(lesson))
+
+
+def markdown_parts(lesson: Lesson) -> Iterator[str]:
+    """The document in pieces (lines), to write it without holding it whole."""
+    for line in _document(lesson):
+        yield line + "\n"
 
 
 def _document(lesson: Lesson) -> Iterator[str]:
@@ -68,11 +74,13 @@ def _document(lesson: Lesson) -> Iterator[str]:
     yield ""
     if lesson.truncated is not None:
         yield f"**{md(lesson.truncated.note())}**\n"
-    for item in lesson.flows:
+    for item in lesson.drawn:
         if isinstance(item.flow, TcpConnection):
             yield from _tcp_flow(item.flow, item, lesson.calls)
         elif isinstance(item.flow, UdpConversation):
             yield from _udp_flow(item.flow, item, lesson.calls)
+    if lesson.undrawn_note:
+        yield f"*{md(lesson.undrawn_note)}*\n"
     if lesson.calls_before:
         yield "## Socket calls before the first packet\n"
         yield fence("\n".join("call: " + call for call in lesson.calls_before))
@@ -191,8 +199,9 @@ def _packet(view: PacketView) -> Iterator[str]:
         yield "Comment in the capture file:\n"
         yield fence(view.comment)
     dump = hex_ascii(view.data[view.hex_start :]) if view.hex_start < len(view.data) else ""
-    yield fence(view.header + dump)
-    where = _field_list(view.spans, view.hex_start)
+    more = "\n" + view.more_bytes_line if view.more_bytes else ""
+    yield fence(view.header + dump + more)
+    where = _field_list(view.spans, view.hex_start, len(view.data))
     if where:
         yield f"Where the fields are in the dump: {where}.\n"
     if view.notes:
@@ -206,13 +215,14 @@ def _packet(view: PacketView) -> Iterator[str]:
             yield from _netstat(moment)
 
 
-def _field_list(spans: Sequence[Span], start: int) -> str:
-    """``0x0004..0x0007 sequence number; ...`` for the fields inside the dump."""
+def _field_list(spans: Sequence[Span], start: int, end: int) -> str:
+    """``0x0004..0x0007 sequence number; ...`` for the fields inside the dump
+    (``data[start:end]``)."""
     parts = []
     for span in spans:
-        if span.end <= start or span.end <= span.start:
+        if span.end <= start or span.end <= span.start or span.start >= end:
             continue
-        a, b = max(span.start, start) - start, span.end - 1 - start
+        a, b = max(span.start, start) - start, min(span.end, end) - 1 - start
         where = f"0x{a:04x}" if a == b else f"0x{a:04x}..0x{b:04x}"
         parts.append(f"{where} {md(span.name)}")
     return "; ".join(parts)
