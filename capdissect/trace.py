@@ -24,7 +24,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -52,9 +52,11 @@ class Target:
 
 def run(selection: LiveSelection, target: Target, options: ReadOptions, out: TextIO,
         err: TextIO, *, backend: Backend = "scapy", duration: float | None = None,
-        write: str | Path | None = None, json: bool = False) -> str | None:
+        write: str | Path | None = None, json: bool = False,
+        paint: Callable[[str], str] | None = None) -> str | None:
     """``capdissect trace``: capture and trace, then print; returns None, or one line
     about how the program or the tracing ended badly (the CLI prints it, exits 1).
+    *paint* colours the text report (never ``--plain``'s or the JSON).
 
     Raises CaptureError (one line) when the capture cannot start; nothing runs then.
     """
@@ -88,8 +90,10 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
         raw = capture.raw
         lines = tracer.log_lines()
     try:
+        if json or options.plain:
+            paint = None
         for text in report(raw, lines, options, json=json, name=str(write or "trace")):
-            out.write(text)
+            out.write(text if paint is None else paint(text))
         out.flush()
     except OSError as exc:
         raise output_failed(exc, out) from None
