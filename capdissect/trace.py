@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from capdissect import analyze
-from capdissect.api import Capture
+from capdissect.api import LiveCapture
 from capdissect.capture.live import Backend
 from capdissect.capture.strace import TraceError, Tracer, log_beside
 from capdissect.dissect.stack import Packet, decode
@@ -63,7 +63,7 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
     stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="capdissect-trace-") as tmp:
         log = log_beside(write) if write is not None else Path(tmp) / "calls.strace"
-        capture = Capture(selection.ports, selection.iface, host=selection.host,
+        capture = LiveCapture(selection.ports, selection.iface, host=selection.host,
                           proto=selection.proto, expression=selection.expression,
                           backend=backend, write=write)
         with stop_on_signals(stop.set):
