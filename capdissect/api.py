@@ -155,17 +155,20 @@ class Connection:
     @property
     def client_address(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
         """(address, port) of the client (UDP: the first sender)."""
-        flow = self.flow
-        if isinstance(flow, TcpConnection):
-            return ipaddress.ip_address(flow.client.addr), flow.client.port
-        return ipaddress.ip_address(flow.a[0]), flow.a[1]
+        return self._endpoint(0)
 
     @property
     def server_address(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+        return self._endpoint(1)
+
+    def _endpoint(self, which: int) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                                             int]:
         flow = self.flow
         if isinstance(flow, TcpConnection):
-            return ipaddress.ip_address(flow.server.addr), flow.server.port
-        return ipaddress.ip_address(flow.b[0]), flow.b[1]
+            ep = (flow.client, flow.server)[which]
+            return ipaddress.ip_address(ep.addr), ep.port
+        addr, port = (flow.a, flow.b)[which]
+        return ipaddress.ip_address(addr), port
 
     @property
     def final(self) -> tuple[TcpState | None, TcpState | None]:
@@ -227,13 +230,16 @@ class PacketView:
 
     @property
     def src(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        ip = self.packet.ip
-        return ipaddress.ip_address(ip.src) if ip is not None else None
+        """The (innermost) IP source address; None for a packet without IP."""
+        return self._address(0)
 
     @property
     def dst(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        return self._address(1)
+
+    def _address(self, which: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         ip = self.packet.ip
-        return ipaddress.ip_address(ip.dst) if ip is not None else None
+        return None if ip is None else ipaddress.ip_address((ip.src, ip.dst)[which])
 
     def __repr__(self) -> str:
         return display.packet_text(self.line, self.notes)
@@ -592,16 +598,7 @@ class LiveCapture:
         source, thread = self._source, self._thread
         if source is None or thread is None:
             return self
-        quiet = SETTLE_S[self.backend] if settle is None else settle
-        asked = time.monotonic()
-        # Quiet counts from the later of this call and the last packet: what was sent
-        # just before may still wait in a ring block the kernel has not handed over.
-        # Each turn sleeps a little; bounded by MAX_SETTLE_S.
-        while thread.is_alive() and time.monotonic() < asked + MAX_SETTLE_S:
-            waited = time.monotonic() - max(self._last_packet, asked)
-            if waited >= quiet:
-                break
-            time.sleep(min(quiet - waited, 0.05))
+        self._settle(settle)
         self._stop_tracer()
         source.stop()
         thread.join(JOIN_TIMEOUT_S)
@@ -614,6 +611,21 @@ class LiveCapture:
         if error is not None:
             raise error
         return self
+
+    def _settle(self, settle: float | None = None) -> None:
+        """Wait until *settle* seconds pass without a new packet (at most 3 s)."""
+        thread = self._thread
+        quiet = SETTLE_S[self.backend] if settle is None else settle
+        asked = time.monotonic()
+        # Quiet counts from the later of this call and the last packet: what was sent
+        # just before may still wait in a ring block the kernel has not handed over.
+        # Each turn sleeps a little; bounded by MAX_SETTLE_S.
+        while (thread is not None and thread.is_alive()
+               and time.monotonic() < asked + MAX_SETTLE_S):
+            waited = time.monotonic() - max(self._last_packet, asked)
+            if waited >= quiet:
+                break
+            time.sleep(min(quiet - waited, 0.05))
 
     def _stop_tracer(self) -> None:
         """Detach strace (the traced processes go on) and keep its log."""
@@ -655,7 +667,10 @@ class LiveCapture:
         return list(self._raw)
 
     def _tracked(self) -> Tracked:
-        # While the capture runs the packets change, so only a stopped one is cached.
+        # While the capture runs the packets change, so only a stopped one is cached;
+        # a report asked for meanwhile waits for what was just sent to come in.
+        if self.running:
+            self._settle()
         if self._cache is not None and len(self._cache.packets) == len(self._raw):
             return self._cache
         tracked = Tracked(decode(raw) for raw in list(self._raw))
