@@ -259,24 +259,12 @@ class Command(TyperCommand):
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(render_command_help(self, ctx))
 
-    def get_help_option(self, ctx: click.Context) -> TyperOption | None:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.help = "Show this help and exit."
-        return option
-
 
 class Group(TyperGroup):
     """The program itself: its help page lists the commands."""
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(render_group_help(self, ctx))
-
-    def get_help_option(self, ctx: click.Context) -> TyperOption | None:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.help = "Show this help and exit."
-        return option
 
 
 class App(typer.Typer):
