@@ -26,7 +26,7 @@ from capdissect.capture.pcapng_writer import (
     resolution,
     section_header,
 )
-from capdissect.dissect.stack import decode
+from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, CaptureError, OutputError
 from capdissect.outfiles import refuse_input
 from capdissect.packets import RawPacket
@@ -34,7 +34,15 @@ from capdissect.report.annotate import Annotator
 from capdissect.report.calls import moments
 from capdissect.report.flowstream import Truncation
 from capdissect.report.handout.html import render_html
-from capdissect.report.handout.lesson import MAX_PACKETS, HandoutTooBig, build_lesson
+from capdissect.report.handout.lesson import (
+    MAX_PACKETS,
+    HandoutTooBig,
+    NoSuchConnection,
+    Numbering,
+    build_lesson,
+    flow_id,
+)
+from capdissect.track.tracker import Tracker
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
@@ -64,23 +72,16 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
     refuse_input(out, path)
-    packets = []
-    truncated = None
-    capture = open_capture(path)
-    with capture:
-        try:
-            for raw in capture:
-                packets.append(decode(raw))
-                if len(packets) > MAX_PACKETS:
-                    raise HandoutTooBig(str(path))
-        except CaptureError as exc:  # damaged: a handout of what came before, then the error
-            truncated = Truncation(len(packets), exc)
-        names = [iface.name for iface in capture.interfaces if iface.name]
-    joined = None
-    if calls is not None:
-        joined = join_calls(lambda: iter(packets), read_calls(calls))
+    if conn is not None and calls is None:
+        packets, numbering, truncated, names = _one_flow(path, conn)
+        joined = None
+    else:  # the socket calls are placed by frame among all the packets: keep them all
+        packets, truncated, names = _all_packets(path)
+        numbering = None
+        joined = (join_calls(lambda: iter(packets), read_calls(calls))
+                  if calls is not None else None)
     lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined,
-                          truncated)
+                          truncated, numbering)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import render_markdown
 
@@ -92,6 +93,57 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     if truncated is not None:
         raise truncated.error
     return out
+
+
+def _all_packets(path: str | Path) -> tuple[list[Packet], Truncation | None, list[str]]:
+    """Every packet of a lesson-sized capture (at most MAX_PACKETS), where it was cut
+    short, and its interfaces' names."""
+    packets: list[Packet] = []
+    truncated = None
+    capture = open_capture(path)
+    with capture:
+        try:
+            for raw in capture:
+                packets.append(decode(raw))
+                if len(packets) > MAX_PACKETS:
+                    raise HandoutTooBig(str(path))
+        except CaptureError as exc:  # damaged: a handout of what came before, then the error
+            truncated = Truncation(len(packets), exc)
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    return packets, truncated, names
+
+
+def _one_flow(path: str | Path, conn: int
+              ) -> tuple[list[Packet], Numbering, Truncation | None, list[str]]:
+    """The packets of connection (or conversation) *conn* only, from a capture of any
+    size: a tracker numbers the flows as ``flows`` does while the file streams by, and
+    only that flow's packets (with the ICMP errors answering it) are kept, with their
+    frame numbers.  Memory holds the flows open at once, and the one flow."""
+    packets: list[Packet] = []
+    frames: list[int] = []
+    tracker = Tracker(keep_events=False)
+    frame = flows = 0
+    truncated = None
+    capture = open_capture(path)
+    with capture:
+        try:
+            for frame, raw in enumerate(capture, 1):
+                pkt = decode(raw)
+                seen = tracker.feed(frame, pkt)
+                tracker.drain()  # retired flows are not needed again
+                seen_id = flow_id(seen)
+                flows = max(flows, seen_id or 0)  # ids count up from 1 as flows appear
+                if seen_id == conn:
+                    packets.append(pkt)
+                    frames.append(frame)
+                    if len(packets) > MAX_PACKETS:
+                        raise HandoutTooBig(f"{path}: connection {conn}")
+        except CaptureError as exc:
+            truncated = Truncation(frame, exc)
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    if not packets:
+        raise NoSuchConnection(Path(str(path)).name, conn, flows)
+    return packets, Numbering(frames, conn, frame), truncated, names
 
 
 def _write_text(out: Path, text: str) -> None:
