@@ -20,10 +20,21 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# pip is quiet, so each step says what it does first: the compile alone takes minutes
+# on a fresh machine, and a silent terminal looks hung.
 $(STAMP): pyproject.toml setup.py $(COMPILED)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "==> creating the virtual environment $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV); }
+	@if [ -n "$$CAPDISSECT_PURE" ]; then \
+	  echo "==> installing capdissect and its dependencies into $(VENV) (CAPDISSECT_PURE: nothing compiled)"; \
+	else \
+	  echo "==> installing capdissect and its dependencies into $(VENV), and compiling its"; \
+	  echo "    per-packet modules with mypyc: a few minutes the first time, quick afterwards"; \
+	  echo "    (CAPDISSECT_PURE=1 make ... skips compiling: same output, slower)"; \
+	fi
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/capdissect"
 
 # tcpdump is the reference the conformance tests compare with; tshark is the second capture
 # backend; ip (iproute2) and nft (nftables) make the network namespace of the simultaneous
@@ -76,6 +87,7 @@ test: install tools lint
 
 # The TCP lesson with real sockets (root), or the bundled capture replayed (not root).
 demo: install
+	@echo "==> running the TCP lesson: capdissect demo tcp-basic"
 	$(BIN)/capdissect demo tcp-basic
 
 # Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic

@@ -108,7 +108,7 @@ def _lines(lines: Iterable[str]) -> Iterator[str]:
         yield line + "\n"
 
 
-def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
+def flows(path: str | Path, fmt: FlowsFormat = "table", *, wide: bool = False) -> Iterator[str]:
     """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation."""
     totals = Totals()
     damage = _Damage(decoded(path))
@@ -118,7 +118,7 @@ def flows(path: str | Path, fmt: FlowsFormat = "table") -> Iterator[str]:
                                           events=False, spool=_spool))
     if fmt == "csv":  # CSV has no place for a note: the error line says it
         return damage.after(flows_report.csv_lines(done))
-    return damage.after(_lines(flows_report.table_lines(done, totals)))
+    return damage.after(_lines(flows_report.table_lines(done, totals, wide=wide)))
 
 
 Packets = Callable[[], Iterator[Packet]]  # the packets again, from the start, each call

@@ -5,33 +5,43 @@ import capdissect
 
 with capdissect.capture(port=30002) as cap:   # captures in a background thread
     run_the_lesson()                           # ...while this thread drives the sockets
-cap.packets        # the decoded packets; prints as tcpdump prints them, annotated
-cap.timeline()     # ladder diagrams per connection
-cap.sockets()      # netstat -tanu after each change
+cap                # a short summary; cap.packets prints as tcpdump prints them, annotated
+cap.timeline()     # ladder diagrams per connection (SVG in Jupyter)
+cap.sockets()      # netstat -tanu after each change ("so far" while it runs)
 cap.flows()        # a row per connection
 
 with capdissect.capture(port=30002, trace=[pid_a, pid_b]) as cap:   # strace on two
     ...                                        # IPython sessions (trace=True: this one)
 cap.syscalls()     # the packets with each socket call under the one it returned after
 
-for pkt in capdissect.read("captures/tcp-basic.pcap"): ...
-capdissect.track(capdissect.read("captures/tcp-basic.pcap")).timeline()
+cap = capdissect.read("captures/tcp-basic.pcap")   # a Capture: nothing read yet
+for pkt in cap: ...        # decoded packets, streaming, as read() always yielded them
+len(cap), cap[3], cap[:5]  # counted lazily; a packet with its annotations, in context
+cap.filter("tcp port 30002").flows()
+cap.connections[0]         # a connection: one line, or its ladder and path in Jupyter
+cap.timeline(1), cap.sockets(at="0.1"), cap.handout("lesson.html")
 ```
 
-Everything shown is text (``str()`` and ``repr()`` give the same text, so IPython prints
-it as the CLI would) and renders as HTML in a notebook (``_repr_html_``): a ``<pre>``
-block or a table in which every string that came from a capture, or from formatting
-one, goes through ``html.escape``, so a capture cannot inject markup or script.
+Everything shows itself as text (``repr()``, and IPython's ``_repr_pretty_``, print it
+as the CLI would) and renders as HTML in a notebook (``_repr_html_``): the handout's SVG
+ladders for connections, tables for flows, every decoded field for a packet.  Every
+string that came from a capture, or from formatting one, is escaped
+(``report/display.py``), so a capture cannot inject markup or script.  The objects keep
+the types a script needs: addresses are ``ipaddress`` objects, states ``TcpState``,
+times floats (and ``datetime`` where it says so).
 
-``track`` and ``capture`` keep their packets in memory (that is what lets the reports
-be asked for again and again); they are for lesson-sized captures.  The commands stream
-instead.
+A ``Capture`` of a file streams: each report reads the file again, and nothing is kept
+but the packet count.  ``track`` and ``capture`` keep their packets in memory (that is
+what lets the reports be asked for again and again); they are for lesson-sized captures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import html
+import ipaddress
+import itertools
 import os
 import tempfile
 import threading
@@ -39,9 +49,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final, overload
 
 from capdissect import analyze
+from capdissect.capture.files import open_capture
+from capdissect.capture.filter import PacketFilter
 from capdissect.capture.live import DEFAULT_BUFFER_KIB, Backend, LiveSource
 from capdissect.capture.livefilter import Proto
 from capdissect.capture.strace import Tracer
@@ -50,7 +62,8 @@ from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.live import LiveSelection, start
 from capdissect.packets import RawPacket
-from capdissect.reader import ReadOptions, packet_lines, traced_lines
+from capdissect.reader import ReadOptions, local_ifname, packet_lines, traced_lines
+from capdissect.report import display
 from capdissect.report import flows as flows_report
 from capdissect.report import sockets as sockets_report
 from capdissect.report import timeline as timeline_report
@@ -66,10 +79,12 @@ from capdissect.report.flowstream import (
 )
 from capdissect.report.flowstream import track as track_steps
 from capdissect.report.names import Names
+from capdissect.report.packetjson import packet_json
+from capdissect.report.tcpdump import TcpdumpPrinter
+from capdissect.track.states import TcpState
 from capdissect.track.syscalls import Joined
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.tracker import Tracker
-from capdissect.track.udp import UdpConversation
 
 MAX_PACKETS: Final = 100_000  # a capture() keeps at most this many packets, then stops
 JOIN_TIMEOUT_S: Final = 5.0
@@ -77,6 +92,11 @@ JOIN_TIMEOUT_S: Final = 5.0
 # last segments (already sent, not yet handed over by the kernel or dumpcap) are kept.
 SETTLE_S: Final = {"scapy": 0.25, "tshark": 0.6}
 MAX_SETTLE_S: Final = 3.0
+
+
+_svg_ids = itertools.count(1)  # SVG element ids must be unique in a notebook page
+SMALL_PACKETS: Final = 200  # a capture this small shows its ladders too, not only flows
+SMALL_FLOWS: Final = 8
 
 
 class Report:
@@ -91,8 +111,157 @@ class Report:
     def __repr__(self) -> str:
         return self.text
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text)
+
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self.text)}</pre>"
+        return display.pre_html(self.text)
+
+
+class Timeline(Report):
+    """Ladder diagrams: text (``capdissect timeline``), and in a notebook the SVG ladders
+    with their state boxes, and each endpoint's path."""
+
+    def __init__(self, lines: Iterable[str], flows: Sequence[Connection]) -> None:
+        super().__init__(lines)
+        self.connections = list(flows)
+
+    def _repr_html_(self) -> str:
+        return "".join(conn._repr_html_() for conn in self.connections) or super()._repr_html_()
+
+
+class Connection:
+    """A TCP connection or UDP conversation, finished: one line of text, and in a
+    notebook its ladder (SVG, with state boxes) and each endpoint's path.  The tracker's
+    record is ``flow``; its fields (``open``, ``close``, ``client.state``...) read
+    through."""
+
+    def __init__(self, item: Finished, first_ts: float) -> None:
+        self.record = item
+        self.flow = item.flow
+        self.first_ts = first_ts
+
+    @property
+    def id(self) -> int:
+        return self.flow.id
+
+    @property
+    def proto(self) -> str:
+        return "tcp" if isinstance(self.flow, TcpConnection) else "udp"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.flow, name)  # the record's fields: open, close, client.state...
+
+    @property
+    def client_address(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+        """(address, port) of the client (UDP: the first sender)."""
+        return self._endpoint(0)
+
+    @property
+    def server_address(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+        return self._endpoint(1)
+
+    def _endpoint(self, which: int) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
+                                             int]:
+        flow = self.flow
+        if isinstance(flow, TcpConnection):
+            ep = (flow.client, flow.server)[which]
+            return ipaddress.ip_address(ep.addr), ep.port
+        addr, port = (flow.a, flow.b)[which]
+        return ipaddress.ip_address(addr), port
+
+    @property
+    def final(self) -> tuple[TcpState | None, TcpState | None]:
+        """The client's and the server's last state (None for UDP)."""
+        flow = self.flow
+        if isinstance(flow, TcpConnection):
+            return flow.client.state, flow.server.state
+        return None, None
+
+    @property
+    def path(self) -> tuple[list[TcpState], list[TcpState]]:
+        """The states the client and the server went through (empty for UDP)."""
+        flow = self.flow
+        if isinstance(flow, TcpConnection):
+            return list(flow.client.path), list(flow.server.path)
+        return [], []
+
+    @property
+    def start(self) -> dt.datetime:
+        """When its first packet was captured (local time)."""
+        return dt.datetime.fromtimestamp(self.flow.first_ts).astimezone()
+
+    @property
+    def duration(self) -> float:
+        return max(self.flow.last_ts - self.flow.first_ts, 0.0)
+
+    def __repr__(self) -> str:
+        return "\n".join([display.flow_summary(self.record), *display.path_lines(self.record)])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return display.flow_html(self.record, self.first_ts, ids=f"c{next(_svg_ids)}-")
+
+
+class PacketView:
+    """One packet of a capture, with its place in it: ``line`` (tcpdump's text) and
+    ``notes`` (the annotations ``read`` prints under it).  Everything else is the
+    decoded ``Packet``'s (``.raw``, ``.ip``, ``.transport``, ``.payload``...)."""
+
+    def __init__(self, frame: int, packet: Packet, line: str, notes: Sequence[str]) -> None:
+        self.frame = frame
+        self.packet = packet
+        self.line = line
+        self.notes = list(notes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.packet, name)
+
+    @property
+    def time(self) -> float:
+        """The capture timestamp, seconds since the epoch."""
+        return self.packet.raw.ts
+
+    @property
+    def datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.packet.raw.ts).astimezone()
+
+    @property
+    def src(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The (innermost) IP source address; None for a packet without IP."""
+        return self._address(0)
+
+    @property
+    def dst(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        return self._address(1)
+
+    def _address(self, which: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        ip = self.packet.ip
+        return None if ip is None else ipaddress.ip_address((ip.src, ip.dst)[which])
+
+    def __repr__(self) -> str:
+        return display.packet_text(self.line, self.notes)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return display.packet_html(self.line, self.notes, packet_json(self.frame, self.packet))
+
+
+class Packets(list[PacketView]):
+    """Packets of a capture (a slice), shown as ``capdissect read`` shows them."""
+
+    def __repr__(self) -> str:
+        return "\n".join(map(repr, self)) if self else "no packets"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        return display.pre_html(repr(self))
 
 
 class PacketList(list[Packet]):
@@ -110,16 +279,193 @@ class PacketList(list[Packet]):
     def __repr__(self) -> str:
         return str(self)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
+        return display.pre_html(str(self))
 
 
-def read(path: str | Path) -> Iterator[Packet]:
-    """Every packet of a pcap or pcapng file (gzip too; ``-`` is stdin), decoded, streaming."""
-    return analyze.decoded(path)
+class _Reports:
+    """The reports of anything that can replay its packets to a tracker (``_steps``)."""
+
+    end_words = "the end of the capture"  # what a sockets() snapshot of the last packet says
+
+    def _steps(self) -> Iterator[Step | End]:
+        raise NotImplementedError
+
+    def _finished(self, conn: int | None = None) -> tuple[list[Finished], Totals]:
+        totals = Totals()
+        done = list(finished(self._steps(), totals, events=True, only=conn))
+        return done, totals
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Each TCP connection and UDP conversation, in id order (``flows`` numbering)."""
+        done, totals = self._finished()
+        return [Connection(item, totals.first_ts or 0.0) for item in done]
+
+    def timeline(self, conn: int | None = None, *, mermaid: bool = False,
+                 calls: Joined | None = None) -> Timeline:
+        """Ladder diagrams (``capdissect timeline``); *conn* picks one flow by id; *calls*
+        (a traced capture's) are marked on the callers' lifelines."""
+        done, totals = self._finished(conn)
+        if mermaid:
+            lines = timeline_report.mermaid_lines(iter(done), calls, totals=totals)
+        else:
+            lines = timeline_report.text_lines(iter(done), totals, calls)
+        return Timeline(lines, [Connection(item, totals.first_ts or 0.0) for item in done])
+
+    def sockets(self, *, every: bool = True, after: int | None = None,
+                at: str | None = None) -> Report:
+        """netstat -tanu rebuilt (``capdissect sockets``): by default after each change,
+        the way the lessons call netstat between steps; or *after* a frame, *at* a time."""
+        steps = self._steps()
+        if every and after is None and at is None:
+            return Report(sockets_report.every_lines(steps))
+        return Report(sockets_report.snapshot_lines(steps, at=at, after=after,
+                                                    end_words=self.end_words))
+
+    def flows(self, *, wide: bool = False) -> Report:
+        """A row per connection (``capdissect flows``; *wide*: every column)."""
+        totals = Totals()
+        done = finished(self._steps(), totals)
+        return Report(flows_report.table_lines(done, totals, wide=wide))
+
+    def _flows_html(self) -> str:
+        totals = Totals()
+        rows = [flows_report.table_row(item) for item in finished(self._steps(), totals)]
+        return display.table_html(flows_report.HEADERS, rows, end_notes(totals))
 
 
-class Tracked:
+def read(path: str | Path) -> Capture:
+    """A capture file (pcap or pcapng, gzip too; ``-`` is stdin): iterate it for its
+    decoded packets, streaming, or ask it for its reports (see ``Capture``)."""
+    return Capture(path)
+
+
+class Capture(_Reports):
+    """A capture file, read when asked: iterable (decoded packets, streaming), ``len``
+    (counted once, lazily), ``cap[i]`` and ``cap[a:b]`` (packets with their annotations),
+    ``filter(expression)``, and the reports: ``flows()``, ``timeline(conn)``,
+    ``sockets(at=...)``, ``connections``, ``handout(path)``.
+
+    The file is opened at once, so that one that is not a capture fails here; each
+    iteration after the first opens it again (stdin can be read only once).
+    """
+
+    def __init__(self, path: str | Path, expression: str | None = None) -> None:
+        self.path = path
+        self.expression = expression
+        self._first: Iterator[Packet] | None = self._packets()
+        self._len: int | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(str(self.path)).name
+
+    def _packets(self) -> Iterator[Packet]:
+        capture = open_capture(self.path)  # opened now: errors come from the call
+        keep = None
+        if self.expression:
+            packet_filter = PacketFilter(self.expression, capture.snaplen, capture.big_endian)
+            packet_filter.program(capture.linktype)
+            keep = packet_filter.matches
+        return self._decode(capture, keep)
+
+    @staticmethod
+    def _decode(capture: Any, keep: Any) -> Iterator[Packet]:
+        with capture:
+            for raw in capture:
+                if keep is None or keep(raw):
+                    yield decode(raw)
+
+    def __iter__(self) -> Iterator[Packet]:
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        if str(self.path) == "-":
+            raise CapdissectError("standard input can be read only once: save it to a file")
+        return self._packets()
+
+    def _steps(self) -> Iterator[Step | End]:
+        return track_steps(iter(self), Tracker(keep_events=False))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(1 for _ in self)
+        return self._len
+
+    def filter(self, expression: str) -> Capture:
+        """The packets a tcpdump filter expression keeps (and-ed with this one's)."""
+        joined = f"({self.expression}) and ({expression})" if self.expression else expression
+        return Capture(self.path, joined)
+
+    @overload
+    def __getitem__(self, index: int) -> PacketView: ...
+    @overload
+    def __getitem__(self, index: slice) -> Packets: ...
+
+    def __getitem__(self, index: int | slice) -> PacketView | Packets:
+        if isinstance(index, slice):
+            wanted = range(*index.indices(len(self)))
+            return Packets(self._views(set(wanted), max(wanted, default=-1)))
+        position = index + len(self) if index < 0 else index
+        views = self._views({position}, position)
+        if not views:
+            raise IndexError(f"{self.name} has {len(self)} packets")
+        return views[0]
+
+    def _views(self, wanted: set[int], last: int) -> list[PacketView]:
+        """The packets at the 0-based positions *wanted*: every packet up to *last* goes
+        through the tracker, so each has the annotations it has in ``read``."""
+        printer = TcpdumpPrinter(ReadOptions().printing(), ifname=local_ifname)
+        annotator = Annotator(names=printer.names)
+        views = []
+        for position, pkt in enumerate(self):
+            notes = annotator.annotate(position + 1, pkt)
+            if position in wanted:
+                views.append(PacketView(position + 1, pkt, printer.format(pkt.raw), notes))
+            if position >= last:
+                break
+        return views
+
+    def handout(self, out: str | Path, *, title: str | None = None,
+                conn: int | None = None) -> Path:
+        """Write the lesson handout (``capdissect handout``): .html, .md or .pdf."""
+        from capdissect.lesson import write_handout
+
+        if self.expression:
+            raise CapdissectError("a handout covers a whole file: write the filtered "
+                                  "packets to a file first, or pick one flow with conn=N")
+        return write_handout(self.path, out, title=title, conn=conn)
+
+    def track(self) -> Tracked:
+        """Every packet in memory, with the reports (for lesson-sized captures)."""
+        return Tracked(self)
+
+    def __repr__(self) -> str:
+        what = f" ({self.expression})" if self.expression else ""
+        count = len(self)
+        head = f"capture {self.name}{what}: {count} packet{'' if count == 1 else 's'}"
+        return head + "\n" + str(self.flows())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        what = f" ({self.expression})" if self.expression else ""
+        count = len(self)
+        parts = [f"<p><b>capture {html.escape(self.name + what)}: {count} packets</b></p>",
+                 self._flows_html()]
+        if count <= SMALL_PACKETS:
+            conns = self.connections
+            if len(conns) <= SMALL_FLOWS:
+                parts += [conn._repr_html_() for conn in conns]
+        return "".join(parts)
+
+
+class Tracked(_Reports):
     """Connections and conversations of a set of packets, and the reports about them."""
 
     def __init__(self, packets: Iterable[Packet]) -> None:
@@ -128,7 +474,9 @@ class Tracked:
         # packet): keep what came before, and every report says where it was cut.
         self.truncated: Truncation | None = None
         try:
-            self.packets.extend(packets)
+            # iter(): a Capture has a len(), which list.extend would ask for first (a
+            # second pass over the file, and a damaged one would fail there).
+            self.packets.extend(iter(packets))
         except CaptureError as exc:
             self.truncated = Truncation(len(self.packets), exc)
         totals = Totals()
@@ -144,48 +492,17 @@ class Tracked:
         if self.truncated is not None:
             raise self.truncated.error
 
-    @property
-    def connections(self) -> list[TcpConnection | UdpConversation]:
-        """Each TCP connection and UDP conversation, in id order (``flows`` numbering)."""
-        return [item.flow for item in self.flows_finished]
-
-    def timeline(self, conn: int | None = None, *, mermaid: bool = False,
-                 calls: Joined | None = None) -> Report:
-        """Ladder diagrams (``capdissect timeline``); *conn* picks one flow by id; *calls*
-        (a traced capture's) are marked on the callers' lifelines."""
-        totals = Totals()
-        done = finished(self._steps(), totals, events=True, only=conn)
-        if mermaid:
-            return Report(timeline_report.mermaid_lines(done, calls, totals=totals))
-        return Report(timeline_report.text_lines(done, totals, calls))
-
-    def sockets(self, *, every: bool = True, after: int | None = None,
-                at: str | None = None) -> Report:
-        """netstat -tanu rebuilt (``capdissect sockets``): by default after each change,
-        the way the lessons call netstat between steps; or *after* a frame, *at* a time."""
-        steps = self._steps()
-        if every and after is None and at is None:
-            return Report(sockets_report.every_lines(steps))
-        return Report(sockets_report.snapshot_lines(steps, at=at, after=after))
-
-    def flows(self) -> Report:
-        """A row per connection (``capdissect flows``)."""
-        return Report(flows_report.table_lines(self.flows_finished, self.totals))
-
     def __str__(self) -> str:
         return str(self.flows())
 
     def __repr__(self) -> str:
         return str(self)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
-        rows = [flows_report.table_row(item) for item in self.flows_finished]
-        head = "".join(f"<th>{html.escape(name)}</th>" for name in flows_report.HEADERS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-            for row in rows)
-        notes = "".join(f"<p>{html.escape(note)}</p>" for note in end_notes(self.totals))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+        return self._flows_html()
 
 
 def track(packets: Iterable[Packet]) -> Tracked:
@@ -193,7 +510,7 @@ def track(packets: Iterable[Packet]) -> Tracked:
     return Tracked(packets)
 
 
-class Capture:
+class LiveCapture:
     """A live capture in a background thread; see ``capture``."""
 
     def __init__(
@@ -234,7 +551,7 @@ class Capture:
         self._strace_log: list[str] = []
 
     # ----- running ----------------------------------------------------------------------
-    def start(self) -> Capture:
+    def start(self) -> LiveCapture:
         """Start capturing; packets are caught from the moment this returns."""
         if self._source is not None:
             raise CaptureError("this capture is already running")
@@ -275,22 +592,13 @@ class Capture:
         except BaseException as exc:  # handed to the thread that calls stop()
             self._error = exc
 
-    def stop(self, settle: float | None = None) -> Capture:
+    def stop(self, settle: float | None = None) -> LiveCapture:
         """Stop capturing, after *settle* seconds without a new packet (at most 3 s), so
         that segments still on their way to the capture are kept."""
         source, thread = self._source, self._thread
         if source is None or thread is None:
             return self
-        quiet = SETTLE_S[self.backend] if settle is None else settle
-        asked = time.monotonic()
-        # Quiet counts from the later of this call and the last packet: what was sent
-        # just before may still wait in a ring block the kernel has not handed over.
-        # Each turn sleeps a little; bounded by MAX_SETTLE_S.
-        while thread.is_alive() and time.monotonic() < asked + MAX_SETTLE_S:
-            waited = time.monotonic() - max(self._last_packet, asked)
-            if waited >= quiet:
-                break
-            time.sleep(min(quiet - waited, 0.05))
+        self._settle(settle)
         self._stop_tracer()
         source.stop()
         thread.join(JOIN_TIMEOUT_S)
@@ -303,6 +611,21 @@ class Capture:
         if error is not None:
             raise error
         return self
+
+    def _settle(self, settle: float | None = None) -> None:
+        """Wait until *settle* seconds pass without a new packet (at most 3 s)."""
+        thread = self._thread
+        quiet = SETTLE_S[self.backend] if settle is None else settle
+        asked = time.monotonic()
+        # Quiet counts from the later of this call and the last packet: what was sent
+        # just before may still wait in a ring block the kernel has not handed over.
+        # Each turn sleeps a little; bounded by MAX_SETTLE_S.
+        while (thread is not None and thread.is_alive()
+               and time.monotonic() < asked + MAX_SETTLE_S):
+            waited = time.monotonic() - max(self._last_packet, asked)
+            if waited >= quiet:
+                break
+            time.sleep(min(quiet - waited, 0.05))
 
     def _stop_tracer(self) -> None:
         """Detach strace (the traced processes go on) and keep its log."""
@@ -321,7 +644,7 @@ class Capture:
             time.sleep(0.01)
         return len(self._raw) >= packets
 
-    def __enter__(self) -> Capture:
+    def __enter__(self) -> LiveCapture:
         return self.start()
 
     def __exit__(
@@ -344,7 +667,10 @@ class Capture:
         return list(self._raw)
 
     def _tracked(self) -> Tracked:
-        # While the capture runs the packets change, so only a stopped one is cached.
+        # While the capture runs the packets change, so only a stopped one is cached;
+        # a report asked for meanwhile waits for what was just sent to come in.
+        if self.running:
+            self._settle()
         if self._cache is not None and len(self._cache.packets) == len(self._raw):
             return self._cache
         tracked = Tracked(decode(raw) for raw in list(self._raw))
@@ -358,10 +684,14 @@ class Capture:
         return self._tracked().packets
 
     @property
-    def connections(self) -> list[TcpConnection | UdpConversation]:
+    def running(self) -> bool:
+        return self._source is not None
+
+    @property
+    def connections(self) -> list[Connection]:
         return self._tracked().connections
 
-    def timeline(self, conn: int | None = None, *, mermaid: bool = False) -> Report:
+    def timeline(self, conn: int | None = None, *, mermaid: bool = False) -> Timeline:
         """Ladders; a traced capture's socket calls are marked on them."""
         return self._tracked().timeline(conn, mermaid=mermaid, calls=self.joined())
 
@@ -383,24 +713,55 @@ class Capture:
 
     def sockets(self, *, every: bool = True, after: int | None = None,
                 at: str | None = None) -> Report:
-        return self._tracked().sockets(every=every, after=after, at=at)
+        """netstat -tanu rebuilt; while the capture runs, the table is the one so far."""
+        tracked = self._tracked()
+        if self.running:
+            tracked.end_words = "so far (the capture is still running)"
+        return tracked.sockets(every=every, after=after, at=at)
 
-    def flows(self) -> Report:
-        return self._tracked().flows()
+    def flows(self, *, wide: bool = False) -> Report:
+        return self._tracked().flows(wide=wide)
 
     def __str__(self) -> str:
         return str(self.packets)
 
+    def describe(self) -> str:
+        """What is captured, in words (not the BPF program, which quotes every ICMP
+        error form for each port)."""
+        sel = self.selection
+        words = [" or ".join(f"port {p}" for p in sel.ports)] if sel.ports else []
+        words += [f"host {sel.host}"] if sel.host else []
+        words += [sel.proto] if sel.proto != "all" else []
+        if sel.expression:
+            expression = sel.expression if len(sel.expression) <= 60 else (
+                sel.expression[:57] + "...")
+            words.append(expression)
+        return " and ".join(words) or "all packets"
+
     def __repr__(self) -> str:
-        state = "capturing" if self._source is not None else "stopped"
-        what = self.selection.filter() or "all packets"
+        state = "capturing" if self.running else "stopped"
         count = len(self._raw)
-        head = f"capture on {self.selection.iface} ({what}), {state}: {count} packet" + (
-            "" if count == 1 else "s")
-        return head + ("\n" + str(self.packets) if count else "")
+        head = (f"capture on {self.selection.iface} ({self.describe()}), {state}: {count} "
+                f"packet{'' if count == 1 else 's'}{' so far' if self.running else ''}")
+        if not count:
+            return head
+        return head + "\n" + str(self.flows())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        count = len(self._raw)
+        state = "capturing" if self.running else "stopped"
+        head = (f"<p><b>capture on {html.escape(self.selection.iface)} "
+                f"({html.escape(self.describe())}), {state}: {count} packets</b></p>")
+        if not count:
+            return head
+        tracked = self._tracked()
+        parts = [head, tracked._repr_html_()]
+        if count <= SMALL_PACKETS:
+            parts += [conn._repr_html_() for conn in tracked.connections[:SMALL_FLOWS]]
+        return "".join(parts)
 
 
 def capture(
@@ -416,7 +777,7 @@ def capture(
     write: str | Path | None = None,
     max_packets: int = MAX_PACKETS,
     trace: bool | Sequence[int] = False,
-) -> Capture:
+) -> LiveCapture:
     """A live capture to use as ``with capdissect.capture(port=30002) as cap: ...``.
 
     *port* is one port or several: ``port P`` plus the ICMP errors quoting it, as
@@ -429,7 +790,7 @@ def capture(
     the packets.  Entering the block raises CaptureError when the capture cannot start
     (no privilege, no such interface, a bad filter, no strace or ptrace permission).
     """
-    return Capture(port, iface, host=host, proto=proto, expression=expression,
+    return LiveCapture(port, iface, host=host, proto=proto, expression=expression,
                    backend=backend, count=count, duration=duration, write=write,
                    max_packets=max_packets, trace=trace)
 
@@ -437,8 +798,13 @@ def capture(
 __all__ = [
     "CapdissectError",
     "Capture",
+    "Connection",
+    "LiveCapture",
     "PacketList",
+    "PacketView",
+    "Packets",
     "Report",
+    "Timeline",
     "Tracked",
     "capture",
     "read",

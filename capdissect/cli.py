@@ -18,12 +18,14 @@ import typer
 from capdissect import __version__, analyze
 from capdissect.capture.files import PROGRESS
 from capdissect.capture.live import option_problem
+from capdissect.clihelp import App, colour_wanted
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions, read_lines
+from capdissect.report.colour import highlight, highlight_lines
 from capdissect.report.textsafe import clean
 
-app = typer.Typer(
+app = App(
     add_completion=False,
     no_args_is_help=True,
     help="Capture and dissect TCP and UDP: tcpdump's output, explained.",
@@ -174,6 +176,19 @@ def main_options(
     """capdissect: packet capture and dissection for TCP/IP lessons and socket debugging."""
 
 
+CaptureFile = Annotated[str, typer.Argument(metavar="FILE", help="pcap or pcapng file "
+                                            "(gzip too), or - for stdin.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column (Zeek's conn_state "
+                                          "and history, completeness, analysis counts), "
+                                          "one line per flow, however wide.")]
+
+
+def _painted(texts: Iterable[str]) -> Iterator[str]:
+    """A text report coloured when stdout wants colour (``--color``, a terminal,
+    ``NO_COLOR``); tcpdump's --plain text and the machine formats never come here."""
+    return highlight_lines(texts) if colour_wanted(sys.stdout) else iter(texts)
+
+
 # tcpdump's output options, shared by `read`, `live` and `demo` (same letters, same meaning).
 NumericOption = Annotated[int, typer.Option("-n", count=True, help="Don't convert addresses "
                                             "and ports to names (-nn as in tcpdump).")]
@@ -193,7 +208,7 @@ TimestampOption = Annotated[int, typer.Option("-t", count=True, help="Timestamp 
 
 @app.command()
 def read(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    path: CaptureFile,
     expression: Annotated[
         list[str] | None,
         typer.Argument(
@@ -210,8 +225,8 @@ def read(
     S: AbsoluteSeqOption = False,
     K: NoChecksumOption = False,
     t: TimestampOption = 0,
-    count: Annotated[int | None, typer.Option("-c", help="Stop after N packets (that pass "
-                                              "the filter).")] = None,
+    count: Annotated[int | None, typer.Option("-c", metavar="N", help="Stop after N "
+                                              "packets (that pass the filter).")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output, "
                                         "without capdissect's annotation lines.")] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per packet (JSON "
@@ -228,7 +243,7 @@ def read(
 
       capdissect read trace.pcap -nn 'tcp and port 30002'
 
-      capdissect read trace.pcap -c 5 'tcp\\[tcpflags] & tcp-syn != 0'
+      capdissect read trace.pcap -c 5 'tcp[tcpflags] & tcp-syn != 0'
 
       tcpdump -i lo -w - port 30002 | capdissect read - -n
 
@@ -248,7 +263,8 @@ def read(
         say(f"capdissect: {problem}")
         raise typer.Exit(1)
     with cli_errors(progress=Path(path).name) as bar:
-        _write_lines(read_lines(path, options, banner=_banner), bar)
+        lines = read_lines(path, options, banner=_banner)
+        _write_lines(lines if plain or json else _painted(lines), bar)
 
 
 def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
@@ -295,7 +311,7 @@ def _banner(text: str) -> None:
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
-def _write(pieces: Iterator[str], bar: ProgressBar | None = None) -> None:
+def _write(pieces: Iterable[str], bar: ProgressBar | None = None) -> None:
     write = sys.stdout.write
     clear = bar.clear if bar is not None and sys.stdout.isatty() else None
     with _stdout_errors():
@@ -314,13 +330,13 @@ def _at_most_one(**chosen: bool | int | str | None) -> None:
 
 @app.command()
 def timeline(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    path: CaptureFile,
     conn: Annotated[int | None, typer.Option("--conn", help="Only connection (or UDP "
                                              "conversation) N, as numbered by flows.")] = None,
     mermaid: Annotated[bool, typer.Option("--mermaid", help="A Mermaid sequenceDiagram per "
                                           "flow instead of text.")] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object with every segment "
-                                       "(SPEC section 4).")] = False,
+                                       "(see the README).")] = False,
     svg: Annotated[str | None, typer.Option("--svg", metavar="OUT.svg", help="Write the "
                                             "ladders as one SVG picture to OUT.svg.")] = None,
     calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Show "
@@ -346,22 +362,29 @@ def timeline(
         say(f"wrote {written}")
         return
     with cli_errors(progress=Path(path).name) as bar:
-        _write(analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                conn, calls), bar)
+        pieces = analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
+                                  conn, calls)
+        _write(pieces if json or mermaid else _painted(pieces), bar)
 
 
 @app.command()
 def flows(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
-    json: Annotated[bool, typer.Option("--json", help="One JSON object (SPEC section 4), "
+    path: CaptureFile,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object (see the README), "
                                        "a flow per line.")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """One row per TCP connection and UDP conversation: who, how much, how it opened and closed.
+
+    The table fits 80 columns: each flow takes two lines, the client's above the
+    server's; --wide adds Zeek's and Wireshark's columns and the analysis counts.
 
     Examples:
 
       capdissect flows captures/tcp-basic.pcap
+
+      capdissect flows trace.pcap --wide | less -S
 
       capdissect flows trace.pcapng --csv > flows.csv
 
@@ -369,12 +392,15 @@ def flows(
     """
     _at_most_one(json=json, csv=csv)
     with cli_errors(progress=Path(path).name) as bar:
-        _write(analyze.flows(path, "json" if json else "csv" if csv else "table"), bar)
+        if json or csv:
+            _write(analyze.flows(path, "json" if json else "csv"), bar)
+        else:
+            _write(_painted(analyze.flows(path, "table", wide=wide)), bar)
 
 
 @app.command()
 def sockets(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    path: CaptureFile,
     at: Annotated[str | None, typer.Option("--at", metavar="TIME", help="The table at TIME: "
                                            "seconds since the first packet (0.25), a Unix "
                                            "time or an ISO date and time.")] = None,
@@ -399,7 +425,7 @@ def sockets(
     if after is not None and after < 1:
         raise typer.BadParameter("frames count from 1", param_hint="--after")
     with cli_errors(progress=Path(path).name) as bar:
-        _write(analyze.sockets(path, at=at, after=after, every=every), bar)
+        _write(_painted(analyze.sockets(path, at=at, after=after, every=every)), bar)
 
 
 # ----- live: capture on an interface (capdissect/live.py) --------------------------------
@@ -441,8 +467,8 @@ def live(
     host: HostOption = None,
     iface: IfaceOption = "lo",
     proto: ProtoOption = LiveProto.all,
-    count: Annotated[int | None, typer.Option("-c", "--count", help="Stop after N packets."
-                                              )] = None,
+    count: Annotated[int | None, typer.Option("-c", "--count", metavar="N",
+                                              help="Stop after N packets.")] = None,
     duration: DurationOption = None,
     write: Annotated[str | None, typer.Option("-w", "--write", metavar="FILE",
                                               help="Also write the packets shown to FILE: "
@@ -463,6 +489,7 @@ def live(
     t: TimestampOption = 0,
     plain: Annotated[bool, typer.Option("--plain", help="Exactly tcpdump's output on stdout "
                                         "(the summary goes to stderr).")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Capture live and print each packet as it arrives, as `read` prints a file, annotated.
 
@@ -478,7 +505,7 @@ def live(
 
       capdissect live --port 30002 --port 30003 --proto udp -c 20 -w lesson.pcap
 
-      capdissect live -i lo --plain -nn 'tcp\\[tcpflags] & tcp-syn != 0'
+      capdissect live -i lo --plain -nn 'tcp[tcpflags] & tcp-syn != 0'
 
       capdissect live --port 30002 --backend tshark --duration 60 -w lesson.pcapng
     """
@@ -504,7 +531,8 @@ def live(
     with cli_errors():
         live_capture.run(selection, options, sys.stdout, sys.stderr, backend=backend.value,
                          duration=duration, write=write, buffer_kib=buffer_size,
-                         interactive=sys.stdout.isatty())
+                         interactive=sys.stdout.isatty(),
+                         paint=highlight if colour_wanted(sys.stdout) else None, wide=wide)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -577,7 +605,8 @@ def trace(
     with cli_errors():
         outcome = tracing.run(selection, target, options, sys.stdout, sys.stderr,
                               backend=backend.value, duration=duration, write=write,
-                              json=json)
+                              json=json,
+                              paint=highlight if colour_wanted(sys.stdout) else None)
     if outcome is not None:
         say(f"capdissect: {outcome}")
         raise typer.Exit(1)
@@ -711,7 +740,7 @@ class Paper(enum.StrEnum):
 
 @app.command()
 def handout(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    path: CaptureFile,
     out: Annotated[str, typer.Option("-o", "--output", metavar="OUT",
                                      help="The handout: OUT.html, OUT.md or OUT.pdf.")],
     title: Annotated[str | None, typer.Option("--title", help="The handout's title.")] = None,
@@ -746,7 +775,7 @@ def handout(
 
 @app.command()
 def annotate(
-    path: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too), or - for stdin")],
+    path: CaptureFile,
     out: Annotated[str, typer.Option("-o", "--output", metavar="OUT.pcapng",
                                      help="The annotated copy (always pcapng).")],
     calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Add "
@@ -810,9 +839,9 @@ def demo(
         return
     options = ReadOptions(n=n, v=v, X=X)
     with cli_errors():
-        _write(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
+        _write(_painted(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
-                           notice=say))
+                           notice=say)))
 
 
 # ----- export and sql: Parquet and DuckDB (capdissect/export/, extras sql and scale) -----
@@ -842,8 +871,8 @@ def export(
     One partition per capture file (per --continuous group) in each table, zstd, the
     schema of docs/export-schema.md.  A damaged file exports what is readable and its
     error goes to the files table; the others go on; the exit status is then 1.
-    Needs the sql extra (pip install 'capdissect\\[sql]'); --scheduler the scale extra
-    ('capdissect\\[scale]').
+    Needs the sql extra (pip install 'capdissect[sql]'); --scheduler the scale extra
+    ('capdissect[scale]').
 
     Examples:
 

@@ -38,11 +38,15 @@ from capdissect.report.handout.html import PAPERS, html_parts, render_html
 from capdissect.report.handout.lesson import (
     MAX_PACKETS,
     HandoutTooBig,
+    NoSuchConnection,
+    Numbering,
     build_lesson,
+    flow_id,
     lesson_flows,
 )
 from capdissect.report.handout.quiz import questions, quiz_gift, quiz_json
 from capdissect.report.textsafe import clean
+from capdissect.track.tracker import Tracker
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
@@ -76,12 +80,16 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
         raise HandoutError(f"{out}: unknown handout format {suffix or '(none)'}; "
                            "use .html, .md or .pdf")
     refuse_input(out, path)
-    packets, names, truncated = _lesson_packets(path)
-    joined = None
-    if calls is not None:
-        joined = join_calls(lambda: iter(packets), read_calls(calls))
+    if conn is not None and calls is None:
+        packets, numbering, truncated, names = _one_flow(path, conn)
+        joined = None
+    else:  # the socket calls are placed by frame among all the packets: keep them all
+        packets, truncated, names = _all_packets(path)
+        numbering = None
+        joined = (join_calls(lambda: iter(packets), read_calls(calls))
+                  if calls is not None else None)
     lesson = build_lesson(packets, Path(str(path)).name, title, conn, names, joined,
-                          truncated)
+                          truncated, numbering)
     if suffix in (".md", ".markdown"):
         from capdissect.report.handout.markdown import markdown_parts
 
@@ -95,9 +103,9 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
     return out
 
 
-def _lesson_packets(path: str | Path) -> tuple[list[Packet], list[str], Truncation | None]:
-    """The decoded packets of a lesson-sized capture, its interfaces' names, and where a
-    damaged capture was cut (its packets before the damage are kept)."""
+def _all_packets(path: str | Path) -> tuple[list[Packet], Truncation | None, list[str]]:
+    """Every packet of a lesson-sized capture (at most MAX_PACKETS), where it was cut
+    short, and its interfaces' names."""
     packets: list[Packet] = []
     truncated = None
     capture = open_capture(path)
@@ -107,10 +115,43 @@ def _lesson_packets(path: str | Path) -> tuple[list[Packet], list[str], Truncati
                 packets.append(decode(raw))
                 if len(packets) > MAX_PACKETS:
                     raise HandoutTooBig(str(path))
-        except CaptureError as exc:
+        except CaptureError as exc:  # damaged: a handout of what came before, then the error
             truncated = Truncation(len(packets), exc)
         names = [iface.name for iface in capture.interfaces if iface.name]
-    return packets, names, truncated
+    return packets, truncated, names
+
+
+def _one_flow(path: str | Path, conn: int
+              ) -> tuple[list[Packet], Numbering, Truncation | None, list[str]]:
+    """The packets of connection (or conversation) *conn* only, from a capture of any
+    size: a tracker numbers the flows as ``flows`` does while the file streams by, and
+    only that flow's packets (with the ICMP errors answering it) are kept, with their
+    frame numbers.  Memory holds the flows open at once, and the one flow."""
+    packets: list[Packet] = []
+    frames: list[int] = []
+    tracker = Tracker(keep_events=False)
+    frame = flows = 0
+    truncated = None
+    capture = open_capture(path)
+    with capture:
+        try:
+            for frame, raw in enumerate(capture, 1):
+                pkt = decode(raw)
+                seen = tracker.feed(frame, pkt)
+                tracker.drain()  # retired flows are not needed again
+                seen_id = flow_id(seen)
+                flows = max(flows, seen_id or 0)  # ids count up from 1 as flows appear
+                if seen_id == conn:
+                    packets.append(pkt)
+                    frames.append(frame)
+                    if len(packets) > MAX_PACKETS:
+                        raise HandoutTooBig(f"{path}: connection {conn}")
+        except CaptureError as exc:
+            truncated = Truncation(frame, exc)
+        names = [iface.name for iface in capture.interfaces if iface.name]
+    if not packets:
+        raise NoSuchConnection(Path(str(path)).name, conn, flows)
+    return packets, Numbering(frames, conn, frame), truncated, names
 
 
 QUIZ_FORMATS: Final = ("json", "gift")
@@ -121,7 +162,7 @@ def quiz(path: str | Path, fmt: str = "json", seed: int = 0) -> str:
     handout's question generator, every question it has, shuffled by *seed*."""
     if fmt not in QUIZ_FORMATS:
         raise HandoutError(f"unknown quiz format {fmt!r}; use json or gift")
-    packets, _, truncated = _lesson_packets(path)
+    packets, truncated, _ = _all_packets(path)
     if truncated is not None:  # a quiz on half a lesson would ask about what is missing
         raise truncated.error
     asked = questions(lesson_flows(packets), seed)

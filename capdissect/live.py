@@ -113,13 +113,18 @@ class LiveRun:
     """One live capture printed like ``read``: ``lines()`` while it runs, then ``summary_lines()``.
 
     *source* is an open capture; *writer* (``-w``) receives each packet before it is shown.
+    *paint* (colour for a terminal) goes over the annotated texts and the summary, never
+    over ``--plain``'s; *wide* gives the summary every column of ``flows --wide``.
     """
 
     def __init__(self, source: LiveSource, options: ReadOptions,
-                 writer: PacketWriter | None = None) -> None:
+                 writer: PacketWriter | None = None, *,
+                 paint: Callable[[str], str] | None = None, wide: bool = False) -> None:
         self.source = source
         self.options = options
         self.writer = writer
+        self.paint = None if options.plain else paint
+        self.wide = wide
         self.recorder = FlowRecorder()
         self.shown = 0
         annotator = Annotator(self.recorder, checksums=options.checksum_level,
@@ -143,7 +148,8 @@ class LiveRun:
 
     def lines(self) -> Iterator[str]:
         """The text of each packet as it arrives, until the source ends or ``-c`` is met."""
-        return packet_lines(self._tee(self.source), self.options, annotate=self._annotate)
+        texts = packet_lines(self._tee(self.source), self.options, annotate=self._annotate)
+        return texts if self.paint is None else map(self.paint, texts)
 
     def summary_lines(self) -> Iterator[str]:
         """The flows table of everything captured (``capdissect flows`` on the capture)."""
@@ -151,7 +157,8 @@ class LiveRun:
         if self.recorder.left_out:
             yield (f"(the first {self.recorder.left_out} finished flows are left out: the "
                    f"summary keeps the last {MAX_SUMMARY_FLOWS})")
-        yield from flows_report.table_lines(flows)
+        table = flows_report.table_lines(flows, wide=self.wide)
+        yield from table if self.paint is None else map(self.paint, table)
 
     def stats_lines(self) -> list[str]:
         """tcpdump's closing figures, for stderr."""
@@ -240,6 +247,8 @@ def run(
     write: str | Path | None = None,
     buffer_kib: int = DEFAULT_BUFFER_KIB,
     interactive: bool = False,
+    paint: Callable[[str], str] | None = None,
+    wide: bool = False,
 ) -> None:
     """``capdissect live``: capture, print each packet, then the summary; until ``-c``,
     ``--duration``, Ctrl-C or SIGTERM.
@@ -265,7 +274,7 @@ def run(
             except BaseException:
                 source.close()
                 raise
-            run = LiveRun(source, options, writer)
+            run = LiveRun(source, options, writer, paint=paint, wide=wide)
             err.write(listening_line(source) + "\n")
             err.flush()
             print_packets(run, out, flusher)

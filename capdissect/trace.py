@@ -24,13 +24,13 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from capdissect import analyze
-from capdissect.api import Capture
+from capdissect.api import LiveCapture
 from capdissect.capture.live import Backend
 from capdissect.capture.strace import TraceError, Tracer, log_beside
 from capdissect.dissect.stack import Packet, decode
@@ -53,16 +53,18 @@ class Target:
 
 def run(selection: LiveSelection, target: Target, options: ReadOptions, out: TextIO,
         err: TextIO, *, backend: Backend = "scapy", duration: float | None = None,
-        write: str | Path | None = None, json: bool = False) -> str | None:
+        write: str | Path | None = None, json: bool = False,
+        paint: Callable[[str], str] | None = None) -> str | None:
     """``capdissect trace``: capture and trace, then print; returns None, or one line
     about how the program or the tracing ended badly (the CLI prints it, exits 1).
+    *paint* colours the text report (never ``--plain``'s or the JSON).
 
     Raises CaptureError (one line) when the capture cannot start; nothing runs then.
     """
     stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="capdissect-trace-") as tmp:
         log = log_beside(write) if write is not None else Path(tmp) / "calls.strace"
-        capture = Capture(selection.ports, selection.iface, host=selection.host,
+        capture = LiveCapture(selection.ports, selection.iface, host=selection.host,
                           proto=selection.proto, expression=selection.expression,
                           backend=backend, write=write)
         with stop_on_signals(stop.set):
@@ -90,8 +92,10 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
         raw = capture.raw
         lines = tracer.log_lines()
     try:
+        if json or options.plain:
+            paint = None
         for text in report(raw, lines, options, json=json, name=str(write or "trace")):
-            out.write(text)
+            out.write(text if paint is None else paint(text))
         out.flush()
     except OSError as exc:
         raise output_failed(exc, out) from None

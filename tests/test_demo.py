@@ -65,6 +65,22 @@ def test_demo_runs_the_lesson_for_real(tmp_path: Path) -> None:
     assert kept.stat().st_size > 24  # --write kept the capture
 
 
+@pytest.mark.live
+def test_a_port_in_use_is_one_line_suggesting_port() -> None:
+    if os.geteuid() != 0 or shutil.which("tcpdump") is None:
+        pytest.skip("capturing the lesson needs root and tcpdump")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = demo("tcp-basic", "--port", str(port))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("capdissect: tcp-basic: port ") and "--port" in lines[-1]
+    assert "Errno" not in proc.stderr and "OSError" not in proc.stderr
+    assert "attempt 2" not in proc.stderr
+
+
 def test_demo_without_privilege_replays_the_bundled_capture(tmp_path: Path) -> None:
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:

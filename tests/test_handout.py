@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 from html.parser import HTMLParser
@@ -28,6 +29,7 @@ from typing import Final
 
 import pytest
 
+from capdissect.errors import CapdissectError
 from capdissect.lesson import CHROMIUM_FLAGS, find_chromium, write_annotated, write_handout
 from tests.livecap import pytest_capture
 
@@ -381,3 +383,40 @@ def test_annotated_pcapng_in_tshark(name: str, tmp_path: Path) -> None:
         after = subprocess.run([TCPDUMP, "-r", str(out), "-nn", "-tt"], capture_output=True,
                                text=True, check=True).stdout
         assert before == after
+
+
+def many_lessons(path: Path, copies: int) -> Path:
+    """The TCP lesson *copies* times, each from its own client port (20000, 20001...):
+    a capture too big for a whole handout, of connections numbered 1..copies."""
+    data = (CAPTURES / "tcp-basic.pcap").read_bytes()
+    records, offset = [], 24
+    while offset < len(data):
+        _, _, incl, orig = struct.unpack_from("<IIII", data, offset)
+        records.append((bytearray(data[offset + 16:offset + 16 + incl]), orig))
+        offset += 16 + incl
+    out = [data[:24]]
+    for copy in range(copies):
+        for n, (frame, orig) in enumerate(records):
+            frame = bytearray(frame)
+            for at in (34, 36):  # the TCP ports, after Ethernet (14) and IPv4 (20)
+                if struct.unpack_from("!H", frame, at)[0] == 59370:
+                    struct.pack_into("!H", frame, at, 20000 + copy)
+            out.append(struct.pack("<IIII", 1_600_000_000 + copy, n * 1000, len(frame), orig)
+                       + bytes(frame))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def test_one_connection_of_a_capture_of_any_size(tmp_path: Path) -> None:
+    big = many_lessons(tmp_path / "many.pcap", 500)  # 5,500 packets: too many for all
+    with pytest.raises(CapdissectError, match="more than 5000 packets"):
+        write_handout(big, tmp_path / "all.html")
+    page = write_handout(big, tmp_path / "one.html", conn=437).read_text(encoding="utf-8")
+    # connection 437's eleven packets, numbered as in the file and as `flows` numbers it
+    first = (437 - 1) * 11 + 1
+    frames = [int(n) for n in re.findall(r'id="p(\d+)"', page)]
+    assert frames == list(range(first, first + 11))
+    assert "TCP connection 437" in page and "TCP connection 1:" not in page
+    assert "127.0.0.1:20436" in page and "5500" in page
+    with pytest.raises(CapdissectError, match=r"no connection or conversation 501 .*has 500"):
+        write_handout(big, tmp_path / "none.html", conn=501)

@@ -45,7 +45,7 @@ def test_api_refuses_a_duration_that_never_ends(duration: float) -> None:
 
 
 def test_api_refuses_a_huge_buffer() -> None:
-    cap = capdissect.Capture(port=free_port(), buffer_kib=2147483647)
+    cap = capdissect.LiveCapture(port=free_port(), buffer_kib=2147483647)
     with pytest.raises(CaptureError, match="invalid buffer size"):
         cap.start()
 

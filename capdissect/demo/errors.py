@@ -21,3 +21,13 @@ class ScenarioError(CapdissectError):
         self.scenario = scenario
         self.reason = reason
         super().__init__(f"{scenario}: {reason}")
+
+
+class PortInUse(ScenarioError):
+    """The lesson's port is taken on this machine: trying again would not help."""
+
+    def __init__(self, scenario: str, ports: tuple[int, ...]) -> None:
+        taken = " or ".join(str(p) for p in ports)
+        super().__init__(scenario, f"port {taken} is in use (another program, or an earlier "
+                                   f"run's socket); choose a free one with --port "
+                                   f"{max(ports) + 100}")

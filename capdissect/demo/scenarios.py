@@ -40,7 +40,7 @@ from typing import Final, NamedTuple, NoReturn
 
 from capdissect.capture import open_capture
 from capdissect.capture.strace import log_beside, tracing_this_process
-from capdissect.demo.errors import DemoUnavailable, ScenarioError
+from capdissect.demo.errors import DemoUnavailable, PortInUse, ScenarioError
 from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Drop, Namespace
 from capdissect.demo.steps import BASELINE_STEP, EXIT_STEP, Steps
@@ -807,6 +807,8 @@ def capture_here(name: str, out: Path, family: int, ports: Ports,
             try:
                 scenario.drive(HOSTS[family], ports, timeout_s, kernel)
             except OSError as exc:  # timeouts and refused/reset surprises: the lesson failed
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(name, tuple(ports)) from None
                 raise ScenarioError(name, f"{type(exc).__name__}: {exc}") from exc
         packets = cap.stop(scenario.min_packets)
     return Captured(packets, tuple(kernel.snapshots), kernel.problem, tracing.problem)
@@ -873,6 +875,8 @@ def run_scenario(name: str, out: Path, *, family: int = 4, ports: Ports | None =
             else:
                 captured = _capture_in_namespace(scenario, out, family, ports, timeout_s)
             shape = verify_capture(name, out, ports)
+        except PortInUse:
+            raise  # the port stays taken: another attempt would fail the same way
         except ScenarioError as exc:
             failures.append(f"attempt {attempt}: {exc.reason}")
             continue

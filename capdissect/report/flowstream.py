@@ -62,8 +62,10 @@ class End(NamedTuple):
     truncated: Truncation | None = None  # the capture ended in damage, not at its end
 
 
-def track(packets: Iterable[Packet], tracker: Tracker | None = None) -> Iterator[Step | End]:
+def track(packets: Iterable[Packet], tracker: Tracker | None = None,
+          frames: Iterable[int] | None = None) -> Iterator[Step | End]:
     """Feed *packets* (capture order) to *tracker*; one Step per packet, then End.
+    *frames* numbers them when they are a selection of a file (else 1, 2, 3...).
 
     A reader error part-way (a truncated or damaged file) ends the packets early: End
     then carries it, so every report still covers the frames before the damage and the
@@ -75,7 +77,8 @@ def track(packets: Iterable[Packet], tracker: Tracker | None = None) -> Iterator
     frame = 0
     truncated = None
     try:
-        for frame, pkt in enumerate(packets, 1):
+        numbered = enumerate(packets, 1) if frames is None else zip(frames, packets, strict=True)
+        for frame, pkt in numbered:
             seen = feed(frame, pkt)
             yield Step(frame, pkt.raw.ts, seen, drain())
     except CaptureError as exc:  # frame is the last one read whole

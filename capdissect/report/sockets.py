@@ -426,8 +426,10 @@ def every_lines(steps: Iterable[Step | End], full_max: int = EVERY_FULL_MAX) -> 
 
 
 def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
-                   at: str | None = None) -> Iterator[str]:
-    """One snapshot: after frame *after*, at time *at*, or (neither) at the end."""
+                   at: str | None = None, end_words: str = "the end of the capture"
+                   ) -> Iterator[str]:
+    """One snapshot: after frame *after*, at time *at*, or (neither) at the end, which
+    the header calls *end_words* (a capture still running says "so far")."""
     table = SocketTable()
     first_ts: float | None = None
     target: float | None = None
@@ -452,7 +454,7 @@ def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
         last = facts
         if after is not None and facts.frame >= after:
             break
-    yield clean(_snapshot_header(last, first_ts, target, after))
+    yield clean(_snapshot_header(last, first_ts, target, after, end_words))
     yield from table.lines()
     yield from _cut_short(end)
 
@@ -472,7 +474,7 @@ def _moment_header(moment: Moment, first_ts: float) -> str:
 
 
 def _snapshot_header(last: Facts | None, first_ts: float | None, target: float | None,
-                     after: int | None) -> str:
+                     after: int | None, end_words: str) -> str:
     if first_ts is None:
         return "the capture has no packets"
     if target is not None:
@@ -481,7 +483,7 @@ def _snapshot_header(last: Facts | None, first_ts: float | None, target: float |
             return f"{prefix}, before the first packet"
         return f"{prefix} (after frame {last.frame}, +{last.ts - first_ts:.6f} s)"
     assert last is not None
-    where = "" if after is not None else ", the end of the capture"
+    where = "" if after is not None else f", {end_words}"
     return f"after frame {last.frame} (+{last.ts - first_ts:.6f} s){where}"
 
 

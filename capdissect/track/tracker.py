@@ -49,8 +49,10 @@ Flow = TcpConnection | UdpConversation
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Tracker:
     def __init__(self, keep_events: bool = True, linger: float = 120.0,
-                 max_open: int = MAX_OPEN) -> None:
-        ids = itertools.count(1)
+                 max_open: int = MAX_OPEN, first_id: int = 1) -> None:
+        # first_id: a selection of a capture's packets (one connection's) keeps its
+        # flows' numbers from the whole capture.
+        ids = itertools.count(first_id)
         self.tcp = TcpTracker(ids, keep_events, linger, max_open)
         self.udp = UdpTracker(ids, keep_events, linger, max_open)
         self.packets = 0

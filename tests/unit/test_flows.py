@@ -83,12 +83,22 @@ def test_csv_has_a_header_and_one_row_per_flow() -> None:
 
 
 def test_table_row() -> None:
-    lines = run(analyze.flows(TCP_BASIC)).splitlines()
+    lines = run(analyze.flows(TCP_BASIC, wide=True)).splitlines()
     assert lines[0].split()[:4] == ["id", "proto", "client", "server"]
     cells = lines[2].split()
     assert cells[0:2] == ["1", "tcp"]
     assert cells[4:7] == ["11", "11", "11"]  # packets, bytes each way
     assert "TIME_WAIT/CLOSED" in cells and "ShADadFf" in cells and "three-way" in cells
+
+
+def test_narrow_table_gives_client_then_server() -> None:
+    lines = run(analyze.flows(TCP_BASIC)).splitlines()
+    assert lines[0].split() == ["id", "proto", "client/server", "pkts", "bytes",
+                                "open/close", "final"]
+    client, server = lines[2].split(), lines[3].split()
+    assert client[:6] == ["1", "tcp", "127.0.0.1:59370", "11", "11", "three-way"]
+    assert client[6] == "TIME_WAIT" and server == ["127.0.0.1:30002", "11", "normal", "CLOSED"]
+    assert max(map(len, lines)) <= 80
 
 
 def test_table_is_printed_in_chunks_with_a_header_each() -> None:

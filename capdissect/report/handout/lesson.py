@@ -7,6 +7,11 @@ annotates them, once for the finished flows and their events (the ladders), once
 netstat tables.  The three trackers see the same packets in the same order, so they hand
 out the same flow ids.  Pure: packets in, a record out; the renderers (html.py,
 markdown.py) turn the record into text.
+
+A handout of one connection of a capture of any size gets only that connection's
+packets (the IO edge picks them out, streaming) with a ``Numbering``: their frame
+numbers in the file, and the connection's id, so the handout numbers them as the file
+and ``flows`` do.
 """
 
 from __future__ import annotations
@@ -56,6 +61,15 @@ class HandoutTooBig(CapdissectError):
 class NoSuchConnection(CapdissectError):
     def __init__(self, name: str, conn: int, flows: int) -> None:
         super().__init__(f"{name}: no connection or conversation {conn} (the capture has {flows})")
+
+
+class Numbering(NamedTuple):
+    """Where a selection of packets sits in its file: each one's frame number, the id of
+    the first flow among them, and how many packets the file holds."""
+
+    frames: Sequence[int]
+    first_id: int
+    total: int
 
 
 class SocketView(NamedTuple):
@@ -130,6 +144,10 @@ class Lesson(NamedTuple):
                 "them all, and --conn N draws one")
 
 
+def _tracker(numbering: Numbering) -> Tracker:
+    return Tracker(keep_events=False, first_id=numbering.first_id)
+
+
 class _Recording(Tracker):
     """A Tracker that remembers what it saw last, for the explanation next to read's notes."""
 
@@ -143,21 +161,25 @@ class _Recording(Tracker):
 def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
                  conn: int | None = None, interfaces: Sequence[str] = (),
                  calls: tuple[Joined, list[Frame]] | None = None,
-                 truncated: Truncation | None = None) -> Lesson:
+                 truncated: Truncation | None = None,
+                 numbering: Numbering | None = None) -> Lesson:
     """The lesson of *packets* (one capture, in file order); *conn* keeps one flow;
     *calls*, the socket calls traced with it, go beside the packets they returned after;
-    *truncated* says where a damaged capture stopped (the handout says so)."""
+    *truncated* says where a damaged capture stopped (the handout says so); *numbering*
+    places *packets* in their file when they are a selection of it."""
     if len(packets) > MAX_PACKETS:
         raise HandoutTooBig(name)
+    numbering = numbering or Numbering(range(1, len(packets) + 1), 1, len(packets))
     totals = Totals()
-    flows = lesson_flows(packets, totals)
+    flows = lesson_flows(packets, totals, numbering)
     if conn is not None:
         flows = tuple(f for f in flows if f.flow.id == conn)
         if not flows:
             raise NoSuchConnection(name, conn, totals.flows)
     first_ts = packets[0].raw.ts if packets else 0.0
-    moments = _socket_views(packets)
-    views = [v for v in _packet_views(packets, first_ts, moments) if conn is None or v.flow == conn]
+    moments = _socket_views(packets, numbering)
+    views = [v for v in _packet_views(packets, numbering, first_ts, moments)
+             if conn is None or v.flow == conn]
     after = call_moments(*calls) if calls is not None else {}
     views = [v._replace(calls=tuple(after.get(v.frame, ()))) for v in views]
     last_ts = packets[-1].raw.ts if packets else 0.0
@@ -167,7 +189,7 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
         start=_local_time(first_ts) if packets else "-",
         duration=max(last_ts - first_ts, 0.0),
         packets=tuple(views),
-        total_packets=len(packets),
+        total_packets=numbering.total,
         flows=flows,
         first_ts=first_ts,
         icmp_unreachable=totals.icmp_unreachable,
@@ -194,11 +216,13 @@ def _plots(packets: Sequence[Packet], flows: Sequence[Finished]
         yield conn, tuple(p for p in drawn if p.series and any(s.points for s in p.series))
 
 
-def lesson_flows(packets: Sequence[Packet], totals: Totals | None = None
-                 ) -> tuple[Finished, ...]:
-    """Every flow of *packets*, finished, with its events (what ladders and questions read)."""
-    return tuple(finished(track(packets, Tracker(keep_events=False)), totals or Totals(),
-                          events=True))
+def lesson_flows(packets: Sequence[Packet], totals: Totals | None = None,
+                 numbering: Numbering | None = None) -> tuple[Finished, ...]:
+    """Every flow of *packets*, finished, with its events (what ladders and questions
+    read); *numbering* places them in their file when they are a selection of it."""
+    numbering = numbering or Numbering(range(1, len(packets) + 1), 1, len(packets))
+    return tuple(finished(track(packets, _tracker(numbering), numbering.frames),
+                          totals or Totals(), events=True))
 
 
 def _local_time(ts: float) -> str:
@@ -208,20 +232,20 @@ def _local_time(ts: float) -> str:
         return f"{ts:.6f} (Unix time)"
 
 
-def _packet_views(packets: Sequence[Packet], first_ts: float,
+def _packet_views(packets: Sequence[Packet], numbering: Numbering, first_ts: float,
                   moments: dict[int, list[SocketView]]) -> Iterable[PacketView]:
     printer = TcpdumpPrinter(HANDOUT_PRINT)
-    recorder = _Recording(keep_events=False)
+    recorder = _Recording(keep_events=False, first_id=numbering.first_id)
     annotator = Annotator(recorder, checksums=HANDOUT_PRINT.v)
     explainer = Explainer()
-    for frame, pkt in enumerate(packets, 1):
+    for frame, pkt in zip(numbering.frames, packets, strict=True):
         header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))
         notes = annotator.annotate(frame, pkt)
         seen = recorder.last
         shown = pkt.raw.data[:hex_start + DUMP_MAX]
         yield PacketView(
             frame=frame, rel=pkt.raw.ts - first_ts, proto=_proto(seen, pkt),
-            flow=_flow_id(seen), header=_clean_lines(header), data=bytes(shown),
+            flow=flow_id(seen), header=_clean_lines(header), data=bytes(shown),
             hex_start=hex_start, more_bytes=len(pkt.raw.data) - len(shown),
             spans=tuple(field_spans(pkt)), notes=tuple(clean(n) for n in notes),
             explanation=tuple(clean(line) for line in
@@ -276,7 +300,9 @@ def _proto(seen: Observation | None, pkt: Packet) -> str:
     return "other"
 
 
-def _flow_id(seen: Observation | None) -> int | None:
+def flow_id(seen: Observation | None) -> int | None:
+    """The connection or conversation a packet belongs to (an ICMP error: the one it
+    answers), as the tracker numbers them."""
     if isinstance(seen, Update):
         return seen.connection.id
     if isinstance(seen, UdpUpdate):
@@ -286,11 +312,12 @@ def _flow_id(seen: Observation | None) -> int | None:
     return None
 
 
-def _socket_views(packets: Sequence[Packet]) -> dict[int, list[SocketView]]:
+def _socket_views(packets: Sequence[Packet], numbering: Numbering
+                  ) -> dict[int, list[SocketView]]:
     """netstat's table at each moment it changed, keyed by the frame it belongs to."""
     table = SocketTable()
     views: dict[int, list[SocketView]] = {}
-    for facts in facts_stream(track(packets, Tracker(keep_events=False))):
+    for facts in facts_stream(track(packets, _tracker(numbering), numbering.frames)):
         if isinstance(facts, End):
             break
         for moment in table.apply(facts):
