@@ -172,7 +172,7 @@ def test_a_million_blocks_before_the_interface_take_linear_time(tmp_path: Path) 
     mine = capdissect_run(tmp_path, "read", str(path), "--plain", "-nn")
     _, theirs = tcpdump_blocks(f"cat {path}", "-nn")
     assert mine.returncode == 0 and split_blocks(mine.stdout) == theirs
-    # About 1.5 s here, 65 s before (a list popped from its front).  A generous bound: a
+    # About 1 s here, 65 s before (a list popped from its front).  A generous bound: a
     # quadratic reader cannot meet it, a loaded machine still does.
     assert mine.seconds < 20
     assert mine.peak_kb < PEAK_LIMIT_KB

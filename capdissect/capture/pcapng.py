@@ -163,7 +163,25 @@ class PcapngReader:
     def first_interface(self) -> Interface | None:
         return self.interfaces[0] if self.interfaces else None
 
+    def _skip_unread(self) -> None:
+        """Pass over a run of well-formed blocks we do not read (statistics, name
+        resolution, custom...) that lie whole in the buffer, in one tight loop: a file can
+        hold millions of them.  The first block that is not such stops the loop; ``_block``
+        then reads it, or reports what is wrong with it."""
+        buf, pos = self._reader.window(None, 12)
+        head = struct.Struct(self.order + "II").unpack_from
+        tail = struct.Struct(self.order + "I").unpack_from
+        end = len(buf)
+        while pos + 12 <= end:
+            btype, total = head(buf, pos)
+            if (btype in _READ_BLOCKS or btype == SHB or total < 12 or total % 4
+                    or pos + total > end or tail(buf, pos + total - 4)[0] != total):
+                break
+            pos += total
+        self._reader.window(pos, 0)
+
     def _block(self) -> tuple[int, bytes] | None:
+        self._skip_unread()
         start = self._reader.offset
         head = self._reader.take(8)
         if not head:
