@@ -287,7 +287,9 @@ def _split_dump(text: str, caplen: int) -> tuple[str, int]:
         if line.startswith("\t0x"):
             # "\t0x0010:  4500 003c ...  ASCII": 39 columns of hex after ":  "
             dumped += len(line.partition(":  ")[2][:39].replace(" ", "")) // 2
-    return "\n".join(head), caplen - dumped
+    # A dump longer than the captured bytes (a link type tcpdump dumps a pseudo-header
+    # for) starts at the first byte: never before it.
+    return "\n".join(head), max(caplen - dumped, 0)
 
 
 def _proto(seen: Observation | None, pkt: Packet) -> str:
