@@ -677,7 +677,16 @@ class TcpTracker:
             # What its receiver takes at once: a RST, the ACK of its SYN or FIN.
             fin_due = schedule.get((id(peer), _KIND_FIN)) == (index, False)
             if seg.rst:
-                if seg.rst_ok and peer.state not in (None, S.CLOSED, S.LISTEN):
+                if peer.state is S.SYN_SENT and seg.rst_ok:
+                    # Taken, unless the receiver sends its SYN again: it was still
+                    # connecting, so the RST never reached it (SPEC §4: its own next
+                    # segment shows it).  Until it sends anything, that is open.
+                    again = _sends_after(window, index, peer)
+                    if again < 0:
+                        pending = True
+                    if again < 0 or not window[again].syn:
+                        self._hop(conn, peer, Seen.RECV_RST, hops)
+                elif seg.rst_ok and peer.state not in (None, S.CLOSED, S.LISTEN):
                     self._hop(conn, peer, Seen.RECV_RST, hops)
             elif seg.syn and seg.has_ack and seg.acks_syn:
                 if peer.state in (S.SYN_SENT, S.SYN_RECEIVED):
@@ -865,6 +874,14 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 elif seg.acks_fin and receiver.sent_fin:
                     taken = index
             continue
+        if seg.rst:
+            # It reset the connection instead (a RST's ack shows no receipt), unless the
+            # sender tries its SYN again: then that one is the SYN to get.
+            retry = _sends_after(window, index, sender) if kind == _KIND_SYN else -1
+            if retry < 0 or not window[retry].syn:
+                return None, False
+            last = retry
+            continue
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
             if at_once:
                 return (last, False), False
@@ -873,8 +890,6 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), False
             return (index, True), False
-        if seg.rst:
-            return None, False  # it reset the connection instead
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
     return ((last, False) if at_once else None), True
@@ -914,6 +929,14 @@ def _rst_acceptable(sender: Endpoint, receiver: Endpoint, seq: int, ack: int,
     if flow is not None and flow.window != NO_WINDOW:
         wnd = flow.window << max(flow.win_scale, 0)
     return seq == rcv_nxt or (seq_le(rcv_nxt, seq) and (seq - rcv_nxt) % MOD < wnd)
+
+
+def _sends_after(window: list[_Seg], index: int, who: Endpoint) -> int:
+    """The index of *who*'s first segment after *index* in *window*, or -1."""
+    for later in range(index + 1, len(window)):
+        if window[later].sender is who:
+            return later
+    return -1
 
 
 def _corrections(old: Event, new: Event) -> list[str]:
