@@ -861,6 +861,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     at_once = conn.loopback and not listener
     last = created  # the receiver's last segment sent before it got it
     taken = -1  # the sender's first later segment the receiver took at once
+    resent = False  # the sender sent its FIN again: the first may have been lost
     for index in range(created + 1, len(window)):
         seg = window[index]
         if seg.sender is not receiver:
@@ -868,10 +869,10 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
                 # the receiver got the SYN before that.
                 return (index - 1, False), False
-            if kind == _KIND_FIN and taken < 0:
+            if kind == _KIND_FIN:
                 if seg.fin and not seg.new_fin:
-                    taken = len(window)  # sent again: the first may have been lost
-                elif seg.acks_fin and receiver.sent_fin:
+                    resent = True
+                elif taken < 0 and seg.acks_fin and receiver.sent_fin:
                     taken = index
             continue
         if seg.rst:
@@ -885,7 +886,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
             if at_once:
                 return (last, False), False
-            if created < taken < index:
+            if created < taken < index and not resent:
                 # One path delivers in order: the FIN came before the sender's later
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), False
