@@ -69,11 +69,17 @@ def decode(raw: RawPacket) -> Packet:
             end = len(data)
             if v4:
                 ip = parse_ipv4(data, off)
-                if ip.version != 4 or ip.hdr_len < 20 or ip.total_len < ip.hdr_len:
+                total = ip.total_len
+                if total == 0:
+                    # TCP segmentation offload: the NIC fills the length in, so a capture
+                    # of the sender shows 0.  The frame's length is the datagram's, as
+                    # Wireshark takes it (tcpdump prints "bad-len 0": report/tcpdump.py).
+                    total = raw.wire_len - off
+                if ip.version != 4 or ip.hdr_len < 20 or total < ip.hdr_len:
                     raise Malformed("ip", off, "bad version or header length")
-                end = min(end, off + ip.total_len)
+                end = min(end, off + total)
                 proto, start = ip.proto, off + ip.hdr_len
-                length = ip.total_len - ip.hdr_len
+                length = total - ip.hdr_len
                 if ip.frag_offset:
                     return Packet(raw, link, ip, None, start, length, fragment=True)
                 partial = ip.more_fragments
