@@ -349,3 +349,16 @@ def test_tso_frames_are_tracked_by_their_frame_length() -> None:
     tcpdump = subprocess.run(["tcpdump", "-n", "-r", str(path)], capture_output=True,
                              text=True, check=True, timeout=120).stdout
     assert capdissect("read", path).count("IP bad-len 0") == tcpdump.count("IP bad-len 0") == 1
+
+
+@needs_tshark
+def test_tcp_inside_mpls_is_tracked() -> None:
+    # zeek mixed-vlan-mpls.pcap: a telnet connection inside MPLS (label 29), two HTTP
+    # connections inside VLAN tags.  tshark finds the same three conversations with the
+    # same frames, and the same duplicate ACK in the MPLS one.
+    path = EXTRA / "zeek_mixed-vlan-mpls.pcap"
+    flows = tcp_flows(path.name)
+    assert tracker_conversations(flows) == tshark_conversations(path)
+    assert capdissect_flags(path) == tshark_flags(path) != {}
+    telnet = next(f for f in flows if f["server"] == "10.34.0.1:23")
+    assert telnet["open"] == "three-way"
