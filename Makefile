@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 RESOURCES_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install tools node-tools test lint demo bench bench-live clean distclean
+.PHONY: install tools node-tools test lint demo bench bench-live verify-tracker clean distclean
 
 install: $(STAMP)
 
@@ -103,6 +103,12 @@ bench: install
 	$(BIN)/python benchmarks/resources.py --write $(RESOURCES_ARGS)
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/export_bench.py --write
+
+# The tracker against tshark (analysis flags, conversations) on tests/corpus and
+# tests/corpus-extra, and, as root, against `ss -tan` on lossy transfers between two
+# namespaces it creates and deletes; rewrites benchmarks/TRACKER.md.  Fetches nothing.
+verify-tracker: install tools
+	$(BIN)/python benchmarks/verify_tracker.py --write
 
 # Only the live row of SPEC 5: `capdissect live` at 20,000 packets/s for 10 s beside tcpdump,
 # both backends, plus scapy's own sniff() and higher rates for comparison; rewrites

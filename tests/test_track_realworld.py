@@ -8,8 +8,12 @@ None of the expectations comes from capdissect's own output.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ needs_tshark = pytest.mark.skipif(tshark_problem() is not None, reason=str(tshar
 
 
 def tcp_flows(name: str) -> list[Flow]:
-    tcp, _udp, _tracker = track(EXTRA / name)
+    tcp, _udp, _tracker = track(EXTRA / name)  # an absolute name stays as it is
     return tcp
 
 
@@ -173,12 +177,80 @@ def test_out_of_window_rst_closes_nothing() -> None:
 def test_syn_sent_again_after_each_rst_stays_refused() -> None:
     # zeek pop3/pop3.pcap (Windows retries a refused connect with the same SYN): frames
     # 1-6 are S, R., S, R., S, R.: every attempt refused, so the connection is refused,
-    # with no server socket; the client closed after each RST.
+    # with no server socket.  The same SYN again shows the client still connecting:
+    # it gave up only after the last RST.
     flows = tcp_flows("zeek_pop3_pop3.pcap")
     refused = flows[0]
     assert refused["open"] == "refused" and refused["path"]["server"] == []
-    assert refused["path"]["client"] == ["SYN_SENT", "CLOSED"] * 3
+    assert refused["path"]["client"] == ["SYN_SENT", "CLOSED"]
+    assert [states_at(refused, frame)["client"] for frame in range(1, 7)] == [
+        "SYN_SENT"] * 5 + ["CLOSED"]
     assert [f["open"] for f in flows[2:]] == ["three-way"] * (len(flows) - 2)
+
+
+REFUSED_THEN_ACCEPTED = r"""
+import socket, sys, threading, time
+port = int(sys.argv[1])
+def serve():
+    time.sleep(0.4)  # after the first SYN was refused, before its retransmission (1 s)
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port)); ls.listen(1); ls.settimeout(10)
+    c, _ = ls.accept(); c.settimeout(10)
+    while c.recv(65536):  # until the client closes
+        pass
+    c.close()
+threading.Thread(target=serve).start()
+c = socket.socket(); c.bind(("127.0.0.1", port + 1)); c.settimeout(10)
+c.connect(("127.0.0.1", port))
+c.sendall(b"x" * 2 * 1024 * 1024)
+time.sleep(0.2)
+print("ESTABLISHED" if "ESTAB" in sys.stdin.readline() else "?", flush=True)
+c.close()
+"""
+
+
+@pytest.mark.live
+def test_refused_syn_sent_again_and_accepted(tmp_path: Path) -> None:
+    # A real capture, made in a namespace: the kernel refuses the first SYN (no listener
+    # yet) and its RST is dropped on the way in (nftables), so the client never gets it;
+    # the client's SYN, sent again after 1 s with the same ISN, finds the listener; 2 MiB
+    # follow.  ss in the namespace says the client is ESTAB during the transfer.
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nft", "tcpdump", "ss")):
+        pytest.skip("needs root, ip, nft, tcpdump and ss")
+    ns, port, pcap = f"capdissect-rta-{os.getpid()}", 30400, tmp_path / "rta.pcap"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        run = ["ip", "netns", "exec", ns]
+        subprocess.run([*run, "ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run([*run, "nft", "-f", "-"], check=True, text=True, input=(
+            "table inet rta {\n chain incoming {\n  type filter hook input priority 0;\n"
+            f"  tcp dport {port + 1} tcp flags rst drop\n }}\n}}\n"))
+        dump = subprocess.Popen([*run, "tcpdump", "-i", "lo", "-n", "-U", "-s", "128", "-w",
+                                 str(pcap), "tcp"], stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)
+            prog = subprocess.Popen([*run, sys.executable, "-c", REFUSED_THEN_ACCEPTED,
+                                     str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)
+            time.sleep(2.5)  # the retransmitted SYN (1 s) and the transfer are done
+            ss = subprocess.run([*run, "ss", "-tanH", "src", f"127.0.0.1:{port + 1}"],
+                                capture_output=True, text=True, timeout=10).stdout
+            out, _ = prog.communicate(ss + "\n", timeout=30)
+            time.sleep(0.5)
+        finally:
+            dump.terminate()
+            dump.wait(timeout=10)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert out.strip() == "ESTABLISHED", ss
+    (flow,) = tcp_flows(str(pcap))
+    flags = [e["flags"] for e in flow["events"][:4]]
+    assert flags == ["S", "R.", "S", "S."], f"not the case this test makes: {flags}"
+    assert flow["open"] == "three-way" and flow["close"] == "normal"
+    assert flow["payload"]["client"] == 2 * 1024 * 1024
+    assert flow["path"]["client"][:3] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1"]
+    assert flow["final"] == {"client": "TIME_WAIT", "server": "CLOSED"}
+    assert states_at(flow, flow["events"][1]["frame"])["client"] == "SYN_SENT"
 
 
 # ----- 7. the SYN-ACK captured before its SYN ------------------------------------------------
@@ -253,3 +325,40 @@ def test_payload_over_4_gib_is_counted_in_full() -> None:
 def capdissect(command: str, path: Path) -> str:
     return subprocess.run([*capdissect_command(), command, str(path)], capture_output=True,
                           text=True, check=True, timeout=120).stdout
+
+
+# ----- 10. TSO frames with IP total length 0 -------------------------------------------------
+@needs_tshark
+def test_tso_frames_are_tracked_by_their_frame_length() -> None:
+    # zeek krb/kerberos_tso.pcapng, its TCP stream 6 (tshark -Y "tcp.stream == 6"): the
+    # sender's capture of a segmentation-offloaded frame (4 here) has IP total length 0.
+    # tcpdump prints it "IP bad-len 0" (and so does `capdissect read`); tracked by the
+    # frame's length as Wireshark does, it leaves no phantom gap.
+    path = EXTRA / "zeek_krb_kerberos_tso-stream6.pcapng"
+    assert capdissect_flags(path) == tshark_flags(path) == {}
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "ip.src",
+                          "-e", "tcp.len"], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    sent: dict[str, int] = {}
+    for line in out.splitlines():
+        src, length = line.split("\t")
+        sent[src] = sent.get(src, 0) + int(length)
+    (flow,) = tcp_flows(path.name)
+    assert flow["payload"] == {"client": sent["172.16.0.211"], "server": sent["172.16.0.100"]}
+    assert flow["open"] == "three-way" and "anomalies" not in flow
+    tcpdump = subprocess.run(["tcpdump", "-n", "-r", str(path)], capture_output=True,
+                             text=True, check=True, timeout=120).stdout
+    assert capdissect("read", path).count("IP bad-len 0") == tcpdump.count("IP bad-len 0") == 1
+
+
+@needs_tshark
+def test_tcp_inside_mpls_is_tracked() -> None:
+    # zeek mixed-vlan-mpls.pcap: a telnet connection inside MPLS (label 29), two HTTP
+    # connections inside VLAN tags.  tshark finds the same three conversations with the
+    # same frames, and the same duplicate ACK in the MPLS one.
+    path = EXTRA / "zeek_mixed-vlan-mpls.pcap"
+    flows = tcp_flows(path.name)
+    assert tracker_conversations(flows) == tshark_conversations(path)
+    assert capdissect_flags(path) == tshark_flags(path) != {}
+    telnet = next(f for f in flows if f["server"] == "10.34.0.1:23")
+    assert telnet["open"] == "three-way"

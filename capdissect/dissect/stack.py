@@ -26,6 +26,8 @@ ICMPV6: Final = 58
 IPIP: Final = 4
 IPV6_IN_IP: Final = 41
 MAX_TUNNELS: Final = 4
+MPLS_TYPES: Final = frozenset({0x8847, 0x8848})  # MPLS unicast, multicast
+MAX_LABELS: Final = 8
 
 Transport = TcpHeader | UdpHeader | IcmpHeader | Icmp6Header
 
@@ -59,21 +61,39 @@ def decode(raw: RawPacket) -> Packet:
         link = parse_link(raw.linktype, data)
     except DissectError as exc:
         return Packet(raw, error=exc)
-    if link.ethertype not in (ETH_IPV4, ETH_IPV6):
-        return Packet(raw, link)
     off = link.hdr_len
-    v4 = link.ethertype == ETH_IPV4
+    ethertype = link.ethertype
+    if ethertype in MPLS_TYPES:
+        # MPLS (RFC 3032): labels until the bottom of the stack, then IP, as its first
+        # nibble says (decoded for the tracker; the tcpdump printer reads the raw bytes).
+        for _ in range(MAX_LABELS):
+            if off + 4 > len(data):
+                return Packet(raw, link)
+            off += 4
+            if data[off - 2] & 1:
+                break
+        version = data[off] >> 4 if off < len(data) else 0
+        ethertype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+    if ethertype not in (ETH_IPV4, ETH_IPV6):
+        return Packet(raw, link)
+    v4 = ethertype == ETH_IPV4
     ip: IPv4Header | IPv6Header | None = None
     try:
         for _ in range(MAX_TUNNELS):
             end = len(data)
             if v4:
                 ip = parse_ipv4(data, off)
-                if ip.version != 4 or ip.hdr_len < 20 or ip.total_len < ip.hdr_len:
+                total = ip.total_len
+                if total == 0:
+                    # TCP segmentation offload: the NIC fills the length in, so a capture
+                    # of the sender shows 0.  The frame's length is the datagram's, as
+                    # Wireshark takes it (tcpdump prints "bad-len 0": report/tcpdump.py).
+                    total = raw.wire_len - off
+                if ip.version != 4 or ip.hdr_len < 20 or total < ip.hdr_len:
                     raise Malformed("ip", off, "bad version or header length")
-                end = min(end, off + ip.total_len)
+                end = min(end, off + total)
                 proto, start = ip.proto, off + ip.hdr_len
-                length = ip.total_len - ip.hdr_len
+                length = total - ip.hdr_len
                 if ip.frag_offset:
                     return Packet(raw, link, ip, None, start, length, fragment=True)
                 partial = ip.more_fragments

@@ -673,7 +673,16 @@ class TcpTracker:
             # What its receiver takes at once: a RST, the ACK of its SYN or FIN.
             fin_due = schedule.get((id(peer), _KIND_FIN)) == (index, False)
             if seg.rst:
-                if seg.rst_ok and peer.state not in (None, S.CLOSED, S.LISTEN):
+                if peer.state is S.SYN_SENT and seg.rst_ok:
+                    # Taken, unless the receiver sends its SYN again: it was still
+                    # connecting, so the RST never reached it (SPEC §4: its own next
+                    # segment shows it).  Until it sends anything, that is open.
+                    again = _sends_after(window, index, peer)
+                    if again < 0:
+                        pending = True
+                    if again < 0 or not window[again].syn:
+                        self._hop(conn, peer, Seen.RECV_RST, hops)
+                elif seg.rst_ok and peer.state not in (None, S.CLOSED, S.LISTEN):
                     self._hop(conn, peer, Seen.RECV_RST, hops)
             elif seg.syn and seg.has_ack and seg.acks_syn:
                 if peer.state in (S.SYN_SENT, S.SYN_RECEIVED):
@@ -855,6 +864,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     at_once = conn.loopback and not listener
     last = created  # the receiver's last segment sent before it got it
     taken = -1  # the sender's first later segment the receiver took at once
+    resent = False  # the sender sent its FIN again: the first may have been lost
     for index in range(created + 1, len(window)):
         seg = window[index]
         if seg.sender is not receiver:
@@ -862,22 +872,28 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
                 # the receiver got the SYN before that.
                 return (index - 1, False), False
-            if kind == _KIND_FIN and taken < 0:
+            if kind == _KIND_FIN:
                 if seg.fin and not seg.new_fin:
-                    taken = len(window)  # sent again: the first may have been lost
-                elif seg.acks_fin and receiver.sent_fin:
+                    resent = True
+                elif taken < 0 and seg.acks_fin and receiver.sent_fin:
                     taken = index
+            continue
+        if seg.rst:
+            # It reset the connection instead (a RST's ack shows no receipt), unless the
+            # sender tries its SYN again: then that one is the SYN to get.
+            retry = _sends_after(window, index, sender) if kind == _KIND_SYN else -1
+            if retry < 0 or not window[retry].syn:
+                return None, False
+            last = retry
             continue
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
             if at_once:
                 return (last, False), False
-            if created < taken < index:
+            if created < taken < index and not resent:
                 # One path delivers in order: the FIN came before the sender's later
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), False
             return (index, True), False
-        if seg.rst:
-            return None, False  # it reset the connection instead
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
     return ((last, False) if at_once else None), True
@@ -917,6 +933,14 @@ def _rst_acceptable(sender: Endpoint, receiver: Endpoint, seq: int, ack: int,
     if flow is not None and flow.window != NO_WINDOW:
         wnd = flow.window << max(flow.win_scale, 0)
     return seq == rcv_nxt or (seq_le(rcv_nxt, seq) and (seq - rcv_nxt) % MOD < wnd)
+
+
+def _sends_after(window: list[_Seg], index: int, who: Endpoint) -> int:
+    """The index of *who*'s first segment after *index* in *window*, or -1."""
+    for later in range(index + 1, len(window)):
+        if window[later].sender is who:
+            return later
+    return -1
 
 
 def _corrections(old: Event, new: Event) -> list[str]:
