@@ -274,6 +274,8 @@ def _packet(view: PacketView) -> Iterator[str]:
         yield f'<p class="comment"><b>Comment in the capture file:</b> {_t(view.comment)}</p>'
     yield (f'<pre class="tcpdump">{_t(view.header)}'
            f'{hex_html(view.data, view.hex_start, view.spans)}</pre>')
+    yield (f'<p class="filter">Wireshark filter for this packet: '
+           f'<code>{_t(view.filter)}</code></p>')
     if view.notes:
         yield '<div class="read">' + "\n".join(_t("| " + n) for n in view.notes) + '</div>'
     if view.calls:
@@ -318,7 +320,8 @@ def hex_html(data: bytes, start: int, spans: Sequence[Span]) -> str:
 def _mark(span: Span | None, text: str) -> str:
     if span is None:
         return _t(text)
-    return f'<span class="k-{span.kind}" title="{_t(span.name)}">{_t(text)}</span>'
+    name = f"{span.name} ({span.wireshark})" if span.wireshark else span.name
+    return f'<span class="k-{span.kind}" title="{_t(name)}">{_t(text)}</span>'
 
 
 def _questions(lesson: Lesson) -> Iterator[str]:

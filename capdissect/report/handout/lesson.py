@@ -23,7 +23,7 @@ from capdissect.report.flight import all_samples
 from capdissect.report.flowstream import End, Finished, Totals, finished, track
 from capdissect.report.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
-from capdissect.report.handout.fields import Span, field_spans
+from capdissect.report.handout.fields import Span, display_filter, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
 from capdissect.report.sockets import SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
@@ -74,6 +74,7 @@ class PacketView(NamedTuple):
     sockets: tuple[SocketView, ...]  # netstat tables that changed at this packet
     comment: str | None  # the capture file's own comment on the packet (pcapng)
     calls: tuple[str, ...] = ()  # the socket calls that returned after it (trace), findings
+    filter: str = ""  # a Wireshark display filter that selects it
 
 
 class Lesson(NamedTuple):
@@ -186,7 +187,8 @@ def _packet_views(packets: Sequence[Packet], first_ts: float,
             explanation=tuple(clean(line) for line in
                               explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
             sockets=tuple(moments.get(frame, ())),
-            comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None)
+            comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None,
+            filter=display_filter(frame, pkt))
 
 
 def _checksum(header: str, notes: list[str]) -> list[str]:

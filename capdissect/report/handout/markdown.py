@@ -187,6 +187,7 @@ def _packet(view: PacketView) -> Iterator[str]:
         yield f"Comment in the capture file: {md(view.comment)}\n"
     dump = hex_ascii(view.data[view.hex_start :]) if view.hex_start < len(view.data) else ""
     yield fence(view.header + dump)
+    yield f"Wireshark filter for this packet: `{view.filter}`\n"
     where = _field_list(view.spans, view.hex_start)
     if where:
         yield f"Where the fields are in the dump: {where}.\n"
@@ -209,7 +210,8 @@ def _field_list(spans: Sequence[Span], start: int) -> str:
             continue
         a, b = max(span.start, start) - start, span.end - 1 - start
         where = f"0x{a:04x}" if a == b else f"0x{a:04x}..0x{b:04x}"
-        parts.append(f"{where} {md(span.name)}")
+        named = f" `{span.wireshark}`" if span.wireshark else ""
+        parts.append(f"{where} {md(span.name)}{named}")
     return "; ".join(parts)
 
 
