@@ -1,12 +1,14 @@
-"""The Wireshark display-filter names the handout puts beside each field (issue #18),
+"""The Wireshark display-filter names capdissect puts beside each field (issue #18),
 checked against Wireshark's own dissection through pyshark (the ``[wireshark]`` extra;
 tests only, never at run time).
 
-For every packet of every lesson capture and every field the handout marks with a
-Wireshark name, pyshark (tshark's PDML) must have a field of that name at exactly those
-bytes, and where the field is whole bytes its raw value must be those bytes.  The filter
-the handout suggests for each packet must select it in tshark.  Every capture is closed,
-so no tshark process is left behind.
+``read --json`` names each field of each layer (its "wireshark" object): every name must
+be a field Wireshark shows for the packet, with the same value where the value is a
+number or an address.  For every packet of every lesson capture and every field the
+handout marks with a Wireshark name, pyshark (tshark's PDML) must have a field of that
+name at exactly those bytes, and where the field is whole bytes its raw value must be
+those bytes.  The filter the handout suggests for each packet must select it in tshark.
+Every capture is closed, so no tshark process is left behind.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -80,3 +83,52 @@ def test_suggested_filter_selects_the_packet(path: Path) -> None:
                                "fields", "-e", "frame.number"], capture_output=True,
                               text=True, check=True, timeout=60)
         assert str(view.frame) in done.stdout.split(), (view.frame, view.filter)
+
+
+def first_values(path: Path) -> list[dict[str, str]]:
+    """Per packet: field name -> what Wireshark shows for its first (outermost) occurrence."""
+    capture = pyshark.FileCapture(str(path), keep_packets=False)
+    out = []
+    try:
+        for packet in capture:
+            shown: dict[str, str] = {}
+            for layer in packet.layers:
+                for field in layer._get_all_fields_with_alternates():
+                    shown.setdefault(field.name, field.show)
+            out.append(shown)
+    finally:
+        capture.close()
+    return out
+
+
+IPV6: Final = [ROOT / "tests/corpus" / name for name in (
+    "zeek_chksums_ip6-tcp-bad-chksum.pcap", "zeek_communityid_icmp6.pcap")]
+
+
+@pytest.mark.parametrize("path", [*CAPTURES, *IPV6], ids=lambda p: p.name)
+def test_read_json_names_every_field_as_wireshark(path: Path) -> None:
+    """Each layer of ``read --json`` names its fields as Wireshark does; where the value is
+    a number or an address, Wireshark shows the same one."""
+    import json
+
+    lines = subprocess.run([sys.executable, "-m", "capdissect", "read", "--json", str(path)],
+                           capture_output=True, text=True, check=True, timeout=60).stdout
+    theirs = first_values(path)
+    checked = 0
+    for line, shown in zip(lines.splitlines(), theirs, strict=True):
+        obj = json.loads(line)
+        for key in ("ip", "tcp", "udp", "icmp", "icmp6"):
+            layer = obj.get(key)
+            if not layer:
+                continue
+            names = layer["wireshark"]
+            assert set(names) <= set(layer) and len(names) >= 3, (key, names)
+            for field, name in names.items():
+                assert name in shown, (path.name, obj["frame"], field, name)
+                ours = layer[field]
+                if isinstance(ours, bool) or not isinstance(ours, int | str) or field == "flags":
+                    continue
+                want = int(shown[name], 0) if isinstance(ours, int) else shown[name]
+                assert want == ours, (path.name, obj["frame"], field, name, shown[name])
+                checked += 1
+    assert checked > 0
