@@ -55,10 +55,14 @@ def test_lossy_transfer(tmp_path: Path) -> None:
 
     capture = tmp_path / "lossy.pcap"
     lossy_capture(capture)
+    lossy = subprocess.run(["tshark", "-n", "-r", str(capture), "-Y",
+                            "tcp.analysis.retransmission || tcp.analysis.fast_retransmission"],
+                           capture_output=True, text=True, check=True, timeout=120).stdout
+    assert lossy.strip(), "the transfer lost nothing"  # 5 % of ~250 segments: never 0
     frames, agreeing, diffs = agreement(capture)
     assert frames > 200 and agreeing / frames >= 0.99, diffs
     theirs = tshark_values(capture)
-    assert sum(v[0] is not None for v in theirs.values()) > 50  # RTT samples to agree on
+    assert sum(v[0] is not None for v in theirs.values()) > 20  # RTT samples to agree on
     assert sum(v[1] is not None for v in theirs.values()) > 100
     # The CLI prints the same values: every RTT sample of `graph --kind rtt --tsv`.
     text = subprocess.run([sys.executable, "-m", "capdissect", "graph", str(capture),
