@@ -12,6 +12,7 @@ ACKs and SACK.  The namespace is deleted whatever happens.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -54,8 +55,8 @@ client.close(); thread.join(); server.close()
 _DROP: Final = f"""table inet capdissect_loss {{
  chain out {{
   type filter hook output priority 0;
-  tcp dport {PORT} numgen random mod {DROP_ONE_IN} 0 drop
-  tcp sport {PORT} numgen random mod {DROP_ONE_IN} 0 drop
+  tcp dport {PORT} numgen random mod {DROP_ONE_IN} 0 counter drop
+  tcp sport {PORT} numgen random mod {DROP_ONE_IN} 0 counter drop
  }}
 }}
 """
@@ -66,8 +67,9 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
                           check=False)
 
 
-def lossy_capture(out: Path) -> str:
-    """Capture the transfer to *out*; return how the loss was made."""
+def lossy_capture(out: Path) -> tuple[str, int]:
+    """Capture the transfer to *out*; return how the loss was made, and how many packets
+    were dropped (a dropped packet never reaches the capture, its resending does)."""
     with Namespace(None) as ns:
         # Ethernet's MTU, and no GSO super-packets (one segment per packet on the wire).
         for setting in (["mtu", "1500"], ["gso_max_segs", "1"], ["gso_max_size", "1500"]):
@@ -95,4 +97,11 @@ def lossy_capture(out: Path) -> str:
         finally:
             dump.terminate()
             dump.wait(timeout=10)
-    return how
+        if netem.returncode == 0:
+            counters = _run(ns.command([tc, "-s", "qdisc", "show", "dev", "lo"])).stdout
+            dropped = sum(int(n) for n in re.findall(r"dropped (\d+)", counters))
+        else:
+            counters = _run(ns.command([tool("nft") or "nft", "list", "table", "inet",
+                                        "capdissect_loss"])).stdout
+            dropped = sum(int(n) for n in re.findall(r"counter packets (\d+)", counters))
+    return how, dropped

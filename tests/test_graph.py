@@ -54,11 +54,12 @@ def test_lossy_transfer(tmp_path: Path) -> None:
     from tests.lossy import lossy_capture
 
     capture = tmp_path / "lossy.pcap"
-    lossy_capture(capture)
+    how, dropped = lossy_capture(capture)
+    assert dropped > 0, f"{how}: the transfer lost nothing"  # 5 % of ~250 packets
     frames, agreeing, diffs = agreement(capture)
     assert frames > 200 and agreeing / frames >= 0.99, diffs
     theirs = tshark_values(capture)
-    assert sum(v[0] is not None for v in theirs.values()) > 50  # RTT samples to agree on
+    assert sum(v[0] is not None for v in theirs.values()) > 20  # RTT samples to agree on
     assert sum(v[1] is not None for v in theirs.values()) > 100
     # The CLI prints the same values: every RTT sample of `graph --kind rtt --tsv`.
     text = subprocess.run([sys.executable, "-m", "capdissect", "graph", str(capture),

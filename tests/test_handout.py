@@ -309,7 +309,9 @@ def check_all_outputs(capture: Path, tmp_path: Path) -> None:
     page = write_handout(capture, tmp_path / "hostile.html").read_text(encoding="utf-8")
     assert_no_injection_html(page)
     # The payload is there, as text: each byte of the ASCII column is its own span.
-    assert '<span class="k-pay" title="payload">&lt;</span>' in page
+    # Its title names the field as Wireshark's filters do (tcp.payload, data.data).
+    assert re.search(r'<span class="k-pay" title="payload \((tcp\.payload|data\.data)\)">'
+                     r'&lt;</span>', page)
     text = write_handout(capture, tmp_path / "hostile.md").read_text(encoding="utf-8")
     assert_no_injection_markdown(text)
     for args in (["read", str(capture), "-nn", "-v", "-X"], ["timeline", str(capture)],

@@ -137,6 +137,47 @@ _U32: Final = struct.Struct("!I")
 _U32X2: Final = struct.Struct("!II")
 
 
+# Each layer's "wireshark" object: the Wireshark display-filter name of each of its fields
+# (4.0), so a learner knows what to type in the filter bar.  The same field, not always the
+# same spelling of its value: seq and ack are the raw numbers (Wireshark's tcp.seq is
+# relative), flags are tcpdump's letters (tcp.flags is a number).  Checked with pyshark in
+# tests/test_wireshark_names.py.
+WIRESHARK_NAMES: Final[dict[str, dict[str, str]]] = {
+    "ip4": {"version": "ip.version", "hdr_len": "ip.hdr_len", "tos": "ip.dsfield",
+            "dscp": "ip.dsfield.dscp", "ecn": "ip.dsfield.ecn", "total_len": "ip.len",
+            "id": "ip.id", "flags": "ip.flags", "frag_offset": "ip.frag_offset",
+            "ttl": "ip.ttl", "proto": "ip.proto", "checksum": "ip.checksum",
+            "src": "ip.src", "dst": "ip.dst"},
+    "ip6": {"version": "ipv6.version", "traffic_class": "ipv6.tclass",
+            "dscp": "ipv6.tclass.dscp", "ecn": "ipv6.tclass.ecn", "flow_label": "ipv6.flow",
+            "payload_len": "ipv6.plen", "next_header": "ipv6.nxt", "hop_limit": "ipv6.hlim",
+            "src": "ipv6.src", "dst": "ipv6.dst"},
+    "tcp": {"src_port": "tcp.srcport", "dst_port": "tcp.dstport", "seq": "tcp.seq_raw",
+            "ack": "tcp.ack_raw", "hdr_len": "tcp.hdr_len", "flags": "tcp.flags",
+            "window": "tcp.window_size_value", "checksum": "tcp.checksum",
+            "urgent": "tcp.urgent_pointer", "options": "tcp.options"},
+    "udp": {"src_port": "udp.srcport", "dst_port": "udp.dstport", "len": "udp.length",
+            "checksum": "udp.checksum"},
+    "icmp": {"type": "icmp.type", "code": "icmp.code", "checksum": "icmp.checksum",
+             "id": "icmp.ident", "seq": "icmp.seq", "gateway": "icmp.redir_gw",
+             "pointer": "icmp.pointer", "mtu": "icmp.mtu"},
+    "icmp6": {"type": "icmpv6.type", "code": "icmpv6.code", "checksum": "icmpv6.checksum",
+              "id": "icmpv6.echo.identifier", "seq": "icmpv6.echo.sequence_number",
+              "mtu": "icmpv6.mtu", "pointer": "icmpv6.pointer"},
+}
+
+
+def _named(layer: JsonObject, names: dict[str, str]) -> JsonObject:
+    """*layer* with its "wireshark" object: a name for each field it has (an empty option
+    list is no field in Wireshark).  The common case, every field there, shares *names*."""
+    if names.keys() <= layer.keys() and layer.get("options") != []:
+        layer["wireshark"] = names
+    else:
+        layer["wireshark"] = {key: name for key, name in names.items()
+                              if key in layer and layer[key] != []}
+    return layer
+
+
 def packet_json(number: int, pkt: Packet) -> JsonObject:
     """The JSON object of packet *number* (its 1-based position in the file)."""
     raw = pkt.raw
@@ -161,17 +202,23 @@ def packet_json(number: int, pkt: Packet) -> JsonObject:
             outer = _outer_ips(data, pkt.link.hdr_len, ip.offset)
             if outer:
                 obj["tunnel"] = outer
-        obj["ip"] = ipv4_json(data, ip) if isinstance(ip, IPv4Header) else ipv6_json(data, ip)
+        obj["ip"] = (_named(ipv4_json(data, ip), WIRESHARK_NAMES["ip4"])
+                     if isinstance(ip, IPv4Header)
+                     else _named(ipv6_json(data, ip), WIRESHARK_NAMES["ip6"]))
     transport = pkt.transport
     if transport is not None and ip is not None:
         if isinstance(transport, TcpHeader):
-            obj["tcp"] = tcp_json(data, ip, transport, pkt.partial)
+            obj["tcp"] = _named(tcp_json(data, ip, transport, pkt.partial),
+                                WIRESHARK_NAMES["tcp"])
         elif isinstance(transport, UdpHeader):
-            obj["udp"] = udp_json(data, ip, transport, pkt.partial)
+            obj["udp"] = _named(udp_json(data, ip, transport, pkt.partial),
+                                WIRESHARK_NAMES["udp"])
         elif isinstance(transport, IcmpHeader) and isinstance(ip, IPv4Header):
-            obj["icmp"] = icmp_json(data, ip, transport, pkt.partial)
+            obj["icmp"] = _named(icmp_json(data, ip, transport, pkt.partial),
+                                 WIRESHARK_NAMES["icmp"])
         elif isinstance(transport, Icmp6Header) and isinstance(ip, IPv6Header):
-            obj["icmp6"] = icmp6_json(data, ip, transport, pkt.partial)
+            obj["icmp6"] = _named(icmp6_json(data, ip, transport, pkt.partial),
+                                  WIRESHARK_NAMES["icmp6"])
     if ip is None and pkt.link is not None and pkt.error is None:
         # Not IP (ARP, an unknown ethertype): the bytes after the link header.
         start = pkt.link.hdr_len

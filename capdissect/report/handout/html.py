@@ -72,8 +72,8 @@ pre.hex span { border-radius: 2px; }
 .k-seq { background: #bbf7d0; } .k-ack { background: #fbcfe8; } .k-flags { background: #fecaca; }
 .k-win { background: #e9d5ff; } .k-sum { background: #fed7aa; } .k-opt { background: #d9f99d; }
 .k-misc { background: #e7e5e4; } .k-pay { background: #cffafe; font-weight: 700; }
-.qa dt { font-weight: 600; margin-top: .6em; } .qa dd { margin-left: 1.2em; }
-.answers dd { color: #065f46; }
+.qa li { margin-top: .3em; }
+.answers li { color: #065f46; }
 footer { margin-top: 3em; color: var(--muted); font-size: .85em; }
 @media print {
   body { max-width: none; padding: 0; font-size: 8.5pt; line-height: 1.3; }
@@ -85,12 +85,13 @@ footer { margin-top: 3em; color: var(--muted); font-size: .85em; }
   .packet h3 { margin-top: .2em; }
   pre { white-space: pre-wrap; font-size: 6.5pt; line-height: 1.25; overflow: visible;
         padding: 4px 6px; margin: .3em 0; }
-  .read, .calls { font-size: 7pt; } .notes { margin: .2em 0; }
+  .read, .calls, .filter { font-size: 7pt; } .notes { margin: .2em 0; font-size: 8pt; }
+  .filter { margin: .1em 0; }
   .figure { padding: 4px; margin: .5em 0; }
   .figure.ladder .diagram, .figure.state-diagram .diagram { max-height: 12.5cm; width: auto;
                                                             margin: 0 auto; }
   .figure.graph .diagram { max-height: 4.6cm; width: auto; margin: 0 auto; }
-  .qa { font-size: 8pt; margin: .2em 0; } .qa dt { margin-top: .2em; }
+  .qa { font-size: 8pt; margin: .2em 0; }
 }
 """
 
@@ -199,10 +200,10 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
              (f"server: {' -> '.join(x.value for x in s.path)}", s.path, SERVER_COLOUR)]
     yield f'<div class="figure state-diagram">{state_diagram(paths)}</div>'
     yield from _ledger(segments)
-    for drawn in plots:
-        yield f'<h3>{_t(drawn.title.split(",")[0])}</h3>'
+    for drawn in plots:  # each graph has its title inside
         if drawn.title.startswith("Time-sequence"):
-            yield ('<p>Each bar is a segment\'s data, from its first to its last sequence '
+            yield ('<h3>Graphs</h3><p>Each bar is a segment\'s data, from its first to its '
+                   'last sequence '
                    'number; the green steps are what the other side has acknowledged, the '
                    'brown ones the right edge of the window it offered. RTT and bytes in '
                    'flight follow Wireshark\'s rules (<code>tcp.analysis.ack_rtt</code>, '
@@ -284,6 +285,8 @@ def _packet(view: PacketView) -> Iterator[str]:
     more = f'\n{_t(view.more_bytes_line)}' if view.more_bytes else ""
     yield (f'<pre class="tcpdump">{_t(view.header)}'
            f'{hex_html(view.data, view.hex_start, view.spans)}{more}</pre>')
+    yield (f'<p class="filter">Wireshark filter for this packet: '
+           f'<code>{_t(view.filter)}</code></p>')
     if view.notes:
         yield '<div class="read">' + "\n".join(_t("| " + n) for n in view.notes) + '</div>'
     if view.calls:
@@ -328,7 +331,8 @@ def hex_html(data: bytes, start: int, spans: Sequence[Span]) -> str:
 def _mark(span: Span | None, text: str) -> str:
     if span is None:
         return _t(text)
-    return f'<span class="k-{span.kind}" title="{_t(span.name)}">{_t(text)}</span>'
+    name = f"{span.name} ({span.wireshark})" if span.wireshark else span.name
+    return f'<span class="k-{span.kind}" title="{_t(name)}">{_t(text)}</span>'
 
 
 def _questions(lesson: Lesson) -> Iterator[str]:
@@ -337,7 +341,7 @@ def _questions(lesson: Lesson) -> Iterator[str]:
     yield '<section id="questions"><h2>Questions</h2><ol class="qa">'
     for q in lesson.questions:
         yield f'<li>{_t(q.text)}</li>'
-    yield '</ol></section><section id="answers" class="answers"><h2>Answers</h2><dl class="qa">'
-    for i, q in enumerate(lesson.questions, 1):
-        yield f'<dt>{i}. {_t(q.text)}</dt><dd>{_t(q.answer)}</dd>'
-    yield '</dl></section>\n'
+    yield '</ol></section><section id="answers" class="answers"><h2>Answers</h2><ol class="qa">'
+    for q in lesson.questions:  # numbered as the questions, so not repeated
+        yield f'<li>{_t(q.answer)}</li>'
+    yield '</ol></section>\n'

@@ -28,7 +28,7 @@ from capdissect.report.flight import all_samples
 from capdissect.report.flowstream import End, Finished, Totals, Truncation, finished, track
 from capdissect.report.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
-from capdissect.report.handout.fields import Span, field_spans
+from capdissect.report.handout.fields import Span, display_filter, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
 from capdissect.report.sockets import EVERY_FULL_MAX, SocketTable, facts_stream
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
@@ -97,6 +97,7 @@ class PacketView(NamedTuple):
     comment: str | None  # the capture file's own comment on the packet (pcapng)
     calls: tuple[str, ...] = ()  # the socket calls that returned after it (trace), findings
     more_bytes: int = 0  # captured bytes past the end of *data*, left out of the dump
+    filter: str = ""  # a Wireshark display filter that selects it
 
     @property
     def more_bytes_line(self) -> str:
@@ -251,7 +252,8 @@ def _packet_views(packets: Sequence[Packet], numbering: Numbering, first_ts: flo
             explanation=tuple(clean(line) for line in
                               explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
             sockets=tuple(moments.get(frame, ())),
-            comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None)
+            comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None,
+            filter=display_filter(frame, pkt))
 
 
 def _checksum(header: str, notes: list[str]) -> list[str]:

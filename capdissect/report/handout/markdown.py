@@ -201,6 +201,7 @@ def _packet(view: PacketView) -> Iterator[str]:
     dump = hex_ascii(view.data[view.hex_start :]) if view.hex_start < len(view.data) else ""
     more = "\n" + view.more_bytes_line if view.more_bytes else ""
     yield fence(view.header + dump + more)
+    yield f"Wireshark filter for this packet: `{view.filter}`\n"
     where = _field_list(view.spans, view.hex_start, len(view.data))
     if where:
         yield f"Where the fields are in the dump: {where}.\n"
@@ -224,7 +225,8 @@ def _field_list(spans: Sequence[Span], start: int, end: int) -> str:
             continue
         a, b = max(span.start, start) - start, min(span.end, end) - 1 - start
         where = f"0x{a:04x}" if a == b else f"0x{a:04x}..0x{b:04x}"
-        parts.append(f"{where} {md(span.name)}")
+        named = f" `{span.wireshark}`" if span.wireshark else ""
+        parts.append(f"{where} {md(span.name)}{named}")
     return "; ".join(parts)
 
 
