@@ -116,3 +116,14 @@ def test_html_escapes_what_came_from_the_capture(tmp_path: Path) -> None:
              cap[:4]._repr_html_(), cap.timeline()._repr_html_()]
     for page in pages:
         assert "<script" not in page and "<img" not in page and "<b>comment" not in page
+
+
+def test_standard_input_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TCP_BASIC.read_bytes())))
+    cap = capdissect.read("-")
+    assert len(list(cap)) == 11  # list() asks len() first: stdin must not be spent on it
+    with pytest.raises(capdissect.CapdissectError, match="only once"):
+        list(cap)
