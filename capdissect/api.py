@@ -290,6 +290,7 @@ class _Reports:
     """The reports of anything that can replay its packets to a tracker (``_steps``)."""
 
     end_words = "the end of the capture"  # what a sockets() snapshot of the last packet says
+    name = "the capture"  # how errors name it
 
     def _steps(self) -> Iterator[Step | End]:
         raise NotImplementedError
@@ -297,6 +298,8 @@ class _Reports:
     def _finished(self, conn: int | None = None) -> tuple[list[Finished], Totals]:
         totals = Totals()
         done = list(finished(self._steps(), totals, events=True, only=conn))
+        if conn is not None and not done:
+            raise analyze.NoSuchFlow(conn, self.name, totals.flows)
         return done, totals
 
     @property
@@ -357,6 +360,7 @@ class Capture(_Reports):
 
     def __init__(self, path: str | Path, expression: str | None = None) -> None:
         self.path = path
+        self.name = Path(str(path)).name
         self.expression = expression
         first = self._packets()
         if str(path) == "-":
@@ -365,10 +369,6 @@ class Capture(_Reports):
             self._first = None
             self._opened.close()  # the generator never started, so it cannot close it
         self._len: int | None = None
-
-    @property
-    def name(self) -> str:
-        return Path(str(self.path)).name
 
     def _packets(self) -> Generator[Packet, None, None]:
         capture = self._opened = open_capture(self.path)  # now: errors come from the call
