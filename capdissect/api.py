@@ -46,13 +46,13 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, overload
 
 from capdissect import analyze
-from capdissect.capture.files import open_capture
+from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.capture.filter import PacketFilter
 from capdissect.capture.live import DEFAULT_BUFFER_KIB, Backend, LiveSource
 from capdissect.capture.livefilter import Proto
@@ -290,6 +290,7 @@ class _Reports:
     """The reports of anything that can replay its packets to a tracker (``_steps``)."""
 
     end_words = "the end of the capture"  # what a sockets() snapshot of the last packet says
+    name = "the capture"  # how errors name it
 
     def _steps(self) -> Iterator[Step | End]:
         raise NotImplementedError
@@ -297,6 +298,8 @@ class _Reports:
     def _finished(self, conn: int | None = None) -> tuple[list[Finished], Totals]:
         totals = Totals()
         done = list(finished(self._steps(), totals, events=True, only=conn))
+        if conn is not None and not done:
+            raise analyze.NoSuchFlow(conn, self.name, totals.flows)
         return done, totals
 
     @property
@@ -350,22 +353,25 @@ class Capture(_Reports):
     ``filter(expression)``, and the reports: ``flows()``, ``timeline(conn)``,
     ``sockets(at=...)``, ``connections``, ``handout(path)``.
 
-    The file is opened at once, so that one that is not a capture fails here; each
-    iteration after the first opens it again (stdin can be read only once).
+    The file is opened at once, so that one that is not a capture (or a filter that does
+    not compile) fails here, and closed again; each iteration opens it anew.  Standard
+    input stays open for the one iteration it allows.
     """
 
     def __init__(self, path: str | Path, expression: str | None = None) -> None:
         self.path = path
+        self.name = Path(str(path)).name
         self.expression = expression
-        self._first: Iterator[Packet] | None = self._packets()
+        first = self._packets()
+        if str(path) == "-":
+            self._first: Iterator[Packet] | None = first
+        else:
+            self._first = None
+            self._opened.close()  # the generator never started, so it cannot close it
         self._len: int | None = None
 
-    @property
-    def name(self) -> str:
-        return Path(str(self.path)).name
-
-    def _packets(self) -> Iterator[Packet]:
-        capture = open_capture(self.path)  # opened now: errors come from the call
+    def _packets(self) -> Generator[Packet, None, None]:
+        capture = self._opened = open_capture(self.path)  # now: errors come from the call
         keep = None
         if self.expression:
             packet_filter = PacketFilter(self.expression, capture.snaplen, capture.big_endian)
@@ -374,7 +380,8 @@ class Capture(_Reports):
         return self._decode(capture, keep)
 
     @staticmethod
-    def _decode(capture: Any, keep: Any) -> Iterator[Packet]:
+    def _decode(capture: CaptureFile, keep: Callable[[RawPacket], bool] | None
+                ) -> Generator[Packet, None, None]:
         with capture:
             for raw in capture:
                 if keep is None or keep(raw):
@@ -392,7 +399,12 @@ class Capture(_Reports):
         return track_steps(iter(self), Tracker(keep_events=False))
 
     def __len__(self) -> int:
+        """The packets, counted by reading the file once (then remembered).  list() asks
+        for it first; standard input cannot be read twice, so it has no len (a TypeError,
+        which list() takes as "unknown")."""
         if self._len is None:
+            if str(self.path) == "-":
+                raise TypeError("standard input has no len(): it can be read only once")
             self._len = sum(1 for _ in self)
         return self._len
 

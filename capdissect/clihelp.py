@@ -35,6 +35,16 @@ MAX_WIDTH: Final = 100  # past this, prose is hard to read; wider terminals get 
 OPTION_COLUMN: Final = 24  # the options' column, unless the longest is narrower
 
 
+class ColourChoice(enum.StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+# The command line's choice, set by the options' callbacks before the command runs.
+COLOUR: ContextVar[ColourChoice] = ContextVar("capdissect_colour", default=ColourChoice.auto)
+
+
 def colour_wanted(stream: TextIO) -> bool:
     """Colour for *stream*? ``--color always``/``never`` decide; ``auto`` (the default)
     means a terminal, unless ``NO_COLOR`` is set (no-color.org)."""
@@ -47,12 +57,6 @@ def colour_wanted(stream: TextIO) -> bool:
         return stream.isatty()
     except (ValueError, OSError):
         return False
-
-
-class ColourChoice(enum.StrEnum):
-    auto = "auto"
-    always = "always"
-    never = "never"
 
 
 def _set_colour(ctx: click.Context, choice: ColourChoice | None) -> None:
@@ -88,9 +92,6 @@ def _colour_options() -> tuple[click.Parameter, ...]:
     holder = typer.Typer(add_completion=False)
     holder.command()(_colour_holder)
     return tuple(typer.main.get_command(holder).params)
-
-
-COLOUR: ContextVar[ColourChoice] = ContextVar("capdissect_colour", default=ColourChoice.auto)
 
 
 def _width() -> int:

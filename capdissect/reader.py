@@ -18,15 +18,11 @@ from capdissect.capture.records import RecordBatch
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
 from capdissect.dissect.stack import Packet, decode
 from capdissect.packets import RawPacket
-from capdissect.report.annotate import Annotator
+from capdissect.report.annotate import ANNOTATION_PREFIX, Annotator
 from capdissect.report.calls import moments
 from capdissect.report.packetjson import JsonObject, json_line, packet_json
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
 from capdissect.track.syscalls import Frame, Joined
-
-# Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
-# strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.
-ANNOTATION_PREFIX = "    | "
 
 
 @dataclass(frozen=True)

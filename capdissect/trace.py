@@ -65,8 +65,8 @@ def run(selection: LiveSelection, target: Target, options: ReadOptions, out: Tex
     with tempfile.TemporaryDirectory(prefix="capdissect-trace-") as tmp:
         log = log_beside(write) if write is not None else Path(tmp) / "calls.strace"
         capture = LiveCapture(selection.ports, selection.iface, host=selection.host,
-                          proto=selection.proto, expression=selection.expression,
-                          backend=backend, write=write)
+                              proto=selection.proto, expression=selection.expression,
+                              backend=backend, write=write)
         with stop_on_signals(stop.set):
             capture.start()
             tracer = Tracer(log, command=target.command, pids=target.pids, output=err)

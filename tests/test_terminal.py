@@ -211,3 +211,31 @@ def test_flows_wide_gives_every_column(ipv6_flows: Path) -> None:
     assert header[:4] == ["id", "proto", "client", "server"]
     assert {"conn_state", "history", "complete", "analysis"} <= set(header)
     assert f"[{LONG_V6[0]}]:50001" in text  # not folded
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("plain", [False, True], ids=["annotated", "plain"])
+def test_live_is_coloured_on_a_terminal_but_never_plain(plain: bool) -> None:
+    import shutil
+    import socket
+    import threading
+
+    if os.geteuid() != 0 or shutil.which("tcpdump") is None:
+        pytest.skip("live capture needs root")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def send() -> None:  # once live listens: a datagram every 0.2 s, bounded
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                for _ in range(25):
+                    client.sendto(b"hello", ("127.0.0.1", port))
+                    time.sleep(0.2)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        args = ["live", "--port", str(port), "-c", "2", "-n", *(["--plain"] if plain else [])]
+        text = on_pty(*args, timeout=30)
+        sender.join(10)
+    assert "UDP, length 5" in text
+    assert (ESC in text) is not plain

@@ -20,6 +20,9 @@ from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update, i
 from capdissect.track.tracker import IcmpUpdate, Tracker, UdpUpdate
 from capdissect.track.udp import Endpoint
 
+# Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
+# strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.
+ANNOTATION_PREFIX: Final = "    | "
 LOOPBACK_NOTE: Final = (
     "checksum: 'incorrect' on loopback is expected: the kernel leaves checksums to the "
     "network card (offload), and loopback has none, so the data is not corrupt"

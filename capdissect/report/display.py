@@ -12,20 +12,13 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from capdissect.report.annotate import ANNOTATION_PREFIX
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished
-from capdissect.report.handout.svg import (
-    CLIENT_COLOUR,
-    SERVER_COLOUR,
-    state_diagram,
-    tcp_ladder,
-    udp_ladder,
-)
 from capdissect.report.packetjson import JsonObject
 from capdissect.track.tcp import TcpConnection
 
 PRE_STYLE: Final = "font-family: monospace; white-space: pre; line-height: 1.3"
-NOTE_PREFIX: Final = "    | "  # as read prints annotations
 
 
 def _e(text: object) -> str:
@@ -34,7 +27,7 @@ def _e(text: object) -> str:
 
 def packet_text(line: str, notes: Sequence[str]) -> str:
     """A packet as ``capdissect read`` prints it: tcpdump's text, then the annotations."""
-    return line + "".join(f"\n{NOTE_PREFIX}{note}" for note in notes)
+    return line + "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
 
 
 def _flat(obj: Mapping[str, object], prefix: str = "") -> Iterable[tuple[str, object]]:
@@ -87,6 +80,16 @@ def path_lines(item: Finished) -> list[str]:
 def flow_html(item: Finished, first_ts: float, *, ids: str = "", diagram: bool = True) -> str:
     """The summary, the SVG ladder with its state boxes, the paths and (*diagram*) RFC
     9293's figure with both paths drawn on it.  *ids* keeps SVG ids unique in a page."""
+    # Imported here: the handout package is a tenth of the CLI's start-up, and only a
+    # notebook draws ladders from the API.
+    from capdissect.report.handout.svg import (
+        CLIENT_COLOUR,
+        SERVER_COLOUR,
+        state_diagram,
+        tcp_ladder,
+        udp_ladder,
+    )
+
     flow = item.flow
     items = tuple(item.events)
     parts = [f"<p><b>{_e(flow_summary(item))}</b></p>"]

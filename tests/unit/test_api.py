@@ -116,3 +116,28 @@ def test_html_escapes_what_came_from_the_capture(tmp_path: Path) -> None:
              cap[:4]._repr_html_(), cap.timeline()._repr_html_()]
     for page in pages:
         assert "<script" not in page and "<img" not in page and "<b>comment" not in page
+
+
+def test_standard_input_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TCP_BASIC.read_bytes())))
+    cap = capdissect.read("-")
+    assert len(list(cap)) == 11  # list() asks len() first: stdin must not be spent on it
+    with pytest.raises(capdissect.CapdissectError, match="only once"):
+        list(cap)
+
+
+def test_reports_and_handout_of_a_file(tmp_path: Path) -> None:
+    cap = capdissect.read(TCP_BASIC)
+    assert "frame 1" not in str(cap.timeline(1)).split("\n")[0]
+    assert str(cap.timeline(1)).startswith("TCP connection 1: client 127.0.0.1:59370")
+    with pytest.raises(capdissect.CapdissectError, match="no connection or conversation 2"):
+        str(cap.timeline(2))
+    assert str(cap.sockets(at="0.0001")).startswith("at +0.000100 s (after frame 5")
+    assert "conn_state" in str(cap.flows(wide=True)) and "conn_state" not in str(cap.flows())
+    page = cap.handout(tmp_path / "lesson.html", title="Lesson 1")
+    assert page.read_text(encoding="utf-8").count('id="p') >= 11
+    with pytest.raises(capdissect.CapdissectError, match="whole file"):
+        cap.filter("tcp").handout(tmp_path / "filtered.html")
