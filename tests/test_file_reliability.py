@@ -12,8 +12,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -53,25 +55,41 @@ class Result:
                 if not line.startswith(("reading from file", "Warning: interface names"))]
 
 
+# A small fresh interpreter forks capdissect and takes that one child's peak from wait4.
+# Not pytest itself: a fork's peak counts its parent's pages until exec, and pytest's own
+# process has grown by the time these tests run (RUSAGE_CHILDREN would be worse: the
+# maximum over every child the run ever had).
+_LAUNCHER = ("import os, sys\n"
+             "pid = os.fork()\n"
+             "if pid == 0:\n"
+             "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+             "_, status, usage = os.wait4(pid, 0)\n"
+             "with open(sys.argv[1], 'w') as f:\n"
+             "    f.write(str(usage.ru_maxrss))\n"
+             "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def capdissect_run(tmp: Path, *args: str | bytes) -> Result:
-    """Run capdissect, outputs to files, and take that one process's peak memory from
-    wait4 (RUSAGE_CHILDREN would be the maximum over every child this test ever had)."""
+    """Run capdissect, outputs to files, and take that one process's peak memory."""
+    peak = tmp / "peak"
     with open(tmp / "out", "wb") as out, open(tmp / "err", "wb") as err:
         start = time.monotonic()
-        proc = subprocess.Popen([*capdissect_command(), *args], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, env=fixed_env())
-        timer = threading.Timer(TIMEOUT_S, proc.kill)
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(peak),
+                                 *capdissect_command(), *args], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, env=fixed_env(),
+                                start_new_session=True)
+        timer = threading.Timer(TIMEOUT_S, os.killpg, (proc.pid, signal.SIGKILL))
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - start
     stderr = (tmp / "err").read_bytes().decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr
+    peak_kb = int(peak.read_text()) if peak.exists() else 0
     return Result(proc.returncode, (tmp / "out").read_bytes().decode("latin-1"), stderr,
-                  usage.ru_maxrss, seconds)
+                  peak_kb, seconds)
 
 
 def tcpdump_blocks(shell_input: str, *options: str) -> tuple[int, list[str]]:

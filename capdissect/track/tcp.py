@@ -542,8 +542,8 @@ class TcpTracker:
                         "close (both sides go FIN_WAIT_1 -> CLOSING -> TIME_WAIT)")
         if rst and not rst_ok and (peer.sent_syn or peer.sent_synack):
             notes.append(f"the {_role(conn, peer)} does not accept this RST (RFC 9293 "
-                         "§3.10.7.3: its sequence number, or in SYN_SENT its ack, is not one "
-                         "it expects), so its state does not change")
+                         "section 3.10.7.3: its sequence number, or in SYN_SENT its ack, is "
+                         "not one it expects), so its state does not change")
         if rst:
             me.sent_rst = True
             if not rst_ok:
