@@ -203,7 +203,10 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
                 if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
                     break
                 # Held as long as it may be: take the states as they are now.
-                del waiting[tcp.conn_id][front.frame]
+                mine = waiting[tcp.conn_id]
+                del mine[front.frame]
+                if not mine:  # no empty dict per unanswered SYN of a flood
+                    del waiting[tcp.conn_id]
                 if tcp.listen is None:
                     tcp.listen = False
             yield held.popleft()
