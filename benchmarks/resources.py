@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import struct
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -188,10 +189,12 @@ def run_case(case: Case, size: int, tmp: Path, capdissect: str) -> list[Result]:
 
 
 def build() -> str:
-    """Whether the installed capdissect is the compiled (mypyc) build or pure Python."""
-    from capdissect.track import tcp
-
-    return "compiled (mypyc)" if not tcp.__file__.endswith(".py") else "pure Python"
+    """Whether the capdissect the runs use is the compiled (mypyc) build or pure Python:
+    asked of the interpreter beside it, from /, so no source tree on sys.path answers."""
+    probe = subprocess.run([sys.executable, "-c", "from capdissect.track import tcp; "
+                            "print(tcp.__file__)"], capture_output=True, text=True, cwd="/",
+                           check=False)
+    return "pure Python" if probe.stdout.strip().endswith(".py") else "compiled (mypyc)"
 
 
 def markdown(results: list[Result], scale: float) -> str:

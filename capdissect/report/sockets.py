@@ -55,7 +55,9 @@ from capdissect.track.udp import Endpoint, UdpConversation
 
 TIME_WAIT_S: Final = 60.0  # Linux include/net/tcp.h TCP_TIMEWAIT_LEN
 PENDING_S: Final = 3.0  # a SYN unanswered this long (Linux retries after 1 s) was not accepted
-MAX_PENDING: Final = 100_000  # facts held back waiting for a reply, at most
+# Facts held back waiting for a reply, at most (about 750 bytes each in pure Python): a
+# flood of 100,000 SYNs a second would otherwise hold 300,000 of them for PENDING_S.
+MAX_PENDING: Final = 20_000
 EVERY_FULL_MAX: Final = 32  # --every: whole tables up to this many sockets, then changes only
 EPOCH_FROM: Final = 1e9  # an --at value this large is a Unix time, not an offset
 
@@ -201,7 +203,10 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
                 if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
                     break
                 # Held as long as it may be: take the states as they are now.
-                del waiting[tcp.conn_id][front.frame]
+                mine = waiting[tcp.conn_id]
+                del mine[front.frame]
+                if not mine:  # no empty dict per unanswered SYN of a flood
+                    del waiting[tcp.conn_id]
                 if tcp.listen is None:
                     tcp.listen = False
             yield held.popleft()
