@@ -58,13 +58,18 @@ class FlowTable(Generic[K, F]):
         self._open[key] = flow
         self._seen[key] = self._clock
 
-    def expire(self, now: float) -> None:
-        """Advance the clock to *now*; retire the flows quiet for long enough."""
+    def advance(self, now: float) -> None:
+        """Move the clock to *now* (a packet's time) before its flow is looked up, so the
+        flow's activity is recorded at that time, not at the previous packet's."""
         if self._now is not None:
             step = now - self._now
             if 0.0 < step < self.linger:
                 self._clock += step
         self._now = now
+
+    def expire(self, now: float) -> None:
+        """Advance the clock to *now*; retire the flows quiet for long enough."""
+        self.advance(now)
         clock = self._clock
         while self._open:
             key, flow = next(iter(self._open.items()))

@@ -350,6 +350,7 @@ class TcpTracker:
         dst = (ip.dst, seg.dst_port)
         key: Key = (*src, *dst) if src <= dst else (*dst, *src)
         flags = seg.flags & 0xFF
+        self.table.advance(ts)
         conn = self.table.get(key)
         notes: list[str] = []
         new = reused = False

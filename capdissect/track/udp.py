@@ -86,6 +86,7 @@ class UdpTracker:
     def feed(self, frame: int, ts: float, src: Endpoint, dst: Endpoint,
              length: int) -> tuple[UdpConversation, Datagram, bool]:
         key = _key(src, dst)
+        self.table.advance(ts)
         conv = self.table.get(key)
         new = conv is None
         if conv is None:
