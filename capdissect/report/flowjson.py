@@ -43,7 +43,7 @@ def tcp_json(conn: TcpConnection, events: bool = True) -> JsonObject:
         "duration": round(conn.last_ts - conn.first_ts, 6),
     }
     if conn.anomalies:
-        obj["anomalies"] = conn.anomalies
+        obj["anomalies"] = list(conn.anomalies)
     hints = conn.hints
     if hints:
         obj["hints"] = hints

@@ -158,11 +158,13 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
     of capture time, ``MAX_PENDING`` packets) and take the rewritten states.
     """
     held: deque[Facts] = deque()
-    waiting: dict[int, dict[int, Facts]] = {}  # connection id -> frame -> its held facts
+    # connection id -> its held facts, in frame order (a list: a flood's unanswered SYNs
+    # are one each, and a connection's window is at most track/tcp.py's MAX_WINDOW)
+    waiting: dict[int, list[Facts]] = {}
 
     def final(conn: TcpConnection) -> None:
         listen = _listening(conn)
-        for facts in waiting.pop(conn.id, {}).values():
+        for facts in waiting.pop(conn.id, ()):
             if facts.tcp is not None:
                 facts.tcp.listen = bool(listen)
 
@@ -172,7 +174,7 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
                 if isinstance(flow, TcpConnection):
                     final(flow)
             for conn_id in list(waiting):
-                for facts in waiting.pop(conn_id).values():
+                for facts in waiting.pop(conn_id):
                     if facts.tcp is not None and facts.tcp.listen is None:
                         facts.tcp.listen = False
             yield from held
@@ -185,13 +187,13 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
             mine = waiting.get(conn.id)
             if mine is not None:
                 for event in seen.revised:
-                    earlier = mine.get(event.frame)
-                    if earlier is not None:
-                        earlier.tcp = _tcp_facts(conn, event)
+                    for earlier in mine:
+                        if earlier.frame == event.frame:
+                            earlier.tcp = _tcp_facts(conn, event)
             if conn.settled:
                 final(conn)
             else:
-                waiting.setdefault(conn.id, {})[step.frame] = facts
+                waiting.setdefault(conn.id, []).append(facts)
         for flow in step.retired:
             if isinstance(flow, TcpConnection):
                 final(flow)
@@ -199,13 +201,13 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
         while held:
             front = held[0]
             tcp = front.tcp
-            if tcp is not None and front.frame in waiting.get(tcp.conn_id, ()):
+            mine = waiting.get(tcp.conn_id) if tcp is not None else None
+            if tcp is not None and mine is not None and mine[0] is front:
                 if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
                     break
                 # Held as long as it may be: take the states as they are now.
-                mine = waiting[tcp.conn_id]
-                del mine[front.frame]
-                if not mine:  # no empty dict per unanswered SYN of a flood
+                del mine[0]
+                if not mine:  # no empty list per unanswered SYN of a flood
                     del waiting[tcp.conn_id]
                 if tcp.listen is None:
                     tcp.listen = False

@@ -31,7 +31,7 @@ tolerance of duplicate ACKs that carry new MPTCP options.  Pure: no IO.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN
@@ -93,7 +93,11 @@ class Flow:
     ``maxseqtobeacked`` of 0 mean "not seen yet" (a real 0 is taken the same way).
     """
 
-    name: str  # the sender, as tcpdump writes it: 127.0.0.1.30002
+    # The sending endpoint (the tracker's record, kept by identity: a connection to itself
+    # has two endpoints with one address), and its address for the findings' text.
+    owner: object
+    addr: bytes
+    port: int
     base_seq: int | None = None  # relative numbers count from here
     win_scale: int = WS_UNKNOWN
     window: int = NO_WINDOW  # the last window field it sent, unscaled
@@ -112,21 +116,45 @@ class Flow:
     def rel(self, seq: int) -> int:
         return (seq - (self.base_seq or 0)) % MOD
 
+    @property
+    def name(self) -> str:
+        """The sender as tcpdump writes it: 127.0.0.1.30002 (made when a finding needs it:
+        a SYN flood's half-open connections never do)."""
+        family = socket.AF_INET if len(self.addr) == 4 else socket.AF_INET6
+        return f"{socket.inet_ntop(family, self.addr)}.{self.port}"
+
 
 @dataclass(slots=True)
 class ConnectionAnalysis:
     """Wireshark's per-conversation analysis state (tcp_analysis): two flows and the RTT."""
 
-    flows: dict[int, Flow] = field(default_factory=dict)  # by id() of the sending Endpoint
+    # The two flows, in the order their senders were first seen (two slots, not a dict:
+    # a SYN flood holds 50,000 of these).  The tracker may swap client and server, not
+    # the endpoints, so a flow stays with its sender.
+    first: Flow | None = None
+    second: Flow | None = None
     last_syn_ts: float | None = None  # ts_mru_syn: when the last SYN (without ACK) was seen
     first_rtt_us: int = 0  # ts_first_rtt: SYN to the first pure ACK; 0 = not known
 
+    @property
+    def flows(self) -> list[Flow]:
+        return [flow for flow in (self.first, self.second) if flow is not None]
+
+    def find(self, ep: Endpoint) -> Flow | None:
+        """The flow *ep* sends, if it has sent anything yet."""
+        for flow in (self.first, self.second):
+            if flow is not None and flow.owner is ep:
+                return flow
+        return None
+
     def flow(self, ep: Endpoint) -> Flow:
-        # The endpoints live as long as the connection record that holds this state, so
-        # their ids are stable keys (the tracker may swap client and server, not them).
-        flow = self.flows.get(id(ep))
+        flow = self.find(ep)
         if flow is None:
-            flow = self.flows[id(ep)] = Flow(_dotted(ep.addr, ep.port))
+            flow = Flow(ep, ep.addr, ep.port)
+            if self.first is None:
+                self.first = flow
+            else:
+                self.second = flow
         return flow
 
 
@@ -179,9 +207,8 @@ class TcpAnalyzer:
                 seg: TcpHeader, length: int, ts: float, frame: int) -> tuple[Finding, ...]:
         """The findings for *seg*, sent by *sender*, before the tracker updates state."""
         state = conn.analysis_state
-        flows = state.flows
-        fwd = flows.get(id(sender)) or state.flow(sender)
-        rev = flows.get(id(receiver)) or state.flow(receiver)
+        fwd = state.flow(sender)
+        rev = state.flow(receiver)
         s = Seg(frame, ts, seg.seq, seg.ack, length, seg.flags, seg.window)
         found: list[Finding] = []
         if s.flags & SYN:
@@ -422,8 +449,3 @@ def window_shift(options: Options) -> int | None:
         if option.kind == WSCALE and option.length == 3 and option.data:
             return option.data[0]
     return None
-
-
-def _dotted(addr: bytes, port: int) -> str:
-    family = socket.AF_INET if len(addr) == 4 else socket.AF_INET6
-    return f"{socket.inet_ntop(family, addr)}.{port}"

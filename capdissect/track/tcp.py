@@ -154,15 +154,16 @@ class TcpConnection:
     reset_by: str | None = None
     first_fin_by: str | None = None
     completeness: int = 0
-    anomalies: list[str] = field(default_factory=list)
+    # A tuple, not a list: almost every connection has none (a SYN flood holds 50,000).
+    anomalies: tuple[str, ...] = ()
     anomaly_count: int = 0  # anomalies seen; only the first MAX_ANOMALIES are kept
     events: list[Event] = field(default_factory=list)
-    analysis_counts: dict[str, int] = field(default_factory=dict)
+    flag_counts: dict[str, int] | None = None  # made at the first finding
     # What Wireshark's analysis remembers (track/analysis.py); it goes with the record.
     analysis_state: ConnectionAnalysis = field(default_factory=ConnectionAnalysis, repr=False)
     reused_ports: bool = False  # its first SYN reused the ports of an open earlier record
     # Zeek's history: each letter the first time it happens in a direction, in order.
-    history_letters: list[str] = field(default_factory=list)
+    zeek_history: str = ""
     # SPEC §4: a receiver's state changes at once only on loopback; elsewhere when its
     # own later segments show it got the segment.
     loopback: bool = False
@@ -257,8 +258,13 @@ class TcpConnection:
         return "S1"
 
     @property
+    def analysis_counts(self) -> dict[str, int]:
+        """How many segments got each analysis flag (a copy: the tracker counts)."""
+        return dict(self.flag_counts) if self.flag_counts else {}
+
+    @property
     def history(self) -> str:
-        return "".join(self.history_letters)
+        return self.zeek_history
 
     @property
     def hints(self) -> list[str]:
@@ -276,7 +282,7 @@ class TcpConnection:
         """Record an anomaly; memory stays bounded however many a capture has."""
         self.anomaly_count += 1
         if len(self.anomalies) < MAX_ANOMALIES and text not in self.anomalies:
-            self.anomalies.append(text)
+            self.anomalies += (text,)
 
 
 MAX_ANOMALIES: Final = 16
@@ -428,7 +434,9 @@ class TcpTracker:
         peer = conn.endpoint(SERVER if role == CLIENT else CLIENT)
         findings = self.analyzer.segment(conn, me, peer, seg, length, ts, frame) if whole else ()
         for finding in findings:
-            conn.analysis_counts[finding.name] = conn.analysis_counts.get(finding.name, 0) + 1
+            if conn.flag_counts is None:
+                conn.flag_counts = {}
+            conn.flag_counts[finding.name] = conn.flag_counts.get(finding.name, 0) + 1
         self._history(conn, me, flags, length, role == CLIENT)
         self._completeness(conn, flags, length)
         seq, ack = seg.seq, seg.ack
@@ -479,7 +487,7 @@ class TcpTracker:
         has_ack = bool(flags & ACK)
         syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
         rst_ok = rst and _rst_acceptable(me, peer, seq, ack, has_ack,
-                                         conn.analysis_state.flows.get(id(peer)))
+                                         conn.analysis_state.find(peer))
         if has_ack and not rst and peer.isn is None and not peer.sent_syn and (
                 syn or (me.sent_syn and not conn.refused)):
             # The SYN this segment answers was not captured (or not yet): a SYN-ACK
@@ -736,7 +744,7 @@ class TcpTracker:
         if swap:
             conn.client, conn.server = conn.server, conn.client
             conn.events[:] = [_swap_roles(e) for e in conn.events]
-            conn.history_letters[:] = [c.swapcase() for c in conn.history_letters]
+            conn.zeek_history = conn.zeek_history.swapcase()
             if conn.first_fin_by is not None:
                 conn.first_fin_by = _other(conn.first_fin_by)
         return swap
@@ -759,7 +767,7 @@ class TcpTracker:
         for letter in letters:
             if letter not in me.history:
                 me.history += letter
-                conn.history_letters.append(letter if upper else letter.lower())
+                conn.zeek_history += letter if upper else letter.lower()
 
     def _completeness(self, conn: TcpConnection, flags: int, length: int) -> None:
         bits = conn.completeness

@@ -388,7 +388,7 @@ def test_tracker_notes_are_escaped_too() -> None:
         if not isinstance(item.flow, TcpConnection):
             forged.append(item)
             continue
-        item.flow.anomalies.append(hostile)
+        item.flow.note_anomaly(hostile)
         events = tuple(Segment(s.event._replace(analysis=(Finding("retransmission", hostile),)),
                                (hostile,)) for s in item.events if isinstance(s, Segment))
         forged.append(Finished(item.flow, events, item.udp_payload))
