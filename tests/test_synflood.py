@@ -2,7 +2,8 @@
 
 benchmarks/synflood.py makes the capture (distinct SYNs, never answered) and measures the
 full size, a million flows (benchmarks/SYNFLOOD.md); here 120,000 flows, more than the
-tracker keeps open at once (MAX_OPEN), go through the whole `flows` command.
+tracker keeps of unanswered SYNs at once (MAX_HALF_OPEN), go through the whole `flows`
+command.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from capdissect.track.tracker import MAX_OPEN
+from capdissect.track.tcp import MAX_HALF_OPEN
 from tests.compare import capdissect_command
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -49,8 +50,8 @@ def test_json_lists_every_flow_and_counts_the_evicted(flood: Path) -> None:
     assert len(doc["tcp"]) == FLOWS
     assert {flow["id"] for flow in doc["tcp"]} == set(range(1, FLOWS + 1))
     assert all(flow["open"] == "partial" and flow["conn_state"] == "S0" for flow in doc["tcp"])
-    # The table holds MAX_OPEN; each SYN beyond that retires the oldest.
-    assert doc["evicted"] == FLOWS - MAX_OPEN
+    # The table holds MAX_HALF_OPEN unanswered SYNs; each SYN beyond that retires the oldest.
+    assert doc["evicted"] == FLOWS - MAX_HALF_OPEN
     assert doc["packets"] == FLOWS
 
 
@@ -58,5 +59,5 @@ def test_table_says_how_many_were_retired_early(flood: Path) -> None:
     run = subprocess.run([*capdissect_command(), "flows", str(flood)],
                          capture_output=True, text=True, timeout=300, check=True)
     last = run.stdout.rstrip("\n").splitlines()[-1]
-    assert last == (f"{FLOWS - MAX_OPEN:,} flows were retired early because too many were "
+    assert last == (f"{FLOWS - MAX_HALF_OPEN:,} flows were retired early because too many were "
                     "open at once; each is reported with what was seen until then")

@@ -93,9 +93,10 @@ class Flow:
     ``maxseqtobeacked`` of 0 mean "not seen yet" (a real 0 is taken the same way).
     """
 
-    # The sending endpoint (the tracker's record, kept by identity: a connection to itself
-    # has two endpoints with one address), and its address for the findings' text.
-    owner: object
+    # id() of the sending endpoint (the tracker's record, which lives as long as the
+    # connection that holds this flow: a connection to itself has two endpoints with one
+    # address), and its address for the findings' text.
+    owner: int
     addr: bytes
     port: int
     base_seq: int | None = None  # relative numbers count from here
@@ -143,14 +144,14 @@ class ConnectionAnalysis:
     def find(self, ep: Endpoint) -> Flow | None:
         """The flow *ep* sends, if it has sent anything yet."""
         for flow in (self.first, self.second):
-            if flow is not None and flow.owner is ep:
+            if flow is not None and flow.owner == id(ep):
                 return flow
         return None
 
     def flow(self, ep: Endpoint) -> Flow:
         flow = self.find(ep)
         if flow is None:
-            flow = Flow(ep, ep.addr, ep.port)
+            flow = Flow(id(ep), ep.addr, ep.port)
             if self.first is None:
                 self.first = flow
             else:

@@ -6,6 +6,11 @@ the capture (``close``).  A flow the owner says to *keep* (an established TCP co
 it has no timeout of its own, and its next segment continues it) waits ``idle`` seconds
 instead, so an idle gap does not cut it in two.
 
+Flows the owner marks *young* when it adds them (a bare SYN nobody has answered) have a
+cap of their own, ``max_young``: past it the oldest young flow is retired early (counted in
+``evicted`` too).  A SYN flood is then bounded by what a kernel would hold (its SYN
+backlog), not by ``max_open`` whole connections.
+
 Quiet time is counted on the table's own clock, which follows the capture's timestamps
 except where the whole capture is silent for ``linger`` or more, or its clock jumps
 (forward by hours, or back): such a step counts as nothing, so a gap in the capture
@@ -26,15 +31,17 @@ IDLE: Final = 7200.0  # Linux's tcp_keepalive_time: a quiet established connecti
 
 class FlowTable(Generic[K, F]):
     def __init__(self, linger: float, max_open: int, keep: Callable[[F], bool] | None = None,
-                 idle: float = IDLE) -> None:
+                 idle: float = IDLE, max_young: int | None = None) -> None:
         self.linger = linger
         self.idle = max(idle, linger)
         self.max_open = max_open
+        self.max_young = max_open if max_young is None else max_young
         self.keep = keep
         self.evicted = 0
         self._open: OrderedDict[K, F] = OrderedDict()  # by last activity
         self._idle: OrderedDict[K, F] = OrderedDict()  # kept flows quiet past linger
         self._seen: dict[K, float] = {}  # last activity, on the table's clock
+        self._young: OrderedDict[K, None] = OrderedDict()  # young flows, oldest first
         self._clock = 0.0
         self._now: float | None = None
         self._done: list[F] = []
@@ -51,12 +58,22 @@ class FlowTable(Generic[K, F]):
         self._open.move_to_end(key)
         self._seen[key] = self._clock
 
-    def add(self, key: K, flow: F) -> None:
+    def add(self, key: K, flow: F, young: bool = False) -> None:
         if len(self._open) + len(self._idle) >= self.max_open:
             self.evicted += 1
             self.retire(next(iter(self._idle or self._open)))
+        if young:
+            if len(self._young) >= self.max_young:
+                self.evicted += 1
+                self.retire(next(iter(self._young)))
+            self._young[key] = None
         self._open[key] = flow
         self._seen[key] = self._clock
+
+    def grown(self, key: K) -> None:
+        """The flow under *key* is no longer young (its peer answered)."""
+        if self._young:
+            self._young.pop(key, None)
 
     def advance(self, now: float) -> None:
         """Move the clock to *now* (a packet's time) before its flow is looked up, so the
@@ -90,6 +107,8 @@ class FlowTable(Generic[K, F]):
         if flow is None:
             flow = self._idle.pop(key)
         del self._seen[key]
+        if self._young:
+            self._young.pop(key, None)
         self._done.append(flow)
 
     def drain(self) -> list[F]:

@@ -286,6 +286,10 @@ class TcpConnection:
 
 
 MAX_ANOMALIES: Final = 16
+# Connections that are a bare SYN nobody answered, held at once at most (the oldest is
+# retired early beyond it, counted as evicted).  Linux holds at most its SYN backlog
+# (net.ipv4.tcp_max_syn_backlog, a few thousand) of such requests per listener.
+MAX_HALF_OPEN: Final = 10_000
 
 _FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
                         (0x20, "U"), (0x40, "E"), (0x80, "W"))
@@ -323,7 +327,8 @@ class TcpTracker:
     *ids* numbers the connections (shared with the UDP tracker, so ids follow the
     capture); *linger* is how long, in capture time, a connection stays after its last
     segment (TIME_WAIT lasts 60 s on Linux); beyond *max_open* connections the oldest
-    is retired early and counted in ``evicted``.
+    is retired early and counted in ``evicted``, and so is the oldest bare SYN nobody
+    answered beyond ``MAX_HALF_OPEN`` of them.
 
     States.  A segment changes its sender's state when it is sent.  Its receiver's state
     changes when the receiver got it, which the observer learns in one of two ways (SPEC
@@ -340,11 +345,13 @@ class TcpTracker:
     """
 
     def __init__(self, ids: Iterator[int] | None = None, keep_events: bool = True,
-                 linger: float = 120.0, max_open: int = 50_000) -> None:
+                 linger: float = 120.0, max_open: int = 50_000,
+                 max_half_open: int = MAX_HALF_OPEN) -> None:
         self.ids = ids if ids is not None else itertools.count(1)
         self.keep_events = keep_events
         self.analyzer = TcpAnalyzer()
-        self.table: FlowTable[Key, TcpConnection] = FlowTable(linger, max_open, _lives_on)
+        self.table: FlowTable[Key, TcpConnection] = FlowTable(
+            linger, max_open, _lives_on, max_young=min(max_open, max_half_open))
 
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
@@ -378,6 +385,8 @@ class TcpTracker:
         conn.packets += 1
         conn.last_ts = ts
         role = CLIENT if (conn.client.addr, conn.client.port) == src else SERVER
+        if role == SERVER or flags & (SYN | ACK | FIN | RST) != SYN:
+            self.table.grown(key)
         corrections: list[str] = []
         event, revised = self._segment(conn, role, frame, ts, seg, flags, payload_len, notes,
                                        corrections, whole)
@@ -423,7 +432,9 @@ class TcpTracker:
         else:  # mid-stream: the wire shows two synchronized endpoints
             client.enter(S.ESTABLISHED)
             server.enter(S.ESTABLISHED)
-        self.table.add(key, conn)
+        # A bare SYN is young until anything else is seen on its connection: a flood of
+        # them is bounded by MAX_HALF_OPEN, as a kernel bounds its SYN backlog.
+        self.table.add(key, conn, young=flags & (SYN | ACK) == SYN)
         return conn
 
     # ----- one segment ----------------------------------------------------------------

@@ -176,3 +176,28 @@ def test_the_figure_comes_from_the_table() -> None:
     edges = {(e.before.value, e.after.value) for e in figure_edges()}
     assert ("FIN_WAIT_1", "CLOSING") in edges and ("CLOSING", "TIME_WAIT") in edges
     assert TRANSITIONS[(TcpState.SYN_SENT, Seen.RECV_SYN)] is TcpState.SYN_RECEIVED
+
+
+def _syns(tracker: TcpTracker, count: int, answered: bool, first_port: int = 20000) -> None:
+    for i in range(count):
+        client = (bytes([10, 0, 0, 1]), first_port + i)
+        w = Wire()
+        w.tracker, w.frame = tracker, 2 * i
+        w.send(client, B, SYN, 1000)
+        if answered:
+            w.send(B, client, SYN | ACK, 5000, 1001)
+
+
+def test_unanswered_syns_have_a_cap_of_their_own() -> None:
+    """A SYN flood holds at most max_half_open bare SYNs (the oldest retired early and
+    counted as evicted); a SYN that was answered counts only against max_open."""
+    flood = TcpTracker(max_open=10, max_half_open=3)
+    _syns(flood, 5, answered=False)
+    assert flood.table.evicted == 2
+    assert [c.client.port for c in flood.table.drain()] == [20000, 20001]
+    answered = TcpTracker(max_open=10, max_half_open=3)
+    _syns(answered, 10, answered=True)
+    assert answered.table.evicted == 0
+    _syns(answered, 1, answered=False, first_port=30000)  # the eleventh: max_open retires one
+    assert answered.table.evicted == 1
+
