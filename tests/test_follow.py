@@ -4,7 +4,8 @@ For every TCP connection of every corpus capture and lesson capture, ``follow --
 must print, line for line and byte for byte, the data lines of
 ``tshark -q -z follow,tcp,raw,N`` for the stream holding the connection's first packet
 (tshark numbers streams from 0 over TCP only; capdissect numbers flows of both
-protocols), gaps marked as tshark marks them.  Every tshark stream that carries data must
+protocols), gaps marked as tshark marks them, and a segment sent in IP fragments put
+back together as tshark does.  Every tshark stream that carries data must
 be one of capdissect's connections.
 """
 
@@ -22,9 +23,7 @@ import pytest
 from capdissect.capture.files import open_capture
 from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
-from capdissect.report.follow import follow, raw_lines
-from capdissect.track.tcp import Update
-from capdissect.track.tracker import Tracker
+from capdissect.report.follow import follow, raw_lines, segments
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 FILES: Final = sorted(p for folder in ("tests/corpus", "tests/corpus-extra", "captures")
@@ -41,18 +40,15 @@ def tshark(*args: str) -> str:
     return done.stdout
 
 
-def tshark_streams(path: Path) -> tuple[dict[int, int], set[int]]:
-    """frame -> tcp.stream, for the frames whose outermost TCP header has one; and the
-    streams with a segment tshark put together from IP fragments."""
-    out, fragmented = {}, set()
+def tshark_streams(path: Path) -> dict[int, int]:
+    """frame -> tcp.stream, for the frames whose outermost TCP header has one."""
+    out = {}
     for line in tshark("-r", str(path), "-T", "fields", "-e", "frame.number",
-                       "-e", "tcp.stream", "-e", "ip.fragments").splitlines():
-        frame, stream, pieces = [*line.split("\t"), "", ""][:3]
+                       "-e", "tcp.stream").splitlines():
+        frame, stream = [*line.split("\t"), ""][:2]
         if stream:
             out[int(frame)] = int(stream.split(",")[0])
-            if pieces:
-                fragmented.add(out[int(frame)])
-    return out, fragmented
+    return out
 
 
 def tshark_follow(path: Path, streams: list[int]) -> dict[int, list[str]]:
@@ -74,15 +70,12 @@ def tshark_follow(path: Path, streams: list[int]) -> dict[int, list[str]]:
 
 
 def connections(path: Path) -> dict[int, int]:
-    """capdissect's TCP connection id -> its first frame."""
-    tracker = Tracker(keep_events=False)
+    """capdissect's TCP connection id -> the frame of its first whole segment (IP
+    fragments put back together, as tshark numbers the reassembled one)."""
     first: dict[int, int] = {}
     with open_capture(path) as capture:
-        for frame, raw in enumerate(capture, 1):
-            seen = tracker.feed(frame, decode(raw))
-            tracker.drain()
-            if isinstance(seen, Update):
-                first.setdefault(seen.connection.id, frame)
+        for frame, conn, _ in segments(decode(raw) for raw in capture):
+            first.setdefault(conn.id, frame)
     return first
 
 
@@ -92,10 +85,7 @@ def test_follow_raw_is_tsharks(path: Path) -> None:
         ours = connections(path)
     except CapdissectError:
         pytest.skip("capdissect cannot read it")
-    streams, fragmented = tshark_streams(path)
-    if fragmented:
-        pytest.xfail("tshark reassembles IP fragments before TCP; capdissect follows the "
-                     "segments as captured (it decodes fragments, it does not reassemble)")
+    streams = tshark_streams(path)
     by_stream = {streams[frame]: conn for conn, frame in ours.items() if frame in streams}
     theirs = tshark_follow(path, sorted(set(streams.values())))
     for stream, lines in sorted(theirs.items()):

@@ -84,6 +84,10 @@ class UpperHeader(NamedTuple):
     proto: int  # the first next-header value that is not an extension header
     offset: int  # where that header starts
     fragment: Fragment | None  # the Fragment header on the way, if any
+    # Where that Fragment header starts, and where the Next Header byte naming it is (in
+    # the fixed header or the extension before it): reassembly takes the header out.
+    fragment_at: int = 0
+    names_fragment_at: int = 0
 
 
 MAX_EXTENSIONS: Final = 32  # a longer chain is treated as malformed (loops, fuzzed input)
@@ -97,17 +101,21 @@ def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
     """
     nh = ip6.next_header
     pos = ip6.offset + 40
+    names = ip6.offset + 6  # the Next Header byte that names the header at *pos*
     fragment = None
+    at = named_at = 0
     for _ in range(MAX_EXTENSIONS):
         if nh not in GENERIC_EXTENSIONS and nh not in (FRAGMENT, AH):
-            return UpperHeader(nh, pos, fragment)
+            return UpperHeader(nh, pos, fragment, at, named_at)
         if nh == FRAGMENT:
             fragment = parse_fragment(buf, pos, end)
+            at, named_at = pos, names
             if fragment.frag_offset:
-                return UpperHeader(fragment.next_header, pos + 8, fragment)
+                return UpperHeader(fragment.next_header, pos + 8, fragment, at, named_at)
         length = extension_length(buf, pos, nh, end)
         if pos + length > end:
             raise Truncated("ip6", pos, length, end - pos)
         nh = buf[pos]
+        names = pos
         pos += length
     raise Truncated("ip6", pos, 0, 0)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
+from capdissect.dissect.defrag import Defragmenter
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, SYN, TcpHeader
 from capdissect.errors import CapdissectError
@@ -164,19 +165,38 @@ class Reassembler:
         return False
 
 
-def follow(packets: Iterable[Packet], conn: int, name: str = "capture") -> Followed:
-    """The reassembled stream of TCP connection *conn* (numbered as ``flows`` does)."""
+def segments(packets: Iterable[Packet]) -> Iterator[tuple[int, TcpConnection, Packet]]:
+    """Every whole TCP segment: its frame, its connection (numbered as ``flows`` numbers
+    them) and the packet, IP fragments put back together (dissect/defrag.py) as tshark
+    does: a segment sent in fragments is the reassembled packet, at the frame of the
+    fragment that completed it.  The tracker still takes the packets as captured, so the
+    numbers are the ones every other command shows."""
     tracker = Tracker(keep_events=False)
-    found: TcpConnection | None = None
-    stream: Reassembler | None = None
+    fragments = Defragmenter()
     for frame, pkt in enumerate(packets, 1):
         seen = tracker.feed(frame, pkt)
         tracker.drain()
-        if not isinstance(seen, Update) or seen.connection.id != conn:
+        whole = fragments.feed(pkt)
+        if whole is pkt:
+            if isinstance(seen, Update) and not pkt.partial:
+                yield frame, seen.connection, pkt
+        elif whole is not None and isinstance(whole.transport, TcpHeader) and whole.ip:
+            tcp, ip = whole.transport, whole.ip
+            conn = tracker.tcp.connection((ip.src, tcp.src_port), (ip.dst, tcp.dst_port))
+            if conn is not None:  # its first fragment opened it (or it was retired since)
+                yield frame, conn, whole
+
+
+def follow(packets: Iterable[Packet], conn: int, name: str = "capture") -> Followed:
+    """The reassembled stream of TCP connection *conn* (numbered as ``flows`` does)."""
+    found: TcpConnection | None = None
+    stream: Reassembler | None = None
+    for frame, connection, pkt in segments(packets):
+        if connection.id != conn:
             continue
         tcp, ip = pkt.transport, pkt.ip
         assert isinstance(tcp, TcpHeader) and ip is not None
-        found = seen.connection
+        found = connection
         src = (ip.src, tcp.src_port)
         if stream is None:
             client = (found.client.addr, found.client.port)

@@ -353,6 +353,11 @@ class TcpTracker:
         self.table: FlowTable[Key, TcpConnection] = FlowTable(
             linger, max_open, _lives_on, max_young=min(max_open, max_half_open))
 
+    def connection(self, src: tuple[bytes, int], dst: tuple[bytes, int]
+                   ) -> TcpConnection | None:
+        """The open connection between *src* and *dst*, if any."""
+        return self.table.get((*src, *dst) if src <= dst else (*dst, *src))
+
     # ----- feeding --------------------------------------------------------------------
     def feed(self, frame: int, ts: float, ip: IPv4Header | IPv6Header, seg: TcpHeader,
              payload_len: int, whole: bool = True) -> Update:
