@@ -300,10 +300,11 @@ def _ack_lost_segment(rev: Flow, s: Seg) -> Finding | None:
     # has sent more since, the bound moves up to its next expected number, so one hole
     # is reported once.  When it cannot move, the report is kept to one per new ack the
     # peer sends: the peer's duplicate count is set to -1 and a new ack number from the
-    # peer resets it to 0.  (Wireshark 4.0 moves the bound when it is below the next
-    # expected number, an unsigned compare; later versions turned the test around.)
+    # peer resets it to 0.  "Below" is a sequence-number compare, as tshark 4.0 does it
+    # after the numbers wrap (zeek ftp/bigtransfer.pcap, frames 57, 60, 64 and 70); later
+    # Wireshark versions turned the test around.
     seen = rev.maxseqtobeacked
-    if rev.maxseqtobeacked < rev.nextseq:
+    if lt_seq(rev.maxseqtobeacked, rev.nextseq):
         rev.maxseqtobeacked = rev.nextseq
     else:
         report = rev.dupacknum == 0
