@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -55,7 +56,9 @@ def tshark_conversations(path: Path) -> dict[frozenset[str], int]:
 
 
 def tracker_conversations(flows: list[Flow]) -> dict[frozenset[str], int]:
-    return {frozenset((f["client"], f["server"])): f["packets"] for f in flows}
+    """{the two endpoints: frames}, spelled as tshark does ([2001:db8::1]:80 without [])."""
+    return {frozenset(re.sub(r"^\[(.*)\]", r"\1", f[end]) for end in ("client", "server")):
+            f["packets"] for f in flows}
 
 
 # ----- 1. the final ACK of a simultaneous close rides on a retransmitted FIN -------------
@@ -374,3 +377,78 @@ def test_tcp_inside_mpls_is_tracked() -> None:
     assert capdissect_flags(path) == tshark_flags(path) != {}
     telnet = next(f for f in flows if f["server"] == "10.34.0.1:23")
     assert telnet["open"] == "three-way"
+
+
+@needs_tshark
+@pytest.mark.parametrize("name, server", [
+    # zeek tunnels/gre-sample.pcap: ping, DNS and an SSH connection inside GRE (version 0,
+    # no optional fields, IPv4 in IPv4).
+    ("zeek_tunnels_gre-sample.pcap", "172.28.2.3:22"),
+    # zeek tunnels/vxlan-encapsulated-http.pcap: an HTTP connection inside VXLAN (UDP to
+    # port 4789, VNI 1, an inner Ethernet frame).
+    ("zeek_tunnels_vxlan-encapsulated-http.pcap", "54.86.237.188:80"),
+])
+def test_tcp_inside_gre_and_vxlan_is_tracked(name: str, server: str) -> None:
+    # tshark decodes the inner TCP: the same conversations with the same frames, the
+    # same analysis flags, and a complete connection in the timeline.
+    path = EXTRA / name
+    flows = tcp_flows(name)
+    assert tracker_conversations(flows) == tshark_conversations(path) != {}
+    assert capdissect_flags(path) == tshark_flags(path)
+    (flow,) = [f for f in flows if f["server"] == server]
+    assert (flow["open"], flow["close"]) == ("three-way", "normal")
+    assert f"server {server}" in capdissect("timeline", path)
+
+
+def _gre_wrapped(source: Path, target: Path, bits: int) -> None:
+    """Each IP packet of *source* (Ethernet) inside GRE with the *bits* given (checksum,
+    key, sequence number), in an outer IPv4 header: IPv6 with protocol type 0x86dd."""
+    from capdissect.dissect.checksum import ones_sum
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    with open_capture(source) as cap:
+        for number, raw in enumerate(cap, start=1):
+            inner = raw.data[14:]
+            ptype = {4: 0x0800, 6: 0x86DD}[inner[0] >> 4]
+            fields = b""
+            if bits & 0x8000:
+                fields += b"\0\0\0\0"  # checksum and reserved, filled in below
+            if bits & 0x2000:
+                fields += struct.pack("!I", 0x2A)
+            if bits & 0x1000:
+                fields += struct.pack("!I", number)
+            gre = bytearray(struct.pack("!HH", bits, ptype) + fields + inner)
+            if bits & 0x8000:
+                struct.pack_into("!H", gre, 4, ~ones_sum(bytes(gre)) & 0xFFFF)
+            ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(gre), number, 0,
+                                       64, 47, 0, bytes([192, 0, 2, 1]),
+                                       bytes([192, 0, 2, 2])))
+            struct.pack_into("!H", ip, 10, ~ones_sum(bytes(ip)) & 0xFFFF)
+            frame = raw.data[:12] + b"\x08\x00" + bytes(ip) + bytes(gre)
+            out.append(struct.pack("<IIII", raw.ts_sec, raw.ts_nsec // 1000, len(frame),
+                                   len(frame)) + frame)
+    target.write_bytes(b"".join(out))
+
+
+@needs_tshark
+@pytest.mark.parametrize("bits", [0x8000 | 0x2000 | 0x1000, 0x2000, 0x1000])
+def test_gre_optional_fields_and_ipv6_inside(bits: int, tmp_path: Path) -> None:
+    # No public capture found has TCP inside GRE with its optional words (RFC 2784's
+    # checksum, RFC 2890's key and sequence number), and this kernel has no GRE device,
+    # so the packets of a real capture (pcpp tls.pcap: one TLS connection over IPv4, one
+    # over IPv6) are put inside GRE with them, an IPv6 one with protocol type 0x86dd.
+    # tshark decodes the result on its own: the same conversations, the same flags.
+    source = Path(__file__).resolve().parent / "corpus" / "pcpp_tls.pcap"
+    path = tmp_path / "gre.pcap"
+    _gre_wrapped(source, path, bits)
+    gre = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "gre.proto",
+                          "-e", "gre.key", "-e", "gre.sequence_number", "-Y", "tcp"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    rows = [line.split("\t") for line in gre.splitlines()]
+    assert {row[0] for row in rows} == {"0x0800", "0x86dd"}
+    assert all((row[1] == "0x0000002a") == bool(bits & 0x2000)
+               and bool(row[2]) == bool(bits & 0x1000) for row in rows)
+    flows = tcp_flows(str(path))
+    assert tracker_conversations(flows) == tshark_conversations(path) == \
+        tshark_conversations(source)
+    assert capdissect_flags(path) == tshark_flags(path) == tshark_flags(source)
