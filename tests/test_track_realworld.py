@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 from capdissect.capture import open_capture
+from capdissect.demo.netns import namespace_problem
 from tests.analysis_compare import capdissect_flags, tshark_flags, tshark_problem
 from tests.compare import capdissect_command
+from tests.fastopen import fast_open_capture
 from tests.test_track_scenarios import track
 
 EXTRA = Path(__file__).resolve().parent / "corpus-extra"
@@ -452,3 +454,33 @@ def test_gre_optional_fields_and_ipv6_inside(bits: int, tmp_path: Path) -> None:
     assert tracker_conversations(flows) == tshark_conversations(path) == \
         tshark_conversations(source)
     assert capdissect_flags(path) == tshark_flags(path) == tshark_flags(source)
+
+
+# ----- TCP Fast Open (tfo_syn, tfo_ack, tfo_ignored) ----------------------------------------
+def _fast_open_flags(path: Path) -> dict[int, set[str]]:
+    return {frame: names for frame, names in tshark_flags(path).items()
+            if any(name.startswith("tfo_") for name in names)}
+
+
+@needs_tshark
+def test_fast_open_flags_on_a_real_capture() -> None:
+    # tests/corpus-extra/capdissect_tfo.pcap (tests/fastopen.py): frame 1 asks for a
+    # cookie; frame 9 is a SYN with the cookie and 7 bytes, whose SYN-ACK (10) acks them;
+    # frame 17 is a SYN with a stale cookie and 7 bytes, whose SYN-ACK (18) acks only the
+    # SYN.  tshark flags tfo_syn, tfo_ack, tfo_syn, tfo_ignored, and so does capdissect.
+    path = EXTRA / "capdissect_tfo.pcap"
+    assert _fast_open_flags(path) == {9: {"tfo_syn"}, 10: {"tfo_ack"}, 17: {"tfo_syn"},
+                                      18: {"tfo_ignored"}}
+    assert capdissect_flags(path) == tshark_flags(path)
+
+
+@needs_tshark
+@pytest.mark.skipif(namespace_problem() is not None, reason=str(namespace_problem()))
+def test_fast_open_flags_on_a_fresh_capture(tmp_path: Path) -> None:
+    # The same three connections made again by this kernel.
+    path = tmp_path / "tfo.pcap"
+    fast_open_capture(path)
+    flags = _fast_open_flags(path)
+    assert [names for _frame, names in sorted(flags.items())] == [
+        {"tfo_syn"}, {"tfo_ack"}, {"tfo_syn"}, {"tfo_ignored"}]
+    assert capdissect_flags(path) == tshark_flags(path)
