@@ -400,9 +400,6 @@ def _max_delay(netem: str) -> float:
 # ----- the report -----------------------------------------------------------------------
 # Why the differences in tests/corpus(-extra) are what they are, by capture.
 KNOWN = {
-    "zeek_ftp_bigtransfer.pcap": "ack_lost_segment on four ACKs of the sliced 5 GB "
-    "transfer after its sequence numbers wrapped: Wireshark reports again where "
-    "capdissect keeps one report per new ack of the peer; not explained yet",
     "tcpdump_heapoverflow-tcp_print.pcap": "a segment from 48.48.48.48:12336 to itself: "
     "tshark lists no conversation for it",
     "tcpdump_tcp-auth-heapoverflow.pcap": "the same self-addressed segment",

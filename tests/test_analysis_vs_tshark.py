@@ -152,6 +152,7 @@ class Step(NamedTuple):
     length: int = 0
     window: int = 1000
     wscale: int | None = None
+    cookie: bytes | None = None  # a TCP Fast Open cookie (option 34), 8 bytes
 
 
 def handshake(client_ws: int | None = None, server_ws: int | None = None,
@@ -218,6 +219,13 @@ SCENARIOS: Final[dict[str, list[Step]]] = {
                   Step(10_000, True, ACK, 101, 501),
                   Step(100_000, True, PSH | ACK, 201, 501, 100),
                   Step(10_000, True, PSH | ACK, 101, 501, 100)],
+    # TCP Fast Open: a SYN with a cookie and 10 bytes, whose SYN-ACK acks them ...
+    "fast-open": [Step(100_000, True, SYN, 100, length=10, cookie=bytes(range(8))),
+                  Step(10_000, False, SYN | ACK, 500, 111), Step(10_000, True, ACK, 111, 501)],
+    # ... and one whose SYN-ACK acks only the SYN: the data is sent again
+    "fast-open-ignored": [Step(100_000, True, SYN, 100, length=10, cookie=bytes(range(8))),
+                          Step(10_000, False, SYN | ACK, 500, 101),
+                          Step(10_000, True, PSH | ACK, 101, 501, 10)],
 }
 
 
@@ -226,6 +234,8 @@ def _packet(step: Step, client_port: int) -> bytes:
     ips = (A_IP, B_IP) if step.client else (B_IP, A_IP)
     ports = (client_port, SERVER_PORT) if step.client else (SERVER_PORT, client_port)
     options = b"" if step.wscale is None else bytes([3, 3, step.wscale, 1])  # wscale, nop
+    if step.cookie is not None:
+        options += bytes([34, 2 + len(step.cookie)]) + step.cookie + bytes([1, 1])  # nop nop
     offset = (20 + len(options)) // 4
     tcp = struct.pack("!HHIIBBHHH", *ports, step.seq, step.ack, offset << 4, step.flags,
                       step.window, 0, 0) + options + b"x" * step.length

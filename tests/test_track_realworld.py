@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ from typing import Any
 import pytest
 
 from capdissect.capture import open_capture
+from capdissect.demo.netns import namespace_problem
 from tests.analysis_compare import capdissect_flags, tshark_flags, tshark_problem
 from tests.compare import capdissect_command
+from tests.fastopen import fast_open_capture
 from tests.test_track_scenarios import track
 
 EXTRA = Path(__file__).resolve().parent / "corpus-extra"
@@ -55,7 +58,9 @@ def tshark_conversations(path: Path) -> dict[frozenset[str], int]:
 
 
 def tracker_conversations(flows: list[Flow]) -> dict[frozenset[str], int]:
-    return {frozenset((f["client"], f["server"])): f["packets"] for f in flows}
+    """{the two endpoints: frames}, spelled as tshark does ([2001:db8::1]:80 without [])."""
+    return {frozenset(re.sub(r"^\[(.*)\]", r"\1", f[end]) for end in ("client", "server")):
+            f["packets"] for f in flows}
 
 
 # ----- 1. the final ACK of a simultaneous close rides on a retransmitted FIN -------------
@@ -298,10 +303,22 @@ def test_clock_jump_keeps_the_connection_and_its_analysis(jump: int, tmp_path: P
     control = next(f for f in tcp if f["server"].endswith(":21"))
     assert control["client"] == "192.168.56.1:59762"
     # The jump changes no flag on either side: tshark never forgets, and the tracker did
-    # not start the connection afresh.  (Four of tshark's ack_lost_segment after the
-    # 32-bit wrap of the 5 GB transfer are not matched either way: benchmarks/TRACKER.md.)
+    # not start the connection afresh.
     assert capdissect_flags(path) == capdissect_flags(source)
     assert tshark_flags(path) == tshark_flags(source)
+
+
+@needs_tshark
+def test_ack_lost_segment_after_the_sequence_numbers_wrap() -> None:
+    # zeek ftp/bigtransfer.pcap: the 5 GB data connection is sliced, and its server's
+    # numbers wrap past 2^32 (frame 53 seq 4294812326, frame 56 seq 238246).  tshark flags
+    # the client's ACKs of unseen data in frames 54, 55, 57, 60, 64, 67 and 70; the bound
+    # it moves after each report is compared as a sequence number, across the wrap.
+    path = EXTRA / "zeek_ftp_bigtransfer.pcap"
+    ours, theirs = capdissect_flags(path), tshark_flags(path)
+    assert ours == theirs
+    assert sorted(f for f, names in theirs.items() if "ack_lost_segment" in names) == [
+        54, 55, 57, 60, 64, 67, 70]
 
 
 # ----- 8. payload over 4 GiB -----------------------------------------------------------------
@@ -362,3 +379,108 @@ def test_tcp_inside_mpls_is_tracked() -> None:
     assert capdissect_flags(path) == tshark_flags(path) != {}
     telnet = next(f for f in flows if f["server"] == "10.34.0.1:23")
     assert telnet["open"] == "three-way"
+
+
+@needs_tshark
+@pytest.mark.parametrize("name, server", [
+    # zeek tunnels/gre-sample.pcap: ping, DNS and an SSH connection inside GRE (version 0,
+    # no optional fields, IPv4 in IPv4).
+    ("zeek_tunnels_gre-sample.pcap", "172.28.2.3:22"),
+    # zeek tunnels/vxlan-encapsulated-http.pcap: an HTTP connection inside VXLAN (UDP to
+    # port 4789, VNI 1, an inner Ethernet frame).
+    ("zeek_tunnels_vxlan-encapsulated-http.pcap", "54.86.237.188:80"),
+])
+def test_tcp_inside_gre_and_vxlan_is_tracked(name: str, server: str) -> None:
+    # tshark decodes the inner TCP: the same conversations with the same frames, the
+    # same analysis flags, and a complete connection in the timeline.
+    path = EXTRA / name
+    flows = tcp_flows(name)
+    assert tracker_conversations(flows) == tshark_conversations(path) != {}
+    assert capdissect_flags(path) == tshark_flags(path)
+    (flow,) = [f for f in flows if f["server"] == server]
+    assert (flow["open"], flow["close"]) == ("three-way", "normal")
+    assert f"server {server}" in capdissect("timeline", path)
+
+
+def _gre_wrapped(source: Path, target: Path, bits: int) -> None:
+    """Each IP packet of *source* (Ethernet) inside GRE with the *bits* given (checksum,
+    key, sequence number), in an outer IPv4 header: IPv6 with protocol type 0x86dd."""
+    from capdissect.dissect.checksum import ones_sum
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    with open_capture(source) as cap:
+        for number, raw in enumerate(cap, start=1):
+            inner = raw.data[14:]
+            ptype = {4: 0x0800, 6: 0x86DD}[inner[0] >> 4]
+            fields = b""
+            if bits & 0x8000:
+                fields += b"\0\0\0\0"  # checksum and reserved, filled in below
+            if bits & 0x2000:
+                fields += struct.pack("!I", 0x2A)
+            if bits & 0x1000:
+                fields += struct.pack("!I", number)
+            gre = bytearray(struct.pack("!HH", bits, ptype) + fields + inner)
+            if bits & 0x8000:
+                struct.pack_into("!H", gre, 4, ~ones_sum(bytes(gre)) & 0xFFFF)
+            ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(gre), number, 0,
+                                       64, 47, 0, bytes([192, 0, 2, 1]),
+                                       bytes([192, 0, 2, 2])))
+            struct.pack_into("!H", ip, 10, ~ones_sum(bytes(ip)) & 0xFFFF)
+            frame = raw.data[:12] + b"\x08\x00" + bytes(ip) + bytes(gre)
+            out.append(struct.pack("<IIII", raw.ts_sec, raw.ts_nsec // 1000, len(frame),
+                                   len(frame)) + frame)
+    target.write_bytes(b"".join(out))
+
+
+@needs_tshark
+@pytest.mark.parametrize("bits", [0x8000 | 0x2000 | 0x1000, 0x2000, 0x1000])
+def test_gre_optional_fields_and_ipv6_inside(bits: int, tmp_path: Path) -> None:
+    # No public capture found has TCP inside GRE with its optional words (RFC 2784's
+    # checksum, RFC 2890's key and sequence number), and this kernel has no GRE device,
+    # so the packets of a real capture (pcpp tls.pcap: one TLS connection over IPv4, one
+    # over IPv6) are put inside GRE with them, an IPv6 one with protocol type 0x86dd.
+    # tshark decodes the result on its own: the same conversations, the same flags.
+    source = Path(__file__).resolve().parent / "corpus" / "pcpp_tls.pcap"
+    path = tmp_path / "gre.pcap"
+    _gre_wrapped(source, path, bits)
+    gre = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "gre.proto",
+                          "-e", "gre.key", "-e", "gre.sequence_number", "-Y", "tcp"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    rows = [line.split("\t") for line in gre.splitlines()]
+    assert {row[0] for row in rows} == {"0x0800", "0x86dd"}
+    assert all((row[1] == "0x0000002a") == bool(bits & 0x2000)
+               and bool(row[2]) == bool(bits & 0x1000) for row in rows)
+    flows = tcp_flows(str(path))
+    assert tracker_conversations(flows) == tshark_conversations(path) == \
+        tshark_conversations(source)
+    assert capdissect_flags(path) == tshark_flags(path) == tshark_flags(source)
+
+
+# ----- TCP Fast Open (tfo_syn, tfo_ack, tfo_ignored) ----------------------------------------
+def _fast_open_flags(path: Path) -> dict[int, set[str]]:
+    return {frame: names for frame, names in tshark_flags(path).items()
+            if any(name.startswith("tfo_") for name in names)}
+
+
+@needs_tshark
+def test_fast_open_flags_on_a_real_capture() -> None:
+    # tests/corpus-extra/capdissect_tfo.pcap (tests/fastopen.py): frame 1 asks for a
+    # cookie; frame 9 is a SYN with the cookie and 7 bytes, whose SYN-ACK (10) acks them;
+    # frame 17 is a SYN with a stale cookie and 7 bytes, whose SYN-ACK (18) acks only the
+    # SYN.  tshark flags tfo_syn, tfo_ack, tfo_syn, tfo_ignored, and so does capdissect.
+    path = EXTRA / "capdissect_tfo.pcap"
+    assert _fast_open_flags(path) == {9: {"tfo_syn"}, 10: {"tfo_ack"}, 17: {"tfo_syn"},
+                                      18: {"tfo_ignored"}}
+    assert capdissect_flags(path) == tshark_flags(path)
+
+
+@needs_tshark
+@pytest.mark.skipif(namespace_problem() is not None, reason=str(namespace_problem()))
+def test_fast_open_flags_on_a_fresh_capture(tmp_path: Path) -> None:
+    # The same three connections made again by this kernel.
+    path = tmp_path / "tfo.pcap"
+    fast_open_capture(path)
+    flags = _fast_open_flags(path)
+    assert [names for _frame, names in sorted(flags.items())] == [
+        {"tfo_syn"}, {"tfo_ack"}, {"tfo_syn"}, {"tfo_ignored"}]
+    assert capdissect_flags(path) == tshark_flags(path)

@@ -2,7 +2,8 @@
 
 ``decode`` is what the tracker and the JSON output consume.  It never raises: damage is
 recorded in ``Packet.error`` and the layers decoded before it are kept.  Tunnels
-(IPv6 in IPv4, IPv4 in IPv6) are followed to the innermost IP header.
+(IPv6 in IPv4, IPv4 in IPv6, GRE, VXLAN, MPLS: ``dissect.tunnel``) are followed to the
+innermost IP header, so the tracker sees the connection they carry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from capdissect.dissect.ipv4 import IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import Fragment, IPv6Header, parse_ipv6, walk_extensions
 from capdissect.dissect.link import ETH_IPV4, ETH_IPV6, LinkHeader, parse_link
 from capdissect.dissect.tcp import TcpHeader, parse_tcp
+from capdissect.dissect.tunnel import GRE, Inner, below, gre, vxlan
 from capdissect.dissect.udp import UdpHeader, parse_udp
 from capdissect.errors import DissectError, Malformed
 from capdissect.packets import RawPacket
@@ -26,8 +28,7 @@ ICMPV6: Final = 58
 IPIP: Final = 4
 IPV6_IN_IP: Final = 41
 MAX_TUNNELS: Final = 4
-MPLS_TYPES: Final = frozenset({0x8847, 0x8848})  # MPLS unicast, multicast
-MAX_LABELS: Final = 8
+IP_TYPES: Final = frozenset({ETH_IPV4, ETH_IPV6})
 
 Transport = TcpHeader | UdpHeader | IcmpHeader | Icmp6Header
 
@@ -46,6 +47,7 @@ class Packet(NamedTuple):
     # the segment or datagram continues in later packets.
     partial: bool = False
     error: DissectError | None = None
+    tunnel: tuple[int, ...] = ()  # where the IP headers around ``ip`` start, outermost first
 
     @property
     def payload(self) -> bytes:
@@ -61,23 +63,12 @@ def decode(raw: RawPacket) -> Packet:
         link = parse_link(raw.linktype, data)
     except DissectError as exc:
         return Packet(raw, error=exc)
-    off = link.hdr_len
-    ethertype = link.ethertype
-    if ethertype in MPLS_TYPES:
-        # MPLS (RFC 3032): labels until the bottom of the stack, then IP, as its first
-        # nibble says (decoded for the tracker; the tcpdump printer reads the raw bytes).
-        for _ in range(MAX_LABELS):
-            if off + 4 > len(data):
-                return Packet(raw, link)
-            off += 4
-            if data[off - 2] & 1:
-                break
-        version = data[off] >> 4 if off < len(data) else 0
-        ethertype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
-    if ethertype not in (ETH_IPV4, ETH_IPV6):
+    first = below(data, link.hdr_len, link.ethertype)  # MPLS labels are looked through
+    if first is None or first.ethertype not in IP_TYPES:
         return Packet(raw, link)
-    v4 = ethertype == ETH_IPV4
+    off, v4 = first.offset, first.ethertype == ETH_IPV4
     ip: IPv4Header | IPv6Header | None = None
+    outer: tuple[int, ...] = ()
     try:
         for _ in range(MAX_TUNNELS):
             end = len(data)
@@ -95,7 +86,8 @@ def decode(raw: RawPacket) -> Packet:
                 proto, start = ip.proto, off + ip.hdr_len
                 length = total - ip.hdr_len
                 if ip.frag_offset:
-                    return Packet(raw, link, ip, None, start, length, fragment=True)
+                    return Packet(raw, link, ip, None, start, length, fragment=True,
+                                  tunnel=outer)
                 partial = ip.more_fragments
             else:
                 ip = parse_ipv6(data, off)
@@ -106,20 +98,49 @@ def decode(raw: RawPacket) -> Packet:
                 proto, start = upper.proto, upper.offset
                 length = off + 40 + ip.payload_len - start
                 if _later_fragment(upper.fragment):
-                    return Packet(raw, link, ip, None, start, length, fragment=True)
+                    return Packet(raw, link, ip, None, start, length, fragment=True,
+                                  tunnel=outer)
                 partial = upper.fragment is not None and upper.fragment.more
-            if proto in (IPIP, IPV6_IN_IP):
-                off, v4 = start, proto == IPIP
+            inner = _carried(data, proto, start, end, partial)
+            if inner is not None:
+                outer += (ip.offset,)
+                off, v4 = inner.offset, inner.ethertype == ETH_IPV4
                 continue
             # A frame shorter than its IP header says (a capture from a link that cut it)
             # carries only what the frame holds, as Wireshark counts it.  A record whose
             # wire length is below even the headers (a lie: len < caplen) holds nothing,
             # never a negative length (which compiled slicing refuses: "Negative size").
             length = max(min(length, raw.wire_len - start), 0)
-            return _transport(raw, link, ip, proto, start, length, end, partial)
+            return _transport(raw, link, ip, proto, start, length, end, partial, outer)
     except DissectError as exc:
-        return Packet(raw, link, ip, error=exc)
-    return Packet(raw, link, ip, error=Malformed("ip", off, "too many nested tunnels"))
+        return _damaged(raw, link, ip, outer, exc)
+    return _damaged(raw, link, ip, outer, Malformed("ip", off, "too many nested tunnels"))
+
+
+def _damaged(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header | None,
+             outer: tuple[int, ...], error: DissectError) -> Packet:
+    """The layers decoded before *error*: when a tunnel's inner IP header is the damaged
+    one, ``ip`` is the last header that decoded, and no longer one of its tunnel's."""
+    if ip is not None and outer and outer[-1] == ip.offset:
+        outer = outer[:-1]
+    return Packet(raw, link, ip, error=error, tunnel=outer)
+
+
+def _carried(data: bytes, proto: int, start: int, end: int, partial: bool) -> Inner | None:
+    """The IP packet a datagram of *proto* carries at *start*, if it is a tunnel."""
+    if proto == IPIP:
+        return Inner(start, ETH_IPV4)
+    if proto == IPV6_IN_IP:
+        return Inner(start, ETH_IPV6)
+    if partial:
+        return None  # the first fragment of a GRE or UDP datagram: what it carries is cut
+    if proto == GRE:
+        inner = gre(data, start, end)
+    elif proto == UDP:
+        inner = vxlan(data, start, end)
+    else:
+        return None
+    return inner if inner is not None and inner.ethertype in IP_TYPES else None
 
 
 def _later_fragment(fragment: Fragment | None) -> bool:
@@ -127,7 +148,8 @@ def _later_fragment(fragment: Fragment | None) -> bool:
 
 
 def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, proto: int,
-               start: int, length: int, end: int, partial: bool) -> Packet:
+               start: int, length: int, end: int, partial: bool,
+               outer: tuple[int, ...]) -> Packet:
     data = raw.data
     transport: Transport
     if proto == TCP:
@@ -145,8 +167,9 @@ def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, pr
         transport = parse_icmp6(data, start, end)
         hdr = 8
     else:
-        return Packet(raw, link, ip, None, start, length, partial=partial)
-    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), partial=partial)
+        return Packet(raw, link, ip, None, start, length, partial=partial, tunnel=outer)
+    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), partial=partial,
+                  tunnel=outer)
 
 
 __all__ = ["Packet", "Transport", "decode"]

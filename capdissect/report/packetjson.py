@@ -50,7 +50,7 @@ from capdissect.dissect.icmp6 import parse_quoted as parse_quoted6
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
 from capdissect.dissect.mptcp import MptcpMalformed, parse_mptcp
-from capdissect.dissect.stack import MAX_TUNNELS, Packet
+from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpHeader
 from capdissect.dissect.tcp_options import TcpOption
 from capdissect.dissect.udp import UdpHeader
@@ -198,10 +198,8 @@ def packet_json(number: int, pkt: Packet) -> JsonObject:
     ip = pkt.ip
     obj["ip"] = None
     if ip is not None:
-        if pkt.link is not None and ip.offset > pkt.link.hdr_len:
-            outer = _outer_ips(data, pkt.link.hdr_len, ip.offset)
-            if outer:
-                obj["tunnel"] = outer
+        if pkt.tunnel:
+            obj["tunnel"] = _outer_ips(data, pkt.tunnel)
         obj["ip"] = (_named(ipv4_json(data, ip), WIRESHARK_NAMES["ip4"])
                      if isinstance(ip, IPv4Header)
                      else _named(ipv6_json(data, ip), WIRESHARK_NAMES["ip6"]))
@@ -475,28 +473,12 @@ def _ipv6_options(chain: _Chain, area: bytes) -> list[JsonObject]:
     return out
 
 
-def _outer_ips(data: bytes, start: int, inner: int) -> list[JsonObject]:
-    """The IP headers a tunnelled packet is wrapped in (IPv6 in IPv4 and the like),
-    outermost first: ``ip`` is always the innermost, the one the transport rides on."""
-    outer: list[JsonObject] = []
-    off = start
-    for _ in range(MAX_TUNNELS):
-        if off >= inner or off >= len(data):
-            break
-        try:
-            if data[off] >> 4 == 4:
-                v4 = parse_ipv4(data, off)
-                outer.append(ipv4_json(data, v4))
-                off += v4.hdr_len
-            else:
-                v6 = parse_ipv6(data, off)
-                end = min(len(data), off + 40 + v6.payload_len)
-                walked = ip6mod.walk_extensions(data, v6, end)
-                outer.append(ipv6_json(data, v6))
-                off = walked.offset
-        except DissectError:
-            break
-    return outer
+def _outer_ips(data: bytes, offsets: tuple[int, ...]) -> list[JsonObject]:
+    """The IP headers a tunnelled packet is wrapped in (IPv6 in IPv4, GRE, VXLAN and the
+    like), outermost first: ``ip`` is always the innermost, the one the transport rides
+    on.  ``decode`` found them (``Packet.tunnel``), so they parse."""
+    return [ipv4_json(data, parse_ipv4(data, off)) if data[off] >> 4 == 4
+            else ipv6_json(data, parse_ipv6(data, off)) for off in offsets]
 
 
 # ----- transport -------------------------------------------------------------------------

@@ -5,8 +5,8 @@ returns the findings Wireshark would flag on it, each with the numbers that met 
 rule (SPEC §4): retransmission, fast_retransmission, spurious_retransmission,
 out_of_order, lost_segment, ack_lost_segment, duplicate_ack, zero_window,
 zero_window_probe, zero_window_probe_ack, window_update, window_full, keep_alive,
-keep_alive_ack, reused_ports: every tcp.analysis flag of Wireshark 4.0 that marks a
-segment.
+keep_alive_ack, reused_ports, and TCP Fast Open's tfo_syn, tfo_ack and tfo_ignored
+(RFC 7413): every tcp.analysis flag of Wireshark 4.0 that marks a segment.
 
 The reference is Wireshark 4.0 (the tshark tests/test_analysis_vs_tshark.py compares
 with) with its default preferences: sequence analysis on, relative sequence numbers,
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN
-from capdissect.dissect.tcp_options import WSCALE
+from capdissect.dissect.tcp_options import EXPERIMENT2, FASTOPEN, WSCALE
 
 if TYPE_CHECKING:
     from capdissect.dissect.tcp import TcpHeader
@@ -60,11 +60,14 @@ KEEP_ALIVE: Final = "keep_alive"
 KEEP_ALIVE_ACK: Final = "keep_alive_ack"
 ZERO_WINDOW_PROBE_ACK: Final = "zero_window_probe_ack"
 REUSED_PORTS: Final = "reused_ports"
+TFO_SYN: Final = "tfo_syn"
+TFO_ACK: Final = "tfo_ack"
+TFO_IGNORED: Final = "tfo_ignored"
 
 NAMES: Final = (RETRANSMISSION, FAST_RETRANSMISSION, SPURIOUS_RETRANSMISSION, OUT_OF_ORDER,
                 LOST_SEGMENT, ACK_LOST_SEGMENT, DUPLICATE_ACK, ZERO_WINDOW, ZERO_WINDOW_PROBE,
                 ZERO_WINDOW_PROBE_ACK, WINDOW_UPDATE, WINDOW_FULL, KEEP_ALIVE, KEEP_ALIVE_ACK,
-                REUSED_PORTS)
+                REUSED_PORTS, TFO_SYN, TFO_ACK, TFO_IGNORED)
 
 # Window scaling as packet-tcp.c keeps it per direction: a shift (0..14), or one of these.
 WS_UNKNOWN: Final = -1  # no SYN seen: the shift is unknown (tcp.default_window_scaling)
@@ -75,6 +78,7 @@ NO_WINDOW: Final = 0xFFFFFFFF  # no window field seen yet (packet-tcp.c: G_MAXUI
 FAST_RETRANSMISSION_US: Final = 20_000  # within 20 ms of the last duplicate ACK
 OUT_OF_ORDER_US: Final = 3_000  # ... or the handshake RTT when it is known
 NO_DATA_FLAGS: Final = SYN | FIN | RST  # segments never taken for ACK-only events
+TFO_MAGIC: Final = b"\xf9\x89"  # RFC 7413 §4.1.1: Fast Open in an experimental option
 _SYN_ACK: Final = SYN | ACK
 
 
@@ -136,6 +140,7 @@ class ConnectionAnalysis:
     second: Flow | None = None
     last_syn_ts: float | None = None  # ts_mru_syn: when the last SYN (without ACK) was seen
     first_rtt_us: int = 0  # ts_first_rtt: SYN to the first pure ACK; 0 = not known
+    tfo_syn_data: int = 0  # bytes of data on a SYN with a Fast Open cookie; 0 = none seen
 
     @property
     def flows(self) -> list[Flow]:
@@ -215,6 +220,8 @@ class TcpAnalyzer:
         if s.flags & SYN:
             _add(found, _reused_ports(conn, fwd, s))
         analyze(state, fwd, rev, s, found)
+        if s.flags & SYN:
+            _add(found, _fast_open(state, fwd, rev, s, seg.options))
         _after_analysis(state, fwd, rev, s, seg.options)
         return tuple(found) if found else ()
 
@@ -328,10 +335,11 @@ def _ack_lost_segment(rev: Flow, s: Seg) -> Finding | None:
     # has sent more since, the bound moves up to its next expected number, so one hole
     # is reported once.  When it cannot move, the report is kept to one per new ack the
     # peer sends: the peer's duplicate count is set to -1 and a new ack number from the
-    # peer resets it to 0.  (Wireshark 4.0 moves the bound when it is below the next
-    # expected number, an unsigned compare; later versions turned the test around.)
+    # peer resets it to 0.  "Below" is a sequence-number compare, as tshark 4.0 does it
+    # after the numbers wrap (zeek ftp/bigtransfer.pcap, frames 57, 60, 64 and 70); later
+    # Wireshark versions turned the test around.
     seen = rev.maxseqtobeacked
-    if rev.maxseqtobeacked < rev.nextseq:
+    if lt_seq(rev.maxseqtobeacked, rev.nextseq):
         rev.maxseqtobeacked = rev.nextseq
     else:
         report = rev.dupacknum == 0
@@ -413,6 +421,42 @@ def _reused_ports(conn: TcpConnection, fwd: Flow, s: Seg) -> Finding | None:
         return Finding(REUSED_PORTS, f"SYN-ACK seq {s.seq} from {fwd.name} differs from "
                                      f"the {old} it started with")
     return None
+
+
+def _fast_open(state: ConnectionAnalysis, fwd: Flow, rev: Flow, s: Seg,
+               options: Options) -> Finding | None:
+    """TCP Fast Open (RFC 7413), as packet-tcp.c flags it on a SYN and its SYN-ACK."""
+    if s.flags & ACK:
+        # packet-tcp.c: a SYN-ACK that acks more than the SYN took the data the SYN
+        # carried; one that acks only the SYN after a SYN with a cookie and data did not.
+        acked = rev.rel(s.ack)
+        if acked > 1:
+            return Finding(TFO_ACK, f"SYN-ACK acks {acked - 1} bytes of the SYN's data "
+                                    f"(ack {acked}): {fwd.name} accepted Fast Open")
+        if state.tfo_syn_data:
+            return Finding(TFO_IGNORED, f"SYN-ACK acks only the SYN (ack {acked}): "
+                                        f"{fwd.name} ignored the {state.tfo_syn_data} "
+                                        "bytes the SYN carried")
+        return None
+    cookie = fast_open_cookie(options)
+    if not cookie:
+        return None
+    if s.length:
+        state.tfo_syn_data = s.length
+    data = f" and {s.length} bytes of data" if s.length else ", no data"
+    return Finding(TFO_SYN, f"SYN from {fwd.name} with a {len(cookie)}-byte Fast Open "
+                            f"cookie{data}")
+
+
+def fast_open_cookie(options: Options) -> bytes:
+    """The cookie of a Fast Open option (kind 34, or kind 254 with its magic number);
+    empty for a cookie request or when there is none."""
+    for option in options.items:
+        if option.kind == FASTOPEN:
+            return option.data
+        if option.kind == EXPERIMENT2 and option.data[:2] == TFO_MAGIC:
+            return option.data[2:]
+    return b""
 
 
 def _after_analysis(state: ConnectionAnalysis, fwd: Flow, rev: Flow, s: Seg,

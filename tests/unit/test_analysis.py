@@ -325,12 +325,8 @@ def test_state_lives_on_the_connection_and_goes_with_it() -> None:
     assert w.tracker.close() == []  # the tracker forgot it: nothing else holds the state
 
 
-# Wireshark's tcp.analysis labels for TCP Fast Open, not followed (README, Analysis).
-TFO_LABELS = {"tfo_syn", "tfo_ack", "tfo_ignored"}
-
-
 def test_every_name_is_wiresharks() -> None:
-    """The names are exactly tshark's tcp.analysis labels (FT_NONE fields) but TFO's."""
+    """The names are exactly tshark's tcp.analysis labels (FT_NONE fields)."""
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
     fields = subprocess.run(["tshark", "-G", "fields"], capture_output=True, text=True,
@@ -339,5 +335,5 @@ def test_every_name_is_wiresharks() -> None:
               (line.split("\t") for line in fields.splitlines())
               if len(cells) > 3 and cells[2].startswith("tcp.analysis.")
               and cells[3] == "FT_NONE"}
-    assert set(NAMES) == labels - TFO_LABELS - {"flags"}
+    assert set(NAMES) == labels - {"flags"}
     assert len(NAMES) == len(set(NAMES))
