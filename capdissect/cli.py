@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,13 +14,16 @@ from capdissect.clihelp import App
 from capdissect.console import (
     cli_errors,
     colour_wanted,
+    given_together,
     main,
     painted,
+    run_flows,
     run_read,
+    run_sockets,
+    run_timeline,
     say,
-    stdout_errors,
+    write_pieces,
 )
-from capdissect.progress import ProgressBar
 from capdissect.reader import ReadOptions
 
 app = App(
@@ -116,25 +118,15 @@ def read(
     """
     # tcpdump joins the words after the options into one expression (copy_argv).
     joined = " ".join(expression or ()).strip() or None
-    run_read(path, ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count,
-                               plain=plain, expression=joined, json=json))
+    run_read(path=path, options=ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t,
+                                            count=count, plain=plain, expression=joined,
+                                            json=json))
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
-def _write(pieces: Iterable[str], bar: ProgressBar | None = None) -> None:
-    write = sys.stdout.write
-    clear = bar.clear if bar is not None and sys.stdout.isatty() else None
-    with stdout_errors():
-        for piece in pieces:
-            if clear is not None:
-                clear()
-            write(piece)
-        sys.stdout.flush()
-
-
 def _at_most_one(**chosen: bool | int | str | None) -> None:
-    given = [f"--{name}" for name, value in chosen.items() if value not in (None, False)]
-    if len(given) > 1:
+    given = given_together(**chosen)
+    if given:
         raise typer.BadParameter(f"{' and '.join(given)} cannot be used together")
 
 
@@ -165,18 +157,8 @@ def timeline(
 
       capdissect timeline captures/tcp-basic.pcap --svg tcp-basic.svg
     """
-    from capdissect import analyze
-
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
-    if svg is not None:
-        with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn, calls)
-        say(f"wrote {written}")
-        return
-    with cli_errors(progress=Path(path).name) as bar:
-        pieces = analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                  conn, calls)
-        _write(pieces if json or mermaid else painted(pieces), bar)
+    run_timeline(path=path, conn=conn, mermaid=mermaid, json=json, svg=svg, calls=calls)
 
 
 @app.command()
@@ -202,14 +184,8 @@ def flows(
 
       capdissect flows trace.pcap --json | jq '.tcp[] | select(.close == "reset")'
     """
-    from capdissect import analyze
-
     _at_most_one(json=json, csv=csv)
-    with cli_errors(progress=Path(path).name) as bar:
-        if json or csv:
-            _write(analyze.flows(path, "json" if json else "csv"), bar)
-        else:
-            _write(painted(analyze.flows(path, "table", wide=wide)), bar)
+    run_flows(path=path, json=json, csv=csv, wide=wide)
 
 
 @app.command()
@@ -235,13 +211,10 @@ def sockets(
 
       capdissect sockets trace.pcap --at 0.5
     """
-    from capdissect import analyze
-
     _at_most_one(at=at, after=after, every=every)
     if after is not None and after < 1:
         raise typer.BadParameter("frames count from 1", param_hint="--after")
-    with cli_errors(progress=Path(path).name) as bar:
-        _write(painted(analyze.sockets(path, at=at, after=after, every=every)), bar)
+    run_sockets(path=path, at=at, after=after, every=every)
 
 
 # ----- live: capture on an interface (capdissect/live.py) --------------------------------
@@ -658,7 +631,7 @@ def demo(
         return
     options = ReadOptions(n=n, v=v, X=X)
     with cli_errors():
-        _write(painted(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
+        write_pieces(painted(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
                            notice=say)))
 
@@ -758,7 +731,7 @@ def sql(
         if interactive:
             export_sql.interactive(out)
         else:
-            _write(export_sql.query(out, query or "", fmt.value))
+            write_pieces(export_sql.query(out, query or "", fmt.value))
 
 
 if __name__ == "__main__":

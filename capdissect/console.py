@@ -2,15 +2,16 @@
 output and errors go through.
 
 Start-up is most of a small capture's time: typer, with its click and pydantic, takes
-about 0.2 s before a packet is read, where tcpdump's whole run takes 0.01 s.  So
-``read``, the command a learner runs at each step and a script once per file, is parsed
-here, without the typer app, when its command line is one click takes as it stands
-(``parse_read``).  Anything else (help, a misspelt option, a missing file name, shell
-completion, every other command) goes to typer (capdissect/cli.py), which says exactly
+about 0.2 s before a packet is read, where tcpdump's whole run takes 0.01 s.  So the
+commands a learner runs at each step and a script once per file (``read``, ``flows``,
+``timeline``, ``sockets``) are parsed here, without the typer app, when their command
+line is one click takes as it stands (``parse_command``).  Anything else (help, a
+misspelt option, a missing file name, options that exclude each other, shell
+completion, the other commands) goes to typer (capdissect/cli.py), which says exactly
 what it always said; tests/test_startup.py checks that the two parses agree.
 
-This module imports nothing the ``read --plain`` path does not use: the reader's
-imports are its own (capdissect/reader.py), the annotations' are made when asked for.
+This module imports nothing the ``read --plain`` path does not use: each command's
+library is imported when it runs.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeAlias, cast
 
 from capdissect.capture.files import PROGRESS
 from capdissect.errors import CapdissectError, OutputError
@@ -218,7 +219,7 @@ def _standard_streams() -> None:
 
 # ----- read ---------------------------------------------------------------------------
 def run_read(path: str, options: ReadOptions) -> None:
-    """The ``read`` command once its command line is parsed (by click or parse_read)."""
+    """The ``read`` command once its command line is parsed (by click or parse_command)."""
     from capdissect.reader import read_lines
 
     # tcpdump rejects these as user errors (one line, exit 1), before reading anything.
@@ -262,101 +263,197 @@ def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
         out.flush()
 
 
-_COUNTED = frozenset("nvXxt")  # -n, -v, -X, -x, -t: counted, as tcpdump's letters are
-_FLAGS = frozenset("eSK")
-_LONG_FLAGS = frozenset({"--plain", "--json"})
-_MAX_COUNT_DIGITS = 9  # a longer -c (or one with a sign or a space) is left to click
+# ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
+def write_pieces(pieces: Iterable[str], bar: ProgressBar | None = None) -> None:
+    write = sys.stdout.write
+    clear = bar.clear if bar is not None and sys.stdout.isatty() else None
+    with stdout_errors():
+        for piece in pieces:
+            if clear is not None:
+                clear()
+            write(piece)
+        sys.stdout.flush()
 
 
-def parse_read(args: list[str]) -> tuple[str, ReadOptions, ColourChoice | None] | None:
-    """``read``'s arguments (after the word ``read``) as click parses them: the file,
-    the options and the ``--color`` choice; None for anything click would answer
-    otherwise than by running the command (help, an error) or that this parser does not
-    know to be the same (then typer parses it: slower, never different).
+def given_together(**chosen: bool | int | str | None) -> list[str]:
+    """The options of *chosen* that were given (``--name``), when more than one was:
+    those cannot be used together."""
+    given = [f"--{name}" for name, value in chosen.items() if value not in (None, False)]
+    return given if len(given) > 1 else []
+
+
+def run_timeline(path: str, conn: int | None, mermaid: bool, json: bool, svg: str | None,
+                 calls: str | None) -> None:
+    from capdissect import analyze
+
+    if svg is not None:
+        with cli_errors(progress=Path(path).name):
+            written = analyze.write_timeline_svg(path, svg, conn, calls)
+        say(f"wrote {written}")
+        return
+    with cli_errors(progress=Path(path).name) as bar:
+        pieces = analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
+                                  conn, calls)
+        write_pieces(pieces if json or mermaid else painted(pieces), bar)
+
+
+def run_flows(path: str, json: bool, csv: bool, wide: bool) -> None:
+    from capdissect import analyze
+
+    with cli_errors(progress=Path(path).name) as bar:
+        if json or csv:
+            write_pieces(analyze.flows(path, "json" if json else "csv"), bar)
+        else:
+            write_pieces(painted(analyze.flows(path, "table", wide=wide)), bar)
+
+
+def run_sockets(path: str, at: str | None, after: int | None, every: bool) -> None:
+    from capdissect import analyze
+
+    with cli_errors(progress=Path(path).name) as bar:
+        write_pieces(painted(analyze.sockets(path, at=at, after=after, every=every)), bar)
+
+
+# ----- the fast parse -----------------------------------------------------------------
+_FLAG, _COUNT, _NUMBER, _TEXT = range(4)  # what an option holds
+# The commands parsed here, each option as typed with its parameter and kind.  These are
+# the typer commands' options (capdissect/cli.py), with the same defaults: False, 0 or
+# None.  Help (-h, --help) and anything not listed leave the command line to typer.
+_COMMANDS: Final[dict[str, dict[str, tuple[str, int]]]] = {
+    "read": {"-n": ("n", _COUNT), "-v": ("v", _COUNT), "-X": ("X", _COUNT),
+             "-x": ("x", _COUNT), "-t": ("t", _COUNT), "-e": ("e", _FLAG),
+             "-S": ("S", _FLAG), "-K": ("K", _FLAG), "-c": ("count", _NUMBER),
+             "--plain": ("plain", _FLAG), "--json": ("json", _FLAG)},
+    "flows": {"--json": ("json", _FLAG), "--csv": ("csv", _FLAG), "--wide": ("wide", _FLAG)},
+    "timeline": {"--conn": ("conn", _NUMBER), "--mermaid": ("mermaid", _FLAG),
+                 "--json": ("json", _FLAG), "--svg": ("svg", _TEXT),
+                 "--calls": ("calls", _TEXT)},
+    "sockets": {"--at": ("at", _TEXT), "--after": ("after", _NUMBER),
+                "--every": ("every", _FLAG)},
+}
+_MAX_DIGITS: Final = 9  # a longer number (or one with a sign or a space) is left to click
+
+Parsed: TypeAlias = tuple[Callable[..., None], dict[str, Any], ColourChoice | None]
+
+
+def parse_command(args: list[str]) -> Parsed | None:
+    """A command line (after the program's name) as click parses it: the function that
+    runs the command, its arguments, and the ``--color`` choice.  None for anything
+    click would answer otherwise than by running the command (help, a usage error) or
+    that this parser does not know to be the same: typer parses those (slower, never
+    different).
 
     Click's rules: options and words may come in any order; ``--`` ends the options;
-    ``-`` alone is a word; short options combine (``-nnv``, ``-nc5``, ``-c 5``); a
-    repeated ``-c`` keeps the last.
+    ``-`` alone is a word; short options combine (``-nnv``, ``-nc5``, ``-c 5``); an
+    option's value is the rest of its word or the next word, whatever it looks like;
+    a repeated option keeps its last value.
     """
-    from capdissect.reader import ReadOptions
-
-    counts = dict.fromkeys(_COUNTED, 0)
-    flags: set[str] = set()
-    count: int | None = None
+    if not args or args[0] not in _COMMANDS:
+        return None
+    name, spec = args[0], _COMMANDS[args[0]]
+    params: dict[str, Any] = {param: 0 if kind == _COUNT else False if kind == _FLAG else None
+                              for param, kind in spec.values()}
     colours: list[ColourChoice] = []
     words: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
+    rest = iter(args[1:])
+    for arg in rest:
         if arg == "--":
-            words += args[i:]
+            words += rest
             break
         if arg[:1] != "-" or arg == "-":
             words.append(arg)
-        elif arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            if name in _LONG_FLAGS and not eq:
-                flags.add(name[2:])
-            elif name == "--no-color" and not eq:
-                colours.append(ColourChoice.never)
-            elif name == "--color":
-                if not eq:
-                    if i == len(args):
-                        return None
-                    value, i = args[i], i + 1
-                try:
-                    colours.append(ColourChoice(value))
-                except ValueError:
+            continue
+        long = arg.startswith("--")
+        option, eq, value = arg.partition("=") if long else (arg[:2], "", arg[2:])
+        while True:  # once for a long option; for each letter of -nnv
+            if option in ("--color", "--no-color"):
+                given = _colour(option, eq, value, rest)
+                if given is None:
                     return None
-            else:
-                return None
-        else:
-            for j, letter in enumerate(arg[1:], 2):
-                if letter in _COUNTED:
-                    counts[letter] += 1
-                elif letter in _FLAGS:
-                    flags.add(letter)
-                elif letter == "c":  # takes the rest of the word, or the next word
-                    value = arg[j:]
-                    if not value:
-                        if i == len(args):
-                            return None
-                        value, i = args[i], i + 1
-                    if not (value.isascii() and value.isdigit()
-                            and len(value) <= _MAX_COUNT_DIGITS):
+                colours.append(given)
+                break
+            param, kind = spec.get(option, ("", -1))
+            if kind in (_NUMBER, _TEXT):
+                found = value if eq or (value and not long) else next(rest, None)
+                if found is None:
+                    return None
+                if kind == _NUMBER:
+                    if not (found.isascii() and found.isdigit() and len(found) <= _MAX_DIGITS):
                         return None
-                    count = int(value)
-                    break
+                    params[param] = int(found)
                 else:
-                    return None
+                    params[param] = found
+                break
+            if kind == _COUNT:
+                params[param] += 1
+            elif kind == _FLAG and not eq:
+                params[param] = True
+            else:  # not an option of this command, or a flag given a value
+                return None
+            if long or not value:
+                break
+            option, value = f"-{value[0]}", value[1:]
     if not words or len(colours) > 1:
         return None
-    path, expression = words[0], words[1:]
-    options = ReadOptions(n=counts["n"], v=counts["v"], X=counts["X"], x=counts["x"],
-                          t=counts["t"], e="e" in flags, S="S" in flags, K="K" in flags,
-                          count=count, plain="plain" in flags, json="json" in flags,
-                          # tcpdump joins the words after the options into one (copy_argv).
-                          expression=" ".join(expression).strip() or None)
-    return path, options, (colours[0] if colours else None)
+    return _command(name, words, params, colours[0] if colours else None)
 
 
-def _fast_read(argv: list[str]) -> bool:
-    """Run ``capdissect read ...`` here if parse_read takes its command line; False if
-    typer must.  Exits as typer's command would have (SystemExit, 130 on Ctrl-C)."""
-    if len(argv) < 2 or argv[1] != "read":
-        return False
+def _colour(option: str, eq: str, value: str, rest: Iterator[str]) -> ColourChoice | None:
+    if option == "--no-color":
+        return None if eq else ColourChoice.never
+    found = value if eq else next(rest, "")
+    try:
+        return ColourChoice(found)
+    except ValueError:
+        return None
+
+
+def _command(name: str, words: list[str], params: dict[str, Any],
+             colour: ColourChoice | None) -> Parsed | None:
+    """The parsed command, once the checks its typer command makes before running (its
+    words, the options that exclude each other) pass; else None."""
+    path = words[0]
+    if name == "read":
+        from capdissect.reader import ReadOptions
+
+        # tcpdump joins the words after the options into one expression (copy_argv).
+        expression = " ".join(words[1:]).strip() or None
+        return run_read, {"path": path, "options": ReadOptions(expression=expression,
+                                                                **params)}, colour
+    if len(words) > 1:
+        return None
+    run: Callable[..., None]
+    if name == "flows":
+        clash, run = given_together(json=params["json"], csv=params["csv"]), run_flows
+    elif name == "timeline":
+        clash = given_together(mermaid=params["mermaid"], json=params["json"],
+                               svg=params["svg"])
+        run = run_timeline
+    else:
+        clash = given_together(at=params["at"], after=params["after"], every=params["every"])
+        if params["after"] is not None and params["after"] < 1:
+            return None
+        run = run_sockets
+    if clash:
+        return None
+    return run, {"path": path, **params}, colour
+
+
+def _fast_path(argv: list[str]) -> bool:
+    """Run ``read``, ``flows``, ``timeline`` or ``sockets`` here if parse_command takes
+    the command line; False if typer must.  Exits as typer's command would have
+    (SystemExit: 0, the command's own status, 130 on Ctrl-C)."""
     # click's shell completion answers instead of running when _<PROG>_COMPLETE is set.
     if any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ):
         return False
-    parsed = parse_read(argv[2:])
+    parsed = parse_command(argv[1:])
     if parsed is None:
         return False
-    path, options, colour = parsed
+    run, kwargs, colour = parsed
     if colour is not None:
         COLOUR.set(colour)
     try:
-        run_read(path, options)
+        run(**kwargs)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise SystemExit(0)
@@ -368,7 +465,7 @@ def main() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _standard_streams()
     try:
-        if not _fast_read(sys.argv):
+        if not _fast_path(sys.argv):
             from capdissect.cli import app
 
             app()
