@@ -441,11 +441,17 @@ def _command(name: str, words: list[str], params: dict[str, Any],
 
 def _fast_path(argv: list[str]) -> bool:
     """Run ``read``, ``flows``, ``timeline`` or ``sockets`` here if parse_command takes
-    the command line; False if typer must.  Exits as typer's command would have
-    (SystemExit: 0, the command's own status, 130 on Ctrl-C)."""
+    the command line (and answer ``--version`` alone); False if typer must.  Exits as
+    typer's command would have (SystemExit: 0, the command's own status, 130 on Ctrl-C)."""
     # click's shell completion answers instead of running when _<PROG>_COMPLETE is set.
     if any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ):
         return False
+    if argv[1:] == ["--version"]:
+        from capdissect import __version__
+
+        sys.stdout.write(f"capdissect {__version__}\n")
+        sys.stdout.flush()
+        raise SystemExit(0)
     parsed = parse_command(argv[1:])
     if parsed is None:
         return False
