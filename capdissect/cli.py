@@ -1,4 +1,9 @@
-"""The command line: each command wires options to one library call and prints."""
+"""The command line: each command wires options to one library call and prints.
+
+The console script starts in capdissect/console.py, which runs ``read``, ``flows``,
+``timeline`` and ``sockets`` without building this app when it can (start-up); their
+bodies are console's ``run_*``, called from here with the same arguments otherwise.
+"""
 
 from __future__ import annotations
 
