@@ -10,6 +10,8 @@ is the child's own high-water mark (see ``measure``).  Runs are interleaved (pee
 capdissect, peer, ...) after one untimed pass that puts the file in the page cache; the
 table shows medians.
 ``--write`` rewrites benchmarks/RESULTS.md with the machine, the capture and the table.
+The start-up table (``--only startup`` alone) times each command on the 11-packet
+lesson capture beside the bare interpreter and tcpdump.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ from gen_capture import DEFAULT_MIN_PACKETS, CaptureInfo, ensure_capture
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
 RESULTS: Final = HERE / "RESULTS.md"
+# Start-up (issue 19): the lesson's 11 packets, where the interpreter and the imports are
+# nearly the whole run; read --plain -nn must finish within this, quiet machine or not.
+STARTUP_CAPTURE: Final = ROOT / "captures" / "tcp-basic.pcap"
+STARTUP_TARGET_S: Final = 0.12
+STARTUP_RUNS: Final = 9
 RUN_TIMEOUT_S: Final = 1800.0  # one process; a hung run is killed and reported
 POLL_S: Final = 0.002
 ENV: Final = {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
@@ -98,6 +105,65 @@ def comparisons(capture: Path) -> list[Comparison]:
             "timeline --json", tshark_conv(f), (ours, "timeline", f, "--json"), 1 / 3
         ),
     ]
+
+
+def startup_commands() -> list[tuple[str, ...]]:
+    """The interpreter alone, tcpdump, then capdissect's commands on the small capture:
+    read --plain -nn (with the target) first, then the other read paths and reports."""
+    f = str(STARTUP_CAPTURE)
+    ours = capdissect_script()
+    return [
+        (sys.executable, "-c", "pass"),
+        ("tcpdump", "-r", f, "-nn"),
+        (ours, "read", f, "--plain", "-nn"),
+        (ours, "read", f, "-n"),
+        (ours, "read", f, "--json"),
+        (ours, "flows", f),
+        (ours, "timeline", f),
+        (ours, "sockets", f),
+    ]
+
+
+def run_startup(runs: int, log: bool = True) -> dict[tuple[str, ...], list[Sample]]:
+    """Each start-up command *runs* times, interleaved (one of each per round), after
+    one untimed round.  The package's bytecode is compiled first, as ``pip install``
+    does: with PYTHONDONTWRITEBYTECODE set, an editable install would otherwise
+    compile every module at every start."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "capdissect")],
+                   check=True, stdout=subprocess.DEVNULL)
+    commands = startup_commands()
+    for argv in commands:
+        measure(argv)
+    samples: dict[tuple[str, ...], list[Sample]] = {argv: [] for argv in commands}
+    for i in range(runs):
+        for argv in commands:
+            samples[argv].append(measure(argv))
+        if log:
+            walls = ", ".join(f"{s[-1].wall_s * 1000:.0f}" for s in samples.values())
+            print(f"  start-up [{i + 1}/{runs}] ms: {walls}", file=sys.stderr)
+    return samples
+
+
+def startup_table(samples: dict[tuple[str, ...], list[Sample]]) -> str:
+    header = (
+        "| command | median wall (ms) | runs (ms) | minus `-c pass` (ms) | target | met |\n"
+        "| --- | ---: | --- | ---: | --- | --- |\n"
+    )
+    interpreter = _median(next(iter(samples.values())))
+    rows = []
+    for argv, runs in samples.items():
+        median = _median(runs)
+        failed = _failed(runs)
+        target, met = "", ""
+        if argv[1:3] == ("read", str(STARTUP_CAPTURE)) and argv[3:] == ("--plain", "-nn"):
+            target = f"≤ {STARTUP_TARGET_S:g} s"
+            met = "yes" if median <= STARTUP_TARGET_S and failed is None else "no"
+        if failed is not None:
+            met = f"no: exit {failed.exit_code}"
+        shown = ", ".join(f"{s.wall_s * 1000:.0f}" for s in runs)
+        rows.append(f"| {display(argv, STARTUP_CAPTURE)} | {median * 1000:.0f} | {shown} "
+                    f"| {(median - interpreter) * 1000:.0f} | {target} | {met} |")
+    return header + "\n".join(rows) + "\n"
 
 
 def tshark_conv(capture: str) -> tuple[str, ...]:
@@ -245,13 +311,18 @@ def table(results: Sequence[Measured], capture: Path) -> str:
     return header + "\n".join(rows) + "\n"
 
 
-def failures(results: Sequence[Measured]) -> list[str]:
+def failures(results: Sequence[Measured],
+             startup: dict[tuple[str, ...], list[Sample]] | None = None) -> list[str]:
     out = []
     for m in results:
         for argv, samples in ((m.comparison.peer, m.peer), (m.comparison.ours, m.ours)):
             failed = _failed(samples)
             if failed is not None:
                 out.append(f"{shlex.join(argv)}: exit {failed.exit_code}: {failed.stderr_tail}")
+    for argv, samples in (startup or {}).items():
+        failed = _failed(samples)
+        if failed is not None:
+            out.append(f"{shlex.join(argv)}: exit {failed.exit_code}: {failed.stderr_tail}")
     return out
 
 
@@ -285,7 +356,8 @@ def machine() -> dict[str, str]:
 
 
 def results_markdown(
-    results: Sequence[Measured], capture: Path, info: CaptureInfo | None, runs: int
+    results: Sequence[Measured], capture: Path | None, info: CaptureInfo | None, runs: int,
+    startup: dict[tuple[str, ...], list[Sample]] | None = None,
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -321,19 +393,35 @@ def results_markdown(
         "",
         f"- Date: {now}",
         *(f"- {k}: {v}" for k, v in machine().items()),
-        "",
-        "## Capture",
-        "",
-        f"- File: `{capture.name}`, {capture.stat().st_size / 1e6:.1f} MB",
     ]
+    if capture is not None:
+        lines += ["", "## Capture", "",
+                  f"- File: `{capture.name}`, {capture.stat().st_size / 1e6:.1f} MB"]
     if info is not None:
         done = ", ".join(f"{k} {v}" for k, v in info.completed.items())
         lines += [
             f"- Packets: {info.packets:,}",
             f"- Built in {info.seconds} s; client operations completed: {done}",
         ]
-    lines += ["", "## Results", "", table(results, capture).rstrip("\n")]
-    problems = failures(results)
+    if capture is not None:
+        lines += ["", "## Results", "", table(results, capture).rstrip("\n")]
+    if startup:
+        runs_each = len(next(iter(startup.values())))
+        lines += [
+            "",
+            "## Start-up",
+            "",
+            f"FILE is `captures/{STARTUP_CAPTURE.name}` (11 packets): the run is almost all",
+            "interpreter start-up and imports. The first row is the interpreter that runs",
+            "capdissect doing nothing, measured in the same run, since a loaded machine",
+            f"slows every row; the median of {runs_each} interleaved runs each (one of every",
+            "command per round, after an untimed round, with the package's bytecode",
+            "compiled as `pip install` leaves it). Target (issue 19): `read --plain -nn`",
+            f"within {STARTUP_TARGET_S:g} s wall.",
+            "",
+            startup_table(startup).rstrip("\n"),
+        ]
+    problems = failures(results, startup)
     if problems:
         lines += ["", "## Failed runs", "", *(f"- {p}" for p in problems)]
     return "\n".join(lines) + "\n"
@@ -346,25 +434,39 @@ def main() -> None:
     parser.add_argument("--capture", type=Path, help="use this file instead of the cached one")
     parser.add_argument("--only", action="append", default=[], metavar="TITLE",
                         help="only comparisons whose title contains TITLE (repeatable), "
-                        "e.g. --only flows --only timeline")
+                        "e.g. --only flows --only timeline; --only startup: the start-up "
+                        "table")
     parser.add_argument(
         "--min-packets", type=int, default=DEFAULT_MIN_PACKETS, help="size of the capture"
     )
+    parser.add_argument("--startup-runs", type=int, default=STARTUP_RUNS,
+                        help="runs per command in the start-up table (median)")
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.startup_runs < 1:
+        parser.error("--runs and --startup-runs must be at least 1")
+    only = [word for word in args.only if word != "startup"]
+    with_startup = not args.only or "startup" in args.only
 
     info: CaptureInfo | None = None
-    if args.capture is not None:
-        capture: Path = args.capture
-    else:
-        info = ensure_capture(args.min_packets, log=lambda m: print(m, file=sys.stderr))
-        capture = Path(info.path)
-    print(f"benchmarking on {capture} ({args.runs} runs each)", file=sys.stderr)
-    results = run_all(capture, args.runs, only=args.only)
-    print(table(results, capture))
+    capture: Path | None = None
+    results: list[Measured] = []
+    if not args.only or only:
+        if args.capture is not None:
+            capture = args.capture
+        else:
+            info = ensure_capture(args.min_packets, log=lambda m: print(m, file=sys.stderr))
+            capture = Path(info.path)
+        print(f"benchmarking on {capture} ({args.runs} runs each)", file=sys.stderr)
+        results = run_all(capture, args.runs, only=only)
+        print(table(results, capture))
+    startup = None
+    if with_startup:
+        print(f"start-up on {STARTUP_CAPTURE.name} ({args.startup_runs} runs each)",
+              file=sys.stderr)
+        startup = run_startup(args.startup_runs)
+        print(startup_table(startup))
     if args.write:
-        RESULTS.write_text(results_markdown(results, capture, info, args.runs))
+        RESULTS.write_text(results_markdown(results, capture, info, args.runs, startup))
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
 
 

@@ -1,3 +1,3 @@
-from capdissect.cli import main
+from capdissect.console import main
 
 main()

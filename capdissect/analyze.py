@@ -8,21 +8,15 @@ pieces that end in newlines, ready to write.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Final, Literal
+from typing import IO, TYPE_CHECKING, Final, Literal
 
 from capdissect import __version__
 from capdissect.capture.files import CaptureFile, open_capture
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.outfiles import refuse_input
-from capdissect.reader import ReadOptions, traced_lines
-from capdissect.report import flows as flows_report
-from capdissect.report import sockets as sockets_report
-from capdissect.report import timeline as timeline_report
-from capdissect.report.calls import frames_and_flows
 from capdissect.report.document import json_document
 from capdissect.report.eventlog import DRAWN_MAX
 from capdissect.report.flowstream import (
@@ -34,9 +28,14 @@ from capdissect.report.flowstream import (
     finished,
     track,
 )
-from capdissect.track import syscalls
-from capdissect.track.syscalls import Frame, Joined
 from capdissect.track.tracker import Tracker
+
+# Each command's report, and the socket calls, are imported where they are used: a
+# command's start-up is most of a small capture's time.
+if TYPE_CHECKING:
+    from capdissect.reader import ReadOptions
+    from capdissect.report.sockets import TableAt
+    from capdissect.track.syscalls import Frame, Joined
 
 SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this, then a temp file
 
@@ -99,6 +98,8 @@ class _Damage:
 
 
 def _spool() -> IO[str]:
+    import tempfile
+
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+",
                                          encoding="utf-8")
 
@@ -116,6 +117,8 @@ def flows(path: str | Path, fmt: FlowsFormat = "table", *, wide: bool = False) -
     if fmt == "json":
         return damage.after(json_document(done, str(path), __version__, totals,
                                           events=False, spool=_spool))
+    from capdissect.report import flows as flows_report
+
     if fmt == "csv":  # CSV has no place for a note: the error line says it
         return damage.after(flows_report.csv_lines(done))
     return damage.after(_lines(flows_report.table_lines(done, totals, wide=wide)))
@@ -155,6 +158,8 @@ def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
 
         return damage.after(svg_document(done, name, __version__, totals, spool=_spool,
                                          calls=calls))
+    from capdissect.report import timeline as timeline_report
+
     if fmt == "mermaid":
         return damage.after(_lines(timeline_report.mermaid_lines(done, calls, totals=totals)))
     return damage.after(_lines(timeline_report.text_lines(done, totals, calls)))
@@ -172,6 +177,8 @@ def read_with_calls(path: str | Path, options: ReadOptions,
                     calls: str | Path) -> Iterator[str]:
     """``read``'s text of *path* with the socket calls of the strace log *calls* under the
     packets they returned after (what ``trace`` prints)."""
+    from capdissect.reader import traced_lines
+
     joined, frames = join_calls(lambda: decoded(path), read_calls(calls))
     with open_capture(path) as capture:
         yield from traced_lines(capture, options, joined, frames)
@@ -179,6 +186,9 @@ def read_with_calls(path: str | Path, options: ReadOptions,
 
 def join_calls(packets: Packets, log: Iterable[str]) -> tuple[Joined, list[Frame]]:
     """The socket calls of an strace *log* placed among *packets* and on their flows."""
+    from capdissect.report.calls import frames_and_flows
+    from capdissect.track import syscalls
+
     frames, flows = frames_and_flows(track(packets(), Tracker(keep_events=False)))
     return syscalls.join(syscalls.parse(log), flows, frames), frames
 
@@ -219,6 +229,8 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str,
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
             every: bool = False) -> Iterator[str]:
     """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
+    from capdissect.report import sockets as sockets_report
+
     damage = _Damage(decoded(path))
     if every:
         return damage.after(_lines(sockets_report.every_lines(damage.steps)))
@@ -226,9 +238,11 @@ def sockets(path: str | Path, *, at: str | None = None, after: int | None = None
                                                              after=after)))
 
 
-def sockets_at(path: str | Path, times: Iterable[float]) -> list[sockets_report.TableAt]:
+def sockets_at(path: str | Path, times: Iterable[float]) -> list[TableAt]:
     """netstat's table at each of *times* (Unix times), as ``sockets --at`` shows it; a
     damaged capture raises its error (the tables would stop at the damage)."""
+    from capdissect.report import sockets as sockets_report
+
     damage = _Damage(decoded(path))
     tables = sockets_report.tables_at(damage.steps, times)
     damage.check()

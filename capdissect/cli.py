@@ -1,29 +1,35 @@
-"""The command line: each command wires options to one library call and prints."""
+"""The command line: each command wires options to one library call and prints.
+
+The console script starts in capdissect/console.py, which runs ``read``, ``flows``,
+``timeline`` and ``sockets`` without building this app when it can (start-up); their
+bodies are console's ``run_*``, called from here with the same arguments otherwise.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import errno
-import io
-import os
-import signal
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, TextIO, cast
+from typing import Annotated
 
 import typer
 
-from capdissect import __version__, analyze
-from capdissect.capture.files import PROGRESS
-from capdissect.capture.live import option_problem
-from capdissect.clihelp import App, colour_wanted
-from capdissect.errors import CapdissectError, OutputError
-from capdissect.progress import ProgressBar
-from capdissect.reader import ReadOptions, read_lines
-from capdissect.report.colour import highlight, highlight_lines
-from capdissect.report.textsafe import clean
+from capdissect import __version__
+from capdissect.clihelp import App
+from capdissect.console import (
+    cli_errors,
+    colour_wanted,
+    given_together,
+    main,
+    painted,
+    run_flows,
+    run_read,
+    run_sockets,
+    run_timeline,
+    say,
+    write_pieces,
+)
+from capdissect.reader import ReadOptions
 
 app = App(
     add_completion=False,
@@ -31,134 +37,6 @@ app = App(
     help="Capture and dissect TCP and UDP: tcpdump's output, explained.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def say(text: str) -> None:
-    """One line on stderr, with control characters made harmless: file names and the
-    messages that quote them come from outside (a name can hold terminal escapes)."""
-    typer.echo(clean(text), err=True)
-
-
-@contextlib.contextmanager
-def cli_errors(progress: str | None = None) -> Iterator[ProgressBar | None]:
-    """Turn a CapdissectError into one line on stderr and exit status 1.
-
-    With *progress* (a label), a capture file read inside the block shows a progress bar
-    when stderr is a terminal; the block gets the bar, to clear it before printing.
-    """
-    bar = (ProgressBar(sys.stderr, clean(progress)) if progress and sys.stderr.isatty()
-           else None)
-    token = PROGRESS.set(bar)
-    try:
-        yield bar
-    except CapdissectError as exc:
-        # What was printed before the error still goes out; if it cannot, that loss is
-        # what the user must hear of (the one line names stdout, not the input's damage).
-        lost = _flush_stdout()
-        if bar is not None:
-            bar.clear()
-        say(f"capdissect: {exc if lost is None else lost}")
-        raise typer.Exit(1) from None
-    except BrokenPipeError:
-        # `capdissect read F | head`: the reader went away; leave quietly like tcpdump.
-        _discard_stdout()
-        raise typer.Exit(0) from None
-    except OSError as exc:  # an output failed where it is not named (live's own writes)
-        _discard_stdout()
-        say(f"capdissect: {_os_message(exc)}")
-        raise typer.Exit(1) from None
-    finally:
-        PROGRESS.reset(token)
-        if bar is not None:
-            bar.clear()
-
-
-def _flush_stdout() -> OutputError | None:
-    """Write out what stdout holds; if it cannot take it, drop it (see _discard_stdout)
-    and return why."""
-    try:
-        sys.stdout.flush()
-    except OSError as exc:
-        _discard_stdout()
-        return OutputError.from_os("standard output", exc)
-    return None
-
-
-def _discard_stdout() -> None:
-    """After stdout failed (a full disk, a closed pipe), point its descriptor at /dev/null,
-    so the interpreter's last flush of what is still buffered cannot fail again."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def _os_message(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror or str(exc)
-
-
-class _ClosedOutput(io.TextIOBase):
-    """stdout when the command was started with it closed (`>&-`): the first write fails
-    as `cat >&-` does ("Bad file descriptor"), so the user learns the output went nowhere."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-
-
-class _Messages(io.TextIOBase):
-    """stderr, where a failed write is dropped: messages (the banner, the progress bar,
-    the error line) must never cost the output, as when stderr is closed; tcpdump, too,
-    goes on when its messages cannot be written.  The exit status still tells."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def write(self, text: str) -> int:
-        with contextlib.suppress(OSError, ValueError):
-            self._stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._stream.flush()
-
-
-def _standard_streams() -> None:
-    """Closed standard streams (`<&-`, `>&-`, `2>&-`) made safe before anything runs.
-
-    Each closed descriptor is taken at once by /dev/null, so that no file opened later
-    becomes descriptor 0, 1 or 2 (output would then be written into it).  Then a closed
-    stdin stays None (``read -`` says it is closed), a closed stdout fails at the first
-    write with one line, and a closed (or full) stderr only loses messages: the command
-    still runs, prints its output and exits with its status.
-    """
-    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
-        try:
-            os.fstat(fd)
-            continue
-        except OSError:
-            null = os.open(os.devnull, mode)
-        if null != fd:
-            os.dup2(null, fd)
-            os.close(null)
-        if fd == 1:
-            sys.stdout = cast(TextIO, _ClosedOutput())
-        elif fd == 2:
-            sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 - lives as long as we do
-    sys.stderr = cast(TextIO, _Messages(sys.stderr))
 
 
 def _version(value: bool) -> None:
@@ -181,12 +59,6 @@ CaptureFile = Annotated[str, typer.Argument(metavar="FILE", help="pcap or pcapng
 WideOption = Annotated[bool, typer.Option("--wide", help="Every column (Zeek's conn_state "
                                           "and history, completeness, analysis counts), "
                                           "one line per flow, however wide.")]
-
-
-def _painted(texts: Iterable[str]) -> Iterator[str]:
-    """A text report coloured when stdout wants colour (``--color``, a terminal,
-    ``NO_COLOR``); tcpdump's --plain text and the machine formats never come here."""
-    return highlight_lines(texts) if colour_wanted(sys.stdout) else iter(texts)
 
 
 # tcpdump's output options, shared by `read`, `live` and `demo` (same letters, same meaning).
@@ -251,80 +123,15 @@ def read(
     """
     # tcpdump joins the words after the options into one expression (copy_argv).
     joined = " ".join(expression or ()).strip() or None
-    options = ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t, count=count, plain=plain,
-                          expression=joined, json=json)
-    # tcpdump rejects these as user errors (one line, exit 1), before reading anything.
-    problem = None
-    if count is not None and count < 1:
-        problem = f"invalid packet count {count}"
-    elif t > 5 and not json:  # --json ignores the text options
-        problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
-    if problem is not None:
-        say(f"capdissect: {problem}")
-        raise typer.Exit(1)
-    with cli_errors(progress=Path(path).name) as bar:
-        lines = read_lines(path, options, banner=_banner)
-        _write_lines(lines if plain or json else _painted(lines), bar)
-
-
-def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:
-    """Each text and a newline to stdout: at once on a terminal, where someone watches
-    (below them, the progress bar); elsewhere 256 at a time, as one write per packet was
-    a third of ``read``'s time."""
-    out = sys.stdout
-    with _stdout_errors():
-        if out.isatty():
-            for text in texts:
-                if bar is not None:
-                    bar.clear()
-                out.write(text)
-                out.write("\n")
-        else:
-            held: list[str] = []
-            try:
-                for text in texts:
-                    held.append(text)
-                    if len(held) == 256:
-                        out.write("\n".join(held) + "\n")
-                        held.clear()
-            finally:  # a damaged file ends the loop: what was read before it is still printed
-                if held:
-                    out.write("\n".join(held) + "\n")
-        out.flush()
-
-
-@contextlib.contextmanager
-def _stdout_errors() -> Iterator[None]:
-    """A failed write to stdout (a full disk, `>&-`) as one OutputError; a broken pipe
-    stays itself (cli_errors leaves quietly then)."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise OutputError.from_os("standard output", exc) from None
-
-
-def _banner(text: str) -> None:
-    """tcpdump's "reading from file" line goes to stderr, so stdout stays the packets."""
-    say(text)
+    run_read(path=path, options=ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t,
+                                            count=count, plain=plain, expression=joined,
+                                            json=json))
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
-def _write(pieces: Iterable[str], bar: ProgressBar | None = None) -> None:
-    write = sys.stdout.write
-    clear = bar.clear if bar is not None and sys.stdout.isatty() else None
-    with _stdout_errors():
-        for piece in pieces:
-            if clear is not None:
-                clear()
-            write(piece)
-        sys.stdout.flush()
-
-
 def _at_most_one(**chosen: bool | int | str | None) -> None:
-    given = [f"--{name}" for name, value in chosen.items() if value not in (None, False)]
-    if len(given) > 1:
+    given = given_together(**chosen)
+    if given:
         raise typer.BadParameter(f"{' and '.join(given)} cannot be used together")
 
 
@@ -356,15 +163,7 @@ def timeline(
       capdissect timeline captures/tcp-basic.pcap --svg tcp-basic.svg
     """
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
-    if svg is not None:
-        with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn, calls)
-        say(f"wrote {written}")
-        return
-    with cli_errors(progress=Path(path).name) as bar:
-        pieces = analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                  conn, calls)
-        _write(pieces if json or mermaid else _painted(pieces), bar)
+    run_timeline(path=path, conn=conn, mermaid=mermaid, json=json, svg=svg, calls=calls)
 
 
 @app.command()
@@ -391,11 +190,7 @@ def flows(
       capdissect flows trace.pcap --json | jq '.tcp[] | select(.close == "reset")'
     """
     _at_most_one(json=json, csv=csv)
-    with cli_errors(progress=Path(path).name) as bar:
-        if json or csv:
-            _write(analyze.flows(path, "json" if json else "csv"), bar)
-        else:
-            _write(_painted(analyze.flows(path, "table", wide=wide)), bar)
+    run_flows(path=path, json=json, csv=csv, wide=wide)
 
 
 @app.command()
@@ -424,8 +219,7 @@ def sockets(
     _at_most_one(at=at, after=after, every=every)
     if after is not None and after < 1:
         raise typer.BadParameter("frames count from 1", param_hint="--after")
-    with cli_errors(progress=Path(path).name) as bar:
-        _write(_painted(analyze.sockets(path, at=at, after=after, every=every)), bar)
+    run_sockets(path=path, at=at, after=after, every=every)
 
 
 # ----- live: capture on an interface (capdissect/live.py) --------------------------------
@@ -511,6 +305,8 @@ def live(
     """
     # Imported here: only live needs the capture backends (and scapy's libpcap binding).
     from capdissect import live as live_capture
+    from capdissect.capture.live import option_problem
+    from capdissect.report.colour import highlight
 
     problem = None
     if count is not None and count < 1:
@@ -587,6 +383,7 @@ def trace(
     """
     from capdissect import live as live_capture
     from capdissect import trace as tracing
+    from capdissect.report.colour import highlight
 
     problem = None
     if bool(command) == bool(pid):
@@ -839,7 +636,7 @@ def demo(
         return
     options = ReadOptions(n=n, v=v, X=X)
     with cli_errors():
-        _write(_painted(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
+        write_pieces(painted(demo_pieces(scenario, family=6 if ipv6 else 4, port=port, write=write,
                            handout=handout_out, options=options,
                            notice=say)))
 
@@ -939,22 +736,7 @@ def sql(
         if interactive:
             export_sql.interactive(out)
         else:
-            _write(export_sql.query(out, query or "", fmt.value))
-
-
-def main() -> None:
-    # Default SIGPIPE handling would print a traceback from the interpreter's flush.
-    with contextlib.suppress(AttributeError, ValueError):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    _standard_streams()
-    try:
-        app()
-    except OSError as exc:  # outside cli_errors: --version, demo --list on a full disk
-        if exc.errno == errno.EPIPE:
-            sys.exit(0)
-        _discard_stdout()
-        say(f"capdissect: {_os_message(exc)}")
-        sys.exit(1)
+            write_pieces(export_sql.query(out, query or "", fmt.value))
 
 
 if __name__ == "__main__":

@@ -12,15 +12,12 @@ terminal's width, and so are the examples (a continued example is indented).
 
 from __future__ import annotations
 
-import enum
 import functools
-import os
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
-from typing import Annotated, Any, Final, TextIO
+from typing import Annotated, Any, Final
 
 import typer
 import typer.main
@@ -28,35 +25,12 @@ from typer import _click as click  # typer's own copy of click, which its comman
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
+from capdissect.console import COLOUR, ColourChoice, colour_wanted
 from capdissect.report.colour import paint
 
 MIN_WIDTH: Final = 40
 MAX_WIDTH: Final = 100  # past this, prose is hard to read; wider terminals get margin
 OPTION_COLUMN: Final = 24  # the options' column, unless the longest is narrower
-
-
-class ColourChoice(enum.StrEnum):
-    auto = "auto"
-    always = "always"
-    never = "never"
-
-
-# The command line's choice, set by the options' callbacks before the command runs.
-COLOUR: ContextVar[ColourChoice] = ContextVar("capdissect_colour", default=ColourChoice.auto)
-
-
-def colour_wanted(stream: TextIO) -> bool:
-    """Colour for *stream*? ``--color always``/``never`` decide; ``auto`` (the default)
-    means a terminal, unless ``NO_COLOR`` is set (no-color.org)."""
-    choice = COLOUR.get()
-    if choice is not ColourChoice.auto:
-        return choice is ColourChoice.always
-    if os.environ.get("NO_COLOR"):
-        return False
-    try:
-        return stream.isatty()
-    except (ValueError, OSError):
-        return False
 
 
 def _set_colour(ctx: click.Context, choice: ColourChoice | None) -> None:

@@ -7,22 +7,24 @@ Python API both call it.  ``packet_lines`` is its per-packet loop, shared with `
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capdissect.capture.files import open_capture
-from capdissect.capture.filter import PacketFilter, libpcap_link_name
-from capdissect.capture.records import RecordBatch
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
-from capdissect.dissect.stack import Packet, decode
-from capdissect.packets import RawPacket
-from capdissect.report.annotate import ANNOTATION_PREFIX, Annotator
-from capdissect.report.calls import moments
-from capdissect.report.packetjson import JsonObject, json_line, packet_json
 from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
-from capdissect.track.syscalls import Frame, Joined
+
+# Only what every read prints is imported above: a command's start-up is most of a
+# small capture's time, so the filter, the annotations, JSON and the calls are imported
+# where they are used.
+if TYPE_CHECKING:
+    from capdissect.capture.records import RecordBatch
+    from capdissect.dissect.stack import Packet
+    from capdissect.packets import RawPacket
+    from capdissect.report.packetjson import JsonObject
+    from capdissect.track.syscalls import Frame, Joined
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class ReadOptions:
 
 def local_ifname(index: int) -> str | None:
     """Name an SLL2 interface index through this machine's table, as tcpdump does."""
+    import socket  # only SLL2 captures name interfaces: not imported at start-up
+
     try:
         return socket.if_indextoname(index)
     except OSError:
@@ -74,6 +78,8 @@ def read_lines(
         # is reported before output, as tcpdump does; other link types compile lazily.
         keep = None
         if options.expression:
+            from capdissect.capture.filter import PacketFilter
+
             packet_filter = PacketFilter(options.expression, capture.snaplen,
                                          capture.big_endian)
             packet_filter.program(capture.linktype)
@@ -82,8 +88,12 @@ def read_lines(
             yield from json_lines(capture, keep=keep, limit=options.count)
             return
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
-        annotate = None if options.plain else Annotator(
-            checksums=options.checksum_level, names=printer.names).annotate
+        annotate = None
+        if not options.plain:
+            from capdissect.report.annotate import Annotator
+
+            annotate = Annotator(checksums=options.checksum_level,
+                                 names=printer.names).annotate
         if (keep is None and annotate is None and printer.fast is not None
                 and capture.format == "pcap"):
             yield from _batch_lines(capture.batches(), printer, options.count)
@@ -96,7 +106,11 @@ def _link_type_text(linktype: int) -> str:
     """The link type as tcpdump's banner names it: ``EN10MB (Ethernet)``; for a type we
     do not decode, libpcap's name if it has one (``C_HDLC (Cisco HDLC)``), else the
     number alone."""
-    known = LINK_NAMES.get(linktype) or libpcap_link_name(linktype)
+    known = LINK_NAMES.get(linktype)
+    if known is None:
+        from capdissect.capture.filter import libpcap_link_name
+
+        known = libpcap_link_name(linktype)
     return f"{known[0]} ({known[1]})" if known else str(linktype)
 
 
@@ -142,6 +156,9 @@ def packet_lines(
     packet's 1-based position in *packets* and the decoded packet; without it nothing
     is decoded.  Pulls one packet at a time, so a live source is printed as it arrives.
     """
+    if annotate is not None:
+        from capdissect.dissect.stack import decode
+        from capdissect.report.annotate import ANNOTATION_PREFIX
     printer = printer or TcpdumpPrinter(options.printing(), ifname=local_ifname)
     limit = options.count
     shown = 0
@@ -172,6 +189,9 @@ def json_lines(
 ) -> Iterator[str]:
     """``read --json``: one line of JSON per packet that *keep* lets through, at most
     *limit* of them; ``frame`` is the packet's 1-based position in *packets*, as in text."""
+    from capdissect.dissect.stack import decode
+    from capdissect.report.packetjson import json_line, packet_json
+
     shown = 0
     for number, pkt in enumerate(packets, 1):
         if keep is not None and not keep(pkt):
@@ -206,6 +226,9 @@ def _bug(number: int, exc: Exception) -> str:
 def traced_lines(raw: Iterable[RawPacket], options: ReadOptions, joined: Joined,
                 frames: list[Frame]) -> Iterator[str]:
     """``read``'s text of the packets, with each call under the packet it returned after."""
+    from capdissect.report.annotate import ANNOTATION_PREFIX, Annotator
+    from capdissect.report.calls import moments
+
     after = moments(joined, frames)
     prefix = ANNOTATION_PREFIX
     yield from (prefix + line for line in after.get(0, []))

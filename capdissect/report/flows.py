@@ -24,8 +24,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from tabulate import tabulate
-
 from capdissect.report.flowjson import endpoint
 from capdissect.report.flowstream import Finished, Totals, end_notes
 from capdissect.report.textsafe import clean
@@ -115,6 +113,8 @@ def table_lines(flows: Iterable[Finished], totals: Totals | None = None,
 
 
 def _table(rows: list[Row]) -> Iterator[str]:
+    from tabulate import tabulate  # the tables alone need it (with its imports, 20-40 ms)
+
     # disable_numparse: history strings and durations stay as written, not reformatted.
     text = tabulate([[("-" if x == "" else x) for x in row] for row in rows],
                     headers=HEADERS, tablefmt="simple", disable_numparse=True,
@@ -132,6 +132,8 @@ def _narrow_table(rows: list[Row]) -> Iterator[str]:
     others = sum(widths) - widths[2] + GAP * (len(widths) - 1)
     fold = max(WIDTH - others, MIN_ENDPOINT)
     fitted = [_fold(row, fold) for row in rows]
+    from tabulate import tabulate  # the tables alone need it (with its imports, 20-40 ms)
+
     text = tabulate(fitted, headers=NARROW_HEADERS, tablefmt="simple",
                     disable_numparse=True, colalign=NARROW_ALIGN)
     yield from text.splitlines()

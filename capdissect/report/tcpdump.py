@@ -28,7 +28,6 @@ from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
-from capdissect.report import tcpdump_icmp, tcpdump_icmp6
 from capdissect.report.frame import Cut, Frame
 from capdissect.report.hexdump import hex_ascii, hex_only
 from capdissect.report.names import PROTOCOL_KEYWORDS, Names
@@ -763,9 +762,14 @@ class TcpdumpPrinter:
         elif nh == 17:
             self._udp(frame, off, length, end, ip, fragmented)
         elif (nh == 1 and is_v4) or (nh == 58 and not is_v4):
+            # The ICMP printers are imported at the first ICMP packet, not at start-up.
             if isinstance(ip, IPv4Header):
+                from capdissect.report import tcpdump_icmp
+
                 tcpdump_icmp.print_icmp(self, frame, off, length, end, ip, fragmented)
             else:
+                from capdissect.report import tcpdump_icmp6
+
                 tcpdump_icmp6.print_icmp6(self, frame, off, length, end, ip, fragmented)
         elif nh in (1, 58):
             out.append(f"[{IPPROTO_NAMES[nh]} requires IPv{6 if nh == 58 else 4}] (invalid)")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from capdissect.report.frame import Cut
 from capdissect.report.tcpdump_fast import simple_options
-from capdissect.report.tcpdump_mptcp import AddressNamer, render_mptcp
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump_mptcp import AddressNamer
 
 BAD: Final = "bad"  # print-tcp.c "goto bad": [bad opt]
 TRUNC: Final = "trunc"  # "goto trunc": [|tcp]
@@ -170,6 +172,9 @@ def _option_data(walk: _Walk, kind: int, opt_len: int, flags: int, sack_base: in
         if status:
             return datalen, status
         walk.proto = "mptcp"
+        # Imported at the first MPTCP option, not at start-up (its decoder is large).
+        from capdissect.report.tcpdump_mptcp import render_mptcp
+
         text, accepted = render_mptcp(buf[walk.pos - 2 : walk.pos + datalen], flags, addr)
         out.append(text)
         return datalen, None if accepted else BAD
