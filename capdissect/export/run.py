@@ -33,8 +33,8 @@ from capdissect.export.parquet import ExportError, PartitionWriter, filesystem, 
 from capdissect.export.rows import SocketIntervals, event_rows, flow_row, packet_row
 from capdissect.export.schema import DATA_TABLES, SCHEMA_VERSION
 from capdissect.packets import RawPacket
-from capdissect.report.flowstream import End, Totals, finished, track
-from capdissect.report.sockets import facts_stream
+from capdissect.report.flowstream import End, Step, Totals, finished, track
+from capdissect.report.sockets import FactsSettler
 from capdissect.track.tracker import Tracker
 
 Progress = Callable[[int, int, str], None]  # jobs done, jobs in all, what finished
@@ -205,22 +205,22 @@ def export_job(job: Job) -> JobResult:
     records: list[FileRecord] = []
     writers = {t: PartitionWriter(fs, root, t, job.partition) for t in job.tables}
     try:
-        packets, flows, events = (writers.get(t) for t in ("packets", "flows", "events"))
+        packets, flows, events, sockets = (
+            writers.get(t) for t in ("packets", "flows", "events", "sockets"))
         decoded = _decoded(_raw_packets(job, records), packets, label)
-        if flows is None and events is None:
+        if flows is None and events is None and sockets is None:
             for _ in decoded:
                 pass
         else:
-            for item in finished(track(decoded, Tracker(keep_events=False)), Totals(),
-                                 events=events is not None):
+            steps = track(decoded, Tracker(keep_events=False))
+            if sockets is not None:  # the same steps, one pass over the packets
+                steps = _socket_rows(steps, sockets, label)
+            for item in finished(steps, Totals(), events=events is not None):
                 if flows is not None:
                     flows.add(flow_row(item, label))
                 if events is not None:
                     for row in event_rows(item, label):
                         events.add(row)
-        sockets = writers.get("sockets")
-        if sockets is not None:
-            _socket_rows(job, sockets, label)
         for writer in writers.values():
             writer.commit()
     except Exception as exc:
@@ -255,19 +255,21 @@ def _blame(job: Job, records: list[FileRecord], error: str) -> None:
         record.error = record.error or error
 
 
-def _socket_rows(job: Job, sockets: PartitionWriter, label: str) -> None:
-    """The second pass: the socket table of the same packets (errors were recorded by
-    the first pass)."""
+def _socket_rows(steps: Iterator[Step | End], sockets: PartitionWriter,
+                 label: str) -> Iterator[Step | End]:
+    """Pass the tracker's *steps* on, writing the socket table they make on the way."""
     intervals = SocketIntervals(label)
-    decoded = (decode(raw) for raw in _raw_packets(job, []))
-    for facts in facts_stream(track(decoded, Tracker(keep_events=False))):
-        if isinstance(facts, End):
-            break
-        intervals.apply(facts)
-        if len(intervals.rows) >= 4096:
+    settling = FactsSettler()
+    for step in steps:
+        for facts in settling.push(step):
+            if not isinstance(facts, End):
+                intervals.apply(facts)
+        if isinstance(step, End):  # before it is passed on: the reader may stop there
+            intervals.finish()
             _move(intervals.rows, sockets)
-    intervals.finish()
-    _move(intervals.rows, sockets)
+        elif len(intervals.rows) >= 4096:
+            _move(intervals.rows, sockets)
+        yield step
 
 
 def _move(rows: list[tuple[object, ...]], writer: PartitionWriter) -> None:

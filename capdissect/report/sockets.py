@@ -157,29 +157,44 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
     the facts of a connection that is not settled wait here (at most ``PENDING_S`` seconds
     of capture time, ``MAX_PENDING`` packets) and take the rewritten states.
     """
-    held: deque[Facts] = deque()
-    # connection id -> its held facts, in frame order (a list: a flood's unanswered SYNs
-    # are one each, and a connection's window is at most track/tcp.py's MAX_WINDOW)
-    waiting: dict[int, list[Facts]] = {}
+    settling = FactsSettler()
+    for step in steps:
+        yield from settling.push(step)
+        if isinstance(step, End):
+            return
 
-    def final(conn: TcpConnection) -> None:
+
+class FactsSettler:
+    """``facts_stream`` a step at a time: ``push`` takes the tracker's next step and
+    returns the facts that are settled by then (all of them, and the End, at the End).
+    A caller that reads the steps for something else too (``export``) feeds it here."""
+
+    def __init__(self) -> None:
+        self.held: deque[Facts] = deque()
+        # connection id -> its held facts, in frame order (a list: a flood's unanswered
+        # SYNs are one each, and a connection's window is at most track/tcp.py's
+        # MAX_WINDOW)
+        self.waiting: dict[int, list[Facts]] = {}
+
+    def _final(self, conn: TcpConnection) -> None:
         listen = _listening(conn)
-        for facts in waiting.pop(conn.id, ()):
+        for facts in self.waiting.pop(conn.id, ()):
             if facts.tcp is not None:
                 facts.tcp.listen = bool(listen)
 
-    for step in steps:
+    def push(self, step: Step | End) -> list[Facts | End]:
+        waiting, held = self.waiting, self.held
         if isinstance(step, End):
             for flow in step.retired:
                 if isinstance(flow, TcpConnection):
-                    final(flow)
+                    self._final(flow)
             for conn_id in list(waiting):
                 for facts in waiting.pop(conn_id):
                     if facts.tcp is not None and facts.tcp.listen is None:
                         facts.tcp.listen = False
-            yield from held
-            yield step
-            return
+            out: list[Facts | End] = [*held, step]
+            held.clear()
+            return out
         facts = _facts(step)
         seen = step.seen
         if isinstance(seen, Update):
@@ -191,13 +206,14 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
                         if earlier.frame == event.frame:
                             earlier.tcp = _tcp_facts(conn, event)
             if conn.settled:
-                final(conn)
+                self._final(conn)
             else:
                 waiting.setdefault(conn.id, []).append(facts)
         for flow in step.retired:
             if isinstance(flow, TcpConnection):
-                final(flow)
+                self._final(flow)
         held.append(facts)
+        out = []
         while held:
             front = held[0]
             tcp = front.tcp
@@ -211,7 +227,8 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
                     del waiting[tcp.conn_id]
                 if tcp.listen is None:
                     tcp.listen = False
-            yield held.popleft()
+            out.append(held.popleft())
+        return out
 
 
 # ----- the table ----------------------------------------------------------------------
