@@ -83,10 +83,14 @@ class ChunkReader:
     def _fill(self, n: int) -> None:
         rest = self._buf[self._pos :]
         self.consumed += self._pos
-        parts = [rest]
         have = len(rest)
+        # With nothing left over, a chunk read becomes the buffer as it is.  With a piece
+        # of a record left over, only the rest of what is asked for is read, so joining
+        # copies that record, not a whole chunk (large segments straddle every chunk's
+        # end): the next fill then starts afresh.
+        parts = [rest] if rest else []
         while have < n and not self._eof:
-            chunk = self._read(max(CHUNK, n - have))
+            chunk = self._read(max(CHUNK, n - have) if not rest else n - have)
             if not chunk:
                 self._eof = True
                 break
@@ -94,5 +98,5 @@ class ChunkReader:
             have += len(chunk)
             if self._on_fill is not None:
                 self._on_fill()
-        self._buf = b"".join(parts)
+        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pos = 0
