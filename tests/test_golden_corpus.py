@@ -1,15 +1,15 @@
 """Golden conformance over the core corpus: ``capdissect read FILE --plain OPTIONS`` against
 what ``tcpdump -r FILE OPTIONS`` (4.99.3) printed, packet block by packet block.
 
-Each file must not crash (exit 0, no traceback).  Identity is tallied per file and held to
->= 99 % of all packet blocks per option set; set CAPDISSECT_GOLDEN_STRICT=1 to make every
-differing file fail with its first differing block.  The tally is printed at the end of
-the run (conftest.pytest_terminal_summary).
+Each file must not crash (exit 0, no traceback) and must print what tcpdump printed,
+block for block: a differing file fails with its first differing block, unless it is in
+``KNOWN`` with the reason (none is today).  ``test_golden_share`` also tallies the share
+of identical blocks per option set, printed at the end of the run
+(conftest.pytest_terminal_summary).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +25,8 @@ from tests.golden import (
     netns_prefix,
 )
 
-STRICT = os.environ.get("CAPDISSECT_GOLDEN_STRICT", "") not in ("", "0")
+# (file, option set) -> why capdissect's text differs from tcpdump's there.
+KNOWN: dict[tuple[str, str], str] = {}
 
 CASES = [
     pytest.param(item, option_set, id=f"{item.name}-{option_set}")
@@ -76,10 +77,11 @@ def test_golden_file(item: CorpusFile, option_set: str, golden_runs: GoldenRuns)
     RESULTS[item.name, option_set] = outcome
     problem = outcome.run.problem()
     assert problem is None, f"capdissect read {item.name} --plain -{option_set}: {problem}"
-    if STRICT:
-        assert outcome.tally.first_diff is None, (
-            f"{outcome.tally.same}/{outcome.tally.total} identical; {outcome.tally.first_diff}"
-        )
+    if (item.name, option_set) in KNOWN:
+        return
+    assert outcome.tally.first_diff is None, (
+        f"{outcome.tally.same}/{outcome.tally.total} identical; {outcome.tally.first_diff}"
+    )
 
 
 @pytest.mark.parametrize("option_set", list(OPTION_SETS))
