@@ -69,7 +69,7 @@ def test_lossy_transfer(tmp_path: Path) -> None:
         _, frame, _, value = line.split("\t")
         assert abs(float(value) / 1000 - (theirs[int(frame)][0] or -1)) < 2e-6, line
     # And follow reassembles it as Wireshark does.
-    streams, _ = tshark_streams(capture)
+    streams = tshark_streams(capture)
     lines = tshark_follow(capture, [0])[0]
     with open_capture(capture) as packets:
         assert list(raw_lines(follow((decode(r) for r in packets), 1))) == lines

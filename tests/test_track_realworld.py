@@ -96,6 +96,23 @@ def test_retransmitted_fin_in_an_http_close() -> None:
     assert "anomalies" not in flow
 
 
+def test_fin_reordered_behind_its_senders_later_ack_is_a_simultaneous_close() -> None:
+    # tests/corpus-extra/capdissect_reordered_fin.pcap (a relayed transfer, README):
+    # 12 client F. seq 1000001 ack 100001   the client closes
+    # 13 server .  seq 100002 ack 1000002   the server got it; its seq is one past a FIN
+    #                                       the capture has not seen yet
+    # 14 server F. seq 100001 ack 1000001   that FIN: sent before frame 13 (its ack does
+    #                                       not cover the client's FIN), reordered after it
+    # 15 client .  ack 100002
+    # The server sent its FIN first and then got the client's: FIN_WAIT_1 -> CLOSING ->
+    # TIME_WAIT, as `ss` showed (not CLOSE_WAIT -> LAST_ACK -> CLOSED in capture order).
+    (flow,) = tcp_flows("capdissect_reordered_fin.pcap")
+    assert flow["path"]["server"][-4:] == ["ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
+    assert flow["path"]["client"][-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+    assert states_at(flow, 14) == {"client": "FIN_WAIT_2", "server": "CLOSING"}
+    assert flow["final"] == {"client": "TIME_WAIT", "server": "TIME_WAIT"}
+
+
 # ----- 2. captures that start at the SYN-ACK or miss a direction -------------------------
 def test_capture_starting_at_the_synack_enters_the_implied_states() -> None:
     # zeek tcp/missing-syn.pcap: frame 1 is the server's S. (ack 1512382794: the client's

@@ -126,6 +126,7 @@ class _Seg(NamedTuple):
     acks_fin: bool  # its ack covers the peer's FIN
     acks_data: bool  # its ack covers data of the peer (beyond its SYN)
     rst_ok: bool  # a RST its receiver accepts (RFC 9293 §3.10.7)
+    gap: bool  # its seq is past all its sender was seen sending: some of that is not captured
 
 
 _Replayed = tuple[tuple[TcpState | None, TcpState | None], tuple[StateChange, ...]]
@@ -592,8 +593,9 @@ class TcpTracker:
                 conn.listener = LISTENER_NO  # a SYN of its own: it was connecting too
             elif acks_syn:  # the server's SYN-ACK, or the client's ACK of one not captured
                 conn.listener = LISTENER_YES
+        gap = me.nxt is not None and seq_lt(me.nxt, seq)
         return _Seg(me, syn, has_ack, fin, rst, new_syn, new_fin, acks_syn, acks_fin,
-                    acks_data, rst_ok)
+                    acks_data, rst_ok, gap)
 
     # ----- the replay window ----------------------------------------------------------
     def _advance(self, conn: TcpConnection, facts: _Seg, event: Event,
@@ -914,11 +916,18 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
             if at_once:
                 return (last, False), False
+            # A receiver's segment missing before this one may be its own FIN, captured
+            # later: it stays open while such a gap does.
+            open_gap = kind == _KIND_FIN and seg.gap
+            if kind == _KIND_FIN:
+                late = _late_fin(window, index, receiver)
+                if late >= 0:
+                    return (late, False), False
             if created < taken < index and not resent:
                 # One path delivers in order: the FIN came before the sender's later
                 # segment that the receiver took at once (the ACK of its own FIN).
-                return (max(last, taken - 1), False), False
-            return (index, True), False
+                return (max(last, taken - 1), False), open_gap
+            return (index, True), open_gap
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
     return ((last, False) if at_once else None), True
@@ -958,6 +967,18 @@ def _rst_acceptable(sender: Endpoint, receiver: Endpoint, seq: int, ack: int,
     if flow is not None and flow.window != NO_WINDOW:
         wnd = flow.window << max(flow.win_scale, 0)
     return seq == rcv_nxt or (seq_le(rcv_nxt, seq) and (seq - rcv_nxt) % MOD < wnd)
+
+
+def _late_fin(window: list[_Seg], index: int, who: Endpoint) -> int:
+    """The index of *who*'s first FIN after *index* whose ack does not cover the peer's
+    FIN, though *who*'s segment at *index* acknowledged it: that FIN was sent first (its
+    ack says it had not got the peer's FIN yet) and passed the capture point late,
+    reordered on the way.  *who* got the peer's FIN after sending it.  -1 if none."""
+    for later in range(index + 1, len(window)):
+        seg = window[later]
+        if seg.sender is who and seg.new_fin and not seg.acks_fin:
+            return later
+    return -1
 
 
 def _sends_after(window: list[_Seg], index: int, who: Endpoint) -> int:
