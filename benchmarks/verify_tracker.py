@@ -452,9 +452,10 @@ run's capture, the relay's counters):
 - *the server ESTABLISHED, ss CLOSE_WAIT*, for a retransmission timeout: the server got
   the client's FIN, but its ack, the evidence the tracker waits for, was dropped before
   the capture point; the tracker moves the server when a later ack of the FIN is captured.
-- *the server ESTABLISHED, ss FIN_WAIT_1*, for a retransmission timeout: the server's FIN
-  was dropped before the capture point (the relay's `dropped`); the capture, and so the
-  tracker, sees the server close only when the FIN is sent again.
+- *the server ESTABLISHED, ss FIN_WAIT_1* (or *CLOSE_WAIT, ss LAST_ACK*, when the server
+  closes second), for a retransmission timeout: the server's FIN was dropped before the
+  capture point (the relay's `dropped`); the capture, and so the tracker, sees the server
+  close only when the FIN is sent again.
 
 The end states are not affected.  One end state was, before a tracker fix found by these
 runs: a server FIN held back by the relay reached the capture after the server's next
