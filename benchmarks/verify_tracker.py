@@ -43,7 +43,7 @@ from capdissect.track.analysis import NAMES  # noqa: E402
 from capdissect.track.tcp import TcpConnection, Update  # noqa: E402
 from capdissect.track.tracker import Tracker  # noqa: E402
 from tests.analysis_compare import capdissect_flags, decode_check, tshark_flags  # noqa: E402
-from tests.relay import HOLD_S, Impairment, RelayedPath, netem_available  # noqa: E402
+from tests.relay import HOLD_S, RelayedPath  # noqa: E402
 
 CORPORA = (ROOT / "tests" / "corpus", ROOT / "tests" / "corpus-extra")
 OUT = ROOT / "benchmarks" / "TRACKER.md"
@@ -266,17 +266,6 @@ class KernelCounts:
     tshark: Counter[str] = field(default_factory=Counter)  # tshark's flags on the captures
 
 
-def impair(path: RelayedPath, run: Run, seed: int, counts: KernelCounts) -> None:
-    """netem on both ends (the relay then only moves frames), else the relay impairs."""
-    if counts.impairment == "tc netem":
-        for ns, dev in ((NS_A, "vt0"), (NS_B, "vt1")):
-            sh("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root",
-               "netem", *run.netem.split(), "limit", "10000")
-        path.start(Impairment(), RUN_LIMIT_S + 10)
-    else:
-        path.start(Impairment.from_netem(run.netem, seed), RUN_LIMIT_S + 10)
-
-
 # tshark's flags that show the impairment on a capture.
 IMPAIRMENT_FLAGS = ("tcp.analysis.out_of_order", "tcp.analysis.retransmission",
                     "tcp.analysis.spurious_retransmission", "tcp.analysis.duplicate_ack")
@@ -299,7 +288,7 @@ def tshark_impairment(pcap: Path) -> Counter[str]:
 def lossy_run(path: RelayedPath, run: Run, seed: int, workdir: Path,
               counts: KernelCounts) -> None:
     pcap = workdir / f"{run.name.replace(' ', '_').replace(',', '')}.pcap"
-    impair(path, run, seed, counts)
+    path.impair(run.netem, seed, RUN_LIMIT_S + 10)
     dump = subprocess.Popen(["ip", "netns", "exec", NS_A, "tcpdump", "-i", "vt0", "-n", "-U",
                              "-s", "128", "-w", str(pcap), "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -542,7 +531,7 @@ def main() -> int:
     if not opts.no_kernel and os.geteuid() == 0 and tools:
         kernel = KernelCounts()
         with namespaces() as path, tempfile.TemporaryDirectory() as tmp:
-            kernel.impairment = ("tc netem" if netem_available(NS_A) else
+            kernel.impairment = ("tc netem" if path.has_netem() else
                                  "the userspace relay (tests/relay.py)")
             for seed, run in enumerate(RUNS, 1):
                 lossy_run(path, run, seed, Path(tmp), kernel)

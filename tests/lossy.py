@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from capdissect.demo.netns import tool
-from tests.relay import Impairment, RelayedPath, netem_available
+from tests.relay import RelayedPath
 
 PORT: Final = 40000
 NETEM: Final = "delay 10ms 3ms loss 5% reorder 5%"
@@ -69,18 +69,10 @@ def lossy_capture(out: Path) -> tuple[str, int]:
     names = (f"{stem}-c", f"{stem}-r", f"{stem}-s")
     devs = ("eth0", "eth0")
     with RelayedPath(names, devs, ADDRS) as path:
-        tc = tool("tc") or "tc"
-        netem = netem_available(names[0])
-        if netem:
-            for ns, dev in zip((names[0], names[2]), devs, strict=True):
-                done = _run(["ip", "netns", "exec", ns, tc, "qdisc", "add", "dev", dev, "root",
-                             "netem", *NETEM.split()])
-                assert done.returncode == 0, done.stderr
-            how = f"tc netem {NETEM} on both ends"
-            path.start(Impairment())
-        else:
-            how = f"the userspace relay (tests/relay.py), {NETEM} (no netem in this kernel)"
-            path.start(Impairment.from_netem(NETEM, SEED))
+        netem = path.has_netem()
+        how = (f"tc netem {NETEM} on both ends" if netem else
+               f"the userspace relay (tests/relay.py), {NETEM} (no netem in this kernel)")
+        path.impair(NETEM, SEED)
         dump = subprocess.Popen(["ip", "netns", "exec", names[0], tool("tcpdump") or "tcpdump",
                                  "-i", devs[0], "-U", "-w", str(out), f"tcp port {PORT}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -108,6 +100,7 @@ def lossy_capture(out: Path) -> tuple[str, int]:
         dropped = counts.get("dropped", 0)
         if netem:
             for ns, dev in zip((names[0], names[2]), devs, strict=True):
-                shown = _run(["ip", "netns", "exec", ns, tc, "-s", "qdisc", "show", "dev", dev])
+                shown = _run(["ip", "netns", "exec", ns, tool("tc") or "tc", "-s", "qdisc",
+                              "show", "dev", dev])
                 dropped += sum(int(n) for n in re.findall(r"dropped (\d+)", shown.stdout))
     return how, dropped

@@ -222,6 +222,7 @@ class RelayedPath:
         self.middle = names[1]
         self._made: list[str] = []
         self._relay: subprocess.Popen[str] | None = None
+        self._netem: bool | None = None
 
     def __enter__(self) -> RelayedPath:
         try:
@@ -261,6 +262,29 @@ class RelayedPath:
             _ip("-n", ns, "link", "set", dev, "up")
         for dev in MIDDLE_DEVS:
             _ip("-n", m, "link", "set", dev, "up")
+
+    def has_netem(self) -> bool:
+        """Whether the kernel has tc netem (probed once, in the first namespace)."""
+        if self._netem is None:
+            self._netem = netem_available(self.names[0])
+        return self._netem
+
+    def impair(self, netem: str, seed: int, limit_s: float = 120.0) -> None:
+        """Impair both directions as ``tc qdisc ... netem NETEM`` does: netem itself on
+        both ends' interfaces where the kernel has it (the relay then only moves frames),
+        else the relay, seeded with *seed*."""
+        if not self.has_netem():
+            self.start(Impairment.from_netem(netem, seed), limit_s)
+            return
+        a, _, b = self.names
+        for ns, dev in ((a, self.devs[0]), (b, self.devs[1])):
+            tc = ["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root",
+                  "netem", *netem.split(), "limit", "10000"]
+            done = subprocess.run(tc, capture_output=True, text=True, timeout=_TIMEOUT_S,
+                                  check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(tc[4:])}: {done.stderr.strip()}")
+        self.start(Impairment(), limit_s)
 
     def start(self, imp: Impairment, limit_s: float = 120.0) -> None:
         """Run the relay in the middle namespace; back once its sockets are bound."""
