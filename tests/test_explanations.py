@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from capdissect.demo import DemoUnavailable, free_ports, run_scenario
+from tests.livecap import pytest_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
@@ -123,11 +123,7 @@ SPEC_PATHS = {
 @pytest.mark.parametrize("name", sorted(SPEC_PATHS))
 def test_fresh_crossing_captures_show_spec_paths(name: str, family: int,
                                                  tmp_path: Path) -> None:
-    try:
-        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family,
-                           ports=free_ports(name, family))
-    except DemoUnavailable as exc:
-        pytest.skip(str(exc))
+    run = pytest_scenario(name, family, tmp_path)
     want = SPEC_PATHS[name]
     conn = timeline_json(run.path)["tcp"][0]
     ladder = cli("timeline", run.path).stdout

@@ -28,7 +28,6 @@ import pytest
 
 from capdissect import analyze
 from capdissect.capture import open_capture
-from capdissect.demo.errors import DemoUnavailable
 from capdissect.demo.kernel import Row, Snapshot, parse_row, parse_ss, ss_filter
 from capdissect.demo.oracle import (
     EXCEPTIONS,
@@ -37,10 +36,11 @@ from capdissect.demo.oracle import (
     compare_capture,
     differences,
 )
-from capdissect.demo.scenarios import SCENARIOS, free_ports, run_scenario
+from capdissect.demo.scenarios import SCENARIOS
 from capdissect.demo.steps import BASELINE_STEP
 from capdissect.report.sockets import tables_at
 from tests.compare import capdissect_command, fixed_env
+from tests.livecap import pytest_scenario
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 FAMILIES = [pytest.param(4, id="ipv4"), pytest.param(6, id="ipv6")]
@@ -259,15 +259,8 @@ def _live_cases() -> list[object]:
 def test_kernel_agrees_with_sockets_at(name: str, family: int, tmp_path: Path) -> None:
     if shutil.which("ss") is None and shutil.which("ss", path="/usr/sbin:/sbin") is None:
         pytest.skip("ss (iproute2) is not installed")
-    try:
-        ports = free_ports(name, family)
-    except OSError as exc:
-        pytest.skip(f"cannot bind IPv{family} loopback here: {exc}")
-    path = tmp_path / f"{name}-v{family}.pcap"
-    try:
-        run = run_scenario(name, path, family=family, ports=ports)
-    except DemoUnavailable as exc:
-        pytest.skip(str(exc))
+    run = pytest_scenario(name, family, tmp_path)
+    path = run.path
     assert run.kernel_problem is None
     comparisons = compare_capture(path, run.snapshots)
     # capdissect's side of every step is exactly what `sockets --at` prints

@@ -25,12 +25,13 @@ import pytest
 
 from capdissect import analyze
 from capdissect.capture import open_capture
-from capdissect.demo import SCENARIOS, DemoUnavailable, free_ports, run_scenario
+from capdissect.demo import SCENARIOS
 from capdissect.dissect.stack import decode
 from capdissect.report.flowstream import Finished, Totals, finished
 from capdissect.report.sockets import Facts, facts_stream
 from capdissect.track.states import TRANSITIONS, TcpState
 from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
+from tests.livecap import pytest_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted((ROOT / "captures").glob("*.pcap"))
@@ -161,9 +162,5 @@ def test_invariants_hold_on_lost_and_reordered_segments(path: Path, tmp_path: Pa
 @pytest.mark.live
 @pytest.mark.parametrize(("name", "family"), list(itertools.product(SCENARIOS, (4, 6))))
 def test_invariants_hold_on_fresh_demo_captures(name: str, family: int, tmp_path: Path) -> None:
-    try:
-        run = run_scenario(name, tmp_path / f"{name}.pcap", family=family,
-                           ports=free_ports(name, family))
-    except DemoUnavailable as exc:
-        pytest.skip(str(exc))
+    run = pytest_scenario(name, family, tmp_path)
     check(run.path)

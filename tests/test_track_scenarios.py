@@ -21,13 +21,14 @@ from typing import Any, NamedTuple
 import pytest
 
 from capdissect.capture import open_capture
-from capdissect.demo.errors import DemoUnavailable, ScenarioError
+from capdissect.demo.errors import ScenarioError
 from capdissect.demo.netns import Namespace, list_namespaces, namespace_problem, tool
-from capdissect.demo.scenarios import SCENARIOS, Ports, free_ports, run_scenario, verify_capture
+from capdissect.demo.scenarios import SCENARIOS, Ports, free_ports, verify_capture
 from capdissect.dissect.stack import decode
 from capdissect.report.flowjson import tcp_json, udp_json
 from capdissect.track.tcp import TcpConnection
 from capdissect.track.tracker import Tracker
+from tests.livecap import pytest_scenario
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 FAMILIES = [pytest.param(4, id="ipv4"), pytest.param(6, id="ipv6")]
@@ -196,17 +197,9 @@ def test_shape_check_rejects_another_scenario(name: str, other: str) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_live_scenario(name: str, family: int, tmp_path: Path) -> None:
-    try:
-        ports = free_ports(name, family)
-    except OSError as exc:
-        pytest.skip(f"cannot bind IPv{family} loopback here: {exc}")
-    path = tmp_path / f"{name}-v{family}.pcap"
-    try:
-        run = run_scenario(name, path, family=family, ports=ports)
-    except DemoUnavailable as exc:
-        pytest.skip(str(exc))
+    run = pytest_scenario(name, family, tmp_path)
     assert run.packets >= SCENARIOS[name].min_packets
-    check_tracker(name, path, ports, family)
+    check_tracker(name, run.path, run.ports, family)
 
 
 def _our_namespaces() -> list[str]:
