@@ -8,10 +8,7 @@ BIN    := $(VENV)/bin
 # The stamp is rebuilt (pip runs again) when pyproject.toml, setup.py or a module that
 # setup.py compiles with mypyc changes, so the compiled copy never lags its source.
 STAMP  := $(VENV)/.installed
-COMPILED := $(wildcard capdissect/dissect/*.py capdissect/track/*.py) \
-            capdissect/report/tcpdump_fast.py capdissect/report/hexdump.py \
-            capdissect/report/eventlog.py capdissect/report/flowstream.py \
-            capdissect/capture/records.py
+COMPILED := $(shell $(PYTHON) setup.py --hot)
 BENCH_ARGS ?=
 RESOURCES_ARGS ?=
 PYTEST_ARGS ?=

@@ -1,25 +1,25 @@
 """Build the extension modules: the hot path compiled with mypyc, when it can be.
 
 The modules in HOT are plain typed Python that mypyc turns into C extensions (see
-capdissect/report/tcpdump_fast.py for why).  Without a C compiler, or with
+capdissect/report/tcpdump/fast.py for why).  Without a C compiler, or with
 CAPDISSECT_PURE=1 in the environment, nothing is compiled and the same modules run as
 Python: the output is the same, only slower.  Everything else is in pyproject.toml.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from setuptools import setup
 
-# The modules every packet goes through: the fast printer, the record batches, the
-# dissectors, the tracker and the event log.  (Keep the Makefile's COMPILED in step.)
+# The modules every packet goes through: the record batches, the dissectors, the tracker
+# with its event log and flow stream, and the fast printer.  This is the one list: the
+# Makefile asks for it (``python3 setup.py --hot``) to know when to compile again.
 HOT = [
-    "capdissect/report/tcpdump_fast.py",
-    "capdissect/report/hexdump.py",
-    "capdissect/report/eventlog.py",
-    "capdissect/report/flowstream.py",
-    "capdissect/capture/records.py",
-    *sorted(str(path) for folder in ("capdissect/dissect", "capdissect/track")
+    "capdissect/packets.py",
+    "capdissect/report/tcpdump/fast.py",
+    "capdissect/report/tcpdump/hexdump.py",
+    *sorted(str(path) for folder in ("capdissect/dissect", "capdissect/tracking")
             for path in Path(folder).glob("*.py") if path.name != "__init__.py"),
 ]
 
@@ -37,4 +37,7 @@ def extensions() -> list:
     return modules
 
 
-setup(ext_modules=extensions())
+if sys.argv[1:] == ["--hot"]:
+    print(" ".join(HOT))
+else:
+    setup(ext_modules=extensions())

@@ -51,7 +51,7 @@ ROOT: Final = HERE.parent
 sys.path.insert(0, str(ROOT))  # the repository: capdissect and tests.livecap
 from bench import capdissect_script, machine  # noqa: E402  (benchmarks/ is on the path)
 
-from capdissect.capture.files import open_capture  # noqa: E402
+from capdissect.sources.files import open_capture  # noqa: E402
 from tests.livecap import TcpdumpCapture, count_pcap_records  # noqa: E402
 
 LIVE_MD: Final = HERE / "LIVE.md"

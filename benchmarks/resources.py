@@ -191,7 +191,7 @@ def run_case(case: Case, size: int, tmp: Path, capdissect: str) -> list[Result]:
 def build() -> str:
     """Whether the capdissect the runs use is the compiled (mypyc) build or pure Python:
     asked of the interpreter beside it, from /, so no source tree on sys.path answers."""
-    probe = subprocess.run([sys.executable, "-c", "from capdissect.track import tcp; "
+    probe = subprocess.run([sys.executable, "-c", "from capdissect.tracking import tcp; "
                             "print(tcp.__file__)"], capture_output=True, text=True, cwd="/",
                            check=False)
     return "pure Python" if probe.stdout.strip().endswith(".py") else "compiled (mypyc)"

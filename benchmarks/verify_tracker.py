@@ -37,11 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from capdissect.capture import open_capture  # noqa: E402
 from capdissect.dissect.stack import decode  # noqa: E402
-from capdissect.track.analysis import NAMES  # noqa: E402
-from capdissect.track.tcp import TcpConnection, Update  # noqa: E402
-from capdissect.track.tracker import Tracker  # noqa: E402
+from capdissect.sources import open_capture  # noqa: E402
+from capdissect.tracking.analysis import NAMES  # noqa: E402
+from capdissect.tracking.tcp import TcpConnection, Update  # noqa: E402
+from capdissect.tracking.tracker import Tracker  # noqa: E402
 from tests.analysis_compare import capdissect_flags, decode_check, tshark_flags  # noqa: E402
 from tests.relay import HOLD_S, RelayedPath  # noqa: E402
 

@@ -8,14 +8,13 @@ The API's names are loaded at their first use (PEP 562), not here: every command
 
 from __future__ import annotations
 
+import importlib
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from capdissect._version import __version__
 from capdissect.errors import CapdissectError, CaptureError, DissectError, TrackError
-
-# The one place the version is written: pyproject.toml reads it from here at build time.
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from capdissect.api import (
@@ -57,7 +56,37 @@ __all__ = [
 ]
 
 
+# Where the loose top-level modules went: ``capdissect.lesson.write_handout`` is
+# documented, so the old module paths still import (and ``capdissect.lesson`` still
+# works as an attribute), as the modules they became.
+_MOVED = {"lesson": "capdissect.commands.handout", "reader": "capdissect.commands.read",
+          "analyze": "capdissect.commands.reports", "live": "capdissect.commands.live"}
+
+
+class _MovedModules:
+    """A meta path finder: ``import capdissect.lesson`` gives capdissect.commands.handout."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> Any:
+        package, _, leaf = name.rpartition(".")
+        if package != __name__ or leaf not in _MOVED:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, self)  # type: ignore[arg-type]  # no load_module: PEP 451 loaders need only the two methods below
+
+    def create_module(self, spec: Any) -> ModuleType:
+        return importlib.import_module(_MOVED[spec.name.rpartition(".")[2]])
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Already run: it is the module the old name moved to."""
+
+
+sys.meta_path.append(_MovedModules())
+
+
 def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return importlib.import_module(_MOVED[name])
     if name in _API:
         from capdissect import api
 
@@ -70,25 +99,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-def _api_function(name: str) -> property:
-    def get(package: ModuleType) -> Any:
-        return __getattr__(name)
-
-    def bind(package: ModuleType, value: object) -> None:
-        """The import system binding the subpackage of the same name: it keeps its
-        place in sys.modules, and the name stays the API's function."""
-
-    return property(get, bind)
-
-
-class _Package(ModuleType):
-    """``capture`` and ``track`` are API functions and subpackages too: importing
-    ``capdissect.capture.files`` binds ``capdissect.capture`` to the subpackage, which
-    would hide the function from ``__getattr__``; as properties they cannot be hidden."""
-
-    capture = _api_function("capture")
-    track = _api_function("track")
-
-
-sys.modules[__name__].__class__ = _Package

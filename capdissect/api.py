@@ -37,38 +37,35 @@ what lets the reports be asked for again and again); they are for lesson-sized c
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import html
 import ipaddress
 import itertools
-import os
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, overload
 
-from capdissect import analyze
-from capdissect.capture.files import CaptureFile, open_capture
-from capdissect.capture.filter import PacketFilter
-from capdissect.capture.live import DEFAULT_BUFFER_KIB, Backend, LiveSource
-from capdissect.capture.livefilter import Proto
-from capdissect.capture.strace import Tracer
-from capdissect.capture.writer import PacketWriter
+from capdissect.commands import reports as analyze
+from capdissect.commands.live import MAX_PACKETS, BackgroundCapture
+from capdissect.commands.read import ReadOptions, local_ifname, packet_lines, traced_lines
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, CaptureError
-from capdissect.live import LiveSelection, start
 from capdissect.packets import RawPacket
-from capdissect.reader import ReadOptions, local_ifname, packet_lines, traced_lines
 from capdissect.report import display
-from capdissect.report import flows as flows_report
-from capdissect.report import sockets as sockets_report
-from capdissect.report import timeline as timeline_report
 from capdissect.report.annotate import Annotator
-from capdissect.report.flowstream import (
+from capdissect.report.json.packet import packet_json
+from capdissect.report.tables import flows as flows_report
+from capdissect.report.tables import sockets as sockets_report
+from capdissect.report.tcpdump.names import Names
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
+from capdissect.report.timeline import ladder as timeline_report
+from capdissect.sources.files import CaptureFile, open_capture
+from capdissect.sources.filter import PacketFilter
+from capdissect.sources.live import DEFAULT_BUFFER_KIB, Backend
+from capdissect.sources.live.selection import Proto
+from capdissect.tracking.states import TcpState
+from capdissect.tracking.stream import (
     End,
     Finished,
     Step,
@@ -77,22 +74,10 @@ from capdissect.report.flowstream import (
     end_notes,
     finished,
 )
-from capdissect.report.flowstream import track as track_steps
-from capdissect.report.names import Names
-from capdissect.report.packetjson import packet_json
-from capdissect.report.tcpdump import TcpdumpPrinter
-from capdissect.track.states import TcpState
-from capdissect.track.syscalls import Joined
-from capdissect.track.tcp import TcpConnection
-from capdissect.track.tracker import Tracker
-
-MAX_PACKETS: Final = 100_000  # a capture() keeps at most this many packets, then stops
-JOIN_TIMEOUT_S: Final = 5.0
-# After the with-block, wait this long without a new packet before stopping, so the
-# last segments (already sent, not yet handed over by the kernel or dumpcap) are kept.
-SETTLE_S: Final = {"scapy": 0.25, "tshark": 0.6}
-MAX_SETTLE_S: Final = 3.0
-
+from capdissect.tracking.stream import track as track_steps
+from capdissect.tracking.syscalls import Joined
+from capdissect.tracking.tcp import TcpConnection
+from capdissect.tracking.tracker import Tracker
 
 _svg_ids = itertools.count(1)  # SVG element ids must be unique in a notebook page
 SMALL_PACKETS: Final = 200  # a capture this small shows its ladders too, not only flows
@@ -445,7 +430,7 @@ class Capture(_Reports):
     def handout(self, out: str | Path, *, title: str | None = None,
                 conn: int | None = None) -> Path:
         """Write the lesson handout (``capdissect handout``): .html, .md or .pdf."""
-        from capdissect.lesson import write_handout
+        from capdissect.commands.handout import write_handout
 
         if self.expression:
             raise CapdissectError("a handout covers a whole file: write the filtered "
@@ -523,7 +508,8 @@ def track(packets: Iterable[Packet]) -> Tracked:
 
 
 class LiveCapture:
-    """A live capture in a background thread; see ``capture``."""
+    """A live capture in a background thread; see ``capture``.  The capturing is
+    ``commands/live.py``'s ``BackgroundCapture``; this adds the reports."""
 
     def __init__(
         self,
@@ -541,120 +527,30 @@ class LiveCapture:
         buffer_kib: int = DEFAULT_BUFFER_KIB,
         trace: bool | Sequence[int] = False,
     ) -> None:
-        ports = () if port is None else (port,) if isinstance(port, int) else tuple(port)
-        self.selection = LiveSelection(iface, ports, host, proto, expression)
-        self.backend: Backend = backend
-        self.limit = min(count, max_packets) if count is not None else max_packets
-        self.duration = duration
-        self.write = write
-        self.buffer_kib = buffer_kib
-        self._raw: list[RawPacket] = []
-        self._source: LiveSource | None = None
-        self._writer: PacketWriter | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._last_packet = 0.0
+        self._capture = BackgroundCapture(
+            port, iface, host=host, proto=proto, expression=expression, backend=backend,
+            count=count, duration=duration, write=write, max_packets=max_packets,
+            buffer_kib=buffer_kib, trace=trace)
+        self.selection = self._capture.selection
+        self.trace_pids = self._capture.trace_pids
         self._cache: Tracked | None = None
-        # trace=True: this process (the IPython session); a list: those processes.
-        self.trace_pids: tuple[int, ...] = (
-            (os.getpid(),) if trace is True else () if trace is False else tuple(trace))
-        self._tracer: Tracer | None = None
-        self._tracedir: tempfile.TemporaryDirectory[str] | None = None
-        self._strace_log: list[str] = []
 
     # ----- running ----------------------------------------------------------------------
     def start(self) -> LiveCapture:
         """Start capturing; packets are caught from the moment this returns."""
-        if self._source is not None:
-            raise CaptureError("this capture is already running")
-        source = start(self.selection, backend=self.backend, duration=self.duration,
-                       buffer_kib=self.buffer_kib)
-        try:
-            self._writer = (PacketWriter(self.write, source.linktype, source.snaplen,
-                                         iface=source.iface) if self.write else None)
-        except BaseException:
-            source.close()
-            raise
-        self._source = source
-        self._last_packet = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="capdissect-capture",
-                                        daemon=True)
-        self._thread.start()
-        if self.trace_pids:
-            self._tracedir = tempfile.TemporaryDirectory(prefix="capdissect-trace-")
-            tracer = Tracer(Path(self._tracedir.name) / "calls.strace", pids=self.trace_pids)
-            try:
-                self._tracer = tracer.start()
-            except BaseException:
-                self.stop(settle=0.0)
-                raise
+        self._capture.start()
         return self
-
-    def _run(self) -> None:
-        source = self._source
-        assert source is not None
-        try:
-            for pkt in source:  # bounded: the limit, the duration or stop()
-                if self._writer is not None:
-                    self._writer.write(pkt)
-                self._raw.append(pkt)
-                self._last_packet = time.monotonic()
-                if len(self._raw) >= self.limit:
-                    return
-        except BaseException as exc:  # handed to the thread that calls stop()
-            self._error = exc
 
     def stop(self, settle: float | None = None) -> LiveCapture:
         """Stop capturing, after *settle* seconds without a new packet (at most 3 s), so
         that segments still on their way to the capture are kept."""
-        source, thread = self._source, self._thread
-        if source is None or thread is None:
-            return self
-        self._settle(settle)
-        self._stop_tracer()
-        source.stop()
-        thread.join(JOIN_TIMEOUT_S)
-        source.close()
-        if self._writer is not None:
-            self._writer.close()
-        self._source = None
         self._cache = None
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+        self._capture.stop(settle)
         return self
-
-    def _settle(self, settle: float | None = None) -> None:
-        """Wait until *settle* seconds pass without a new packet (at most 3 s)."""
-        thread = self._thread
-        quiet = SETTLE_S[self.backend] if settle is None else settle
-        asked = time.monotonic()
-        # Quiet counts from the later of this call and the last packet: what was sent
-        # just before may still wait in a ring block the kernel has not handed over.
-        # Each turn sleeps a little; bounded by MAX_SETTLE_S.
-        while (thread is not None and thread.is_alive()
-               and time.monotonic() < asked + MAX_SETTLE_S):
-            waited = time.monotonic() - max(self._last_packet, asked)
-            if waited >= quiet:
-                break
-            time.sleep(min(quiet - waited, 0.05))
-
-    def _stop_tracer(self) -> None:
-        """Detach strace (the traced processes go on) and keep its log."""
-        if self._tracer is not None:
-            self._tracer.stop()
-            self._strace_log = self._tracer.log_lines()
-            self._tracer = None
-        if self._tracedir is not None:
-            self._tracedir.cleanup()
-            self._tracedir = None
 
     def wait(self, packets: int, timeout: float = 10.0) -> bool:
         """Wait until *packets* have been captured (or *timeout* seconds); True if they were."""
-        deadline = time.monotonic() + timeout
-        while len(self._raw) < packets and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return len(self._raw) >= packets
+        return self._capture.wait(packets, timeout)
 
     def __enter__(self) -> LiveCapture:
         return self.start()
@@ -665,28 +561,30 @@ class LiveCapture:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.stop()
-            return
-        # The block's own exception matters more than a capture error found now.
-        with contextlib.suppress(CapdissectError):
-            self.stop(settle=0.0)
+        self._capture.__exit__(exc_type, exc, tb)
 
     # ----- what was captured ------------------------------------------------------------
     @property
     def raw(self) -> list[RawPacket]:
         """The packets as captured (bytes and kernel timestamps)."""
-        return list(self._raw)
+        return self._capture.raw
+
+    @property
+    def _strace_log(self) -> list[str]:
+        return self._capture.strace_log
+
+    def _settle(self) -> None:
+        self._capture.settle()
 
     def _tracked(self) -> Tracked:
         # While the capture runs the packets change, so only a stopped one is cached;
         # a report asked for meanwhile waits for what was just sent to come in.
         if self.running:
             self._settle()
-        if self._cache is not None and len(self._cache.packets) == len(self._raw):
+        if self._cache is not None and len(self._cache.packets) == self._capture.count:
             return self._cache
-        tracked = Tracked(decode(raw) for raw in list(self._raw))
-        if self._source is None:
+        tracked = Tracked(decode(raw) for raw in self._capture.raw)
+        if not self.running:
             self._cache = tracked
         return tracked
 
@@ -697,7 +595,7 @@ class LiveCapture:
 
     @property
     def running(self) -> bool:
-        return self._source is not None
+        return self._capture.running
 
     @property
     def connections(self) -> list[Connection]:
@@ -752,7 +650,7 @@ class LiveCapture:
 
     def __repr__(self) -> str:
         state = "capturing" if self.running else "stopped"
-        count = len(self._raw)
+        count = self._capture.count
         head = (f"capture on {self.selection.iface} ({self.describe()}), {state}: {count} "
                 f"packet{'' if count == 1 else 's'}{' so far' if self.running else ''}")
         if not count:
@@ -763,7 +661,7 @@ class LiveCapture:
         printer.text(repr(self))
 
     def _repr_html_(self) -> str:
-        count = len(self._raw)
+        count = self._capture.count
         state = "capturing" if self.running else "stopped"
         head = (f"<p><b>capture on {html.escape(self.selection.iface)} "
                 f"({html.escape(self.describe())}), {state}: {count} packets</b></p>")

@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 
-from capdissect import __version__
+from capdissect._version import __version__
 from capdissect.clihelp import App
-from capdissect.console import (
+from capdissect.commands.read import ReadOptions
+from capdissect.commands.terminal import (
     cli_errors,
     colour_wanted,
     given_together,
-    main,
     painted,
     run_flows,
     run_read,
@@ -29,7 +29,6 @@ from capdissect.console import (
     say,
     write_pieces,
 )
-from capdissect.reader import ReadOptions
 
 app = App(
     add_completion=False,
@@ -128,7 +127,7 @@ def read(
                                             json=json))
 
 
-# ----- timeline, flows, sockets: one library call each (capdissect/analyze.py) ----------
+# ----- timeline, flows, sockets: one library call each (capdissect/commands/reports.py) ----------
 def _at_most_one(**chosen: bool | int | str | None) -> None:
     given = given_together(**chosen)
     if given:
@@ -222,7 +221,7 @@ def sockets(
     run_sockets(path=path, at=at, after=after, every=every)
 
 
-# ----- live: capture on an interface (capdissect/live.py) --------------------------------
+# ----- live: capture on an interface (capdissect/commands/live.py) --------------------------------
 class LiveProto(enum.StrEnum):
     tcp = "tcp"
     udp = "udp"
@@ -304,9 +303,9 @@ def live(
       capdissect live --port 30002 --backend tshark --duration 60 -w lesson.pcapng
     """
     # Imported here: only live needs the capture backends (and scapy's libpcap binding).
-    from capdissect import live as live_capture
-    from capdissect.capture.live import option_problem
+    from capdissect.commands import live as live_capture
     from capdissect.report.colour import highlight
+    from capdissect.sources.live import option_problem
 
     problem = None
     if count is not None and count < 1:
@@ -381,8 +380,8 @@ def trace(
 
       capdissect timeline lesson.pcap --calls lesson.pcap.strace
     """
-    from capdissect import live as live_capture
-    from capdissect import trace as tracing
+    from capdissect.commands import live as live_capture
+    from capdissect.commands import trace as tracing
     from capdissect.report.colour import highlight
 
     problem = None
@@ -433,7 +432,7 @@ def quiz(
 
       capdissect quiz captures/tcp-basic.pcap --format gift --seed 7 > tcp-basic.gift
     """
-    from capdissect.lesson import quiz as make_quiz
+    from capdissect.commands.handout import quiz as make_quiz
 
     with cli_errors(progress=Path(path).name):
         text = make_quiz(path, fmt.value, seed)
@@ -470,7 +469,7 @@ def follow(
 
       capdissect follow lesson.pcap --conn 2 --hex --direction server
     """
-    from capdissect.lesson import follow_stream
+    from capdissect.commands.handout import follow_stream
 
     _at_most_one(ascii=ascii_, hex=hex_, raw=raw)
     mode = "hex" if hex_ else "raw" if raw else "ascii"
@@ -519,7 +518,7 @@ def graph(
 
       capdissect graph transfer.pcap --conn 2 --kind inflight
     """
-    from capdissect.lesson import graph as make_graph
+    from capdissect.commands.handout import graph as make_graph
 
     _at_most_one(output=out, tsv=tsv)
     with cli_errors(progress=Path(path).name):
@@ -562,7 +561,7 @@ def handout(
 
       capdissect handout lesson.pcapng -o lesson.md --title "Lesson 3: UDP" --conn 2
     """
-    from capdissect.lesson import write_handout  # only this command needs the renderers
+    from capdissect.commands.handout import write_handout  # only this command needs the renderers
 
     with cli_errors(progress=Path(path).name):
         written = write_handout(path, out, title=title, conn=conn, calls=calls,
@@ -589,7 +588,7 @@ def annotate(
 
       capdissect annotate captures/tcp-basic.pcap -o tcp-basic.pcapng
     """
-    from capdissect.lesson import write_annotated
+    from capdissect.commands.handout import write_annotated
 
     with cli_errors(progress=Path(path).name):
         count = write_annotated(path, out, calls)
@@ -679,8 +678,8 @@ def export(
 
       capdissect export /shared/caps -o /shared/out --scheduler tcp://127.0.0.1:8786
     """
+    from capdissect.commands.progress import CountBar
     from capdissect.export import load
-    from capdissect.progress import CountBar
 
     names = [t.strip() for t in tables.split(",") if t.strip()]
     bar = CountBar(sys.stderr, "export") if sys.stderr.isatty() else None
@@ -738,6 +737,3 @@ def sql(
         else:
             write_pieces(export_sql.query(out, query or "", fmt.value))
 
-
-if __name__ == "__main__":
-    main()

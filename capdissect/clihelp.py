@@ -25,7 +25,7 @@ from typer import _click as click  # typer's own copy of click, which its comman
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
-from capdissect.console import COLOUR, ColourChoice, colour_wanted
+from capdissect.commands.terminal import COLOUR, ColourChoice, colour_wanted
 from capdissect.report.colour import paint
 
 MIN_WIDTH: Final = 40

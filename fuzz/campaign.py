@@ -199,8 +199,8 @@ def _outside_code(markdown: str) -> str:
 
 
 def _packets_in(path: str) -> int:
-    from capdissect.capture import open_capture
     from capdissect.errors import CapdissectError
+    from capdissect.sources import open_capture
 
     count = 0
     try:

@@ -53,14 +53,15 @@ class SourceOnly(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, SourceOnly())
 
 with atheris.instrument_imports():
-    from capdissect.capture.files import CaptureFile
     from capdissect.dissect import link
     from capdissect.dissect.stack import decode
     from capdissect.errors import CapdissectError
     from capdissect.packets import RawPacket
     from capdissect.report.annotate import Annotator
-    from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
-    from capdissect.track.tracker import Tracker
+    from capdissect.report.tcpdump.context import PrintOptions
+    from capdissect.report.tcpdump.printer import TcpdumpPrinter
+    from capdissect.sources.files import CaptureFile
+    from capdissect.tracking.tracker import Tracker
 
 # Packets per input: enough for the printer's and tracker's state to matter, few enough
 # that one input stays fast (libFuzzer values executions per second).

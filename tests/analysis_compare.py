@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from capdissect.capture.files import open_capture
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import walk_extensions
 from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.errors import DissectError
-from capdissect.track.analysis import NAMES
-from capdissect.track.tcp import Update
-from capdissect.track.tracker import Tracker
+from capdissect.sources.files import open_capture
+from capdissect.tracking.analysis import NAMES
+from capdissect.tracking.tcp import Update
+from capdissect.tracking.tracker import Tracker
 
 # tshark 4.0 field names (tshark -G fields | grep tcp.analysis): tcp.analysis.<name>,
 # with Wireshark's "previous segment not captured" as lost_segment.

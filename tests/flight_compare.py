@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from capdissect.capture.files import open_capture
 from capdissect.dissect.stack import decode
-from capdissect.report.flight import samples
-from capdissect.track.tcp import Update
-from capdissect.track.tracker import Tracker
+from capdissect.report.diagrams.flight import samples
+from capdissect.sources.files import open_capture
+from capdissect.tracking.tcp import Update
+from capdissect.tracking.tracker import Tracker
 
 ENV: Final = {**os.environ, "WIRESHARK_CONFIG_DIR": "/nonexistent-capdissect-test"}
 Values = dict[int, tuple[float | None, int | None]]

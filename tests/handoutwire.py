@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from capdissect.capture.files import open_capture
 from capdissect.dissect.stack import Packet, decode
+from capdissect.sources.files import open_capture
 
 
 def decoded_packets(path: Path) -> list[Packet]:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
-from capdissect.lesson import CHROMIUM_FLAGS, find_chromium
+from capdissect.commands.handout import CHROMIUM_FLAGS, find_chromium
 
 _SCRIPT: Final = """
 <script>

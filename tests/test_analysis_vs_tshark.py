@@ -31,7 +31,7 @@ from typing import Final, NamedTuple
 
 import pytest
 
-from capdissect.track.analysis import NAMES
+from capdissect.tracking.analysis import NAMES
 from tests.analysis_compare import (
     Agreement,
     capdissect_flags,

@@ -178,7 +178,7 @@ def test_svg_timeline_is_written_and_marked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".html", ".md", ".pdf"])
 def test_handout_is_written_and_marked(tmp_path: Path, suffix: str) -> None:
     if suffix == ".pdf":
-        from capdissect.lesson import find_chromium
+        from capdissect.commands.handout import find_chromium
 
         if find_chromium() is None:
             pytest.skip("a PDF needs Chromium")

@@ -19,11 +19,11 @@ from typing import Final
 
 import pytest
 
-from capdissect.capture.files import open_capture
 from capdissect.demo.netns import Namespace, namespace_problem, tool
 from capdissect.dissect.defrag import Defragmenter
 from capdissect.dissect.stack import decode
 from capdissect.dissect.udp import UdpHeader
+from capdissect.sources.files import open_capture
 
 SIZE: Final = 3000
 PORTS: Final = (41001, 41002)

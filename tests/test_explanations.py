@@ -156,9 +156,9 @@ def test_udp_checksum_note_only_where_tcpdump_prints_a_verdict(options: str,
 
 @pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
 def test_handout_answers_agree_with_the_timeline_json(path: Path) -> None:
-    from capdissect.capture import open_capture
     from capdissect.dissect.stack import decode
     from capdissect.report.handout.lesson import build_lesson
+    from capdissect.sources import open_capture
 
     lesson = build_lesson([decode(raw) for raw in open_capture(path)], path.name)
     doc = timeline_json(path)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from capdissect import analyze
-from capdissect.reader import ReadOptions, read_lines
+from capdissect.commands import reports as analyze
+from capdissect.commands.read import ReadOptions, read_lines
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
@@ -350,7 +350,7 @@ def test_missing_extra_is_one_line(tmp_path: Path, blocked: str, args: list[str]
     """Without the extra, the command says in one line which extra to install."""
     args = [str(tmp_path / "o") if a == "OUT" else a for a in args]
     code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['capdissect', *{args!r}]; "
-            "from capdissect.cli import main; main()")
+            "from capdissect.console import main; main()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert done.returncode == 1
@@ -362,17 +362,18 @@ def test_a_bug_in_one_file_leaves_the_others(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure of ours on one capture (made here by breaking the flow rows of one file)
     is that file's error in `files`; the other files are exported whole."""
+    from capdissect.export import job as export_job
     from capdissect.export import run as export_run
     from capdissect.export.sql import connect
 
-    real = export_run.flow_row
+    real = export_job.flow_row
 
     def broken(item: Any, file: str) -> Any:
         if file.endswith("tcp-reset.pcap"):
             raise ZeroDivisionError("made to fail")
         return real(item, file)
 
-    monkeypatch.setattr(export_run, "flow_row", broken)
+    monkeypatch.setattr(export_job, "flow_row", broken)
     captures = sorted(str(p) for p in (ROOT / "captures").glob("*.pcap"))
     summary = export_run.export(captures, str(tmp_path / "out"))
     assert len(summary.errors) == 1 and "ZeroDivisionError: made to fail" in summary.errors[0]

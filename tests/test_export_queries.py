@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from capdissect import analyze
+from capdissect.commands import reports as analyze
 
 pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import analyze
+from capdissect.commands import reports as analyze
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")

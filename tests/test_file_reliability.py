@@ -26,7 +26,7 @@ import pytest
 
 import capdissect
 from capdissect import cli
-from capdissect.progress import MIN_SIZE
+from capdissect.commands.progress import MIN_SIZE
 from tests.compare import capdissect_command, fixed_env, split_blocks
 
 REPRO: Final = Path(__file__).parent / "repro"

@@ -20,10 +20,10 @@ from typing import Final
 
 import pytest
 
-from capdissect.capture.files import open_capture
 from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
 from capdissect.report.follow import follow, raw_lines, segments
+from capdissect.sources.files import open_capture
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 FILES: Final = sorted(p for folder in ("tests/corpus", "tests/corpus-extra", "captures")

@@ -14,14 +14,14 @@ from typing import Final
 
 import pytest
 
-from capdissect.capture.files import open_capture
+from capdissect.commands.handout import find_chromium
 from capdissect.demo.netns import namespace_problem
 from capdissect.dissect.stack import decode
 from capdissect.errors import CapdissectError
-from capdissect.lesson import find_chromium
-from capdissect.report.flight import all_samples
+from capdissect.report.diagrams.flight import all_samples
+from capdissect.report.diagrams.graph import KINDS, plot, svg
 from capdissect.report.follow import follow, raw_lines
-from capdissect.report.graph import KINDS, plot, svg
+from capdissect.sources.files import open_capture
 from tests.flight_compare import agreement, tshark_values
 from tests.test_follow import tshark_follow, tshark_streams
 

@@ -29,8 +29,13 @@ from typing import Final
 
 import pytest
 
+from capdissect.commands.handout import (
+    CHROMIUM_FLAGS,
+    find_chromium,
+    write_annotated,
+    write_handout,
+)
 from capdissect.errors import CapdissectError
-from capdissect.lesson import CHROMIUM_FLAGS, find_chromium, write_annotated, write_handout
 from tests.livecap import pytest_capture
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -197,7 +202,7 @@ def test_state_diagram_labels_never_overlap(name: str, tmp_path: Path) -> None:
     may share a pixel, with each connection's paths drawn over it."""
     from capdissect.report.handout.lesson import build_lesson
     from capdissect.report.handout.svg import state_diagram
-    from capdissect.track.tcp import TcpConnection
+    from capdissect.tracking.tcp import TcpConnection
     from tests.handoutwire import decoded_packets
     from tests.svgoverlap import text_overlaps
 

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import analyze
-from capdissect.capture import open_capture
+from capdissect.commands import reports as analyze
 from capdissect.demo.kernel import Row, Snapshot, parse_row, parse_ss, ss_filter
 from capdissect.demo.oracle import (
     EXCEPTIONS,
@@ -38,7 +37,8 @@ from capdissect.demo.oracle import (
 )
 from capdissect.demo.scenarios import SCENARIOS
 from capdissect.demo.steps import BASELINE_STEP
-from capdissect.report.sockets import tables_at
+from capdissect.report.tables.sockets import tables_at
+from capdissect.sources import open_capture
 from tests.compare import capdissect_command, fixed_env
 from tests.livecap import pytest_scenario
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 
 import capdissect
-from capdissect.capture.livefilter import build_expression
 from capdissect.demo import tcp_lesson, udp_exchange
-from capdissect.track.tcp import TcpConnection
+from capdissect.sources.live.selection import build_expression
+from capdissect.tracking.tcp import TcpConnection
 from tests.compare import fixed_env, run, split_blocks
 from tests.livecap import TcpdumpCapture
 from tests.livecli import (

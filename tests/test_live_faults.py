@@ -40,7 +40,7 @@ from typing import Final
 
 import pytest
 
-from capdissect.live import Flusher
+from capdissect.commands.live import Flusher
 from tests.compare import capdissect_command, fixed_env, run, split_blocks
 from tests.livecli import BACKENDS, LiveCommand, free_port, live_problem
 
@@ -337,7 +337,7 @@ def test_closed_pipe_is_quiet(backend: str, tmp_path: Path) -> None:
 # ----- no privilege needed: the writer, the flusher -------------------------------------
 WRITE_UNTIL_REFUSED: Final = """
 import resource, signal, sys
-from capdissect.capture.writer import PacketWriter
+from capdissect.sources.writer import PacketWriter
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
 
@@ -357,7 +357,7 @@ with PacketWriter(sys.argv[1], 1, 262144, iface="lo") as writer:
 @pytest.mark.parametrize("suffix", SUFFIXES)
 def test_writer_keeps_whole_records_when_a_write_is_cut_short(suffix: str,
                                                               tmp_path: Path) -> None:
-    from capdissect.capture.files import open_capture
+    from capdissect.sources.files import open_capture
 
     path = tmp_path / f"cut.{suffix}"
     limit = 1000  # not a record boundary in either format: the last write is cut short

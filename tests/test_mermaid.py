@@ -21,7 +21,7 @@ from typing import Final
 
 import pytest
 
-from capdissect.lesson import find_chromium
+from capdissect.commands.handout import find_chromium
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 MMDC: Final = ROOT / "tests" / "node" / "node_modules" / ".bin" / "mmdc"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from capdissect.capture import open_capture
+from capdissect.sources import open_capture
 from tests.compare import capdissect_command, run
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from capdissect.capture.files import CaptureFile, open_capture
-from capdissect.capture.pcapng import Interface
-from capdissect.capture.pcapng_writer import enhanced_packet, interface_description, section_header
-from capdissect.lesson import write_annotated
+from capdissect.commands.handout import write_annotated
 from capdissect.packets import RawPacket
+from capdissect.sources.files import CaptureFile, open_capture
+from capdissect.sources.pcapng import Interface
+from capdissect.sources.pcapng_writer import enhanced_packet, interface_description, section_header
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("capdissect"))

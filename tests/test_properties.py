@@ -35,14 +35,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from capdissect.capture.files import CaptureFile
 from capdissect.dissect import icmp, icmp6, ipv4, ipv6, link, mptcp, tcp, tcp_options, udp
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, DissectError
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
-from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
-from capdissect.track.tracker import Tracker
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
+from capdissect.sources.files import CaptureFile
+from capdissect.tracking.tracker import Tracker
 
 CORPUS: Final = Path(__file__).parent / "corpus"
 EXAMPLES: Final = int(os.environ.get("CAPDISSECT_PROPERTY_EXAMPLES", "150"))

@@ -149,9 +149,9 @@ def test_the_seed_changes_the_drills_not_the_facts() -> None:
 
 
 def test_the_handout_asks_from_the_same_generator() -> None:
-    from capdissect.capture import open_capture
     from capdissect.dissect.stack import decode
     from capdissect.report.handout.lesson import build_lesson
+    from capdissect.sources import open_capture
 
     path = ROOT / "captures" / "tcp-basic.pcap"
     lesson = build_lesson([decode(raw) for raw in open_capture(path)], path.name)

@@ -38,16 +38,16 @@ CAPTURE: Final = str(ROOT / "captures" / "tcp-basic.pcap")
 NOT_ON_READ: Final = ("typer", "click", "rich", "pydantic", "tabulate", "scapy.all",
                       "scapy.layers", "scapy.sendrecv",
                       "importlib.metadata", "capdissect.cli", "capdissect.clihelp",
-                      "capdissect.api", "capdissect.analyze", "capdissect.live",
-                      "capdissect.report.flows", "capdissect.report.timeline",
-                      "capdissect.report.sockets")
+                      "capdissect.api", "capdissect.commands.reports", "capdissect.commands.live",
+                      "capdissect.report.tables.flows", "capdissect.report.timeline.ladder",
+                      "capdissect.report.tables.sockets")
 # Not on tcpdump's text either: the annotations, the tracker, JSON, colour, the filter
 # compiler, the printers of protocols the capture does not hold (MPTCP, ICMP).
 NOT_ON_PLAIN: Final = (*NOT_ON_READ, "scapy", "capdissect.track", "capdissect.report.annotate",
-                       "capdissect.report.packetjson", "capdissect.report.colour",
-                       "capdissect.capture.filter", "capdissect.dissect.mptcp",
-                       "capdissect.report.tcpdump_icmp", "capdissect.report.tcpdump_icmp6",
-                       "capdissect.progress")
+                       "capdissect.report.json.packet", "capdissect.report.colour",
+                       "capdissect.sources.filter", "capdissect.dissect.mptcp",
+                       "capdissect.report.tcpdump.icmp", "capdissect.report.tcpdump.icmp6",
+                       "capdissect.commands.progress")
 
 
 def imported(*args: str) -> set[str]:
@@ -67,7 +67,7 @@ def offending(modules: set[str], banned: tuple[str, ...]) -> list[str]:
 
 def test_read_plain_imports_only_what_it_prints() -> None:
     modules = imported("read", CAPTURE, "--plain", "-nn")
-    assert "capdissect.report.tcpdump" in modules  # the listing is real
+    assert "capdissect.report.tcpdump.printer" in modules  # the listing is real
     assert offending(modules, NOT_ON_PLAIN) == []
 
 
@@ -79,8 +79,8 @@ def test_other_reads_skip_the_cli_framework(options: tuple[str, ...]) -> None:
 
 # The reports' commands: no CLI framework either, nor what only read or live use.
 NOT_ON_REPORTS: Final = ("typer", "click", "rich", "pydantic", "scapy", "capdissect.cli",
-                         "capdissect.clihelp", "capdissect.api", "capdissect.live",
-                         "capdissect.report.packetjson")
+                         "capdissect.clihelp", "capdissect.api", "capdissect.commands.live",
+                         "capdissect.report.json.packet")
 
 
 @pytest.mark.parametrize("command", [("flows",), ("flows", "--json"), ("timeline",),
@@ -97,13 +97,13 @@ def test_importing_the_package_loads_no_api() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     loaded = json.loads(done.stdout)
-    assert "capdissect.api" not in loaded and "capdissect.reader" not in loaded
+    assert "capdissect.api" not in loaded and "capdissect.commands.read" not in loaded
 
 
 def test_the_api_names_are_the_api() -> None:
     import capdissect
-    import capdissect.capture.files
-    import capdissect.track.tracker
+    import capdissect.sources.files
+    import capdissect.tracking.tracker
     from capdissect import api
 
     # capture and track are subpackages too: importing them must not hide the functions.

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from capdissect.track.tcp import MAX_HALF_OPEN
+from capdissect.tracking.tcp import MAX_HALF_OPEN
 from tests.compare import capdissect_command
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"

@@ -1,7 +1,7 @@
 """Issue #13's invariants of the explanation, on every capture the tests have.
 
 For each TCP connection:
-- every state change shown is an edge of the RFC 9293 table (track/states.py);
+- every state change shown is an edge of the RFC 9293 table (tracking/states.py);
 - each endpoint's changes, collapsed, spell its ``path``, and so do its JSON events
   (``states`` plus the ``through`` states of a segment that moved it twice);
 - roles never change: an event said to come from the client comes from the client's
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import analyze
-from capdissect.capture import open_capture
+from capdissect.commands import reports as analyze
 from capdissect.demo import SCENARIOS
 from capdissect.dissect.stack import decode
-from capdissect.report.flowstream import Finished, Totals, finished
-from capdissect.report.sockets import Facts, facts_stream
-from capdissect.track.states import TRANSITIONS, TcpState
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
+from capdissect.report.tables.sockets import Facts, facts_stream
+from capdissect.sources import open_capture
+from capdissect.tracking.states import TRANSITIONS, TcpState
+from capdissect.tracking.stream import Finished, Totals, finished
+from capdissect.tracking.tcp import CLIENT, SERVER, Event, TcpConnection
 from tests.livecap import pytest_scenario
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from capdissect.capture import open_capture
 from capdissect.demo.netns import namespace_problem
+from capdissect.sources import open_capture
 from tests.analysis_compare import capdissect_flags, tshark_flags, tshark_problem
 from tests.compare import capdissect_command
 from tests.fastopen import fast_open_capture

@@ -20,14 +20,14 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from capdissect.capture import open_capture
 from capdissect.demo.errors import ScenarioError
 from capdissect.demo.netns import Namespace, list_namespaces, namespace_problem, tool
 from capdissect.demo.scenarios import SCENARIOS, Ports, free_ports, verify_capture
 from capdissect.dissect.stack import decode
-from capdissect.report.flowjson import tcp_json, udp_json
-from capdissect.track.tcp import TcpConnection
-from capdissect.track.tracker import Tracker
+from capdissect.report.json.flow import tcp_json, udp_json
+from capdissect.sources import open_capture
+from capdissect.tracking.tcp import TcpConnection
+from capdissect.tracking.tracker import Tracker
 from tests.livecap import pytest_scenario
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"

@@ -1,6 +1,6 @@
 """Lesson scenarios driven with real sockets on loopback.
 
-This layer (with ``capture/``) is the only one allowed to open sockets, run tcpdump or
+This layer (with ``sources/``) is the only one allowed to open sockets, run tcpdump or
 make network namespaces.  ``traffic`` makes the two basic lessons' traffic;
 ``scenarios`` runs every lesson scenario, captures it and checks the capture's shape;
 ``kernel`` records ``ss -tanu`` at each of a scenario's ``steps`` and ``oracle`` compares

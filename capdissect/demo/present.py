@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
-from capdissect import analyze
-from capdissect.capture import open_capture
-from capdissect.capture.strace import log_beside
+from capdissect.commands import reports as analyze
+from capdissect.commands.outfiles import refuse_input
+from capdissect.commands.read import ReadOptions, read_lines
 from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.oracle import EXCEPTIONS, Comparison, compare_capture, connected_udp
 from capdissect.demo.scenarios import (
@@ -30,8 +30,8 @@ from capdissect.demo.scenarios import (
     run_scenario,
     verify_capture,
 )
-from capdissect.outfiles import refuse_input
-from capdissect.reader import ReadOptions, read_lines
+from capdissect.sources import open_capture
+from capdissect.sources.strace import log_beside
 
 # The captures the scenarios made, shipped with the sources (captures/README.md).
 BUNDLED: Final = Path(__file__).resolve().parents[2] / "captures"
@@ -102,7 +102,9 @@ def demo_pieces(name: str, *, family: int = 4, port: int | None = None,
         yield "\n-- the kernel's own table (ss) beside capdissect's, at each step --\n"
         yield from _lines(kernel_lines(run, write))
         if handout is not None:
-            from capdissect.lesson import write_handout  # the HTML/PDF machinery, on demand
+            from capdissect.commands.handout import (
+                write_handout,  # the HTML/PDF machinery, on demand
+            )
 
             written = write_handout(path, handout, title=f"capdissect demo: {name}",
                                     calls=calls)

@@ -38,8 +38,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NamedTuple, NoReturn
 
-from capdissect.capture import open_capture
-from capdissect.capture.strace import log_beside, tracing_this_process
 from capdissect.demo.errors import DemoUnavailable, PortInUse, ScenarioError
 from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Drop, Namespace
@@ -60,6 +58,8 @@ from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import CapdissectError
+from capdissect.sources import open_capture
+from capdissect.sources.strace import log_beside, tracing_this_process
 
 Ports = tuple[int, ...]
 Endpoint = tuple[bytes, int]

@@ -78,7 +78,7 @@ def decode(raw: RawPacket) -> Packet:
                 if total == 0:
                     # TCP segmentation offload: the NIC fills the length in, so a capture
                     # of the sender shows 0.  The frame's length is the datagram's, as
-                    # Wireshark takes it (tcpdump prints "bad-len 0": report/tcpdump.py).
+                    # Wireshark takes it (tcpdump prints "bad-len 0": report/tcpdump/printer.py).
                     total = raw.wire_len - off
                 if ip.version != 4 or ip.hdr_len < 20 or total < ip.hdr_len:
                     raise Malformed("ip", off, "bad version or header length")

@@ -14,8 +14,8 @@ from typing import Any
 
 from capdissect.errors import CapdissectError
 from capdissect.export import load
+from capdissect.export.job import RETRIES, Job, JobResult, Progress, export_job
 from capdissect.export.parquet import ExportError
-from capdissect.export.run import RETRIES, Job, JobResult, Progress, export_job
 
 CONNECT_TIMEOUT_S = 10
 

@@ -1,10 +1,10 @@
 """Rows of the export tables, built from the records the other reports use (no IO here).
 
 - ``packet_row``: one decoded ``Packet``, the scalar fields ``read --json`` gives
-  (report/packetjson.py), flattened: ``ip.src`` becomes ``ip_src``.
+  (report/json/packet.py), flattened: ``ip.src`` becomes ``ip_src``.
 - ``flow_row``: ``flowjson.tcp_json`` / ``udp_json``, the objects of ``flows --json``.
 - ``event_rows``: ``document.item_json``, the events of ``timeline --json``.
-- ``SocketIntervals``: the netstat table of ``sockets`` (report/sockets.py), as one row
+- ``SocketIntervals``: the netstat table of ``sockets`` (report/tables/sockets.py), as one row
   per socket and state with when it began and ended.
 
 Each row is a tuple in the order of its table's columns (export/schema.py), so a batch
@@ -24,14 +24,14 @@ from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
-from capdissect.report.document import item_json
-from capdissect.report.eventlog import TimelineItem
-from capdissect.report.flowjson import tcp_json, udp_json
-from capdissect.report.flowstream import Finished
-from capdissect.report.packetjson import address
-from capdissect.report.sockets import Facts, Socket, SocketTable, netstat_address
-from capdissect.report.tcpdump_fast import FLAG_STRINGS
-from capdissect.track.tcp import TcpConnection
+from capdissect.report.json.document import item_json
+from capdissect.report.json.flow import tcp_json, udp_json
+from capdissect.report.json.packet import address
+from capdissect.report.tables.sockets import Facts, Socket, SocketTable, netstat_address
+from capdissect.report.tcpdump.fast import FLAG_STRINGS
+from capdissect.tracking.eventlog import TimelineItem
+from capdissect.tracking.stream import Finished
+from capdissect.tracking.tcp import TcpConnection
 
 Row = tuple[Any, ...]
 

@@ -15,10 +15,10 @@ from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
-from capdissect.report.names import Names
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection, Update, is_loopback
-from capdissect.track.tracker import IcmpUpdate, Tracker, UdpUpdate
-from capdissect.track.udp import Endpoint
+from capdissect.report.tcpdump.names import Names
+from capdissect.tracking.tcp import CLIENT, SERVER, Event, TcpConnection, Update, is_loopback
+from capdissect.tracking.tracker import IcmpUpdate, Tracker, UdpUpdate
+from capdissect.tracking.udp import Endpoint
 
 # Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
 # strip: `grep -v '^    | '`); the indent keeps them inside the packet's block.

@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from capdissect.track.analysis import NAMES as FINDING_NAMES
-from capdissect.track.states import TcpState
+from capdissect.tracking.analysis import NAMES as FINDING_NAMES
+from capdissect.tracking.states import TcpState
 
 RESET: Final = "\x1b[0m"
 # SGR codes: bold cyan phases, states by how far the connection got, red findings,

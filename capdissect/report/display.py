@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from capdissect.report.annotate import ANNOTATION_PREFIX
-from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
-from capdissect.report.packetjson import JsonObject
-from capdissect.track.tcp import TcpConnection
+from capdissect.report.json.flow import endpoint
+from capdissect.report.json.packet import JsonObject
+from capdissect.tracking.stream import Finished
+from capdissect.tracking.tcp import TcpConnection
 
 PRE_STYLE: Final = "font-family: monospace; white-space: pre; line-height: 1.3"
 

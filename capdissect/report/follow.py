@@ -26,10 +26,10 @@ from capdissect.dissect.defrag import Defragmenter
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, SYN, TcpHeader
 from capdissect.errors import CapdissectError
-from capdissect.report.flowjson import endpoint
-from capdissect.report.hexdump import hex_ascii
-from capdissect.track.tcp import CLIENT, SERVER, TcpConnection, Update
-from capdissect.track.tracker import Tracker
+from capdissect.report.json.flow import endpoint
+from capdissect.report.tcpdump.hexdump import hex_ascii
+from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection, Update
+from capdissect.tracking.tracker import Tracker
 
 MOD: Final = 1 << 32
 HALF: Final = 1 << 31

@@ -16,7 +16,7 @@ import pytest
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpHeader
 from capdissect.dissect.tcp_options import WSCALE, Options, TcpOption
-from capdissect.track.analysis import (
+from capdissect.tracking.analysis import (
     FAST_RETRANSMISSION,
     NAMES,
     OUT_OF_ORDER,
@@ -27,7 +27,7 @@ from capdissect.track.analysis import (
     le_seq,
     lt_seq,
 )
-from capdissect.track.tcp import TcpConnection, TcpTracker
+from capdissect.tracking.tcp import TcpConnection, TcpTracker
 
 A = (bytes([127, 0, 0, 1]), 40000)  # the client
 B = (bytes([127, 0, 0, 1]), 30002)  # the server

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import capdissect
-from capdissect import analyze
+from capdissect.commands import reports as analyze
 from capdissect.dissect.stack import Packet
-from capdissect.track.states import TcpState
+from capdissect.tracking.states import TcpState
 from tests.handoutwire import hostile_pcapng
 
 ROOT = Path(__file__).resolve().parents[2]

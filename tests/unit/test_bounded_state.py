@@ -11,10 +11,10 @@ import dataclasses
 from typing import Any
 
 from capdissect.dissect.tcp import ACK, FIN, SYN
-from capdissect.report.flowstream import track
-from capdissect.track.tcp import TcpConnection
-from capdissect.track.tracker import Tracker
-from capdissect.track.udp import MAX_KEPT, UdpConversation
+from capdissect.tracking.stream import track
+from capdissect.tracking.tcp import TcpConnection
+from capdissect.tracking.tracker import Tracker
+from capdissect.tracking.udp import MAX_KEPT, UdpConversation
 from tests.reportwire import Wire
 
 CLIENT, SERVER = ("127.0.0.1", 1000), ("127.0.0.2", 80)

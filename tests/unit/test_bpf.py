@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from capdissect.capture.files import open_capture
-from capdissect.capture.filter import PacketFilter, compile_expression, savefile_header
 from capdissect.dissect import bpf
 from capdissect.dissect.bpf import (
     ABS,
@@ -63,6 +61,8 @@ from capdissect.dissect.bpf import (
 )  # fmt: skip
 from capdissect.errors import CaptureError, Malformed
 from capdissect.packets import RawPacket
+from capdissect.sources.files import open_capture
+from capdissect.sources.filter import PacketFilter, compile_expression, savefile_header
 from tests.compare import fixed_env
 
 CORPUS = Path(__file__).parent.parent / "corpus"
@@ -394,8 +394,7 @@ def test_verdicts_match_tcpdump_on_real_captures(tmp_path: Path) -> None:
 def test_missing_libpcap_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from capdissect.capture import filter as filter_module
-
+    from capdissect.sources import filter as filter_module
     monkeypatch.setattr(filter_module, "_LOADED", [])
     monkeypatch.setitem(sys.modules, "scapy.libs.winpcapy", None)  # import fails
     with pytest.raises(CaptureError, match="filter expressions need libpcap"):
@@ -408,7 +407,7 @@ def test_reading_without_a_filter_does_not_load_scapy() -> None:
 
     code = (
         "import sys\n"
-        "from capdissect.reader import ReadOptions, read_lines\n"
+        "from capdissect.commands.read import ReadOptions, read_lines\n"
         f"lines = list(read_lines({str(CORPUS / 'pcpp_tls.pcap')!r}, ReadOptions(plain=True)))\n"
         "assert lines and 'scapy' not in sys.modules, sorted(sys.modules)\n"
         f"list(read_lines({str(CORPUS / 'pcpp_tls.pcap')!r}, "

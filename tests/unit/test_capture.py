@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from capdissect.capture.files import PROGRESS, CaptureFile, open_capture
 from capdissect.errors import CaptureError, TruncatedFile
+from capdissect.sources.files import PROGRESS, CaptureFile, open_capture
 
 FRAME = bytes(range(60))  # any 60 bytes: the readers do not look inside
 
@@ -149,7 +149,7 @@ def test_pcapng_packet_for_undefined_interface() -> None:
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_batches_hold_the_same_records_as_iteration(order: str, tmp_path: Path) -> None:
-    """read's batches (capture/records.py) and the RawPacket iterator agree, across
+    """read's batches (sources/records.py) and the RawPacket iterator agree, across
     chunk boundaries (records of up to 200 KB over 1 MiB chunks) and with the snapshot
     length cut libpcap applies."""
     sizes = [60, 1, 0, 200_000, 1500, 70_000, 65_535] * 12

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import __version__, analyze
+from capdissect import __version__
+from capdissect.commands import reports as analyze
 from capdissect.dissect.tcp import ACK, PSH, SYN
-from capdissect.report.document import json_document
-from capdissect.report.flows import table_lines
-from capdissect.report.flowstream import Finished, Totals, _IdOrder, finished, track
-from capdissect.track.tracker import Tracker
-from capdissect.track.udp import UdpConversation
+from capdissect.report.json.document import json_document
+from capdissect.report.tables.flows import table_lines
+from capdissect.tracking.stream import Finished, Totals, _IdOrder, finished, track
+from capdissect.tracking.tracker import Tracker
+from capdissect.tracking.udp import UdpConversation
 from tests.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"

@@ -14,7 +14,8 @@ from capdissect.dissect import icmp
 from capdissect.dissect.link import RAW
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
-from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
 
 # ping -s 0 127.0.0.1: an echo request with no data.
 ECHO_REQUEST = bytes.fromhex(

@@ -20,7 +20,8 @@ from capdissect.dissect.icmp6 import (
 )
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
-from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
 
 RAW = 101
 EN10MB = 1

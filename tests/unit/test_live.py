@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 
 import capdissect
-from capdissect import analyze
-from capdissect.capture.files import open_capture
-from capdissect.capture.filter import compile_expression
-from capdissect.capture.livefilter import build_expression, icmp_quoting
-from capdissect.capture.ring import PACKET_OUTGOING, SKF_AD_PKTTYPE, kernel_program
-from capdissect.capture.writer import PacketWriter
+from capdissect.commands import reports as analyze
+from capdissect.commands.live import Flusher, LiveRun
+from capdissect.commands.read import ReadOptions, read_lines
 from capdissect.errors import CaptureError
-from capdissect.live import Flusher, LiveRun
 from capdissect.packets import RawPacket
-from capdissect.reader import ReadOptions, read_lines
+from capdissect.sources.files import open_capture
+from capdissect.sources.filter import compile_expression
+from capdissect.sources.live.ring import PACKET_OUTGOING, SKF_AD_PKTTYPE, kernel_program
+from capdissect.sources.live.selection import build_expression, icmp_quoting
+from capdissect.sources.writer import PacketWriter
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 LESSON = CAPTURES / "tcp-basic.pcap"
@@ -190,7 +190,7 @@ class FileSource:
         pass
 
     def stats(self):  # type: ignore[no-untyped-def]
-        from capdissect.capture.live import CaptureStats
+        from capdissect.sources.live import CaptureStats
 
         return CaptureStats(len(self.packets), len(self.packets), 0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from capdissect.dissect import mptcp as mp
-from capdissect.report.tcpdump_mptcp import render_mptcp
+from capdissect.report.tcpdump.mptcp import render_mptcp
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SYNACK = SYN | ACK

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from capdissect.capture.files import open_capture
+from capdissect.commands.read import ReadOptions, read_lines
 from capdissect.dissect.checksum import ones_sum
 from capdissect.dissect.stack import decode
 from capdissect.packets import RawPacket
-from capdissect.reader import ReadOptions, read_lines
-from capdissect.report.packetjson import json_line, packet_json
+from capdissect.report.json.packet import json_line, packet_json
+from capdissect.sources.files import open_capture
 from tests.compare import capdissect_command, fixed_env, run
 
 ROOT = Path(__file__).parents[2]

@@ -1,4 +1,4 @@
-"""The progress bar of long commands (capdissect/progress.py, SPEC §1)."""
+"""The progress bar of long commands (capdissect/commands/progress.py, SPEC §1)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import progress
-from capdissect.progress import ProgressBar
+from capdissect.commands import progress
+from capdissect.commands.progress import ProgressBar
 from tests.compare import capdissect_command
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"

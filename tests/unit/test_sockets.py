@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import analyze
+from capdissect.commands import reports as analyze
 from capdissect.dissect.tcp import ACK, RST, SYN
 from capdissect.errors import CapdissectError
-from capdissect.report.flowstream import track
-from capdissect.report.sockets import (
+from capdissect.report.tables.sockets import (
     EVERY_FULL_MAX,
     NETSTAT_HEADER,
     PENDING_S,
@@ -22,7 +21,8 @@ from capdissect.report.sockets import (
     parse_time,
     snapshot_lines,
 )
-from capdissect.track.tracker import Tracker
+from capdissect.tracking.stream import track
+from capdissect.tracking.tracker import Tracker
 from tests.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
@@ -207,7 +207,7 @@ def test_a_quiet_connection_is_retired_with_its_sockets() -> None:
     w = Wire()
     w.tcp(("127.0.0.1", 40000), ("127.0.0.1", 30002), SYN, 1)
     # Time passes in steps the tracker counts (a single silent jump of 120 s or more is a
-    # paused capture or a clock change, and retires nothing: track/table.py).
+    # paused capture or a clock change, and retires nothing: tracking/table.py).
     w.tcp(("127.0.0.1", 40002), ("127.0.0.1", 30002), SYN, 1, dt=100.0)
     w.tcp(("127.0.0.1", 40001), ("127.0.0.1", 30002), SYN, 1, dt=100.0)  # 40000: past linger
     got = snapshots(every_lines(track(w.packets)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capdissect.capture import open_capture
 from capdissect.dissect.stack import decode
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
+from capdissect.sources import open_capture
 
 CAPTURES = Path(__file__).parents[2] / "captures"
 

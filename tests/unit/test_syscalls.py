@@ -1,11 +1,12 @@
 # ruff: noqa: E501  (strace's lines are kept verbatim, and they are long)
-"""track/syscalls.py: strace's lines in, Call records out; joined to flows by address."""
+"""tracking/syscalls.py: strace's lines in, Call records out; joined to flows by address."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from capdissect.track.syscalls import FlowEnds, Frame, join, parse, with_sockets
+from capdissect.dissect.strace import parse, with_sockets
+from capdissect.tracking.syscalls import FlowEnds, Frame, join
 
 LO = ipaddress.ip_address("127.0.0.1").packed
 LO6 = ipaddress.ip_address("::1").packed

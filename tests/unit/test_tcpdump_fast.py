@@ -1,4 +1,4 @@
-"""The fast path (report/tcpdump_fast.py) prints exactly what the full printer prints.
+"""The fast path (report/tcpdump/fast.py) prints exactly what the full printer prints.
 
 Every packet of the corpus (and of a capture with the shapes the fast path must refuse)
 goes through two printers side by side: one with the fast path, one without.  The texts
@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from capdissect.capture.files import open_capture
 from capdissect.packets import RawPacket
-from capdissect.report import tcpdump_fast
-from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
+from capdissect.report.tcpdump import fast as tcpdump_fast
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
+from capdissect.sources.files import open_capture
 
 TESTS = Path(__file__).parent.parent
 # The tcpdump corpus, and the bundled real loopback captures (many shapes of TCP and UDP
@@ -87,8 +88,8 @@ def packets() -> list[RawPacket]:
 
 @pytest.fixture(scope="module")
 def pure_module() -> ModuleType:
-    """tcpdump_fast.py loaded from its source, whether or not a compiled copy exists."""
-    source = Path(tcpdump_fast.__file__).with_name("tcpdump_fast.py")
+    """report/tcpdump/fast.py loaded from its source, whether or not a compiled copy exists."""
+    source = Path(tcpdump_fast.__file__).with_name("fast.py")
     spec = importlib.util.spec_from_file_location("tcpdump_fast_pure", source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -151,9 +152,9 @@ def have_compiler() -> bool:
 def test_compiled_where_a_compiler_is() -> None:
     """`make install` compiles the hot modules (setup.py); a silent build failure
     would leave read four times slower with every other test passing."""
-    from capdissect.capture import records
+    from capdissect import packets as records
     from capdissect.dissect import checksum
-    from capdissect.report import hexdump
+    from capdissect.report.tcpdump import hexdump
     for module in (tcpdump_fast, hexdump, checksum, records):
         suffix = Path(module.__file__ or "").suffix
         assert suffix in (".so", ".pyd"), f"{module.__name__} is not compiled: make install"
@@ -166,7 +167,7 @@ def test_compiled_where_a_compiler_is() -> None:
 def test_a_bug_in_the_fast_path_costs_one_packet_not_the_run() -> None:
     """read's batch loop: when the fast path raises, the packets before it keep their
     text, the failing one gets the 'cannot print' line, and the rest are printed."""
-    from capdissect.reader import _batch_lines
+    from capdissect.commands.read import _batch_lines
 
     class Failing:
         """A fast path that prints like the real one but fails on one packet's bytes."""

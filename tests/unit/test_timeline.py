@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from capdissect import analyze
+from capdissect.commands import reports as analyze
 from capdissect.dissect.tcp import ACK, RST, SYN
-from capdissect.report.flowstream import Totals, finished, track
-from capdissect.report.textsafe import clean
-from capdissect.report.timeline import mermaid_lines, mermaid_text, text_lines
+from capdissect.report.text import clean
+from capdissect.report.timeline.ladder import mermaid_lines, mermaid_text, text_lines
+from capdissect.tracking.stream import Totals, finished, track
 from tests.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
@@ -123,7 +123,7 @@ def test_udp_json_events_merge_datagrams_and_icmp_in_frame_order() -> None:
     w.unreachable("127.0.0.1", "127.0.0.1", first)
     w.udp(a, b, b"yy")
     totals = Totals()
-    from capdissect.report.document import json_document
+    from capdissect.report.json.document import json_document
 
     doc = json.loads("".join(json_document(finished(track(w.packets), totals, events=True),
                                            "f", "v", totals, events=True)))
@@ -186,9 +186,9 @@ def test_text_output_has_no_control_characters() -> None:
 
 def test_fast_event_json_matches_the_general_encoder() -> None:
     """document.item_json_text writes common events with f-strings: same text as json."""
-    from capdissect.report.document import item_json, item_json_text
-    from capdissect.report.eventlog import Segment
-    from capdissect.track.tcp import Finding
+    from capdissect.report.json.document import item_json, item_json_text
+    from capdissect.tracking.eventlog import Segment
+    from capdissect.tracking.tcp import Finding
 
     w = Wire()
     lesson(w, ("::1", 40000), ("::1", 30002))
@@ -210,8 +210,8 @@ def test_templated_event_json_matches_event_by_event() -> None:
     """Replay.json_texts (templates per kind of segment) == the general encoder, also
     after a simultaneous open swapped the roles and for UDP with an ICMP error."""
     from capdissect.dissect.tcp import PSH
-    from capdissect.report.document import item_json_text
-    from capdissect.report.eventlog import Replay
+    from capdissect.report.json.document import item_json_text
+    from capdissect.tracking.eventlog import Replay
 
     hi, lo = ("127.0.0.1", 50000), ("127.0.0.1", 40000)
     w = Wire()

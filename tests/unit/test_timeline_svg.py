@@ -28,15 +28,15 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from capdissect import analyze
+from capdissect.commands import reports as analyze
+from capdissect.commands.handout import CHROMIUM_FLAGS, find_chromium
 from capdissect.dissect.tcp import ACK, SYN
-from capdissect.lesson import CHROMIUM_FLAGS, find_chromium
-from capdissect.report import timeline_svg
-from capdissect.report.eventlog import DRAWN_MAX, Replay, Segment
-from capdissect.report.flowstream import Finished, Totals, finished, track
 from capdissect.report.handout.svg import CLIENT_COLOUR, SERVER_COLOUR
-from capdissect.report.timeline_svg import svg_document
-from capdissect.track.tcp import Finding, TcpConnection
+from capdissect.report.timeline import svg as timeline_svg
+from capdissect.report.timeline.svg import svg_document
+from capdissect.tracking.eventlog import DRAWN_MAX, Replay, Segment
+from capdissect.tracking.stream import Finished, Totals, finished, track
+from capdissect.tracking.tcp import Finding, TcpConnection
 from tests.compare import capdissect_command
 from tests.reportwire import Wire, lesson
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpHeader
-from capdissect.track.states import TRANSITIONS, Seen, TcpState, figure_edges
-from capdissect.track.tcp import TcpConnection, TcpTracker
+from capdissect.tracking.states import TRANSITIONS, Seen, TcpState, figure_edges
+from capdissect.tracking.tcp import TcpConnection, TcpTracker
 
 A = (bytes([127, 0, 0, 1]), 40000)  # the client in most walks
 B = (bytes([127, 0, 0, 1]), 30002)  # the server

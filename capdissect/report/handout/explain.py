@@ -26,10 +26,10 @@ from capdissect.dissect.tcp_options import (
     TcpOption,
 )
 from capdissect.dissect.udp import UdpHeader
-from capdissect.report.eventlog import Segment
-from capdissect.report.flowjson import endpoint
-from capdissect.track.tcp import CLIENT, SERVER, Event, Update
-from capdissect.track.tracker import IcmpUpdate, Observation, UdpUpdate
+from capdissect.report.json.flow import endpoint
+from capdissect.tracking.eventlog import Segment
+from capdissect.tracking.tcp import CLIENT, SERVER, Event, Update
+from capdissect.tracking.tracker import IcmpUpdate, Observation, UdpUpdate
 
 if TYPE_CHECKING:
     pass

@@ -13,12 +13,9 @@ import html
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from capdissect import __version__
-from capdissect.report.eventlog import Segment
-from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
-from capdissect.report.graph import Plot
-from capdissect.report.graph import svg as graph_svg
+from capdissect._version import __version__
+from capdissect.report.diagrams.graph import Plot
+from capdissect.report.diagrams.graph import svg as graph_svg
 from capdissect.report.handout.explain import LedgerRow, ledger
 from capdissect.report.handout.fields import KINDS, Span
 from capdissect.report.handout.lesson import Lesson, PacketView, SocketView
@@ -29,9 +26,12 @@ from capdissect.report.handout.svg import (
     tcp_ladder,
     udp_ladder,
 )
-from capdissect.track.syscalls import Placed
-from capdissect.track.tcp import CLIENT, SERVER, TcpConnection
-from capdissect.track.udp import UdpConversation
+from capdissect.report.json.flow import endpoint
+from capdissect.tracking.eventlog import Segment
+from capdissect.tracking.stream import Finished
+from capdissect.tracking.syscalls import Placed
+from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection
+from capdissect.tracking.udp import UdpConversation
 
 # Printable ASCII (0x21-0x7e) stays in the -X column, everything else is '.', as tcpdump.
 _ASCII: Final = bytes(b if 0x21 <= b <= 0x7E else 0x2E for b in range(256))
@@ -194,7 +194,7 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
     yield tcp_ladder(conn, segments, first_ts, calls=calls)
     yield '</div><h3>The RFC 9293 state diagram, and the path each endpoint took</h3>'
     yield ('<p>Drawn from the same transition table the tracker runs on '
-           '(<code>capdissect/track/states.py</code>). A passive open (CLOSED to LISTEN) '
+           '(<code>capdissect/tracking/states.py</code>). A passive open (CLOSED to LISTEN) '
            'happens inside the server and never shows on the wire.</p>')
     paths = [(f"client: {' -> '.join(x.value for x in c.path)}", c.path, CLIENT_COLOUR),
              (f"server: {' -> '.join(x.value for x in s.path)}", s.path, SERVER_COLOUR)]

@@ -23,19 +23,20 @@ from typing import Final, NamedTuple
 from capdissect.dissect.stack import Packet
 from capdissect.errors import CapdissectError
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
-from capdissect.report.calls import moments as call_moments
-from capdissect.report.flight import all_samples
-from capdissect.report.flowstream import End, Finished, Totals, Truncation, finished, track
-from capdissect.report.graph import Plot, plot
+from capdissect.report.diagrams.flight import all_samples
+from capdissect.report.diagrams.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, display_filter, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
-from capdissect.report.sockets import EVERY_FULL_MAX, SocketTable, facts_stream
-from capdissect.report.tcpdump import PrintOptions, TcpdumpPrinter
-from capdissect.report.textsafe import clean
-from capdissect.track.syscalls import Frame, Joined
-from capdissect.track.tcp import TcpConnection, Update
-from capdissect.track.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
+from capdissect.report.tables.calls import moments as call_moments
+from capdissect.report.tables.sockets import EVERY_FULL_MAX, SocketTable, facts_stream
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
+from capdissect.report.text import clean
+from capdissect.tracking.stream import End, Finished, Totals, Truncation, finished, track
+from capdissect.tracking.syscalls import Frame, Joined
+from capdissect.tracking.tcp import TcpConnection, Update
+from capdissect.tracking.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
 MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
 # A packet's hex dump shows at most this many bytes, then "... N more bytes": a 64 KiB

@@ -18,19 +18,19 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from capdissect import __version__
-from capdissect.report.eventlog import Segment
-from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
+from capdissect._version import __version__
 from capdissect.report.handout.explain import ledger
 from capdissect.report.handout.fields import KINDS, Span
 from capdissect.report.handout.lesson import Lesson, PacketView, SocketView
-from capdissect.report.hexdump import hex_ascii
-from capdissect.report.timeline import mermaid_lines, mermaid_text
-from capdissect.track.states import TcpState, figure_edges
-from capdissect.track.syscalls import Joined
-from capdissect.track.tcp import CLIENT, SERVER, TcpConnection
-from capdissect.track.udp import UdpConversation
+from capdissect.report.json.flow import endpoint
+from capdissect.report.tcpdump.hexdump import hex_ascii
+from capdissect.report.timeline.ladder import mermaid_lines, mermaid_text
+from capdissect.tracking.eventlog import Segment
+from capdissect.tracking.states import TcpState, figure_edges
+from capdissect.tracking.stream import Finished
+from capdissect.tracking.syscalls import Joined
+from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection
+from capdissect.tracking.udp import UdpConversation
 
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]{}()#+!|~])")
 _BACKTICKS: Final = re.compile(r"`+")

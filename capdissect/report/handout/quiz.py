@@ -23,14 +23,14 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Final, NamedTuple
 
-from capdissect import __version__
-from capdissect.report.eventlog import Segment
-from capdissect.report.flowjson import endpoint
-from capdissect.report.flowstream import Finished
+from capdissect._version import __version__
 from capdissect.report.handout.explain import FLAG_MEANINGS
-from capdissect.track.states import TcpState
-from capdissect.track.tcp import CLIENT, SERVER, Event, TcpConnection
-from capdissect.track.udp import Datagram, UdpConversation, Unreachable
+from capdissect.report.json.flow import endpoint
+from capdissect.tracking.eventlog import Segment
+from capdissect.tracking.states import TcpState
+from capdissect.tracking.stream import Finished
+from capdissect.tracking.tcp import CLIENT, SERVER, Event, TcpConnection
+from capdissect.tracking.udp import Datagram, UdpConversation, Unreachable
 
 MOD: Final = 1 << 32
 FLOWS_ASKED: Final = 3  # questions about the first three flows: a lesson, not a census

@@ -1,5 +1,5 @@
 """The handout's pictures as inline SVG: ladders and the RFC 9293 state diagram (the
-graphs are report/graph.py's).
+graphs are report/diagrams/graph.py's).
 
 Every string that reaches the markup goes through ``_t`` (``html.escape``), numbers are
 formatted by us, and nothing links outside the document (arrows link to the packet's
@@ -7,7 +7,7 @@ own section, ``#p12``).  The state diagram is drawn from ``track.states.figure_e
 the very table the tracker runs on, so the picture cannot drift from the code (the h11
 pattern: docs generated from the state table).
 
-``timeline --svg`` stacks the same ladders in one SVG file (report/timeline_svg.py):
+``timeline --svg`` stacks the same ladders in one SVG file (report/timeline/svg.py):
 there each ladder gets its own marker ids (*ids*, as ids must be unique in a document)
 and its arrows link nowhere (*links*), as that file has no packet sections.
 """
@@ -22,14 +22,19 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from capdissect.report.calls import ladder_mark
-from capdissect.report.eventlog import Segment, TimelineItem
-from capdissect.report.flowjson import endpoint
-from capdissect.report.timeline import changed_states, initial_states, phase_note, segment_label
-from capdissect.track.states import FigureEdge, TcpState, figure_edges
-from capdissect.track.syscalls import Placed
-from capdissect.track.tcp import CLIENT, TcpConnection
-from capdissect.track.udp import Datagram, UdpConversation, Unreachable
+from capdissect.report.json.flow import endpoint
+from capdissect.report.tables.calls import ladder_mark
+from capdissect.report.timeline.ladder import (
+    changed_states,
+    initial_states,
+    phase_note,
+    segment_label,
+)
+from capdissect.tracking.eventlog import Segment, TimelineItem
+from capdissect.tracking.states import FigureEdge, TcpState, figure_edges
+from capdissect.tracking.syscalls import Placed
+from capdissect.tracking.tcp import CLIENT, TcpConnection
+from capdissect.tracking.udp import Datagram, UdpConversation, Unreachable
 
 S = TcpState
 _REMARK_WIDTH: Final = 90  # characters a remark line between the lifelines holds

@@ -1,5 +1,0 @@
-"""Capture sources: files (pcap, pcapng, gzip, stdin) and live interfaces (``live.py``)."""
-
-from capdissect.capture.files import CaptureFile, open_capture
-
-__all__ = ["CaptureFile", "open_capture"]

@@ -1,0 +1,241 @@
+"""``read``: a capture file to the lines tcpdump prints, plus capdissect's annotations,
+or to one line of JSON per packet (``--json``).
+
+This is the one place that joins capture → dissect → report for files; the CLI and the
+Python API both call it.  ``packet_lines`` is its per-packet loop, shared with ``live``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
+from capdissect.report.tcpdump.context import PrintOptions
+from capdissect.report.tcpdump.printer import TcpdumpPrinter
+from capdissect.sources.files import open_capture
+
+# Only what every read prints is imported above: a command's start-up is most of a
+# small capture's time, so the filter, the annotations, JSON and the calls are imported
+# where they are used.
+if TYPE_CHECKING:
+    from capdissect.dissect.stack import Packet
+    from capdissect.packets import RawPacket, RecordBatch
+    from capdissect.report.json.packet import JsonObject
+    from capdissect.tracking.syscalls import Frame, Joined
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    n: int = 0
+    v: int = 0
+    X: int = 0
+    x: int = 0
+    e: bool = False
+    S: bool = False
+    K: bool = False
+    t: int = 0
+    count: int | None = None  # stop after this many packets that pass the filter
+    plain: bool = False
+    expression: str | None = None  # a tcpdump filter expression (libpcap's language)
+    # One JSON object per packet (JSON Lines) instead of text; the text options are
+    # ignored, count and expression apply as they do to text.
+    json: bool = False
+
+    @property
+    def checksum_level(self) -> int:
+        """The -v level whose checksum verdicts tcpdump prints (none with -K)."""
+        return 0 if self.K else self.v
+
+    def printing(self) -> PrintOptions:
+        return PrintOptions(n=self.n, v=self.v, x=self.x, X=self.X, e=self.e, S=self.S,
+                            K=self.K, t=self.t)
+
+
+def local_ifname(index: int) -> str | None:
+    """Name an SLL2 interface index through this machine's table, as tcpdump does."""
+    import socket  # only SLL2 captures name interfaces: not imported at start-up
+
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return None
+
+
+def read_lines(
+    path: str | Path, options: ReadOptions, banner: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """Yield the text of each packet of *path*: tcpdump's block, then annotations."""
+    with open_capture(path) as capture:
+        if banner is not None:
+            banner(f"reading from file {capture.name}, link-type "
+                   f"{_link_type_text(capture.linktype)}, snapshot length {capture.snaplen}")
+            if capture.linktype == LINUX_SLL2:
+                banner("Warning: interface names might be incorrect")
+        # Compile for the first link type before any packet, so that a bad expression
+        # is reported before output, as tcpdump does; other link types compile lazily.
+        keep = None
+        if options.expression:
+            from capdissect.sources.filter import PacketFilter
+
+            packet_filter = PacketFilter(options.expression, capture.snaplen,
+                                         capture.big_endian)
+            packet_filter.program(capture.linktype)
+            keep = packet_filter.matches
+        if options.json:
+            yield from json_lines(capture, keep=keep, limit=options.count)
+            return
+        printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        annotate = None
+        if not options.plain:
+            from capdissect.report.annotate import Annotator
+
+            annotate = Annotator(checksums=options.checksum_level,
+                                 names=printer.names).annotate
+        if (keep is None and annotate is None and printer.fast is not None
+                and capture.format == "pcap"):
+            yield from _batch_lines(capture.batches(), printer, options.count)
+        else:
+            yield from packet_lines(capture, options, keep=keep, annotate=annotate,
+                                    printer=printer)
+
+
+def _link_type_text(linktype: int) -> str:
+    """The link type as tcpdump's banner names it: ``EN10MB (Ethernet)``; for a type we
+    do not decode, libpcap's name if it has one (``C_HDLC (Cisco HDLC)``), else the
+    number alone."""
+    known = LINK_NAMES.get(linktype)
+    if known is None:
+        from capdissect.sources.filter import libpcap_link_name
+
+        known = libpcap_link_name(linktype)
+    return f"{known[0]} ({known[1]})" if known else str(linktype)
+
+
+def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,
+                 limit: int | None) -> Iterator[str]:
+    """``packet_lines`` for a classic pcap file without filter or annotations: the same
+    texts, but the common packets are printed a batch at a time by the compiled fast
+    path, without a RawPacket each (two thirds of ``read --plain``'s time)."""
+    fast = printer.fast
+    assert fast is not None
+    number = 0  # packets before the current batch
+    for batch in batches:
+        texts: list[str] = []
+        i, n = 0, len(batch)
+        while i < n:
+            before = len(texts)
+            try:
+                i = fast.format_batch(batch, i, texts)
+            except Exception:  # a bug of ours: the full path prints the packet, or says so
+                i += len(texts) - before
+            if i < n:
+                texts.append(_text(printer, batch.packet(i), number + i + 1))
+                i += 1
+        number += n
+        if limit is not None and number >= limit:
+            yield from texts[: len(texts) - (number - limit)]
+            return
+        yield from texts
+
+
+def packet_lines(
+    packets: Iterable[RawPacket],
+    options: ReadOptions,
+    *,
+    keep: Callable[[RawPacket], bool] | None = None,
+    annotate: Callable[[int, Packet], list[str]] | None = None,
+    printer: TcpdumpPrinter | None = None,
+) -> Iterator[str]:
+    """The per-packet loop of ``read`` and ``live``: filter, tcpdump's text, annotations.
+
+    Yields one text per packet that *keep* lets through (tcpdump's lines, then the
+    annotation lines), stopping after ``options.count`` of them.  *annotate* gets the
+    packet's 1-based position in *packets* and the decoded packet; without it nothing
+    is decoded.  Pulls one packet at a time, so a live source is printed as it arrives.
+    """
+    if annotate is not None:
+        from capdissect.dissect.stack import decode
+        from capdissect.report.annotate import ANNOTATION_PREFIX
+    printer = printer or TcpdumpPrinter(options.printing(), ifname=local_ifname)
+    limit = options.count
+    shown = 0
+    for number, pkt in enumerate(packets, 1):
+        # tcpdump never sees a packet the filter rejects: the printer's state (relative
+        # sequence numbers, -ttt's previous packet) and -c only count those that pass.
+        if keep is not None and not keep(pkt):
+            continue
+        text = _text(printer, pkt, number)
+        if annotate is not None:
+            try:
+                notes = annotate(number, decode(pkt))
+            except Exception as exc:  # a bug of ours must not end the run or hide packets
+                notes = [_bug(number, exc)]
+            if notes:
+                text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+        yield text
+        shown += 1
+        if limit is not None and shown >= limit:
+            return
+
+
+def json_lines(
+    packets: Iterable[RawPacket],
+    *,
+    keep: Callable[[RawPacket], bool] | None = None,
+    limit: int | None = None,
+) -> Iterator[str]:
+    """``read --json``: one line of JSON per packet that *keep* lets through, at most
+    *limit* of them; ``frame`` is the packet's 1-based position in *packets*, as in text."""
+    from capdissect.dissect.stack import decode
+    from capdissect.report.json.packet import json_line, packet_json
+
+    shown = 0
+    for number, pkt in enumerate(packets, 1):
+        if keep is not None and not keep(pkt):
+            continue
+        try:
+            line = json_line(packet_json(number, decode(pkt)))
+        except Exception as exc:  # a bug of ours must not end the run or hide packets
+            line = json_line(_json_bug(number, exc))
+        yield line
+        shown += 1
+        if limit is not None and shown >= limit:
+            return
+
+
+def _json_bug(number: int, exc: Exception) -> JsonObject:
+    return {"frame": number, "error": {"kind": "bug", "message": _bug(number, exc)}}
+
+
+def _text(printer: TcpdumpPrinter, pkt: RawPacket, number: int) -> str:
+    """tcpdump's text for packet *number*, or a line saying we failed to print it."""
+    try:
+        return printer.format(pkt)
+    except Exception as exc:  # a bug of ours must not end the run or hide packets
+        return _bug(number, exc)
+
+
+def _bug(number: int, exc: Exception) -> str:
+    return (f"[capdissect: cannot print packet {number} ({type(exc).__name__}: {exc}); "
+            "please report it with the capture]")
+
+
+def traced_lines(raw: Iterable[RawPacket], options: ReadOptions, joined: Joined,
+                frames: list[Frame]) -> Iterator[str]:
+    """``read``'s text of the packets, with each call under the packet it returned after."""
+    from capdissect.report.annotate import ANNOTATION_PREFIX, Annotator
+    from capdissect.report.tables.calls import moments
+
+    after = moments(joined, frames)
+    prefix = ANNOTATION_PREFIX
+    yield from (prefix + line for line in after.get(0, []))
+    annotator = Annotator(checksums=options.v > 0)
+
+    def annotate(frame: int, pkt: Packet) -> list[str]:
+        notes = [] if options.plain else annotator.annotate(frame, pkt)
+        return notes + after.get(frame, [])
+
+    yield from packet_lines(raw, options, annotate=annotate)

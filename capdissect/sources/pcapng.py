@@ -1,0 +1,360 @@
+"""pcapng files: SHB, IDB, EPB, SPB and the obsolete PB, in either byte order.
+
+Spec: draft-ietf-opsawg-pcapng.  Each section has its own byte order and interfaces;
+each interface has its own link type, snap length and timestamp resolution
+(``if_tsresol``) and offset (``if_tsoffset``).  Packet comments (``opt_comment``) are kept.
+Unknown block types are skipped, as the spec asks.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Final, NamedTuple
+
+from capdissect.errors import CaptureError, TruncatedFile
+from capdissect.packets import RawPacket, snapshot_length
+from capdissect.sources.stream import ChunkReader
+
+SHB: Final = 0x0A0D0D0A
+IDB: Final = 0x00000001
+PB: Final = 0x00000002  # obsolete Packet Block
+SPB: Final = 0x00000003
+EPB: Final = 0x00000006
+BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+_READ_BLOCKS: Final = frozenset({IDB, PB, SPB, EPB})  # the blocks whose body we use
+# Blocks larger than this are corrupt (libpcap's limit for pcapng is 16 MiB; 1 MiB for the
+# first section header, BT_SHB_INSANE_MAX).
+MAX_BLOCK: Final = 16 * 1024 * 1024
+MAX_SHB: Final = 1024 * 1024
+OPT_ENDOFOPT: Final = 0
+OPT_COMMENT: Final = 1
+IF_NAME: Final = 2
+IF_TSRESOL: Final = 9
+IF_TSOFFSET: Final = 14
+
+
+class Interface(NamedTuple):
+    linktype: int
+    snaplen: int
+    units_per_sec: int  # timestamp units per second (10**6 unless if_tsresol says otherwise)
+    offset_sec: int
+    name: str | None
+
+
+def is_pcapng(head: bytes) -> bool:
+    return len(head) >= 4 and struct.unpack_from("<I", head)[0] == SHB
+
+
+def _options(body: bytes, start: int, order: str) -> Iterator[tuple[int, bytes]]:
+    """Walk a TLV option list (code, length, value padded to 4), leniently: packet
+    comments are data we show, and libpcap does not look at a packet's options."""
+    pos = start
+    end = len(body)
+    hdr = struct.Struct(order + "HH")
+    while pos + 4 <= end:
+        code, length = hdr.unpack_from(body, pos)
+        if code == OPT_ENDOFOPT:
+            return
+        value = body[pos + 4 : pos + 4 + length]
+        yield code, value
+        pos += 4 + ((length + 3) & ~3)
+
+
+def _too_short(btype: int) -> CaptureError:
+    return CaptureError(f"block of type {btype} in pcapng dump file is too short")
+
+
+def _strict_options(body: bytes, start: int, order: str) -> Iterator[tuple[int, bytes]]:
+    """An interface's options as libpcap walks them (sf-pcapng.c): to the end of the
+    block or opt_endofopt, refusing an option cut short or an end option with a value."""
+    pos = start
+    end = len(body)
+    hdr = struct.Struct(order + "HH")
+    while pos < end:
+        if pos + 4 > end:
+            raise _too_short(IDB)
+        code, length = hdr.unpack_from(body, pos)
+        padded = (length + 3) & ~3
+        if pos + 4 + padded > end:
+            raise _too_short(IDB)
+        if code == OPT_ENDOFOPT:
+            if length:
+                raise CaptureError("Interface Description Block has opt_endofopt option "
+                                   f"with length {length} != 0")
+            return
+        yield code, body[pos + 4 : pos + 4 + length]
+        pos += 4 + padded
+
+
+def _tsresol(value: bytes, seen: bool) -> int:
+    """Timestamp units per second of an if_tsresol option, checked as libpcap checks it."""
+    if len(value) != 1:
+        raise CaptureError("Interface Description Block has if_tsresol option with length "
+                           f"{len(value)} != 1")
+    if seen:
+        raise CaptureError("Interface Description Block has more than one if_tsresol option")
+    r = value[0]
+    # MSB set: 2**-(r & 0x7f) seconds; clear: 10**-r seconds.  The units must fit in 64 bits.
+    if r & 0x80:
+        if r & 0x7F > 63:
+            raise CaptureError("Interface Description Block if_tsresol option resolution "
+                               f"2^-{r & 0x7F} is too high")
+        return 1 << (r & 0x7F)
+    if r > 19:
+        raise CaptureError(f"Interface Description Block if_tsresol option resolution 10^-{r} "
+                           "is too high")
+    return int(10**r)
+
+
+def _interface(body: bytes, order: str) -> Interface:
+    if len(body) < 8:
+        raise _too_short(IDB)
+    linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
+    units = 10**6
+    offset = 0
+    name = None
+    saw_resolution = saw_offset = False
+    for code, value in _strict_options(body, 8, order):
+        if code == IF_TSRESOL:
+            units = _tsresol(value, saw_resolution)
+            saw_resolution = True
+        elif code == IF_TSOFFSET:
+            if len(value) != 8:
+                raise CaptureError("Interface Description Block has if_tsoffset option with "
+                                   f"length {len(value)} != 8")
+            if saw_offset:
+                raise CaptureError("Interface Description Block has more than one "
+                                   "if_tsoffset option")
+            saw_offset = True
+            offset = struct.unpack_from(order + "q", value)[0]
+        elif code == IF_NAME:
+            name = value.decode("utf-8", "replace")
+    return Interface(linktype, snaplen, units, offset, name)
+
+
+def _comment(body: bytes, start: int, order: str) -> str | None:
+    comments = [
+        value.decode("utf-8", "replace")
+        for code, value in _options(body, start, order)
+        if code == OPT_COMMENT
+    ]
+    return "\n".join(comments) if comments else None
+
+
+class PcapngReader:
+    """Iterates the packets of a pcapng stream; ``interfaces`` grows as IDBs are read.
+
+    Files are checked as libpcap checks them (sf-pcapng.c), with its messages: block
+    lengths and trailers, section versions, interface options, captured lengths.  Two
+    deliberate differences, both reading more than libpcap where the pcapng spec allows
+    it (SPEC 3.2): each section keeps its own byte order, and interfaces may have
+    different link types (libpcap stops at the first that differs).
+    """
+
+    def __init__(self, reader: ChunkReader) -> None:
+        self._reader = reader
+        self.order = "<"
+        self.interfaces: list[Interface] = []
+        self._read_shb(first=True)
+
+    @property
+    def first_interface(self) -> Interface | None:
+        return self.interfaces[0] if self.interfaces else None
+
+    def _skip_unread(self) -> None:
+        """Pass over a run of well-formed blocks we do not read (statistics, name
+        resolution, custom...) that lie whole in the buffer, in one tight loop: a file can
+        hold millions of them.  The first block that is not such stops the loop; ``_block``
+        then reads it, or reports what is wrong with it."""
+        buf, pos = self._reader.window(None, 12)
+        head = struct.Struct(self.order + "II").unpack_from
+        tail = struct.Struct(self.order + "I").unpack_from
+        end = len(buf)
+        while pos + 12 <= end:
+            btype, total = head(buf, pos)
+            if (btype in _READ_BLOCKS or btype == SHB or total < 12 or total % 4
+                    or pos + total > end or tail(buf, pos + total - 4)[0] != total):
+                break
+            pos += total
+        self._reader.window(pos, 0)
+
+    def _block(self) -> tuple[int, bytes] | None:
+        self._skip_unread()
+        start = self._reader.offset
+        head = self._reader.take(8)
+        if not head:
+            return None
+        if len(head) < 8:
+            raise TruncatedFile("pcapng block header", start, 8, len(head))
+        btype, total = struct.unpack_from(self.order + "II", head)
+        if btype == SHB:
+            return SHB, head
+        _check_length(total)
+        if btype not in _READ_BLOCKS:
+            # A block we skip (statistics, name resolution, custom...): passed over, never
+            # held, however long; only its trailer is read, to check it.
+            skipped = self._reader.skip(total - 12)
+            rest = self._reader.take(4)
+            if skipped < total - 12 or len(rest) < 4:
+                raise TruncatedFile("pcapng block", start, total, skipped + len(rest) + 8)
+            _check_trailer(rest, total, self.order)
+            return btype, b""
+        rest = self._reader.take(total - 8)
+        if len(rest) < total - 8:
+            raise TruncatedFile("pcapng block", start, total, len(rest) + 8)
+        _check_trailer(rest, total, self.order)
+        return btype, rest[:-4]
+
+    def _read_shb(self, first: bool, head: bytes | None = None) -> None:
+        start = self._reader.offset - (len(head) if head else 0)
+        if head is None:
+            head = self._reader.take(8)
+        rest = self._reader.take(4)
+        if len(rest) < 4:
+            raise TruncatedFile("pcapng section header", start, 12, len(head) + len(rest))
+        magic = rest
+        if struct.unpack_from("<I", magic)[0] == BYTE_ORDER_MAGIC:
+            self.order = "<"
+        elif struct.unpack_from(">I", magic)[0] == BYTE_ORDER_MAGIC:
+            self.order = ">"
+        else:
+            raise CaptureError("the file has a section with a bad byte order magic field")
+        total = struct.unpack_from(self.order + "I", head, 4)[0]
+        # libpcap bounds the first section header at 1 MiB, later ones as any block.
+        if first and (total < 28 or total > MAX_SHB):
+            raise CaptureError("Section Header Block in pcapng dump file has invalid length "
+                               f"28 < _{total}_ < {MAX_SHB} (BT_SHB_INSANE_MAX)")
+        _check_length(total)
+        if total < 28:
+            raise _too_short(SHB)
+        body = self._reader.take(total - 12)
+        if len(body) < total - 12:
+            raise TruncatedFile("pcapng section header", start, total, len(body) + 12)
+        major, minor = struct.unpack_from(self.order + "HH", body)
+        if first:
+            # libpcap reads versions 1.0 and 1.2 (1.2 is 1.0 with more block types); it
+            # does not check the first section's trailer.
+            if major != 1 or minor not in (0, 2):
+                raise CaptureError(f"unsupported pcapng savefile version {major}.{minor}")
+        else:
+            _check_trailer(body, total, self.order)
+            if major != 1:
+                raise CaptureError(f"unknown pcapng savefile major version number {major}")
+        self.interfaces = []
+        if first:
+            self._first_interface()
+
+    def _first_interface(self) -> None:
+        """Read ahead to the first interface so callers know the link type (tcpdump prints
+        it before any packet), skipping other blocks as libpcap does, one at a time: none
+        is kept.  libpcap wants an interface before the first packet, and one at all: a
+        file without is refused at open, as tcpdump reports it."""
+        while not self.interfaces:
+            block = self._block()
+            if block is None:
+                raise CaptureError("the capture file has no Interface Description Blocks")
+            btype, body = block
+            if btype == IDB:
+                self.interfaces.append(_interface(body, self.order))
+            elif btype in (EPB, SPB, PB):
+                raise CaptureError("the capture file has a packet block before any "
+                                   "Interface Description Blocks")
+            elif btype == SHB:
+                self._read_shb(first=False, head=body)
+
+    def __iter__(self) -> Iterator[RawPacket]:
+        while True:
+            block = self._block()
+            if block is None:
+                return
+            btype, body = block
+            if btype == EPB:
+                yield self._epb(body)
+            elif btype == SPB:
+                yield self._spb(body)
+            elif btype == IDB:
+                self._add_interface(_interface(body, self.order))
+            elif btype == PB:
+                yield self._pb(body)
+            elif btype == SHB:
+                self._read_shb(first=False, head=body)
+
+    def _add_interface(self, iface: Interface) -> None:
+        first = self.first_interface
+        if (first is not None and first.linktype == iface.linktype
+                and snapshot_length(first.snaplen) != snapshot_length(iface.snaplen)):
+            raise CaptureError(f"an interface has a snapshot length {iface.snaplen} different "
+                               "from the snapshot length of the first interface")
+        self.interfaces.append(iface)
+
+    def _iface(self, index: int) -> Interface:
+        if index >= len(self.interfaces):
+            raise CaptureError(f"a packet arrived on interface {index}, but there's no "
+                               "Interface Description Block for that interface")
+        return self.interfaces[index]
+
+    def _stamp(self, iface: Interface, high: int, low: int) -> tuple[int, int]:
+        ticks = (high << 32) | low
+        sec, frac = divmod(ticks, iface.units_per_sec)
+        return sec + iface.offset_sec, frac * 1_000_000_000 // iface.units_per_sec
+
+    def _packet(self, btype: int, body: bytes, ifid: int, high: int, low: int, caplen: int,
+                wire_len: int) -> RawPacket:
+        """An EPB's or PB's packet, checked in libpcap's order: a known interface, a
+        captured length within its snapshot length, then within the block."""
+        iface = self._iface(ifid)
+        snapshot = snapshot_length(iface.snaplen)
+        if caplen > snapshot:
+            raise CaptureError(f"invalid packet capture length {caplen}, bigger than snaplen "
+                               f"of {snapshot}")
+        if 20 + caplen > len(body):
+            raise _too_short(btype)
+        sec, nsec = self._stamp(iface, high, low)
+        comment = _comment(body, 20 + ((caplen + 3) & ~3), self.order)
+        return RawPacket(sec, nsec, iface.linktype, wire_len, body[20 : 20 + caplen], ifid,
+                         comment)
+
+    def _epb(self, body: bytes) -> RawPacket:
+        if len(body) < 20:
+            raise _too_short(EPB)
+        ifid, high, low, caplen, wire_len = struct.unpack_from(self.order + "IIIII", body)
+        return self._packet(EPB, body, ifid, high, low, caplen, wire_len)
+
+    def _pb(self, body: bytes) -> RawPacket:
+        if len(body) < 20:
+            raise _too_short(PB)
+        ifid, _drops, high, low, caplen, wire_len = struct.unpack_from(
+            self.order + "HHIIII", body
+        )
+        return self._packet(PB, body, ifid, high, low, caplen, wire_len)
+
+    def _spb(self, body: bytes) -> RawPacket:
+        # A Simple Packet Block has no timestamp and belongs to interface 0; its captured
+        # length is the packet's, cut to the snapshot length.
+        if len(body) < 4:
+            raise _too_short(SPB)
+        wire_len = struct.unpack_from(self.order + "I", body)[0]
+        iface = self._iface(0)
+        caplen = min(wire_len, snapshot_length(iface.snaplen))
+        if len(body) - 4 < caplen:  # libpcap refuses it rather than guess
+            raise _too_short(SPB)
+        return RawPacket(0, 0, iface.linktype, wire_len, body[4 : 4 + caplen], 0, None)
+
+
+def _check_length(total: int) -> None:
+    """A block's total length as libpcap checks it (read_block in sf-pcapng.c)."""
+    if total < 12:
+        raise CaptureError(f"block in pcapng dump file has a length of {total} < 12")
+    if total % 4:
+        raise CaptureError(f"block in pcapng dump file has a length of {total} that is not "
+                           "a multiple of 4")
+    if total > MAX_BLOCK:
+        raise CaptureError(f"pcapng block size {total} > maximum {MAX_BLOCK}")
+
+
+def _check_trailer(rest: bytes, total: int, order: str) -> None:
+    """A block ends with its total length again; libpcap refuses a block where the two
+    differ (the file is damaged there, whatever the block says)."""
+    if struct.unpack_from(order + "I", rest, len(rest) - 4)[0] != total:
+        raise CaptureError("block total length in header and trailer don't match")

@@ -1,0 +1,357 @@
+"""The events of each open flow, packed small, for timelines of any length.
+
+``timeline`` draws every segment of a connection, so it must remember them until the
+connection is over.  The tracker's own ``keep_events`` holds one ``Event`` tuple per
+segment (about 350 bytes with its floats, ints and strings); a long-lived connection of
+the benchmark capture has 100,000 segments, and several run at once.  Here each segment
+is one 42-byte struct record in a per-flow ``bytearray``, state changes included (a
+short connection changes state on most of its segments); the rare segments with an
+analysis finding or a note are kept whole beside it, keyed by position.
+Replaying a finished flow decodes the records lazily, so a report streams even a huge
+diagram.
+
+The tracker swaps client and server when it recognises a simultaneous open; records
+logged before the swap keep a bit saying which endpoint was the client then, and are
+swapped back on replay.
+
+A log may keep only each flow's first *limit* items (``timeline --svg`` draws at most
+``DRAWN_MAX`` a flow): the rest are counted, with their first and last frames, and
+cost nothing, so a drawing of a million-packet connection holds a thousand.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from capdissect.tracking.states import TcpState
+from capdissect.tracking.tcp import CLIENT, SERVER, Event, StateChange, TcpConnection, Update
+from capdissect.tracking.tracker import UdpUpdate
+from capdissect.tracking.udp import Datagram, Endpoint, UdpConversation, Unreachable
+
+# frame, ts, seq, ack, length, flags, phase, label, sender, client state, server state, bits,
+# then the client's and the server's state change (before, after; _NO_CHANGE after: none)
+_TCP: Final = struct.Struct("<QdIIIHHHBBBBBBBB")
+# frame, ts, length, sender
+_UDP: Final = struct.Struct("<QdIB")
+_FRAME: Final = struct.Struct("<Q")  # a record's first field
+
+_STATES: Final = tuple(TcpState)
+_STATE_INDEX: Final = {state: i for i, state in enumerate(_STATES)}
+_NO_STATE: Final = 255
+_NO_CHANGE: Final = 254
+_NO_SEQ, _NO_ACK, _WAS_FIRST_CLIENT, _HAS_EXTRA, _SERVER_FIRST = 1, 2, 4, 8, 16
+_MAX_STRINGS: Final = 65535  # flag strings (at most 257), phases, labels
+DRAWN_MAX: Final = 1_000  # items of one flow a drawing shows (timeline --svg), then a note
+
+
+class Segment(NamedTuple):
+    """One TCP segment of a timeline: the tracker's event and its plain-language notes."""
+
+    event: Event
+    notes: tuple[str, ...]
+
+    @property
+    def frame(self) -> int:
+        return self.event.frame
+
+    @property
+    def ts(self) -> float:
+        return self.event.ts
+
+
+TimelineItem = Segment | Datagram | Unreachable
+
+
+@dataclass(slots=True)
+class _FlowLog:
+    data: bytearray = field(default_factory=bytearray)
+    count: int = 0
+    first_client: Endpoint | None = None  # the client when the first segment was logged
+    extra: dict[int, Segment] = field(default_factory=dict)  # segments kept whole
+    left: int = 0  # items past the log's limit: counted, not kept
+    left_first: int = 0  # the frames of the first and last of them
+    left_last: int = 0
+
+    def full(self, limit: int | None, frame: int) -> bool:
+        """Whether the log has its *limit* of items; if so, count the one of *frame*."""
+        if limit is None or self.count < limit:
+            return False
+        if not self.left:
+            self.left_first = frame
+        self.left += 1
+        self.left_last = frame
+        return True
+
+
+class LeftOut(NamedTuple):
+    """The items of a flow a log counted but did not keep (past its limit)."""
+
+    items: int
+    first_frame: int
+    last_frame: int
+    kept: int  # the items kept before them
+
+
+class Replay:
+    """The logged items of one finished flow; iterable any number of times."""
+
+    def __init__(self, log: _FlowLog, strings: list[str], swap: bool,
+                 unreachable: tuple[Unreachable, ...] = (), udp: bool = False) -> None:
+        self._log = log
+        self._strings = strings
+        self._swap = swap  # the flow's client is not the one first logged
+        self._unreachable = unreachable
+        self._udp = udp
+
+    def __len__(self) -> int:
+        return self._log.count + len(self._unreachable)
+
+    @property
+    def left_out(self) -> LeftOut | None:
+        """The items past the log's limit, if there were any."""
+        log = self._log
+        if not log.left:
+            return None
+        return LeftOut(log.left, log.left_first, log.left_last, log.count)
+
+    def __iter__(self) -> Iterator[TimelineItem]:
+        if self._udp:
+            # Datagrams and the ICMP errors that answer them, in capture order.
+            return heapq.merge(self._datagrams(), self._unreachable, key=lambda x: x.frame)
+        return iter(self._segments())
+
+    def _datagrams(self) -> Iterator[Datagram]:
+        for frame, ts, length, sender in _UDP.iter_unpack(self._log.data):
+            yield Datagram(frame, ts, "b" if sender else "a", length)
+
+    def _segments(self) -> Iterator[Segment]:
+        for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
+            yield self._segment(i, record)
+
+    def _segment(self, i: int, record: tuple[Any, ...]) -> Segment:
+        (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
+         bits, c_before, c_after, s_before, s_after) = record
+        if bits & _HAS_EXTRA:
+            event, notes = self._log.extra[i]
+        else:
+            strings = self._strings
+            changes = _changes(c_before, c_after, s_before, s_after)
+            if bits & _SERVER_FIRST:
+                changes = changes[::-1]
+            event = Event(frame, ts, SERVER if sender else CLIENT, strings[flags],
+                          None if bits & _NO_SEQ else seq, None if bits & _NO_ACK else ack,
+                          length, strings[phase], strings[label],
+                          (_state(state_c), _state(state_s)), changes, ())
+            notes = ()
+        if self._swap == bool(bits & _WAS_FIRST_CLIENT):
+            event = _swapped(event)
+        return Segment(event, notes)
+
+    def json_texts(self, general: Callable[[TimelineItem], str]) -> Iterator[str]:
+        """Each item as JSON text, in order: what ``general(item)`` gives, only faster.
+
+        A timeline of the benchmark capture has a million events.  Almost all are data
+        segments and ACKs whose only differences are five numbers, so their text comes
+        from a %-template per combination of the rest (sender, flags, phase, label,
+        states), built once with *general* itself; a record with a state change, a
+        finding, a note or an absent seq/ack, and every ICMP error, goes to *general*.
+        tests/unit/test_timeline.py checks that both give the same text.
+        """
+        if self._udp:
+            yield from self._udp_json_texts(general)
+            return
+        templates: dict[tuple[int, ...], str] = {}
+        swap = self._swap
+        for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
+            (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
+             bits, *_state_changes) = record
+            if bits & (_HAS_EXTRA | _NO_SEQ | _NO_ACK):
+                yield general(self._segment(i, record))
+                continue
+            key = (flags, phase, label, sender, state_c, state_s,
+                   swap == bool(bits & _WAS_FIRST_CLIENT))
+            template = templates.get(key)
+            if template is None:
+                template = templates[key] = _template(general, self._segment(i, record))
+            yield template % (frame, ts, seq, ack, length)
+
+    def _udp_json_texts(self, general: Callable[[TimelineItem], str]) -> Iterator[str]:
+        templates = {sender: _template(general, Datagram(0, 0.0, sender, 0))
+                     for sender in ("a", "b")}
+
+        def datagrams() -> Iterator[tuple[int, str]]:
+            for frame, ts, length, sender in _UDP.iter_unpack(self._log.data):
+                yield frame, templates["b" if sender else "a"] % (frame, ts, length)
+
+        unreachable = ((u.frame, general(u)) for u in self._unreachable)
+        for _, text in heapq.merge(datagrams(), unreachable, key=lambda x: x[0]):
+            yield text
+
+
+# Distinct placeholder numbers, so each can be told from the others in the rendered text.
+_MARKS: Final = (1_234_567_891, 2_345_678_912, 3_456_789_123, 987_654_321)
+_TS_MARK: Final = 1_111_111_111.25
+
+
+def _template(general: Callable[[TimelineItem], str], item: Segment | Datagram) -> str:
+    """A %-template of *general*'s text for *item*: the numbers become %d / %r."""
+    order: tuple[str, ...]
+    if isinstance(item, Segment):
+        frame, seq, ack, length = _MARKS
+        probe: TimelineItem = Segment(item.event._replace(
+            frame=frame, ts=_TS_MARK, seq=seq, ack=ack, length=length), item.notes)
+        order = (str(frame), repr(_TS_MARK), str(seq), str(ack), str(length))
+    else:
+        frame, length = _MARKS[0], _MARKS[3]
+        probe = item._replace(frame=frame, ts=_TS_MARK, length=length)
+        order = (str(frame), repr(_TS_MARK), str(length))
+    rest = general(probe).replace("%", "%%")
+    # The marks must come once each and in argument order (% takes them by position).
+    pieces = []
+    for mark in order:
+        head, found, rest = rest.partition(mark)
+        if not found or mark in rest or any(m in head for m in order):
+            raise ValueError(f"cannot make a template of {general(probe)!r}")
+        pieces.append(head + ("%r" if mark == repr(_TS_MARK) else "%d"))
+    return "".join(pieces) + rest
+
+
+class EventLog:
+    """Logs each flow's items as the tracker reports them; ``take`` hands them out once.
+
+    *only* limits logging to one flow id (``timeline --conn N``): the others cost nothing.
+    *limit* keeps each flow's first *limit* items and counts the rest (``Replay.left_out``).
+    """
+
+    def __init__(self, only: int | None = None, limit: int | None = None) -> None:
+        self.only = only
+        self.limit = limit
+        self._logs: dict[int, _FlowLog] = {}
+        self._strings: list[str] = []
+        self._string_index: dict[str, int] = {}
+
+    def tcp(self, update: Update) -> None:
+        conn, event = update.connection, update.event
+        if self.only is not None and conn.id != self.only:
+            return
+        log = self._logs.get(conn.id)
+        if log is None:
+            log = self._logs[conn.id] = _FlowLog()
+        client = (conn.client.addr, conn.client.port)
+        if log.first_client is None:
+            log.first_client = client
+        if update.revised:
+            self._revise(log, update.revised, client)
+        if log.full(self.limit, event.frame):
+            return
+        log.data += self._pack(log, log.count, event, update.notes, client)
+        log.count += 1
+
+    def _revise(self, log: _FlowLog, events: tuple[Event, ...],
+                client: tuple[bytes, int]) -> None:
+        """Rewrite logged records with the tracker's corrected events (by frame; they are
+        among the last few logged)."""
+        wanted = {e.frame: e for e in events}
+        size = _TCP.size
+        index = log.count - 1
+        oldest = min(wanted)
+        while wanted and index >= 0:
+            frame = _FRAME.unpack_from(log.data, index * size)[0]
+            if frame < oldest:  # logged in frame order: the rest were not logged
+                break
+            event = wanted.pop(frame, None)
+            if event is not None:
+                kept = log.extra.pop(index, None)
+                notes = kept.notes if kept is not None else ()
+                log.data[index * size:(index + 1) * size] = self._pack(log, index, event,
+                                                                       notes, client)
+            index -= 1
+
+    def _pack(self, log: _FlowLog, index: int, event: Event, notes: tuple[str, ...],
+              client: tuple[bytes, int]) -> bytes:
+        bits = _WAS_FIRST_CLIENT if client == log.first_client else 0
+        if event.seq is None:
+            bits |= _NO_SEQ
+        if event.ack is None:
+            bits |= _NO_ACK
+        roles = [c.role for c in event.changes]
+        if roles[:1] == [SERVER] and len(roles) > 1:
+            bits |= _SERVER_FIRST  # the changes in the order they happened
+        if event.analysis or notes or len(roles) != len(set(roles)):
+            # Kept whole: findings, notes, or more than one change of one endpoint.
+            bits |= _HAS_EXTRA
+            log.extra[index] = Segment(event, notes)
+        change = {c.role: (_index(c.before), _index(c.after)) for c in event.changes}
+        c_before, c_after = change.get(CLIENT, (_NO_STATE, _NO_CHANGE))
+        s_before, s_after = change.get(SERVER, (_NO_STATE, _NO_CHANGE))
+        return _TCP.pack(
+            event.frame, event.ts, event.seq or 0, event.ack or 0, event.length,
+            self._intern(event.flags), self._intern(event.phase), self._intern(event.label),
+            event.sender == SERVER, _index(event.states[0]), _index(event.states[1]), bits,
+            c_before, c_after, s_before, s_after)
+
+    def udp(self, update: UdpUpdate) -> None:
+        conv, datagram = update.conversation, update.datagram
+        if self.only is not None and conv.id != self.only:
+            return
+        log = self._logs.get(conv.id)
+        if log is None:
+            log = self._logs[conv.id] = _FlowLog()
+        if log.full(self.limit, datagram.frame):
+            return
+        log.data += _UDP.pack(datagram.frame, datagram.ts, datagram.length,
+                              datagram.sender == "b")
+        log.count += 1
+
+    def take(self, flow: TcpConnection | UdpConversation) -> Replay:
+        """The items of *flow*, now finished; the log forgets them."""
+        log = self._logs.pop(flow.id, None) or _FlowLog()
+        if isinstance(flow, UdpConversation):
+            return Replay(log, self._strings, False, tuple(flow.unreachable), udp=True)
+        client = (flow.client.addr, flow.client.port)
+        swap = log.first_client is not None and client != log.first_client
+        return Replay(log, self._strings, swap)
+
+    def _intern(self, text: str) -> int:
+        index = self._string_index.get(text)
+        if index is None:
+            if len(self._strings) >= _MAX_STRINGS:
+                raise ValueError(f"too many distinct labels to pack: {text!r}")
+            index = self._string_index[text] = len(self._strings)
+            self._strings.append(text)
+        return index
+
+
+def _index(state: TcpState | None) -> int:
+    return _NO_STATE if state is None else _STATE_INDEX[state]
+
+
+def _state(index: int) -> TcpState | None:
+    return None if index == _NO_STATE else _STATES[index]
+
+
+@functools.cache
+def _changes(c_before: int, c_after: int, s_before: int,
+             s_after: int) -> tuple[StateChange, ...]:
+    """The changes tuple, client first; one object per kind."""
+    changes = []
+    if c_after != _NO_CHANGE:
+        changes.append(StateChange(CLIENT, _state(c_before), _STATES[c_after]))
+    if s_after != _NO_CHANGE:
+        changes.append(StateChange(SERVER, _state(s_before), _STATES[s_after]))
+    return tuple(changes)
+
+
+def _other(role: str) -> str:
+    return SERVER if role == CLIENT else CLIENT
+
+
+def _swapped(event: Event) -> Event:
+    changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
+    return event._replace(sender=_other(event.sender), states=event.states[::-1],
+                          changes=changes)
