@@ -311,7 +311,8 @@ class _Reports:
         steps = self._steps()
         if every and after is None and at is None:
             return Report(sockets_report.every_lines(steps))
-        return Report(sockets_report.snapshot_lines(steps, at=at, after=after,
+        moment = None if at is None else analyze.parse_time(at)
+        return Report(sockets_report.snapshot_lines(steps, at=moment, after=after,
                                                     end_words=self.end_words))
 
     def flows(self, *, wide: bool = False) -> Report:

@@ -26,8 +26,8 @@ import pytest
 from capdissect.commands import reports as analyze
 from capdissect.demo import SCENARIOS
 from capdissect.dissect.stack import decode
-from capdissect.report.tables.sockets import Facts, facts_stream
 from capdissect.sources import open_capture
+from capdissect.tracking.sockets import Facts, facts_stream
 from capdissect.tracking.states import TRANSITIONS, TcpState
 from capdissect.tracking.stream import Finished, Totals, finished
 from capdissect.tracking.tcp import CLIENT, SERVER, Event, TcpConnection

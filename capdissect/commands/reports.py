@@ -8,6 +8,7 @@ pieces that end in newlines, ready to write.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal
@@ -17,6 +18,7 @@ from capdissect.commands.outfiles import refuse_input
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.report.json.document import json_document
+from capdissect.report.tables.sockets import SocketError
 from capdissect.sources.files import CaptureFile, open_capture
 from capdissect.tracking.eventlog import DRAWN_MAX
 from capdissect.tracking.stream import (
@@ -228,10 +230,11 @@ def sockets(path: str | Path, *, at: str | None = None, after: int | None = None
             every: bool = False) -> Iterator[str]:
     """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
     from capdissect.report.tables import sockets as sockets_report
+    moment = None if at is None else parse_time(at)  # a bad --at fails before reading
     damage = _Damage(decoded(path))
     if every:
         return damage.after(_lines(sockets_report.every_lines(damage.steps)))
-    return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=at,
+    return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=moment,
                                                              after=after)))
 
 
@@ -243,3 +246,27 @@ def sockets_at(path: str | Path, times: Iterable[float]) -> list[TableAt]:
     tables = sockets_report.tables_at(damage.steps, times)
     damage.check()
     return tables
+
+
+EPOCH_FROM: Final = 1e9  # an --at value this large is a Unix time, not an offset
+
+
+def parse_time(text: str) -> tuple[float, bool]:
+    """``--at``: seconds since the first packet (``0.25``), a Unix time (``1589017316.1``)
+    or an ISO date and time (``2020-05-09T10:21:56.089``, local time unless it says).
+
+    Returns (value, absolute).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SocketError(f"--at {text!r}: not a time")
+        return value, value >= EPOCH_FROM
+    try:
+        return dt.datetime.fromisoformat(text).timestamp(), True
+    except (ValueError, OverflowError, OSError):
+        raise SocketError(f"--at {text!r}: give seconds since the first packet (0.25), "
+                          "a Unix time or an ISO date and time") from None

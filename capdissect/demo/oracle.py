@@ -29,12 +29,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from capdissect.addresses import netstat_address
 from capdissect.commands import reports as analyze
 from capdissect.demo.kernel import KernelSocket, Row, Snapshot
 from capdissect.demo.scenarios import Wire, read_wire
 from capdissect.demo.steps import BASELINE_STEP
 from capdissect.dissect.tcp import ACK, SYN
-from capdissect.report.tables.sockets import TableAt, netstat_address
+from capdissect.report.tables.sockets import TableAt
 
 EXCEPTIONS: Final[Mapping[str, str]] = MappingProxyType({
     "older": "there before the scenario's first step (e.g. a TIME_WAIT left by an earlier "

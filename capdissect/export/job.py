@@ -30,10 +30,10 @@ from capdissect.export.parquet import ExportError, PartitionWriter, filesystem
 from capdissect.export.rows import SocketIntervals, event_rows, flow_row, packet_row
 from capdissect.export.schema import DATA_TABLES, SCHEMA_VERSION
 from capdissect.packets import RawPacket
-from capdissect.report.tables.sockets import FactsSettler
 from capdissect.sources.files import GZIP_MAGIC, open_capture
 from capdissect.sources.pcap import is_pcap
 from capdissect.sources.pcapng import is_pcapng
+from capdissect.tracking.sockets import FactsSettler
 from capdissect.tracking.stream import End, Step, Totals, finished, track
 from capdissect.tracking.tracker import Tracker
 

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Final
 
+from capdissect.addresses import netstat_address
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp6 import Icmp6Header
@@ -27,9 +28,9 @@ from capdissect.dissect.udp import UdpHeader
 from capdissect.report.json.document import item_json
 from capdissect.report.json.flow import tcp_json, udp_json
 from capdissect.report.json.packet import address
-from capdissect.report.tables.sockets import Facts, Socket, SocketTable, netstat_address
 from capdissect.report.tcpdump.fast import FLAG_STRINGS
 from capdissect.tracking.eventlog import TimelineItem
+from capdissect.tracking.sockets import Facts, Socket, SocketTable
 from capdissect.tracking.stream import Finished
 from capdissect.tracking.tcp import TcpConnection
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 from capdissect.commands import reports as analyze
+from capdissect.commands.reports import parse_time
 from capdissect.dissect.tcp import ACK, RST, SYN
 from capdissect.errors import CapdissectError
 from capdissect.report.tables.sockets import (
     EVERY_FULL_MAX,
     NETSTAT_HEADER,
-    PENDING_S,
-    TIME_WAIT_S,
     every_lines,
-    parse_time,
     snapshot_lines,
 )
+from capdissect.tracking.sockets import PENDING_S, TIME_WAIT_S
 from capdissect.tracking.stream import track
 from capdissect.tracking.tracker import Tracker
 from tests.reportwire import Wire, lesson

@@ -29,10 +29,11 @@ from capdissect.report.handout.explain import Explainer
 from capdissect.report.handout.fields import Span, display_filter, field_spans
 from capdissect.report.handout.quiz import Question, handout_questions
 from capdissect.report.tables.calls import moments as call_moments
-from capdissect.report.tables.sockets import EVERY_FULL_MAX, SocketTable, facts_stream
+from capdissect.report.tables.sockets import EVERY_FULL_MAX, moment_lines
 from capdissect.report.tcpdump.context import PrintOptions
 from capdissect.report.tcpdump.printer import TcpdumpPrinter
 from capdissect.report.text import clean
+from capdissect.tracking.sockets import SocketTable, facts_stream
 from capdissect.tracking.stream import End, Finished, Totals, Truncation, finished, track
 from capdissect.tracking.syscalls import Frame, Joined
 from capdissect.tracking.tcp import TcpConnection, Update
@@ -330,5 +331,5 @@ def _socket_views(packets: Sequence[Packet], numbering: Numbering
                 views.setdefault(moment.frame, []).append(SocketView(
                     moment.frame, moment.before, clean(moment.what),
                     tuple(clean(c) for c in moment.changes),
-                    tuple(clean(line) for line in table.moment_lines(NETSTAT_FULL_MAX))))
+                    tuple(clean(line) for line in moment_lines(table, NETSTAT_FULL_MAX))))
     return views

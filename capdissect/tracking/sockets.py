@@ -1,0 +1,364 @@
+"""The netstat model: the sockets a capture shows, moment by moment (SPEC §3.5).
+
+Each TCP endpoint the tracker follows is a socket: the client's, and on the server the
+socket ``accept`` returns, in the endpoint's state with netstat's spelling (``SYN_RECV``,
+``FIN_WAIT1``, ``TIME_WAIT``...).  A socket that reaches CLOSED leaves the table, as it
+leaves netstat's; TIME_WAIT stays for Linux's 60 seconds (``TCP_TIMEWAIT_LEN``) of
+capture time.  A server that answers a SYN with a SYN-ACK was listening: it gets a
+``LISTEN`` socket on the address it answered from, with netstat's ``0.0.0.0:*`` (``:::*``)
+foreign address, from just before that SYN (it must have listened already) until the
+capture ends.  A UDP endpoint that sent a datagram had a socket (netstat prints UDP
+sockets with an empty state); it leaves the table when the tracker retires its last
+conversation (quiet for the tracker's linger time).  A TCP socket leaves it too when the
+tracker retires its connection (quiet for the linger time, or the oldest of more than
+``MAX_OPEN`` open at once), as ``flows`` does: so the table, like the tracker, holds at
+most the connections open at once, not every socket the capture ever showed.
+
+Whether a SYN was accepted is only known from the reply, so the tracker's per-packet
+facts pass through a short look-ahead (until the reply, at most ``PENDING_S`` seconds of
+capture time) before they reach the table: a refused or unanswered SYN never makes a
+listener or a server socket appear.  ``report/tables/sockets.py`` prints the tables.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+from capdissect.addresses import netstat_address
+from capdissect.tracking.states import TcpState
+from capdissect.tracking.stream import End, Step
+from capdissect.tracking.tcp import (
+    LISTENER_UNKNOWN,
+    LISTENER_YES,
+    Event,
+    TcpConnection,
+    Update,
+)
+from capdissect.tracking.tracker import IcmpUpdate, UdpUpdate
+from capdissect.tracking.udp import Endpoint, UdpConversation
+
+TIME_WAIT_S: Final = 60.0  # Linux include/net/tcp.h TCP_TIMEWAIT_LEN
+PENDING_S: Final = 3.0  # a SYN unanswered this long (Linux retries after 1 s) was not accepted
+# Facts held back waiting for a reply, at most (about 750 bytes each in pure Python): a
+# flood of 100,000 SYNs a second would otherwise hold 300,000 of them for PENDING_S.
+MAX_PENDING: Final = 20_000
+PROTO_ORDER: Final = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
+
+
+@dataclass(slots=True)
+class TcpFacts:
+    conn_id: int
+    proto: str  # tcp | tcp6
+    client: Endpoint
+    server: Endpoint
+    client_state: TcpState | None
+    server_state: TcpState | None
+    listen: bool | None  # the server was listening; None: not known until it replies
+    syn: bool = False  # the segment is the client's SYN
+
+
+@dataclass(slots=True)
+class Facts:
+    """What one packet means for the socket table."""
+
+    frame: int
+    ts: float
+    what: str
+    tcp: TcpFacts | None = None
+    udp_sender: tuple[str, Endpoint, int] | None = None  # proto, sender, conversation id
+    # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
+    udp_connected: tuple[str, Endpoint, Endpoint] | None = None
+    retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()  # proto, id, a, b
+    retired_tcp: tuple[tuple[str, Endpoint, Endpoint], ...] = ()  # proto, client, server
+
+
+def _proto(base: str, addr: bytes) -> str:
+    return base if len(addr) == 4 else base + "6"
+
+
+def _listening(conn: TcpConnection) -> bool | None:
+    """Whether the server had a listening socket: known from its reply to the SYN."""
+    if conn.listener == LISTENER_UNKNOWN:
+        return None
+    return conn.listener == LISTENER_YES and conn.server.sent_synack
+
+
+def _tcp_facts(conn: TcpConnection, event: Event) -> TcpFacts:
+    client_state, server_state = event.states
+    return TcpFacts(conn.id, _proto("tcp", conn.client.addr), (conn.client.addr, conn.client.port),
+                    (conn.server.addr, conn.server.port), client_state, server_state,
+                    _listening(conn), event.label == "SYN" and event.sender == "client")
+
+
+def _facts(step: Step) -> Facts:
+    facts = Facts(step.frame, step.ts, "")
+    seen = step.seen
+    if isinstance(seen, Update):
+        facts.tcp = _tcp_facts(seen.connection, seen.event)
+        facts.what = "; ".join((f"the {seen.event.sender} sends {seen.event.label}",
+                                *seen.notes))
+    elif isinstance(seen, UdpUpdate):
+        conv, datagram = seen.conversation, seen.datagram
+        sender = conv.a if datagram.sender == "a" else conv.b
+        facts.udp_sender = (_proto("udp", sender[0]), sender, conv.id)
+        facts.what = f"UDP datagram from {netstat_address(sender)}"
+    elif isinstance(seen, IcmpUpdate) and seen.connected_to is not None and seen.quoted:
+        refuser = seen.quoted[1]
+        facts.udp_connected = (_proto("udp", refuser[0]), refuser, seen.connected_to)
+        facts.what = (f"ICMP port unreachable: {netstat_address(refuser)} refuses a datagram "
+                      f"from {netstat_address(seen.quoted[0])}, so it is connect()ed to "
+                      f"{netstat_address(seen.connected_to)}")
+    retired = [(_proto("udp", flow.a[0]), flow.id, flow.a, flow.b)
+               for flow in step.retired if isinstance(flow, UdpConversation)]
+    if retired:
+        facts.retired_udp = tuple(retired)
+    gone = [(_proto("tcp", flow.client.addr), (flow.client.addr, flow.client.port),
+             (flow.server.addr, flow.server.port))
+            for flow in step.retired if isinstance(flow, TcpConnection)]
+    if gone:
+        facts.retired_tcp = tuple(gone)
+    return facts
+
+
+def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
+    """One Facts per packet, in capture order, with each connection's states settled; End.
+
+    The tracker may rewrite a connection's recent states when a later segment shows what
+    really happened (a SYN's reply shows whether anything listened; crossing FINs).  So
+    the facts of a connection that is not settled wait here (at most ``PENDING_S`` seconds
+    of capture time, ``MAX_PENDING`` packets) and take the rewritten states.
+    """
+    settling = FactsSettler()
+    for step in steps:
+        yield from settling.push(step)
+        if isinstance(step, End):
+            return
+
+
+class FactsSettler:
+    """``facts_stream`` a step at a time: ``push`` takes the tracker's next step and
+    returns the facts that are settled by then (all of them, and the End, at the End).
+    A caller that reads the steps for something else too (``export``) feeds it here."""
+
+    def __init__(self) -> None:
+        self.held: deque[Facts] = deque()
+        # connection id -> its held facts, in frame order (a list: a flood's unanswered
+        # SYNs are one each, and a connection's window is at most tracking/tcp.py's
+        # MAX_WINDOW)
+        self.waiting: dict[int, list[Facts]] = {}
+
+    def _final(self, conn: TcpConnection) -> None:
+        listen = _listening(conn)
+        for facts in self.waiting.pop(conn.id, ()):
+            if facts.tcp is not None:
+                facts.tcp.listen = bool(listen)
+
+    def push(self, step: Step | End) -> list[Facts | End]:
+        waiting, held = self.waiting, self.held
+        if isinstance(step, End):
+            for flow in step.retired:
+                if isinstance(flow, TcpConnection):
+                    self._final(flow)
+            for conn_id in list(waiting):
+                for facts in waiting.pop(conn_id):
+                    if facts.tcp is not None and facts.tcp.listen is None:
+                        facts.tcp.listen = False
+            out: list[Facts | End] = [*held, step]
+            held.clear()
+            return out
+        facts = _facts(step)
+        seen = step.seen
+        if isinstance(seen, Update):
+            conn = seen.connection
+            mine = waiting.get(conn.id)
+            if mine is not None:
+                for event in seen.revised:
+                    for earlier in mine:
+                        if earlier.frame == event.frame:
+                            earlier.tcp = _tcp_facts(conn, event)
+            if conn.settled:
+                self._final(conn)
+            else:
+                waiting.setdefault(conn.id, []).append(facts)
+        for flow in step.retired:
+            if isinstance(flow, TcpConnection):
+                self._final(flow)
+        held.append(facts)
+        out = []
+        while held:
+            front = held[0]
+            tcp = front.tcp
+            mine = waiting.get(tcp.conn_id) if tcp is not None else None
+            if tcp is not None and mine is not None and mine[0] is front:
+                if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
+                    break
+                # Held as long as it may be: take the states as they are now.
+                del mine[0]
+                if not mine:  # no empty list per unanswered SYN of a flood
+                    del waiting[tcp.conn_id]
+                if tcp.listen is None:
+                    tcp.listen = False
+            out.append(held.popleft())
+        return out
+
+
+# ----- the table ----------------------------------------------------------------------
+class Socket(NamedTuple):
+    proto: str
+    local: Endpoint
+    foreign: Endpoint | None  # None: a listener or an unconnected UDP socket (*)
+
+
+class Moment(NamedTuple):
+    """A point where the table may have changed: after a frame, or just before it."""
+
+    frame: int
+    ts: float
+    before: bool  # the moment just before *frame* (a listener inferred from its SYN)
+    what: str
+    changes: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Row:
+    state: str
+    since: float
+
+
+@dataclass
+class SocketTable:
+    """The sockets at one moment; ``apply`` moves it on by one packet's facts."""
+
+    rows: dict[Socket, _Row] = field(default_factory=dict)
+    _udp_users: dict[tuple[str, Endpoint], set[int]] = field(default_factory=dict)
+    _udp_peer: dict[tuple[str, Endpoint], Endpoint] = field(default_factory=dict)
+    _time_wait: deque[tuple[float, Socket]] = field(default_factory=deque)
+    _changes: list[str] = field(default_factory=list)
+    _touched: list[Socket] = field(default_factory=list)  # the rows the last moment changed
+
+    def apply(self, facts: Facts) -> Iterator[Moment]:
+        """Apply *facts*; yield the moment before it (if a listener appears) and after it.
+
+        The table is in the state the moment describes when the moment is yielded.
+        """
+        self._changes, self._touched = [], []
+        self._expire(facts.ts)
+        # A connection the tracker retired goes first: a SYN that reuses its ports is the
+        # same packet's fact and makes new sockets with the same addresses.
+        for proto, client, server in facts.retired_tcp:
+            self._drop(Socket(proto, client, server), "retired", "client ")
+            self._drop(Socket(proto, server, client), "retired", "server ")
+        tcp = facts.tcp
+        if tcp is not None and tcp.listen:
+            self._set(Socket(tcp.proto, tcp.server, None), "LISTEN", facts.ts)
+            if self._changes:
+                why = (f"the server accepts the SYN of frame {facts.frame}, so it was already "
+                       "listening" if tcp.syn else
+                       f"the server's SYN-ACK of frame {facts.frame} shows it was listening")
+                yield Moment(facts.frame, facts.ts, True, why, tuple(self._changes))
+                self._changes, self._touched = [], []
+        if tcp is not None:
+            self._tcp(tcp, facts.ts)
+        if facts.udp_sender is not None:
+            proto, sender, conv_id = facts.udp_sender
+            self._udp_users.setdefault((proto, sender), set()).add(conv_id)
+            peer = self._udp_peer.get((proto, sender))
+            self._set(Socket(proto, sender, peer), "ESTABLISHED" if peer else "", facts.ts)
+        if facts.udp_connected is not None:
+            proto, local, peer = facts.udp_connected
+            if (proto, local) in self._udp_users and (proto, local) not in self._udp_peer:
+                # netstat shows a connect()ed UDP socket with its peer, as ESTABLISHED.
+                self._udp_peer[(proto, local)] = peer
+                row = self.rows.pop(Socket(proto, local, None), None)
+                if row is not None:
+                    self.rows[Socket(proto, local, peer)] = _Row("ESTABLISHED", facts.ts)
+                    self._touched.append(Socket(proto, local, peer))
+                    self._changes.append(f"{netstat_address(local)} connected to "
+                                         f"{netstat_address(peer)}: ESTABLISHED")
+        for proto, conv_id, a, b in facts.retired_udp:
+            self._forget_udp(proto, conv_id, a)
+            self._forget_udp(proto, conv_id, b)
+        yield Moment(facts.frame, facts.ts, False, facts.what, tuple(self._changes))
+
+    def _tcp(self, tcp: TcpFacts, ts: float) -> None:
+        self._put(Socket(tcp.proto, tcp.client, tcp.server), tcp.client_state, ts, "client ")
+        server = Socket(tcp.proto, tcp.server, tcp.client)
+        if tcp.server_state is TcpState.LISTEN:  # that is the listener, not this socket
+            self._put(server, None, ts, "server ")
+        else:
+            self._put(server, tcp.server_state, ts, "server ")
+
+    def _put(self, sock: Socket, state: TcpState | None, ts: float, role: str) -> None:
+        if state is None or state is TcpState.CLOSED:
+            self._drop(sock, "CLOSE", role)
+        elif self._set(sock, state.netstat, ts, role) and state is TcpState.TIME_WAIT:
+            self._time_wait.append((ts + TIME_WAIT_S, sock))
+
+    def _set(self, sock: Socket, state: str, ts: float, role: str = "") -> bool:
+        """Put *sock* in *state*; True if that changed anything."""
+        row = self.rows.get(sock)
+        who = role + netstat_address(sock.local)
+        if row is None:
+            self.rows[sock] = _Row(state, ts)
+            self._changes.append(f"{who} {state or 'bound'}")
+        elif row.state != state:
+            self._changes.append(f"{who} {row.state} -> {state}")
+            row.state, row.since = state, ts
+        else:
+            return False
+        self._touched.append(sock)
+        return True
+
+    def _drop(self, sock: Socket, why: str, role: str = "") -> None:
+        row = self.rows.pop(sock, None)
+        if row is not None:
+            self._changes.append(f"{role}{netstat_address(sock.local)} {row.state} -> {why} "
+                                 "(gone from the table)")
+
+    def _expire(self, now: float) -> None:
+        queue = self._time_wait
+        while queue and queue[0][0] <= now:
+            _expiry, sock = queue.popleft()
+            row = self.rows.get(sock)
+            if row is not None and row.state == "TIME_WAIT" and row.since + TIME_WAIT_S <= now:
+                self._drop(sock, f"CLOSE after {TIME_WAIT_S:g} s")
+
+    def _forget_udp(self, proto: str, conv_id: int, ep: Endpoint) -> None:
+        users = self._udp_users.get((proto, ep))
+        if users is None:
+            return
+        users.discard(conv_id)
+        if not users:
+            del self._udp_users[(proto, ep)]
+            self._drop(Socket(proto, ep, self._udp_peer.pop((proto, ep), None)), "unused")
+
+    def ordered(self) -> list[tuple[Socket, str]]:
+        """(socket, state) as netstat lists them: TCP, TCP6, UDP, UDP6, listeners first.
+
+        Within that, the order the sockets appeared (netstat's is the kernel's hash order,
+        which a capture cannot know).
+        """
+        rows = sorted(enumerate(self.rows.items()),
+                      key=lambda x: (PROTO_ORDER[x[1][0].proto], x[1][1].state != "LISTEN",
+                                     x[0]))
+        return [(sock, row.state) for _, (sock, row) in rows]
+
+    def states(self) -> list[str]:
+        """The State column, in table order."""
+        return [state for _, state in self.ordered()]
+
+    def changed(self) -> tuple[list[tuple[Socket, str]], int] | None:
+        """The rows the last moment put or changed, in table order, and how many other
+        sockets the table holds unchanged; None when that is every row.  Rows that left
+        the table are named in the moment's changes."""
+        touched = dict.fromkeys(s for s in self._touched if s in self.rows)
+        if len(touched) == len(self.rows):
+            return None
+        # Table order without a pass over the table: the touched rows in the order they
+        # changed, which is the order they appeared among themselves.
+        shown = sorted(touched, key=lambda s: (PROTO_ORDER[s.proto],
+                                               self.rows[s].state != "LISTEN"))
+        return [(sock, self.rows[sock].state) for sock in shown], len(self.rows) - len(shown)
