@@ -38,7 +38,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NamedTuple, NoReturn
 
-from capdissect.demo.errors import DemoUnavailable, PortInUse, ScenarioError
 from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Drop, Namespace
 from capdissect.demo.steps import BASELINE_STEP, EXIT_STEP, Steps
@@ -57,7 +56,7 @@ from capdissect.dissect import icmp, icmp6
 from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
 from capdissect.dissect.udp import UdpHeader
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, DemoUnavailable, PortInUse, ScenarioError
 from capdissect.sources import open_capture
 from capdissect.sources.strace import log_beside, tracing_this_process
 

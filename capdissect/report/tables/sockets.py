@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from capdissect.errors import CapdissectError
+from capdissect.errors import SocketError
 from capdissect.report.text import clean
 from capdissect.tracking.states import TcpState
 from capdissect.tracking.stream import End, Step
@@ -68,9 +68,6 @@ NETSTAT_HEADER: Final = ("Proto Recv-Q Send-Q Local Address           Foreign Ad
                          "         State")
 _PROTO_ORDER: Final = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
 
-
-class SocketError(CapdissectError):
-    """A moment that the capture does not have, or cannot be read as a time."""
 
 
 # ----- per-packet facts, decided when the tracker reports the packet -------------------
