@@ -41,9 +41,9 @@ from capdissect.report.handout.quiz import questions, quiz_gift, quiz_json
 from capdissect.report.tables.calls import moments
 from capdissect.report.text import clean
 from capdissect.sources.files import open_capture
-from capdissect.sources.pcapng import Interface
-from capdissect.sources.pcapng_writer import (
+from capdissect.sources.pcapng import (
     MAX_LINKTYPE,
+    Interface,
     enhanced_packet,
     interface_description,
     resolution,
