@@ -50,7 +50,7 @@ from capdissect.commands import reports as analyze
 from capdissect.commands.live import MAX_PACKETS, BackgroundCapture
 from capdissect.commands.read import ReadOptions, local_ifname, packet_lines, traced_lines
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError, CaptureError
+from capdissect.errors import CapdissectError, CaptureError, NoSuchFlow
 from capdissect.packets import RawPacket
 from capdissect.report import display
 from capdissect.report.annotate import Annotator
@@ -284,7 +284,7 @@ class _Reports:
         totals = Totals()
         done = list(finished(self._steps(), totals, events=True, only=conn))
         if conn is not None and not done:
-            raise analyze.NoSuchFlow(conn, self.name, totals.flows)
+            raise NoSuchFlow(self.name, conn, totals.flows)
         return done, totals
 
     @property

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from capdissect.demo.errors import DemoUnavailable as CaptureUnavailable
 from capdissect.demo.scenarios import ScenarioRun, free_ports, run_scenario
 from capdissect.demo.tcpdump import TcpdumpCapture, capture_problem, count_pcap_records
+from capdissect.errors import DemoUnavailable as CaptureUnavailable
 
 __all__ = ["CaptureUnavailable", "TcpdumpCapture", "capture_problem", "count_pcap_records",
            "pytest_capture", "pytest_scenario"]

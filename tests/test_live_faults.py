@@ -338,7 +338,7 @@ def test_closed_pipe_is_quiet(backend: str, tmp_path: Path) -> None:
 WRITE_UNTIL_REFUSED: Final = """
 import resource, signal, sys
 from capdissect.sources.writer import PacketWriter
-from capdissect.errors import CaptureError
+from capdissect.errors import OutputError
 from capdissect.packets import RawPacket
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death past the limit
@@ -349,7 +349,7 @@ with PacketWriter(sys.argv[1], 1, 262144, iface="lo") as writer:
     try:
         for number in range(1000):
             writer.write(RawPacket(1700000000 + number, 0, 1, len(frame), frame))
-    except CaptureError as exc:
+    except OutputError as exc:
         print(exc)
 """
 

@@ -19,8 +19,12 @@ import pytest
 from capdissect.commands.handout import write_annotated
 from capdissect.packets import RawPacket
 from capdissect.sources.files import CaptureFile, open_capture
-from capdissect.sources.pcapng import Interface
-from capdissect.sources.pcapng_writer import enhanced_packet, interface_description, section_header
+from capdissect.sources.pcapng import (
+    Interface,
+    enhanced_packet,
+    interface_description,
+    section_header,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("capdissect"))

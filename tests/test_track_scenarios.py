@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from capdissect.demo.errors import ScenarioError
 from capdissect.demo.netns import Namespace, list_namespaces, namespace_problem, tool
 from capdissect.demo.scenarios import SCENARIOS, Ports, free_ports, verify_capture
 from capdissect.dissect.stack import decode
+from capdissect.errors import ScenarioError
 from capdissect.report.json.flow import tcp_json, udp_json
 from capdissect.sources import open_capture
 from capdissect.tracking.tcp import TcpConnection

@@ -20,14 +20,18 @@ from capdissect._version import __version__
 from capdissect.commands.outfiles import refuse_input
 from capdissect.commands.reports import decoded, join_calls, read_calls
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError, CaptureError, OutputError
+from capdissect.errors import (
+    CaptureError,
+    HandoutError,
+    HandoutTooBig,
+    NoSuchFlow,
+    OutputError,
+)
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
 from capdissect.report.handout.html import PAPERS, html_parts, render_html
 from capdissect.report.handout.lesson import (
     MAX_PACKETS,
-    HandoutTooBig,
-    NoSuchConnection,
     Numbering,
     build_lesson,
     flow_id,
@@ -37,9 +41,9 @@ from capdissect.report.handout.quiz import questions, quiz_gift, quiz_json
 from capdissect.report.tables.calls import moments
 from capdissect.report.text import clean
 from capdissect.sources.files import open_capture
-from capdissect.sources.pcapng import Interface
-from capdissect.sources.pcapng_writer import (
+from capdissect.sources.pcapng import (
     MAX_LINKTYPE,
+    Interface,
     enhanced_packet,
     interface_description,
     resolution,
@@ -61,9 +65,6 @@ PDF_TIMEOUT_S: Final = 120
 # A packet the tracker does not follow still gets a comment, so every packet has one.
 NO_ANNOTATION: Final = "capdissect: not TCP, UDP or ICMP; nothing to annotate"
 
-
-class HandoutError(CapdissectError):
-    """The handout could not be written (unknown format, no Chromium for a PDF...)."""
 
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
@@ -114,7 +115,7 @@ def _all_packets(path: str | Path) -> tuple[list[Packet], Truncation | None, lis
             for raw in capture:
                 packets.append(decode(raw))
                 if len(packets) > MAX_PACKETS:
-                    raise HandoutTooBig(str(path))
+                    raise HandoutTooBig(str(path), MAX_PACKETS)
         except CaptureError as exc:  # damaged: a handout of what came before, then the error
             truncated = Truncation(len(packets), exc)
         names = [iface.name for iface in capture.interfaces if iface.name]
@@ -145,12 +146,12 @@ def _one_flow(path: str | Path, conn: int
                     packets.append(pkt)
                     frames.append(frame)
                     if len(packets) > MAX_PACKETS:
-                        raise HandoutTooBig(f"{path}: connection {conn}")
+                        raise HandoutTooBig(f"{path}: connection {conn}", MAX_PACKETS)
         except CaptureError as exc:
             truncated = Truncation(frame, exc)
         names = [iface.name for iface in capture.interfaces if iface.name]
     if not packets:
-        raise NoSuchConnection(Path(str(path)).name, conn, flows)
+        raise NoSuchFlow(Path(str(path)).name, conn, flows)
     return packets, Numbering(frames, conn, frame), truncated, names
 
 

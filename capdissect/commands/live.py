@@ -14,8 +14,9 @@ The kernel (or dumpcap) filters; nothing is filtered again here.
 **Faults end the run in order.**  Whatever stops a run (``-c``, a signal, the interface
 deleted, ``-w`` meeting a full disk, stdout closed by ``| head``), the capture is closed
 (dumpcap stopped and reaped) and the file closed holding whole records only.  A capture
-or file error is one CaptureError, which the CLI prints as one line; a closed stdout is
-a BrokenPipeError, on which the CLI leaves quietly, as tcpdump does.
+error is one CaptureError and an output error one OutputError, each printed by the CLI as
+one line; a closed stdout is a BrokenPipeError, on which the CLI leaves quietly, as
+tcpdump does.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Final, TextIO
 from capdissect.commands.read import ReadOptions, packet_lines
 from capdissect.dissect.link import LINK_NAMES
 from capdissect.dissect.stack import Packet
-from capdissect.errors import CapdissectError, CaptureError
+from capdissect.errors import CapdissectError, CaptureError, OutputError
 from capdissect.packets import RawPacket
 from capdissect.report.annotate import Annotator
 from capdissect.report.tables import flows as flows_report
@@ -296,7 +297,7 @@ def print_packets(run: LiveRun, out: TextIO, flusher: Flusher) -> None:
                 flusher.packet()
             flusher.check()
             out.flush()
-        except OSError as exc:  # the sources and the writer raise only CaptureError
+        except OSError as exc:  # the sources and the writer raise only CapdissectError
             raise output_failed(exc, out) from None
     finally:
         run.source.close()
@@ -356,11 +357,11 @@ def broken_pipe_as_error() -> Iterator[None]:
         signal.signal(signal.SIGPIPE, previous)
 
 
-def output_failed(exc: OSError, stream: TextIO) -> OSError | CaptureError:
+def output_failed(exc: OSError, stream: TextIO) -> OSError | OutputError:
     """What to raise when writing *stream* failed with *exc*.
 
     A closed pipe stays a BrokenPipeError (the CLI leaves quietly).  Anything else
-    (stdout redirected to a full disk) is a CaptureError, one line; the text still
+    (stdout redirected to a full disk) is an OutputError, one line; the text still
     buffered for *stream* cannot be written either, so its descriptor is pointed at
     /dev/null first, and the flushes to come (the CLI's, the interpreter's at exit) drop
     that text instead of failing again with a traceback.
@@ -372,7 +373,7 @@ def output_failed(exc: OSError, stream: TextIO) -> OSError | CaptureError:
         os.dup2(devnull, stream.fileno())
         os.close(devnull)
     name = _STREAM_NAMES.get(getattr(stream, "name", ""), "output")
-    return CaptureError(f"{name}: {exc.strerror or exc}")
+    return OutputError.from_os(name, exc)
 
 
 @contextlib.contextmanager

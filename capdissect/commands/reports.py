@@ -16,9 +16,8 @@ from typing import IO, TYPE_CHECKING, Final, Literal
 from capdissect._version import __version__
 from capdissect.commands.outfiles import refuse_input
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError, OutputError
+from capdissect.errors import CapdissectError, NoSuchFlow, OutputError, SocketError
 from capdissect.report.json.document import json_document
-from capdissect.report.tables.sockets import SocketError
 from capdissect.sources.files import CaptureFile, open_capture
 from capdissect.tracking.eventlog import DRAWN_MAX
 from capdissect.tracking.stream import (
@@ -44,11 +43,6 @@ SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this,
 FlowsFormat = Literal["table", "csv", "json"]
 TimelineFormat = Literal["text", "mermaid", "json", "svg"]
 
-
-class NoSuchFlow(CapdissectError):
-    def __init__(self, flow_id: int, name: str, flows: int) -> None:
-        super().__init__(f"{name}: no connection or conversation {flow_id} "
-                         f"(the capture has {flows})")
 
 
 def decoded(path: str | Path) -> Iterator[Packet]:
@@ -223,7 +217,7 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str,
         found = True
         yield item
     if conn is not None and not found:
-        raise NoSuchFlow(conn, path, totals.flows)
+        raise NoSuchFlow(str(path), conn, totals.flows)
 
 
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,

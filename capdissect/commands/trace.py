@@ -38,11 +38,12 @@ from capdissect.commands.live import (
 )
 from capdissect.commands.read import ReadOptions, traced_lines
 from capdissect.dissect.stack import Packet, decode
+from capdissect.errors import TraceError
 from capdissect.packets import RawPacket
 from capdissect.report.tables import flows as flows_report
 from capdissect.report.text import clean
 from capdissect.sources.live import Backend
-from capdissect.sources.strace import TraceError, Tracer, log_beside
+from capdissect.sources.strace import Tracer, log_beside
 from capdissect.tracking.stream import Totals, finished, track
 from capdissect.tracking.tracker import Tracker
 

@@ -7,7 +7,6 @@ make network namespaces.  ``traffic`` makes the two basic lessons' traffic;
 those tables with capdissect's reconstruction.
 """
 
-from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.kernel import Snapshot
 from capdissect.demo.oracle import EXCEPTIONS, Comparison, compare_capture
 from capdissect.demo.scenarios import (
@@ -20,6 +19,7 @@ from capdissect.demo.scenarios import (
 )
 from capdissect.demo.steps import NO_STEPS, Steps
 from capdissect.demo.traffic import LESSON_CLIENT_DATA, LESSON_SERVER_DATA, tcp_lesson, udp_exchange
+from capdissect.errors import DemoUnavailable, ScenarioError
 
 __all__ = [
     "EXCEPTIONS",

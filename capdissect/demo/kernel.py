@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
-from capdissect.demo.errors import ScenarioError
 from capdissect.demo.netns import tool
+from capdissect.errors import ScenarioError
 
 SS_TIMEOUT_S: Final = 5.0
 MAX_STEPS: Final = 32  # a scenario takes half a dozen; more is a bug in its drive

@@ -28,8 +28,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Final, Literal
 
-from capdissect.demo.errors import DemoUnavailable
-from capdissect.errors import CaptureError
+from capdissect.errors import CaptureError, DemoUnavailable
 
 PREFIX: Final = "capd-"
 _TOOL_TIMEOUT_S: Final = 10.0

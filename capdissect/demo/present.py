@@ -21,7 +21,6 @@ from typing import Final
 from capdissect.commands import reports as analyze
 from capdissect.commands.outfiles import refuse_input
 from capdissect.commands.read import ReadOptions, read_lines
-from capdissect.demo.errors import DemoUnavailable, ScenarioError
 from capdissect.demo.oracle import EXCEPTIONS, Comparison, compare_capture, connected_udp
 from capdissect.demo.scenarios import (
     SCENARIOS,
@@ -30,6 +29,7 @@ from capdissect.demo.scenarios import (
     run_scenario,
     verify_capture,
 )
+from capdissect.errors import DemoUnavailable, ScenarioError
 from capdissect.sources import open_capture
 from capdissect.sources.strace import log_beside
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from capdissect.demo.errors import DemoUnavailable
-from capdissect.errors import CaptureError
+from capdissect.errors import CaptureError, DemoUnavailable
 
 START_TIMEOUT_S: Final = 10.0
 STOP_TIMEOUT_S: Final = 10.0

@@ -15,17 +15,12 @@ import importlib
 from types import ModuleType
 from typing import Final
 
-from capdissect.errors import CapdissectError
+from capdissect.errors import MissingExtra
 
 # The top-level modules each extra brings (pyproject.toml [project.optional-dependencies]).
 _EXTRA_MODULES: Final = {"pyarrow": "sql", "duckdb": "sql", "dask": "scale",
                          "distributed": "scale", "fsspec": "scale"}
 
-
-class MissingExtra(CapdissectError):
-    def __init__(self, command: str, module: str, extra: str) -> None:
-        super().__init__(f"{command} needs {module}, which is not installed: "
-                         f"pip install 'capdissect[{extra}]'")
 
 
 def load(module: str, command: str) -> ModuleType:

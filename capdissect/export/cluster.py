@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, ExportError
 from capdissect.export import load
 from capdissect.export.job import RETRIES, Job, JobResult, Progress, export_job
-from capdissect.export.parquet import ExportError
 
 CONNECT_TIMEOUT_S = 10
 

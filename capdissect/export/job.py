@@ -25,8 +25,8 @@ from typing import Final
 
 from capdissect._version import __version__
 from capdissect.dissect.stack import Packet, decode
-from capdissect.errors import CapdissectError
-from capdissect.export.parquet import ExportError, PartitionWriter, filesystem
+from capdissect.errors import CapdissectError, ExportError, OutputError
+from capdissect.export.parquet import PartitionWriter, filesystem
 from capdissect.export.rows import SocketIntervals, event_rows, flow_row, packet_row
 from capdissect.export.schema import DATA_TABLES, SCHEMA_VERSION
 from capdissect.packets import RawPacket
@@ -228,7 +228,7 @@ def export_job(job: Job) -> JobResult:
             writer.abort()
         # The output cannot be written (a full disk...): the run cannot go on.
         if isinstance(exc, OSError):
-            raise ExportError(f"{job.out}: {exc}") from None
+            raise OutputError(job.out, str(exc)) from None
         if isinstance(exc, CapdissectError):
             raise
         # A bug of ours must not end a run over hundreds of files: this partition's data

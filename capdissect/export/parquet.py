@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from capdissect.errors import CapdissectError
+from capdissect.errors import OutputError
 from capdissect.export import load
 from capdissect.export.schema import TABLES, arrow_schema, record_batch
 
@@ -33,9 +33,6 @@ COMPRESSION_LEVEL: Final = 6  # zstd's default is 3; 6 saves ~10% on packets at 
 # ts_nsec too: within a second it grows as ts does (5.6 bytes a packet in a dictionary, 1 so).
 _DELTA: Final = {"packets": ("frame", "ts", "ts_sec", "ts_nsec"), "events": ("frame", "index")}
 
-
-class ExportError(CapdissectError):
-    """The export's output cannot be written (or read back)."""
 
 
 def filesystem(out: str) -> tuple[pafs.FileSystem, str]:
@@ -84,7 +81,7 @@ class PartitionWriter:
             self._writer = pq.ParquetWriter(self._sink, arrow_schema(table),
                                             **writer_options(table))
         except (OSError, pa.ArrowException) as exc:
-            raise ExportError(f"{directory}: cannot write: {exc}") from None
+            raise OutputError(directory, f"cannot write: {exc}") from None
 
     def add(self, row: tuple[object, ...]) -> None:
         rows = self.rows

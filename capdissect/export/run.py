@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from capdissect.errors import ExportError
 from capdissect.export.job import Job, JobResult, Progress, Summary, export_job, plan
-from capdissect.export.parquet import ExportError, filesystem, remove_leftovers
+from capdissect.export.parquet import filesystem, remove_leftovers
 from capdissect.export.schema import DATA_TABLES
 
 

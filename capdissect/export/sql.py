@@ -15,7 +15,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from capdissect.export.parquet import ExportError, filesystem
+from capdissect.errors import ExportError
+from capdissect.export.parquet import filesystem
 from capdissect.export.schema import TABLES
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import Final, NamedTuple
 from capdissect.dissect.defrag import Defragmenter
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, SYN, TcpHeader
-from capdissect.errors import CapdissectError
+from capdissect.errors import NotTcp
 from capdissect.report.json.flow import endpoint
 from capdissect.report.tcpdump.hexdump import hex_ascii
 from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection, Update
@@ -34,11 +34,6 @@ from capdissect.tracking.tracker import Tracker
 MOD: Final = 1 << 32
 HALF: Final = 1 << 31
 
-
-class NotTcp(CapdissectError):
-    def __init__(self, name: str, conn: int) -> None:
-        super().__init__(f"{name}: no TCP connection {conn} (see `capdissect flows`; UDP "
-                         "conversations have no stream to follow)")
 
 
 class Chunk(NamedTuple):

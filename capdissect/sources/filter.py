@@ -30,27 +30,25 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
-import struct
 import tempfile
 from typing import Any, Final
 
 from capdissect.dissect.bpf import Program
 from capdissect.errors import CaptureError, Malformed
 from capdissect.packets import RawPacket
+from capdissect.sources.pcap import MAGIC_USEC, file_header
 
 OPTIMIZE: Final = 1  # tcpdump optimises unless -O
 NETMASK: Final = 0  # tcpdump -r passes 0: a file has no "local network"
 MAX_SNAPLEN: Final = 262144  # libpcap's MAXIMUM_SNAPLEN
 _ERRBUF_SIZE: Final = 256  # PCAP_ERRBUF_SIZE
-_PCAP_MAGIC: Final = 0xA1B2C3D4
 
 
 def savefile_header(linktype: int, snaplen: int, big_endian: bool) -> bytes:
     """A classic pcap file header (no records) that libpcap opens as a savefile."""
     if not 0 < snaplen <= MAX_SNAPLEN:
         snaplen = MAX_SNAPLEN  # libpcap would do the same on open
-    order = ">" if big_endian else "<"
-    return struct.pack(order + "IHHiIII", _PCAP_MAGIC, 2, 4, 0, 0, snaplen, linktype)
+    return file_header(linktype, snaplen, MAGIC_USEC, ">" if big_endian else "<")
 
 
 def _argument_bytes(expression: str) -> bytes:

@@ -25,6 +25,15 @@ from capdissect.sources.stream import ChunkReader
 MAGIC_USEC: Final = 0xA1B2C3D4
 MAGIC_NSEC: Final = 0xA1B23C4D
 _FILE_HDR_LEN: Final = 24
+# The two headers, without byte order (the magic tells it): defined once, for the reader
+# and for the writers (live -w, the filter's savefile header).
+FILE_HEADER: Final = "IHHiIII"  # magic, major, minor, zone, sigfigs, snap length, link type
+RECORD_HEADER: Final = "IIII"  # seconds, fraction, captured length, wire length
+
+
+def file_header(linktype: int, snaplen: int, magic: int, order: str) -> bytes:
+    """A version 2.4 file header; *order* is ``<`` or ``>``."""
+    return struct.pack(order + FILE_HEADER, magic, 2, 4, 0, 0, snaplen, linktype)
 
 
 # How the record header's two lengths are stored (sf-pcap.c): versions before 2.3 (and
@@ -53,7 +62,7 @@ class PcapHeader:
         self.big_endian = order == ">"
         self.nanosecond = magic == MAGIC_NSEC
         major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
-            order + "HHiIII", head, 4
+            order + FILE_HEADER[1:], head, 4
         )
         self.version = (major, minor)
         # libpcap reads versions 2.0 to 2.4 and DG/UX's 543.0, and no other.
@@ -122,7 +131,7 @@ def _old_records(reader: ChunkReader, header: PcapHeader, snaplen: int
             return
         if len(head) < REC_HDR_LEN:
             raise TruncatedFile("record header", offset, REC_HDR_LEN, len(head))
-        sec, frac, caplen, wire_len = struct.unpack(order + "IIII", head)
+        sec, frac, caplen, wire_len = struct.unpack(order + RECORD_HEADER, head)
         if header.lengths == LENGTHS_SWAPPED or caplen > wire_len:
             caplen, wire_len = wire_len, caplen
         if caplen > MAX_RECORD:
@@ -131,7 +140,7 @@ def _old_records(reader: ChunkReader, header: PcapHeader, snaplen: int
         data = reader.take(caplen)
         if len(data) < caplen:
             raise TruncatedFile("packet data", offset + REC_HDR_LEN, caplen, len(data))
-        record = struct.pack(order + "IIII", sec, frac, caplen, wire_len) + data
+        record = struct.pack(order + RECORD_HEADER, sec, frac, caplen, wire_len) + data
         yield RecordBatch(record, [0], header.big_endian, header.nanosecond, snaplen,
                           header.linktype)
 

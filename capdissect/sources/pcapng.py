@@ -4,12 +4,17 @@ Spec: draft-ietf-opsawg-pcapng.  Each section has its own byte order and interfa
 each interface has its own link type, snap length and timestamp resolution
 (``if_tsresol``) and offset (``if_tsoffset``).  Packet comments (``opt_comment``) are kept.
 Unknown block types are skipped, as the spec asks.
+
+Each block's layout is defined once here and used both ways: the reader unpacks it in
+the section's byte order, and the builders at the end (for ``live -w`` and ``annotate``)
+pack it in this machine's byte order (the byte-order magic tells readers).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
 from capdissect.errors import CaptureError, TruncatedFile
@@ -32,6 +37,18 @@ OPT_COMMENT: Final = 1
 IF_NAME: Final = 2
 IF_TSRESOL: Final = 9
 IF_TSOFFSET: Final = 14
+SHB_USERAPPL: Final = 4
+MAX_OPTION: Final = 0xFFFF  # an option's length field is 16 bits
+MAX_LINKTYPE: Final = 0xFFFF  # so is an IDB's link type (a pcap header's is 32)
+# The layouts, without byte order (each section has its own): every block starts with
+# type and total length and ends with the total again; then the fixed part of its body.
+BLOCK_HEAD: Final = "II"
+BLOCK_TAIL: Final = "I"
+SHB_BODY: Final = "IHHq"  # byte-order magic, major, minor, section length
+IDB_BODY: Final = "HHI"  # link type, reserved, snap length
+EPB_BODY: Final = "IIIII"  # interface, timestamp high, low, captured length, wire length
+PB_BODY: Final = "HHIIII"  # interface, drops, timestamp high, low, captured, wire length
+OPTION_HEAD: Final = "HH"  # code, length of the value (padded to 4 on the wire)
 
 
 class Interface(NamedTuple):
@@ -51,7 +68,7 @@ def _options(body: bytes, start: int, order: str) -> Iterator[tuple[int, bytes]]
     comments are data we show, and libpcap does not look at a packet's options."""
     pos = start
     end = len(body)
-    hdr = struct.Struct(order + "HH")
+    hdr = struct.Struct(order + OPTION_HEAD)
     while pos + 4 <= end:
         code, length = hdr.unpack_from(body, pos)
         if code == OPT_ENDOFOPT:
@@ -70,7 +87,7 @@ def _strict_options(body: bytes, start: int, order: str) -> Iterator[tuple[int, 
     block or opt_endofopt, refusing an option cut short or an end option with a value."""
     pos = start
     end = len(body)
-    hdr = struct.Struct(order + "HH")
+    hdr = struct.Struct(order + OPTION_HEAD)
     while pos < end:
         if pos + 4 > end:
             raise _too_short(IDB)
@@ -110,7 +127,7 @@ def _tsresol(value: bytes, seen: bool) -> int:
 def _interface(body: bytes, order: str) -> Interface:
     if len(body) < 8:
         raise _too_short(IDB)
-    linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
+    linktype, _reserved, snaplen = struct.unpack_from(order + IDB_BODY, body)
     units = 10**6
     offset = 0
     name = None
@@ -168,8 +185,8 @@ class PcapngReader:
         hold millions of them.  The first block that is not such stops the loop; ``_block``
         then reads it, or reports what is wrong with it."""
         buf, pos = self._reader.window(None, 12)
-        head = struct.Struct(self.order + "II").unpack_from
-        tail = struct.Struct(self.order + "I").unpack_from
+        head = struct.Struct(self.order + BLOCK_HEAD).unpack_from
+        tail = struct.Struct(self.order + BLOCK_TAIL).unpack_from
         end = len(buf)
         while pos + 12 <= end:
             btype, total = head(buf, pos)
@@ -187,7 +204,7 @@ class PcapngReader:
             return None
         if len(head) < 8:
             raise TruncatedFile("pcapng block header", start, 8, len(head))
-        btype, total = struct.unpack_from(self.order + "II", head)
+        btype, total = struct.unpack_from(self.order + BLOCK_HEAD, head)
         if btype == SHB:
             return SHB, head
         _check_length(total)
@@ -318,14 +335,14 @@ class PcapngReader:
     def _epb(self, body: bytes) -> RawPacket:
         if len(body) < 20:
             raise _too_short(EPB)
-        ifid, high, low, caplen, wire_len = struct.unpack_from(self.order + "IIIII", body)
+        ifid, high, low, caplen, wire_len = struct.unpack_from(self.order + EPB_BODY, body)
         return self._packet(EPB, body, ifid, high, low, caplen, wire_len)
 
     def _pb(self, body: bytes) -> RawPacket:
         if len(body) < 20:
             raise _too_short(PB)
         ifid, _drops, high, low, caplen, wire_len = struct.unpack_from(
-            self.order + "HHIIII", body
+            self.order + PB_BODY, body
         )
         return self._packet(PB, body, ifid, high, low, caplen, wire_len)
 
@@ -358,3 +375,68 @@ def _check_trailer(rest: bytes, total: int, order: str) -> None:
     differ (the file is damaged there, whatever the block says)."""
     if struct.unpack_from(order + "I", rest, len(rest) - 4)[0] != total:
         raise CaptureError("block total length in header and trailer don't match")
+
+
+# ----- building: the same blocks as bytes, in this machine's byte order ----------------
+_NATIVE: Final = "<" if sys.byteorder == "little" else ">"
+
+
+def _pad4(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def option_text(value: str) -> bytes:
+    """UTF-8, cut to what one option can hold (on a character boundary): the length
+    field is 16 bits, and a longer value cannot be written at all."""
+    data = value.encode("utf-8", "replace")
+    if len(data) > MAX_OPTION:
+        data = data[:MAX_OPTION].decode("utf-8", "ignore").encode("utf-8")
+    return data
+
+
+def options(pairs: Iterable[tuple[int, bytes]]) -> bytes:
+    """TLV options: the length field holds the value's own length, the value is padded
+    to 4 bytes, and opt_endofopt closes a list that is not empty."""
+    head = struct.Struct(_NATIVE + OPTION_HEAD)
+    body = b"".join(head.pack(code, len(value)) + _pad4(value) for code, value in pairs)
+    return body + head.pack(OPT_ENDOFOPT, 0) if body else b""
+
+
+def block(block_type: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return (struct.pack(_NATIVE + BLOCK_HEAD, block_type, total) + body
+            + struct.pack(_NATIVE + BLOCK_TAIL, total))
+
+
+def section_header(application: str) -> bytes:
+    body = struct.pack(_NATIVE + SHB_BODY, BYTE_ORDER_MAGIC, 1, 0, -1)  # length unknown: -1
+    return block(SHB, body + options([(SHB_USERAPPL, option_text(application))]))
+
+
+def resolution(iface: Interface) -> int:
+    """The decimal exponent timestamps are written with: the interface's own, else 9."""
+    exponent, units = 0, iface.units_per_sec
+    while units > 1 and units % 10 == 0:
+        units //= 10
+        exponent += 1
+    return exponent if units == 1 and 0 < exponent <= 9 else 9
+
+
+def interface_description(iface: Interface) -> bytes:
+    pairs = []
+    if iface.name:
+        pairs.append((IF_NAME, option_text(iface.name)))
+    pairs.append((IF_TSRESOL, bytes([resolution(iface)])))
+    body = struct.pack(_NATIVE + IDB_BODY, iface.linktype, 0, iface.snaplen)
+    return block(IDB, body + options(pairs))
+
+
+def enhanced_packet(pkt: RawPacket, iface_id: int, exponent: int,
+                    comments: Iterable[str]) -> bytes:
+    """An EPB for *pkt* on interface *iface_id*, with one ``opt_comment`` per comment."""
+    ticks = pkt.ts_sec * 10**exponent + pkt.ts_nsec // 10 ** (9 - exponent)
+    ticks &= (1 << 64) - 1
+    head = struct.pack(_NATIVE + EPB_BODY, iface_id, ticks >> 32, ticks & 0xFFFFFFFF,
+                       len(pkt.data), pkt.wire_len)
+    return block(EPB, head + _pad4(pkt.data)
+                 + options((OPT_COMMENT, option_text(c)) for c in comments if c))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from capdissect.dissect.strace import TRACED, WAITS
-from capdissect.errors import CaptureError
+from capdissect.errors import TraceError
 
 # What is left of the command's session this long after the command itself ended is killed.
 GRACE_S: Final = 1.0
@@ -39,9 +39,6 @@ POLL_S: Final = 0.02
 _OPTIONS: Final = ("-f", "-yy", "-ttt", "-T", "-e", "signal=none",
                    "-e", "trace=" + ",".join(TRACED + WAITS))
 
-
-class TraceError(CaptureError):
-    """strace could not run, or the traced program failed; the message is one line."""
 
 
 def log_beside(capture: str | Path) -> Path:

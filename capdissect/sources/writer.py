@@ -38,49 +38,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from capdissect.errors import CaptureError
+from capdissect.errors import OutputError
 from capdissect.packets import RawPacket
+from capdissect.sources.pcap import MAGIC_NSEC, RECORD_HEADER, file_header
+from capdissect.sources.pcapng import (
+    Interface,
+    enhanced_packet,
+    interface_description,
+    section_header,
+)
 
-PCAP_MAGIC_NSEC: Final = 0xA1B23C4D
 _ORDER: Final = "<" if sys.byteorder == "little" else ">"
-_PCAP_RECORD: Final = struct.Struct(_ORDER + "IIII")
-# pcapng (draft-ietf-opsawg-pcapng): block types and option codes.
-_SHB: Final = 0x0A0D0D0A
-_IDB: Final = 0x00000001
-_EPB: Final = 0x00000006
-_BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
-_OPT_ENDOFOPT: Final = 0
-_OPT_COMMENT: Final = 1
-_OPT_SHB_USERAPPL: Final = 4
-_IF_NAME: Final = 2
-_IF_TSRESOL: Final = 9
-_EPB_HEAD: Final = struct.Struct(_ORDER + "IIIIIII")
-
-
-def _pad4(data: bytes) -> bytes:
-    return data + b"\0" * (-len(data) % 4)
-
-
-def _option(code: int, value: bytes) -> bytes:
-    return struct.pack(_ORDER + "HH", code, len(value)) + _pad4(value)
-
-
-def _options(*pairs: tuple[int, bytes]) -> bytes:
-    if not pairs:
-        return b""
-    return b"".join(_option(code, value) for code, value in pairs) + _option(_OPT_ENDOFOPT, b"")
-
-
-def _block(block_type: int, body: bytes) -> bytes:
-    total = 12 + len(body)
-    return struct.pack(_ORDER + "II", block_type, total) + body + struct.pack(_ORDER + "I", total)
+_PCAP_RECORD: Final = struct.Struct(_ORDER + RECORD_HEADER)
 
 
 class PacketWriter:
     """``with PacketWriter(path, linktype, snaplen) as w: w.write(pkt)``.
 
     *iface* names the interface in a pcapng file.  ``packets`` counts the records
-    written.  Raises CaptureError when the file cannot be created or written; after a
+    written.  Raises OutputError when the file cannot be created or written; after a
     failed write the file still ends with the last whole record.
     """
 
@@ -96,46 +72,34 @@ class PacketWriter:
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                            0o644)
         except OSError as exc:
-            raise CaptureError(f"{path}: {exc.strerror or exc}") from None
+            raise OutputError.from_os(str(path), exc) from None
         header = self._pcapng_header(iface) if self.pcapng else self._pcap_header()
         try:
             self._write(header)
-        except CaptureError:
+        except OutputError:
             self.close()  # the caller never gets the writer: the descriptor is ours to close
             raise
 
     def _pcap_header(self) -> bytes:
-        return struct.pack(_ORDER + "IHHiIII", PCAP_MAGIC_NSEC, 2, 4, 0, 0, self.snaplen,
-                           self.linktype)
+        return file_header(self.linktype, self.snaplen, MAGIC_NSEC, _ORDER)
 
     def _pcapng_header(self, iface: str) -> bytes:
         from capdissect._version import __version__  # the package imports us: import late
 
-        shb = struct.pack(_ORDER + "IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + _options(
-            (_OPT_SHB_USERAPPL, f"capdissect {__version__}".encode()))
-        idb_options = [(_IF_TSRESOL, b"\x09")]
-        if iface:
-            idb_options.insert(0, (_IF_NAME, iface.encode("utf-8", "replace")))
-        idb = struct.pack(_ORDER + "HHI", self.linktype, 0, self.snaplen) + _options(
-            *idb_options)
-        return _block(_SHB, shb) + _block(_IDB, idb)
+        # Nanosecond timestamps: live ones come from the kernel in nanoseconds.
+        idb = interface_description(Interface(self.linktype, self.snaplen, 10**9, 0,
+                                              iface or None))
+        return section_header(f"capdissect {__version__}") + idb
 
     def record(self, pkt: RawPacket) -> bytes:
         """The bytes of *pkt*'s record in this file's format."""
         if pkt.linktype != self.linktype:
-            raise CaptureError(f"{self.path}: a packet of link type {pkt.linktype} cannot go "
-                               f"into a file of link type {self.linktype}")
+            raise OutputError(str(self.path), f"a packet of link type {pkt.linktype} cannot "
+                              f"go into a file of link type {self.linktype}")
         data = pkt.data
         if not self.pcapng:
             return _PCAP_RECORD.pack(pkt.ts_sec, pkt.ts_nsec, len(data), pkt.wire_len) + data
-        ticks = pkt.ts_sec * 1_000_000_000 + pkt.ts_nsec
-        options = _options((_OPT_COMMENT, pkt.comment.encode("utf-8", "replace"))
-                           ) if pkt.comment else b""
-        padded = _pad4(data)
-        total = 32 + len(padded) + len(options)
-        return (_EPB_HEAD.pack(_EPB, total, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
-                               pkt.wire_len)
-                + padded + options + struct.pack(_ORDER + "I", total))
+        return enhanced_packet(pkt, 0, 9, [pkt.comment] if pkt.comment else [])
 
     def write(self, pkt: RawPacket) -> None:
         """Append *pkt*; it is in the file (the kernel's page cache) when this returns."""
@@ -145,7 +109,7 @@ class PacketWriter:
     def _write(self, data: bytes) -> None:
         fd = self._fd
         if fd is None:
-            raise CaptureError(f"{self.path}: written after close")
+            raise OutputError(str(self.path), "written after close")
         view = memoryview(data)
         try:
             # A regular file takes the whole record at once; the loop covers a short
@@ -155,8 +119,8 @@ class PacketWriter:
                 view = view[done:]
         except OSError as exc:
             self._cut_to_whole_records(fd)
-            raise CaptureError(f"{self.path}: {exc.strerror or exc} "
-                               f"(wrote {_packets(self.packets)})") from None
+            raise OutputError(str(self.path), f"{exc.strerror or exc} "
+                                                 f"(wrote {_packets(self.packets)})") from None
         self._end += len(data)
 
     def _cut_to_whole_records(self, fd: int) -> None:
@@ -176,8 +140,8 @@ class PacketWriter:
         try:
             os.close(fd)
         except OSError as exc:
-            raise CaptureError(f"{self.path}: {exc.strerror or exc} "
-                               f"(wrote {_packets(self.packets)})") from None
+            raise OutputError(str(self.path), f"{exc.strerror or exc} "
+                                                 f"(wrote {_packets(self.packets)})") from None
 
     def __enter__(self) -> PacketWriter:
         return self

@@ -23,7 +23,7 @@ import capdissect
 from capdissect.commands import reports as analyze
 from capdissect.commands.live import Flusher, LiveRun
 from capdissect.commands.read import ReadOptions, read_lines
-from capdissect.errors import CaptureError
+from capdissect.errors import CaptureError, OutputError
 from capdissect.packets import RawPacket
 from capdissect.sources.files import open_capture
 from capdissect.sources.filter import compile_expression
@@ -156,12 +156,12 @@ def test_writer_round_trip_keeps_nanoseconds(tmp_path: Path, suffix: str) -> Non
 
 def test_writer_refuses_another_link_type(tmp_path: Path) -> None:
     with PacketWriter(tmp_path / "x.pcap", 1, 262144) as writer, \
-            pytest.raises(CaptureError, match="link type 101"):
+            pytest.raises(OutputError, match="link type 101"):
         writer.write(RawPacket(0, 0, 101, 20, b"\x45" + b"\x00" * 19))
 
 
 def test_writer_reports_an_unwritable_path(tmp_path: Path) -> None:
-    with pytest.raises(CaptureError, match="No such file or directory"):
+    with pytest.raises(OutputError, match="No such file or directory"):
         PacketWriter(tmp_path / "missing" / "x.pcap", 1, 262144)
 
 

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from capdissect.demo.errors import DemoUnavailable, PortInUse, ScenarioError
 from capdissect.demo.kernel import Snapshot, SsRecorder
 from capdissect.demo.netns import Namespace
 from capdissect.demo.scenarios.catalog import (
@@ -50,7 +49,7 @@ from capdissect.demo.scenarios.drive import (
 from capdissect.demo.scenarios.verify import Wire, read_wire
 from capdissect.demo.steps import BASELINE_STEP
 from capdissect.demo.tcpdump import TcpdumpCapture
-from capdissect.errors import CapdissectError
+from capdissect.errors import CapdissectError, DemoUnavailable, PortInUse, ScenarioError
 from capdissect.sources.strace import log_beside, tracing_this_process
 
 

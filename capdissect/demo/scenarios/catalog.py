@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from capdissect.demo.errors import ScenarioError
 from capdissect.demo.netns import Drop
 from capdissect.demo.scenarios.drive import (
     HOSTS,
@@ -45,6 +44,7 @@ from capdissect.demo.steps import Steps
 from capdissect.demo.traffic import (
     loopback_family,
 )
+from capdissect.errors import ScenarioError
 
 
 # ----- the registry ----------------------------------------------------------------------

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
-from capdissect.demo.errors import ScenarioError
 from capdissect.demo.steps import EXIT_STEP, Steps
 from capdissect.demo.traffic import (
     LESSON_CLIENT_DATA,
@@ -28,6 +27,7 @@ from capdissect.demo.traffic import (
     tcp_lesson,
     udp_exchange,
 )
+from capdissect.errors import ScenarioError
 
 Ports = tuple[int, ...]
 Endpoint = tuple[bytes, int]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
-from capdissect.demo.errors import ScenarioError
 from capdissect.demo.scenarios.drive import MAX_PACKETS, MOD, Endpoint, Ports
 from capdissect.demo.traffic import (
     LESSON_CLIENT_DATA,
@@ -17,6 +16,7 @@ from capdissect.dissect import icmp, icmp6
 from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
 from capdissect.dissect.udp import UdpHeader
+from capdissect.errors import ScenarioError
 from capdissect.sources import open_capture
 
 

@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, FIN, SYN, TcpHeader
 from capdissect.dissect.tcp_options import SACK, Sack, decode_option
-from capdissect.report.follow import NotTcp
+from capdissect.errors import NotTcp
 from capdissect.tracking.analysis import LOST_SEGMENT, gt_seq, le_seq, window_shift
 from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection, Update
 from capdissect.tracking.tracker import Tracker

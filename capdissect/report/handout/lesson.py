@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
 from capdissect.dissect.stack import Packet
-from capdissect.errors import CapdissectError
+from capdissect.errors import HandoutTooBig, NoSuchFlow
 from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
 from capdissect.report.diagrams.flight import all_samples
 from capdissect.report.diagrams.graph import Plot, plot
@@ -53,16 +53,6 @@ MAX_DRAWN_FLOWS: Final = 50
 HANDOUT_PRINT: Final = PrintOptions(n=2, v=1, X=1)
 
 
-class HandoutTooBig(CapdissectError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name}: more than {MAX_PACKETS} packets; a handout is for a lesson "
-                         "(cut the capture, e.g. with `tcpdump -r IN -w OUT -c 200`, or pick "
-                         "one connection with --conn N)")
-
-
-class NoSuchConnection(CapdissectError):
-    def __init__(self, name: str, conn: int, flows: int) -> None:
-        super().__init__(f"{name}: no connection or conversation {conn} (the capture has {flows})")
 
 
 class Numbering(NamedTuple):
@@ -171,14 +161,14 @@ def build_lesson(packets: Sequence[Packet], name: str, title: str | None = None,
     *truncated* says where a damaged capture stopped (the handout says so); *numbering*
     places *packets* in their file when they are a selection of it."""
     if len(packets) > MAX_PACKETS:
-        raise HandoutTooBig(name)
+        raise HandoutTooBig(name, MAX_PACKETS)
     numbering = numbering or Numbering(range(1, len(packets) + 1), 1, len(packets))
     totals = Totals()
     flows = lesson_flows(packets, totals, numbering)
     if conn is not None:
         flows = tuple(f for f in flows if f.flow.id == conn)
         if not flows:
-            raise NoSuchConnection(name, conn, totals.flows)
+            raise NoSuchFlow(name, conn, totals.flows)
     first_ts = packets[0].raw.ts if packets else 0.0
     moments = _socket_views(packets, numbering)
     views = [v for v in _packet_views(packets, numbering, first_ts, moments)

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
 from capdissect.addresses import netstat_address
-from capdissect.errors import CapdissectError
+from capdissect.errors import SocketError
 from capdissect.report.text import clean
 from capdissect.tracking.sockets import Facts, Moment, Socket, SocketTable, facts_stream
 from capdissect.tracking.stream import End, Step
@@ -49,9 +49,6 @@ NETSTAT_TITLE: Final = "Active Internet connections (servers and established)"
 NETSTAT_HEADER: Final = ("Proto Recv-Q Send-Q Local Address           Foreign Address"
                          "         State")
 
-
-class SocketError(CapdissectError):
-    """A moment that the capture does not have, or cannot be read as a time."""
 
 
 # ----- per-packet facts, decided when the tracker reports the packet -------------------
