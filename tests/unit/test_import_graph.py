@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "capdissect"
 # Each top-level module or subpackage's layer: a module may import its own layer's
 # modules (without a cycle) and those of lower layers, never a higher or a sibling one.
 LAYERS: dict[str, int] = {
-    "_version": 0, "errors": 0, "packets": 0,
+    "_version": 0, "errors": 0, "packets": 0, "addresses": 0,
     "dissect": 1,
     "sources": 2, "tracking": 2,  # siblings: neither imports the other
     "report": 3,
