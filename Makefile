@@ -103,7 +103,7 @@ bench: install
 
 # The tracker against tshark (analysis flags, conversations) on tests/corpus and
 # tests/corpus-extra, and, as root, against `ss -tan` on lossy transfers (tc netem, else
-# the relay of tests/relay.py) between namespaces it creates and deletes; rewrites
+# the relay of tests/support/relay.py) between namespaces it creates and deletes; rewrites
 # benchmarks/TRACKER.md.  Fetches nothing.
 verify-tracker: install tools
 	$(BIN)/python benchmarks/verify_tracker.py --write

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests import matrix
-from tests.golden import RESULTS, summary_lines
+from tests.support import matrix
+from tests.support.golden import RESULTS, summary_lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,7 +2,8 @@
 
 Each test builds the smallest exchange that meets one rule and checks the exact findings
 of the segment that meets it (name and the numbers in ``why``), and the segments around
-it that must not.  tests/test_analysis_vs_tshark.py checks the same rules against tshark.
+it that must not.  tests/conformance/test_analysis_vs_tshark.py checks the same rules against
+tshark.
 Sequence numbers are absolute (client ISN 100, server ISN 500 unless said), times in ms.
 """
 

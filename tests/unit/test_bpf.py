@@ -63,7 +63,7 @@ from capdissect.errors import CaptureError, Malformed
 from capdissect.packets import RawPacket
 from capdissect.sources.files import open_capture
 from capdissect.sources.filter import PacketFilter, compile_expression, savefile_header
-from tests.compare import fixed_env
+from tests.support.compare import fixed_env
 
 CORPUS = Path(__file__).parent.parent / "corpus"
 ACCEPT = (RET, 0, 0, 262144)

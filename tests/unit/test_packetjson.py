@@ -26,7 +26,7 @@ from capdissect.dissect.stack import decode
 from capdissect.packets import RawPacket
 from capdissect.report.json.packet import json_line, packet_json
 from capdissect.sources.files import open_capture
-from tests.compare import capdissect_command, fixed_env, run
+from tests.support.compare import capdissect_command, fixed_env, run
 
 ROOT = Path(__file__).parents[2]
 CAPTURES = ROOT / "captures"

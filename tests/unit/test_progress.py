@@ -13,7 +13,7 @@ import pytest
 
 from capdissect.commands import progress
 from capdissect.commands.progress import ProgressBar
-from tests.compare import capdissect_command
+from tests.support.compare import capdissect_command
 
 CAPTURES = Path(__file__).parent.parent.parent / "captures"
 

@@ -23,7 +23,7 @@ from capdissect.report.tables.sockets import (
 )
 from capdissect.tracking.stream import track
 from capdissect.tracking.tracker import Tracker
-from tests.reportwire import Wire, lesson
+from tests.support.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
 TCP_BASIC = CAPTURES / "tcp-basic.pcap"

@@ -37,8 +37,8 @@ from capdissect.report.timeline.svg import svg_document
 from capdissect.tracking.eventlog import DRAWN_MAX, Replay, Segment
 from capdissect.tracking.stream import Finished, Totals, finished, track
 from capdissect.tracking.tcp import Finding, TcpConnection
-from tests.compare import capdissect_command
-from tests.reportwire import Wire, lesson
+from tests.support.compare import capdissect_command
+from tests.support.reportwire import Wire, lesson
 
 CAPTURES: Final = Path(__file__).parents[2] / "captures"
 BUNDLED: Final = sorted(p.name for p in CAPTURES.glob("*.pcap"))
@@ -356,7 +356,7 @@ def assert_inert(text: str) -> ET.Element:
 
 
 def test_hostile_pcapng_injects_nothing(tmp_path: Path) -> None:
-    from tests.handoutwire import hostile_pcapng
+    from tests.support.handoutwire import hostile_pcapng
 
     hostile_text = HOSTILE.decode("latin-1")
     # A file name with markup and an escape too: it is the document's title.
