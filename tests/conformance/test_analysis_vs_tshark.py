@@ -20,8 +20,10 @@ are listed per file there, so a broken rule shows where it broke.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -442,3 +444,17 @@ def test_overall_agreement(corpus_source: Source, crafted_source: Source,
             sources.append(request.getfixturevalue("live_source"))
     print("\n" + "\n".join(summary_lines(sources)))
     assert overall(sources).share() >= MIN_OVERALL, summary_lines(sources)
+
+
+def test_every_name_is_wiresharks() -> None:
+    """The names are exactly tshark's tcp.analysis labels (FT_NONE fields)."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    fields = subprocess.run(["tshark", "-G", "fields"], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    labels = {cells[2].removeprefix("tcp.analysis.") for cells in
+              (line.split("\t") for line in fields.splitlines())
+              if len(cells) > 3 and cells[2].startswith("tcp.analysis.")
+              and cells[3] == "FT_NONE"}
+    assert set(NAMES) == labels - {"flags"}
+    assert len(NAMES) == len(set(NAMES))

@@ -242,3 +242,22 @@ def test_both_paths_print_the_same(args: list[str]) -> None:
     assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout,
                                                            slow.stderr)
     assert fast.returncode == 0 and fast.stdout
+
+
+def test_reading_without_a_filter_does_not_load_scapy() -> None:
+    """scapy's import costs more than reading a small file: only a filter pays for it."""
+    import sys
+
+    sample = str(ROOT / "tests" / "corpus" / "pcpp_tls.pcap")
+    code = (
+        "import sys\n"
+        "from capdissect.commands.read import ReadOptions, read_lines\n"
+        f"lines = list(read_lines({sample!r}, ReadOptions(plain=True)))\n"
+        "assert lines and 'scapy' not in sys.modules, sorted(sys.modules)\n"
+        f"list(read_lines({sample!r}, "
+        "ReadOptions(plain=True, expression='tcp')))\n"
+        "assert 'scapy.libs.winpcapy' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr

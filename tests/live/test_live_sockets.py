@@ -16,7 +16,7 @@ import pytest
 
 from capdissect.demo import tcp_lesson
 from tests.support.livecap import pytest_capture
-from tests.unit.test_sockets import LESSON_NETSTAT, contains_in_order, snapshots
+from tests.support.netstat import LESSON_NETSTAT, contains_in_order, snapshots
 
 pytestmark = pytest.mark.live
 
