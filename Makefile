@@ -13,7 +13,7 @@ BENCH_ARGS ?=
 RESOURCES_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install tools node-tools test lint demo bench bench-live verify-tracker clean distclean
+.PHONY: install tools node-tools test test-fast lint demo bench bench-live verify-tracker clean distclean
 
 install: $(STAMP)
 
@@ -81,6 +81,12 @@ lint: install
 
 test: install tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The pure tests only: tests/unit (bytes and records) and the Hypothesis properties, no
+# process started, no tool, no root; under a minute (README, "Tests").
+FAST_MARKERS := not (live or root or tcpdump or tshark or chromium or slow)
+test-fast: install
+	$(BIN)/pytest tests/unit tests/properties -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # The TCP lesson with real sockets (root), or the bundled capture replayed (not root).
 demo: install

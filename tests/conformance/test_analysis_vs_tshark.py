@@ -44,6 +44,8 @@ from tests.support.analysis_compare import (
 )
 from tests.support.livecap import CaptureUnavailable, TcpdumpCapture
 
+pytestmark = pytest.mark.tshark
+
 TESTS: Final = Path(__file__).parents[1]
 CORPUS_FILES: Final = sorted(
     p for d in (TESTS / "corpus", TESTS / "corpus-extra") for p in d.iterdir()

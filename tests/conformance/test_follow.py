@@ -29,7 +29,8 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 FILES: Final = sorted(p for folder in ("tests/corpus", "tests/corpus-extra", "captures")
                       for p in (ROOT / folder).iterdir()
                       if p.suffix in (".pcap", ".pcapng", ".cap"))
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+pytestmark = [pytest.mark.tshark,
+              pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")]
 ENV: Final = {**os.environ, "WIRESHARK_CONFIG_DIR": "/nonexistent-capdissect-test"}
 
 

@@ -32,6 +32,7 @@ FILES: Final = sorted(p for folder in ("tests/corpus", "tests/corpus-extra", "ca
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="no tshark")
 
 
+@pytest.mark.tshark
 @needs_tshark
 def test_rtt_and_inflight_agree_with_tshark_on_the_corpus() -> None:
     total = same = 0
@@ -48,6 +49,7 @@ def test_rtt_and_inflight_agree_with_tshark_on_the_corpus() -> None:
     assert same / total >= 0.99, (same, total, report[:20])
 
 
+@pytest.mark.tshark
 @needs_tshark
 @pytest.mark.skipif(namespace_problem() is not None, reason=str(namespace_problem()))
 def test_lossy_transfer(tmp_path: Path) -> None:
@@ -76,6 +78,7 @@ def test_lossy_transfer(tmp_path: Path) -> None:
     assert streams
 
 
+@pytest.mark.chromium
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
 def test_graph_labels_never_overlap(tmp_path: Path) -> None:
     from tests.support.svgoverlap import text_overlaps
@@ -103,6 +106,7 @@ def test_graph_cli_text_and_svg(tmp_path: Path) -> None:
     assert out.read_text().startswith("<svg ") and "bytes_in_flight" in out.read_text()
 
 
+@pytest.mark.chromium
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
 def test_the_overlap_check_sees_an_overlap(tmp_path: Path) -> None:
     from tests.support.svgoverlap import text_overlaps

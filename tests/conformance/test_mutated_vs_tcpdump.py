@@ -23,6 +23,8 @@ import pytest
 from capdissect.sources import open_capture
 from tests.support.compare import capdissect_command, run
 
+pytestmark = pytest.mark.tcpdump
+
 CORPUS = Path(__file__).parents[1] / "corpus"
 PACKETS = 2000
 SEED = 20261122

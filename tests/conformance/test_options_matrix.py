@@ -29,6 +29,8 @@ from tests.support.matrix import (
     tally,
 )
 
+pytestmark = pytest.mark.tcpdump
+
 LESSON_PORT = 30002  # the lessons' port, so that 'tcp and port 30002' has live packets
 SETS = [pytest.param(options, id=set_id(options)) for options in OPTION_SETS]
 

@@ -17,6 +17,8 @@ import pytest
 from tests.support.compare import fixed_env
 from tests.unit.test_packetjson import CAPTURES, CORPUS, Obj, packets
 
+pytestmark = pytest.mark.tshark
+
 Row = dict[str, list[str]]
 
 

@@ -21,6 +21,8 @@ from capdissect.sources.filter import PacketFilter, savefile_header
 from capdissect.sources.writer import PacketWriter
 from tests.support.compare import fixed_env
 
+pytestmark = pytest.mark.tcpdump
+
 CORPUS = Path(__file__).parents[1] / "corpus"
 
 # ----- the interpreter's verdicts against tcpdump's ----------------------------------

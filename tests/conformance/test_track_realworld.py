@@ -276,6 +276,7 @@ def test_refused_syn_sent_again_and_accepted(tmp_path: Path) -> None:
 
 
 # ----- 7. the SYN-ACK captured before its SYN ------------------------------------------------
+@pytest.mark.tshark
 @needs_tshark
 def test_synack_before_its_syn_is_one_connection() -> None:
     # zeek tcp/handshake-reorder.pcap: 1 server S. ack 4263588411, 2 client S seq
@@ -291,6 +292,7 @@ def test_synack_before_its_syn_is_one_connection() -> None:
 
 
 # ----- 4. idle gaps and clock jumps ----------------------------------------------------------
+@pytest.mark.tshark
 @needs_tshark
 def test_idle_gap_does_not_split_a_connection() -> None:
     # zeek ftp/bigtransfer.pcap: the FTP control connection (client .1:59762) is quiet
@@ -303,6 +305,7 @@ def test_idle_gap_does_not_split_a_connection() -> None:
     assert (control["close"], control["closer"]) == ("normal", "client")
 
 
+@pytest.mark.tshark
 @needs_tshark
 @pytest.mark.parametrize("jump", [6 * 3600, -6 * 3600])
 def test_clock_jump_keeps_the_connection_and_its_analysis(jump: int, tmp_path: Path) -> None:
@@ -325,6 +328,7 @@ def test_clock_jump_keeps_the_connection_and_its_analysis(jump: int, tmp_path: P
     assert tshark_flags(path) == tshark_flags(source)
 
 
+@pytest.mark.tshark
 @needs_tshark
 def test_ack_lost_segment_after_the_sequence_numbers_wrap() -> None:
     # zeek ftp/bigtransfer.pcap: the 5 GB data connection is sliced, and its server's
@@ -362,6 +366,7 @@ def capdissect(command: str, path: Path) -> str:
 
 
 # ----- 10. TSO frames with IP total length 0 -------------------------------------------------
+@pytest.mark.tshark
 @needs_tshark
 def test_tso_frames_are_tracked_by_their_frame_length() -> None:
     # zeek krb/kerberos_tso.pcapng, its TCP stream 6 (tshark -Y "tcp.stream == 6"): the
@@ -385,6 +390,7 @@ def test_tso_frames_are_tracked_by_their_frame_length() -> None:
     assert capdissect("read", path).count("IP bad-len 0") == tcpdump.count("IP bad-len 0") == 1
 
 
+@pytest.mark.tshark
 @needs_tshark
 def test_tcp_inside_mpls_is_tracked() -> None:
     # zeek mixed-vlan-mpls.pcap: a telnet connection inside MPLS (label 29), two HTTP
@@ -398,6 +404,7 @@ def test_tcp_inside_mpls_is_tracked() -> None:
     assert telnet["open"] == "three-way"
 
 
+@pytest.mark.tshark
 @needs_tshark
 @pytest.mark.parametrize("name, server", [
     # zeek tunnels/gre-sample.pcap: ping, DNS and an SSH connection inside GRE (version 0,
@@ -449,6 +456,7 @@ def _gre_wrapped(source: Path, target: Path, bits: int) -> None:
     target.write_bytes(b"".join(out))
 
 
+@pytest.mark.tshark
 @needs_tshark
 @pytest.mark.parametrize("bits", [0x8000 | 0x2000 | 0x1000, 0x2000, 0x1000])
 def test_gre_optional_fields_and_ipv6_inside(bits: int, tmp_path: Path) -> None:
@@ -479,6 +487,7 @@ def _fast_open_flags(path: Path) -> dict[int, set[str]]:
             if any(name.startswith("tfo_") for name in names)}
 
 
+@pytest.mark.tshark
 @needs_tshark
 def test_fast_open_flags_on_a_real_capture() -> None:
     # tests/corpus-extra/capdissect_tfo.pcap (tests/support/fastopen.py): frame 1 asks for a
@@ -491,6 +500,7 @@ def test_fast_open_flags_on_a_real_capture() -> None:
     assert capdissect_flags(path) == tshark_flags(path)
 
 
+@pytest.mark.tshark
 @needs_tshark
 @pytest.mark.skipif(namespace_problem() is not None, reason=str(namespace_problem()))
 def test_fast_open_flags_on_a_fresh_capture(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ T = TypeVar("T")
 pyshark = pytest.importorskip("pyshark", reason="pip install '.[wireshark]'")
 ROOT: Final = Path(__file__).resolve().parents[2]
 CAPTURES: Final = sorted((ROOT / "captures").glob("*.pcap"))
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="no tshark")
+pytestmark = [pytest.mark.tshark,
+              pytest.mark.skipif(shutil.which("tshark") is None, reason="no tshark")]
 
 
 def dissected(path: Path, per_packet: Callable[[Any], T]) -> list[T]:

@@ -137,6 +137,7 @@ def assert_no_injection_markdown(text: str) -> None:
 
 
 # ----- lesson captures in Chromium -------------------------------------------------------------
+@pytest.mark.chromium
 @needs_chromium
 @pytest.mark.parametrize("name", ["tcp-basic", "udp-connected"])
 def test_html_handout_in_chromium(name: str, tmp_path: Path) -> None:
@@ -169,6 +170,7 @@ def test_html_handout_in_chromium(name: str, tmp_path: Path) -> None:
         shutil.copy(shot, Path(keep) / shot.name)
 
 
+@pytest.mark.chromium
 @needs_chromium
 @pytest.mark.skipif(PDFTOPPM is None, reason="pdftoppm is not installed (Debian: poppler-utils)")
 @pytest.mark.parametrize(("paper", "size"), [("a4", "(A4)"), ("letter", "(letter)")])
@@ -195,6 +197,7 @@ def test_pdf_handout_pages(paper: str, size: str, tmp_path: Path) -> None:
         shutil.copy(pages[0], Path(keep) / "handout-pdf-page1.png")
 
 
+@pytest.mark.chromium
 @needs_chromium
 @pytest.mark.parametrize("name", [p.stem for p in sorted(CAPTURES.glob("tcp-*.pcap"))])
 def test_state_diagram_labels_never_overlap(name: str, tmp_path: Path) -> None:
@@ -334,6 +337,7 @@ def check_all_outputs(capture: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.tcpdump
 @pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
 def test_live_hostile_payload_injects_nothing(tmp_path: Path) -> None:
     port = free_port()
@@ -371,6 +375,7 @@ def tshark_comments(path: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
+@pytest.mark.tshark
 @pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 @pytest.mark.parametrize("name", ["tcp-basic", "udp-connected", "tcp-reset", "tcp-refused"])
 def test_annotated_pcapng_in_tshark(name: str, tmp_path: Path) -> None:

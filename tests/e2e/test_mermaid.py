@@ -26,8 +26,9 @@ from capdissect.commands.handout import find_chromium
 ROOT: Final = Path(__file__).resolve().parents[2]
 MMDC: Final = ROOT / "tests" / "node" / "node_modules" / ".bin" / "mmdc"
 CAPTURES: Final = sorted((ROOT / "captures").glob("*.pcap"))
-pytestmark = pytest.mark.skipif(not MMDC.exists() or find_chromium() is None,
-                                reason="mermaid-cli or chromium missing (make tools)")
+pytestmark = [pytest.mark.chromium,
+              pytest.mark.skipif(not MMDC.exists() or find_chromium() is None,
+                                 reason="mermaid-cli or chromium missing (make tools)")]
 
 
 def cli(*args: object) -> str:

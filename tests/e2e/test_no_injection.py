@@ -155,6 +155,7 @@ def test_no_control_bytes_reach_the_terminal(hostile: dict[str, Path], kind: str
     assert unsafe_bytes(stderr) == [], stderr.decode("latin-1")
 
 
+@pytest.mark.tcpdump
 @pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
 @pytest.mark.parametrize("options", PLAIN_MODES.values(), ids=list(PLAIN_MODES))
 def test_escaped_like_tcpdump(hostile: dict[str, Path], options: tuple[str, ...]) -> None:
@@ -169,6 +170,7 @@ def test_escaped_like_tcpdump(hostile: dict[str, Path], options: tuple[str, ...]
     assert len(have) == len(want)
 
 
+@pytest.mark.tcpdump
 @pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
 def test_rst_data_escapes(hostile: dict[str, Path]) -> None:
     """The RST data itself, spelled out: ESC is ^[, BEL ^G, CR ^M, 0x9b M-^[."""
@@ -221,6 +223,7 @@ def hostile_exchange(port: int) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.tcpdump
 @pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
 def test_live_hostile_bytes(tmp_path: Path) -> None:
     port = free_port(socket.SOCK_STREAM)

@@ -81,6 +81,7 @@ def test_the_lesson_runs_on_a_real_kernel(executed: Any) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.chromium
 @needs_chromium
 def test_the_lesson_as_html_renders_without_console_errors(executed: Any,
                                                            tmp_path: Path) -> None:

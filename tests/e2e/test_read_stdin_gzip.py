@@ -64,6 +64,7 @@ def gzipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return copies
 
 
+@pytest.mark.tcpdump
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump")
 @pytest.mark.parametrize("options", OPTIONS)
 def test_stdin_and_gzip_print_what_the_file_prints(

@@ -364,6 +364,7 @@ def rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
+@pytest.mark.chromium
 @needs_chromium
 def test_chromium_displays_the_ladders(tmp_path: Path) -> None:
     svg = tmp_path / "close.svg"

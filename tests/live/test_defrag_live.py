@@ -40,9 +40,9 @@ for family, host, port in ((socket.AF_INET, "127.0.0.1", {PORTS[0]}),
     rx.settimeout(5)
     assert rx.recv(65536) == data[:{SIZE}]
 """
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.tcpdump, pytest.mark.tshark, pytest.mark.skipif(
     namespace_problem() is not None or shutil.which("tshark") is None
-    or tool("tcpdump") is None, reason="needs root, iproute2, nftables, tcpdump, tshark")
+    or tool("tcpdump") is None, reason="needs root, iproute2, nftables, tcpdump, tshark")]
 
 
 def capture(out: Path) -> None:

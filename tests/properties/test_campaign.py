@@ -23,6 +23,7 @@ MUTANTS = 2000
 WORKERS = 2  # the machines this runs on have two cores
 
 
+@pytest.mark.tcpdump
 @pytest.mark.skipif(shutil.which("tcpdump") is None or shutil.which("zcat") is None,
                     reason="the campaign compares with tcpdump (and zcat)")
 def test_fixed_seed_campaign() -> None:

@@ -37,7 +37,8 @@ TIMEOUT_S: Final = 120.0
 # imports takes about 40 MB.
 PEAK_LIMIT_KB: Final = 100 * 1024
 
-pytestmark = pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
+pytestmark = [pytest.mark.tcpdump,
+              pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")]
 
 
 class Result:

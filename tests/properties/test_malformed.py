@@ -46,7 +46,8 @@ OPTIONS: Final = ("-nn", "-v", "-X")
 TIMEOUT_S: Final = 60.0
 TCPDUMP: Final = shutil.which("tcpdump")
 
-pytestmark = pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
+pytestmark = [pytest.mark.tcpdump,
+              pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")]
 
 
 # ----- building files ------------------------------------------------------------------------

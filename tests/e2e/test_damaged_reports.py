@@ -85,6 +85,7 @@ def frames_in(document: dict[str, Any]) -> set[int]:
             for event in flow.get("events", ())}
 
 
+@pytest.mark.tcpdump
 @needs_tcpdump
 @pytest.mark.parametrize("capture", [TCP_BASIC, PCAPNG], ids=["pcap", "pcapng"])
 def test_every_cut_gives_valid_json_of_the_frames_before_it(tmp_path: Path,
