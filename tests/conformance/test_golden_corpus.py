@@ -2,15 +2,18 @@
 what ``tcpdump -r FILE OPTIONS`` (4.99.3) printed, packet block by packet block.
 
 Each file must not crash (exit 0, no traceback) and must print what tcpdump printed,
-block for block: a differing file fails with its first differing block, unless it is in
-``KNOWN`` with the reason (none is today).  ``test_golden_share`` also tallies the share
-of identical blocks per option set, printed at the end of the run
-(conftest.pytest_terminal_summary).
+block for block: a differing file fails with its first differing block, unless
+known_differences.toml lists it with the reason (none is today): then it is an expected
+failure, strict, so a fixed difference fails the run until its entry goes.  A listed
+file that crashes still fails.  ``test_golden_share`` also tallies the share of identical
+blocks per option set, printed at the end of the run (conftest.pytest_terminal_summary).
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +28,27 @@ from tests.support.golden import (
     netns_prefix,
 )
 
-# (file, option set) -> why capdissect's text differs from tcpdump's there.
-KNOWN: dict[tuple[str, str], str] = {}
 
+def known_differences() -> dict[tuple[str, str], str]:
+    """(file, option set) -> why capdissect's text differs from tcpdump's there."""
+    with (Path(__file__).parent / "known_differences.toml").open("rb") as f:
+        entries = tomllib.load(f).get("golden", [])
+    known = {(entry["file"], entry["options"]): entry["reason"] for entry in entries}
+    cases = {(item.name, option_set) for item in core_files() for option_set in OPTION_SETS}
+    stale = sorted(set(known) - cases)
+    assert not stale, f"known_differences.toml names no golden case: {stale}"
+    assert all(known.values()), "every known difference needs its reason"
+    return known
+
+
+KNOWN = known_differences()
+
+# A listed case fails on its first differing block (an AssertionError): expected, strictly.
+# A crash goes through pytest.fail, which no xfail here excuses.
 CASES = [
-    pytest.param(item, option_set, id=f"{item.name}-{option_set}")
+    pytest.param(item, option_set, id=f"{item.name}-{option_set}", marks=[
+        pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN[item.name, option_set])
+    ] if (item.name, option_set) in KNOWN else [])
     for item in core_files()
     for option_set in OPTION_SETS
 ]
@@ -76,9 +95,8 @@ def test_golden_file(item: CorpusFile, option_set: str, golden_runs: GoldenRuns)
     outcome = golden_runs.get(item.name, option_set)
     RESULTS[item.name, option_set] = outcome
     problem = outcome.run.problem()
-    assert problem is None, f"capdissect read {item.name} --plain -{option_set}: {problem}"
-    if (item.name, option_set) in KNOWN:
-        return
+    if problem is not None:
+        pytest.fail(f"capdissect read {item.name} --plain -{option_set}: {problem}")
     assert outcome.tally.first_diff is None, (
         f"{outcome.tally.same}/{outcome.tally.total} identical; {outcome.tally.first_diff}"
     )
