@@ -13,7 +13,7 @@ BENCH_ARGS ?=
 RESOURCES_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install tools node-tools test lint demo bench bench-live verify-tracker clean distclean
+.PHONY: install tools node-tools test test-fast lint demo bench bench-live verify-tracker clean distclean
 
 install: $(STAMP)
 
@@ -82,6 +82,12 @@ lint: install
 test: install tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The pure tests only: tests/unit (bytes and records) and the Hypothesis properties, no
+# process started, no tool, no root; under a minute (README, "Tests").
+FAST_MARKERS := not (live or root or tcpdump or tshark or chromium or slow)
+test-fast: install
+	$(BIN)/pytest tests/unit tests/properties -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+
 # The TCP lesson with real sockets (root), or the bundled capture replayed (not root).
 demo: install
 	@echo "==> running the TCP lesson: capdissect demo tcp-basic"
@@ -103,7 +109,7 @@ bench: install
 
 # The tracker against tshark (analysis flags, conversations) on tests/corpus and
 # tests/corpus-extra, and, as root, against `ss -tan` on lossy transfers (tc netem, else
-# the relay of tests/relay.py) between namespaces it creates and deletes; rewrites
+# the relay of tests/support/relay.py) between namespaces it creates and deletes; rewrites
 # benchmarks/TRACKER.md.  Fetches nothing.
 verify-tracker: install tools
 	$(BIN)/python benchmarks/verify_tracker.py --write

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
-from tests.livecap import TcpdumpCapture, count_pcap_records
+from tests.support.livecap import TcpdumpCapture, count_pcap_records
 
 GENERATOR_VERSION: Final = 1  # bump when the traffic changes: cached captures are remade
 # SPEC 5 measures on "about a million packets"; the plan below makes a bit more.

@@ -48,11 +48,11 @@ from typing import Final
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
-sys.path.insert(0, str(ROOT))  # the repository: capdissect and tests.livecap
+sys.path.insert(0, str(ROOT))  # the repository: capdissect and tests.support.livecap
 from bench import capdissect_script, machine  # noqa: E402  (benchmarks/ is on the path)
 
 from capdissect.sources.files import open_capture  # noqa: E402
-from tests.livecap import TcpdumpCapture, count_pcap_records  # noqa: E402
+from tests.support.livecap import TcpdumpCapture, count_pcap_records  # noqa: E402
 
 LIVE_MD: Final = HERE / "LIVE.md"
 RATE: Final = 20_000

@@ -6,7 +6,7 @@ Fetches nothing.  Two parts:
    flags against tshark's, frame by frame (precision and recall per flag), and the
    connections against `tshark -q -z conv,tcp` (count, frames and bytes of each).
 2. With root: real transfers between a client's and a server's network namespace, joined
-   through a third (tests/relay.py), all created and deleted here.  The segments are
+   through a third (tests/support/relay.py), all created and deleted here.  The segments are
    dropped, delayed and reordered by tc netem on the client's and server's interfaces
    where the kernel has netem, otherwise by the userspace relay in the middle namespace,
    with the same figures.  tcpdump captures on the client's interface while `ss -tan` is
@@ -42,8 +42,8 @@ from capdissect.sources import open_capture  # noqa: E402
 from capdissect.tracking.analysis import NAMES  # noqa: E402
 from capdissect.tracking.tcp import TcpConnection, Update  # noqa: E402
 from capdissect.tracking.tracker import Tracker  # noqa: E402
-from tests.analysis_compare import capdissect_flags, decode_check, tshark_flags  # noqa: E402
-from tests.relay import HOLD_S, RelayedPath  # noqa: E402
+from tests.support.analysis_compare import capdissect_flags, decode_check, tshark_flags  # noqa: E402
+from tests.support.relay import HOLD_S, RelayedPath  # noqa: E402
 
 CORPORA = (ROOT / "tests" / "corpus", ROOT / "tests" / "corpus-extra")
 OUT = ROOT / "benchmarks" / "TRACKER.md"
@@ -412,7 +412,7 @@ KNOWN = {
     "zeek_chksums_ip6-hoa-tcp-good-chksum.pcap": "tshark takes the IPv6 Home Address "
     "option as the source; capdissect the header's source, as tcpdump prints it",
     "pcpp_ipfragutil_bpf_filter.pcap": "IP fragments: tshark reassembles them and counts "
-    "the bytes of the reassembled segment (tests/analysis_compare.py, decode_check)",
+    "the bytes of the reassembled segment (tests/support/analysis_compare.py, decode_check)",
 }
 
 WHY = """Why they differ.  The capture point is the client's interface, and the impairment
@@ -482,9 +482,9 @@ def report(flags: FlagCounts, convs: ConvCounts, files: int,
         how = ", ".join(f"{r.name} (`{r.netem}`)" for r in RUNS)
         where = ("tc netem on the client's and the server's interface"
                  if kernel.impairment == "tc netem" else
-                 "the userspace relay (tests/relay.py) in a middle namespace, each direction "
-                 "on its own (this kernel has no netem): client to server after the capture "
-                 "point, server to client before it")
+                 "the userspace relay (tests/support/relay.py) in a middle namespace, "
+                 "each direction on its own (this kernel has no netem): client to server "
+                 "after the capture point, server to client before it")
         relay = ", ".join(f"{n} {kernel.relay[n]}" for n in sorted(kernel.relay)) or "-"
         flags = ", ".join(f"`{n}` {kernel.tshark[n]}" for n in sorted(kernel.tshark)) or "-"
         lines += [f"Runs between a client's and a server's namespace joined through a third, "
@@ -532,7 +532,7 @@ def main() -> int:
         kernel = KernelCounts()
         with namespaces() as path, tempfile.TemporaryDirectory() as tmp:
             kernel.impairment = ("tc netem" if path.has_netem() else
-                                 "the userspace relay (tests/relay.py)")
+                                 "the userspace relay (tests/support/relay.py)")
             for seed, run in enumerate(RUNS, 1):
                 lossy_run(path, run, seed, Path(tmp), kernel)
     text = report(flags, convs, files, kernel)

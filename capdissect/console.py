@@ -8,7 +8,7 @@ commands a learner runs at each step and a script once per file (``read``, ``flo
 line is one click takes as it stands (``parse_command``).  Anything else (help, a
 misspelt option, a missing file name, options that exclude each other, shell
 completion, the other commands) goes to typer (capdissect/cli.py), which says exactly
-what it always said; tests/test_startup.py checks that the two parses agree.
+what it always said; tests/e2e/test_startup.py checks that the two parses agree.
 
 This module imports nothing the ``read --plain`` path does not use: each command's
 library is imported when it runs.

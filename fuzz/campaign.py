@@ -18,8 +18,8 @@ markup from the capture in a handout or SVG, or a control character in any outpu
 
 Starting Python costs ~0.4 s, so commands run in-process, through the typer app as the
 console script runs them (``typer.testing.CliRunner``), inside a few long-lived worker
-processes; only tcpdump starts per mutant.  ``tests/test_campaign.py`` runs a fixed seed in
-``make test``; ``make fuzz`` runs a longer one.
+processes; only tcpdump starts per mutant.  ``tests/properties/test_campaign.py`` runs a
+fixed seed in ``make test``; ``make fuzz`` runs a longer one.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ work directory) to be turned into a regression test.
 
 Without atheris (it ships wheels for Linux x86-64; elsewhere it needs clang and
 libFuzzer), the run falls back to the Hypothesis properties of
-``tests/test_properties.py`` with many more examples, inside the same time box.
+``tests/properties/test_properties.py`` with many more examples, inside the same time box.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each column is (name, Arrow type, where the value comes from).  The third item names the
 field of ``read --json`` / ``flows --json`` / ``timeline --json`` the column holds, as a
-dotted path; tests/test_export.py compares every column with those outputs through it.
+dotted path; tests/e2e/test_export.py compares every column with those outputs through it.
 Types are the smallest that hold the field (ports uint16, TTL uint8), timestamps are
 nanosecond integers where the capture has them, and text that repeats (addresses,
 flags, states, file names) is dictionary-encoded.  Raise the version on any change that

@@ -8,7 +8,7 @@ zero_window_probe, zero_window_probe_ack, window_update, window_full, keep_alive
 keep_alive_ack, reused_ports, and TCP Fast Open's tfo_syn, tfo_ack and tfo_ignored
 (RFC 7413): every tcp.analysis flag of Wireshark 4.0 that marks a segment.
 
-The reference is Wireshark 4.0 (the tshark tests/test_analysis_vs_tshark.py compares
+The reference is Wireshark 4.0 (the tshark tests/conformance/test_analysis_vs_tshark.py compares
 with) with its default preferences: sequence analysis on, relative sequence numbers,
 fast retransmission checked before out-of-order, and window scaling "not known" unless
 the SYNs show it.  Without the SYNs the shift is unknown, so window_full, whose edge

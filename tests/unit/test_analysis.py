@@ -2,23 +2,18 @@
 
 Each test builds the smallest exchange that meets one rule and checks the exact findings
 of the segment that meets it (name and the numbers in ``why``), and the segments around
-it that must not.  tests/test_analysis_vs_tshark.py checks the same rules against tshark.
-Sequence numbers are absolute (client ISN 100, server ISN 500 unless said), times in ms.
+it that must not.  tests/conformance/test_analysis_vs_tshark.py checks the same rules
+against tshark.  Sequence numbers are absolute (client ISN 100, server ISN 500 unless
+said), times in ms.
 """
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-
-import pytest
 
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpHeader
 from capdissect.dissect.tcp_options import WSCALE, Options, TcpOption
 from capdissect.tracking.analysis import (
     FAST_RETRANSMISSION,
-    NAMES,
     OUT_OF_ORDER,
     RETRANSMISSION,
     SPURIOUS_RETRANSMISSION,
@@ -324,16 +319,3 @@ def test_state_lives_on_the_connection_and_goes_with_it() -> None:
     assert len(conn.analysis_state.flows) == 2
     assert w.tracker.close() == []  # the tracker forgot it: nothing else holds the state
 
-
-def test_every_name_is_wiresharks() -> None:
-    """The names are exactly tshark's tcp.analysis labels (FT_NONE fields)."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed")
-    fields = subprocess.run(["tshark", "-G", "fields"], capture_output=True, text=True,
-                            check=True, timeout=120).stdout
-    labels = {cells[2].removeprefix("tcp.analysis.") for cells in
-              (line.split("\t") for line in fields.splitlines())
-              if len(cells) > 3 and cells[2].startswith("tcp.analysis.")
-              and cells[3] == "FT_NONE"}
-    assert set(NAMES) == labels - {"flags"}
-    assert len(NAMES) == len(set(NAMES))

@@ -11,7 +11,7 @@ import capdissect
 from capdissect.commands import reports as analyze
 from capdissect.dissect.stack import Packet
 from capdissect.tracking.states import TcpState
-from tests.handoutwire import hostile_pcapng
+from tests.support.handoutwire import hostile_pcapng
 
 ROOT = Path(__file__).resolve().parents[2]
 TCP_BASIC = ROOT / "captures" / "tcp-basic.pcap"

@@ -15,7 +15,7 @@ from capdissect.tracking.stream import track
 from capdissect.tracking.tcp import TcpConnection
 from capdissect.tracking.tracker import Tracker
 from capdissect.tracking.udp import MAX_KEPT, UdpConversation
-from tests.reportwire import Wire
+from tests.support.reportwire import Wire
 
 CLIENT, SERVER = ("127.0.0.1", 1000), ("127.0.0.2", 80)
 

@@ -1,7 +1,7 @@
 """IP fragment reassembly (dissect/defrag.py) on fragment shapes a test cannot make a
 kernel send on demand: out of order, duplicated, overlapping, a missing piece, IPv6 with
 an extension header before the Fragment header, and the memory bounds.  A real datagram
-fragmented by the kernel is in tests/test_defrag_live.py."""
+fragmented by the kernel is in tests/live/test_defrag_live.py."""
 
 from __future__ import annotations
 

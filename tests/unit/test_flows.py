@@ -18,7 +18,7 @@ from capdissect.report.tables.flows import table_lines
 from capdissect.tracking.stream import Finished, Totals, _IdOrder, finished, track
 from capdissect.tracking.tracker import Tracker
 from capdissect.tracking.udp import UdpConversation
-from tests.reportwire import Wire, lesson
+from tests.support.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
 TCP_BASIC = CAPTURES / "tcp-basic.pcap"

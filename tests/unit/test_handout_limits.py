@@ -14,7 +14,7 @@ from capdissect.report.handout.lesson import (
     build_lesson,
 )
 from capdissect.report.handout.markdown import md, render_markdown
-from tests.reportwire import Wire, lesson
+from tests.support.reportwire import Wire, lesson
 
 
 def big_packet_wire(payload: int) -> Wire:

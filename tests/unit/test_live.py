@@ -1,7 +1,7 @@
 """Live capture without capturing: the filter ``--port`` builds, the kernel program, the
 pcap/pcapng writer, ``LiveRun`` over a file's packets (same text and same flows table as
-``read`` and ``flows``), the dumpcap backend against a stand-in dumpcap, the Python
-API's text and HTML, and the CLI's one-line errors.
+``read`` and ``flows``), the Python API's text and HTML.  The command line (a stand-in
+dumpcap, the one-line errors) is in tests/e2e/test_live_cli.py.
 
 No privilege needed: nothing here opens a packet socket.
 """
@@ -9,12 +9,6 @@ No privilege needed: nothing here opens a packet socket.
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import stat
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,7 +27,6 @@ from capdissect.sources.writer import PacketWriter
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 LESSON = CAPTURES / "tcp-basic.pcap"
-CLI = [str(Path(sys.executable).with_name("capdissect"))]
 
 
 # ----- --port, --host, --proto -> one expression -----------------------------------------
@@ -122,38 +115,6 @@ def test_kernel_program_drops_outgoing_copies_on_loopback_only() -> None:
     assert looped[3:] == plain  # ...else the filter
 
 
-# ----- the writer -------------------------------------------------------------------------
-PACKETS = [
-    RawPacket(1_700_000_000, 123_456_789, 1, 60, b"\x00" * 60),
-    RawPacket(1_700_000_001, 5, 1, 1514, bytes(range(256)) * 2, comment="a <b> comment"),
-]
-
-
-@pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
-def test_writer_round_trip_keeps_nanoseconds(tmp_path: Path, suffix: str) -> None:
-    path = tmp_path / f"out{suffix}"
-    with PacketWriter(path, 1, 262144, iface="lo") as writer:
-        for pkt in PACKETS:
-            writer.write(pkt)
-            # complete on disk after each packet: readable while still open
-            with open_capture(path) as capture:
-                assert len(list(capture)) == writer.packets
-    with open_capture(path) as capture:
-        assert capture.format == suffix[1:]
-        assert capture.linktype == 1 and capture.snaplen == 262144
-        back = list(capture)
-    assert [(p.ts_sec, p.ts_nsec, p.wire_len, p.data) for p in back] == [
-        (p.ts_sec, p.ts_nsec, p.wire_len, p.data) for p in PACKETS]
-    if suffix == ".pcapng":
-        assert back[1].comment == "a <b> comment"
-    if shutil.which("tcpdump"):
-        result = subprocess.run(["tcpdump", "-r", str(path), "-nn"], capture_output=True,
-                                text=True, timeout=60, check=False, env=tcpdump_env())
-        assert result.returncode == 0, result.stderr
-        blocks = [line for line in result.stdout.splitlines() if not line.startswith("\t")]
-        assert [line.split()[0] for line in blocks] == ["22:13:20.123456", "22:13:21.000000"]
-
-
 def test_writer_refuses_another_link_type(tmp_path: Path) -> None:
     with PacketWriter(tmp_path / "x.pcap", 1, 262144) as writer, \
             pytest.raises(OutputError, match="link type 101"):
@@ -232,81 +193,6 @@ def test_flusher_flushes_every_packet_on_a_terminal_and_in_batches_into_a_pipe()
     assert pipe.flushes >= 1
 
 
-# ----- the tshark backend, with a stand-in for dumpcap -------------------------------------
-def fake_dumpcap(directory: Path, script: str) -> dict[str, str]:
-    """PATH with a `dumpcap` that runs *script* (sh) instead of capturing."""
-    tool = directory / "dumpcap"
-    tool.write_text("#!/bin/sh\n" + textwrap.dedent(script))
-    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
-    return {**os.environ, "PATH": f"{directory}:/usr/bin:/bin", "TZ": "UTC"}
-
-
-def tcpdump_env() -> dict[str, str]:
-    return {**os.environ, "TZ": "UTC"}
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60,
-                          env=env or {**os.environ, "TZ": "UTC"}, check=False)
-
-
-def one_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
-
-
-@pytest.mark.parametrize(("said", "expected"), [
-    ('dumpcap: You do not have permission to capture on device "lo".\n'
-     "(socket: Operation not permitted)", "setcap cap_net_raw,cap_net_admin=eip"),
-    ('dumpcap: There is no device named "lo".\n(No such device exists)', "no such interface: lo"),
-    ('dumpcap: Invalid capture filter "x" for interface \'lo\'.\n\nThat string isn\'t a valid '
-     "capture filter (syntax error).", "capdissect: syntax error"),
-])
-def test_dumpcap_errors_become_one_line(tmp_path: Path, said: str, expected: str) -> None:
-    env = fake_dumpcap(tmp_path, f"echo \"Capturing on 'lo'\" >&2\ncat >&2 <<'EOF'\n{said}\nEOF\n"
-                                 "exit 2\n")
-    assert expected in one_line(run_cli("live", "--backend", "tshark", env=env))
-
-
-def test_missing_dumpcap_is_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": str(tmp_path)}
-    assert "apt-get install tshark" in one_line(run_cli("live", "--backend", "tshark", env=env))
-
-
-def test_tshark_backend_reads_dumpcaps_pcap_stream(tmp_path: Path) -> None:
-    """dumpcap's output is read as a stream: live prints it, writes it, summarises it."""
-    copy = tmp_path / "lesson.pcap"
-    shutil.copyfile(LESSON, copy)
-    env = fake_dumpcap(tmp_path, f"cat '{copy}'\nexec sleep 30\n")
-    out = tmp_path / "out.pcapng"
-    proc = run_cli("live", "--backend", "tshark", "-nn", "-c", "11", "-w", str(out), env=env)
-    assert proc.returncode == 0, proc.stderr
-    expected = list(read_lines(LESSON, ReadOptions(n=2)))
-    assert proc.stdout.startswith("\n".join(expected) + "\n\n")
-    assert "three-way" in proc.stdout.split("\n\n", 1)[1]
-    assert proc.stderr.splitlines()[0].startswith("listening on lo, link-type EN10MB")
-    with open_capture(out) as written, open_capture(LESSON) as original:
-        assert [p.data for p in written] == [p.data for p in original]
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (("-c", "0"), "invalid packet count 0"),
-    (("-i", "nosuch0"), "no such interface: nosuch0"),
-    (("--backend", "tshark", "-i", "nosuch0"), "no such interface: nosuch0"),
-])
-def test_live_user_errors(args: tuple[str, ...], message: str) -> None:
-    line = one_line(run_cli("live", *args))
-    assert line.startswith("capdissect: ") and message in line
-
-
-def test_live_usage_errors_exit_2() -> None:
-    proc = run_cli("live", "--proto", "icmp")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-
-
 # ----- the Python API: text, HTML, track and read ------------------------------------------
 def test_api_reports_print_as_text_and_escape_html() -> None:
     report = capdissect.Report(["<script>alert('x')</script> & more"])
@@ -334,3 +220,4 @@ def test_api_exports() -> None:
     cap = capdissect.capture(port=[1, 2], proto="udp")
     assert "capture on lo" in repr(cap) and "stopped: 0 packets" in repr(cap)
     assert str(cap.packets) == "no packets"
+

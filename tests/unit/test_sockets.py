@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -22,65 +19,12 @@ from capdissect.report.tables.sockets import (
 from capdissect.tracking.sockets import PENDING_S, TIME_WAIT_S
 from capdissect.tracking.stream import track
 from capdissect.tracking.tracker import Tracker
-from tests.reportwire import Wire, lesson
+from tests.support.netstat import row_state, snapshots
+from tests.support.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
 TCP_BASIC = CAPTURES / "tcp-basic.pcap"
 UDP_BASIC = CAPTURES / "udp-basic.pcap"
-
-# The lesson's netstat calls: server started; client connected; client closed; server
-# closed.  Each is a snapshot `sockets --every` must print, in this order.
-LESSON_NETSTAT = [
-    ["LISTEN"],
-    ["LISTEN", "ESTABLISHED", "ESTABLISHED"],
-    ["LISTEN", "FIN_WAIT2", "CLOSE_WAIT"],
-    ["LISTEN", "TIME_WAIT"],
-]
-
-
-def snapshots(lines: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """(header, states) per snapshot of ``--every`` output."""
-    out: list[tuple[str, list[str]]] = []
-    for block in "\n".join(lines).strip("\n").split("\n\n"):
-        rows = block.splitlines()
-        assert rows[2] == NETSTAT_HEADER, block
-        out.append((rows[0], [_state(row) for row in rows[3:]]))
-    return out
-
-
-def _state(row: str) -> str:
-    # Proto Recv-Q Send-Q Local Foreign [State]: UDP rows have no state
-    fields = row.split()
-    return fields[5] if len(fields) > 5 else ""
-
-
-def contains_in_order(seen: list[list[str]], wanted: list[list[str]]) -> bool:
-    it = iter(seen)
-    return all(any(sorted(s) == sorted(w) for s in it) for w in wanted)
-
-
-def test_lesson_every_prints_the_netstat_sequence_exactly() -> None:
-    """Issue must-show 3, on the bundled capture, through the real command line."""
-    proc = subprocess.run([sys.executable, "-m", "capdissect", "sockets", str(TCP_BASIC),
-                           "--every"], capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    got = snapshots(proc.stdout.splitlines())
-    assert [states for _, states in got] == [
-        ["LISTEN"],
-        ["LISTEN", "SYN_SENT"],  # SPEC §4: the server shows it got the SYN by its SYN-ACK
-        ["LISTEN", "ESTABLISHED", "SYN_RECV"],
-        ["LISTEN", "ESTABLISHED", "ESTABLISHED"],
-        ["LISTEN", "FIN_WAIT1", "CLOSE_WAIT"],
-        ["LISTEN", "FIN_WAIT2", "CLOSE_WAIT"],
-        ["LISTEN", "TIME_WAIT", "LAST_ACK"],
-        ["LISTEN", "TIME_WAIT"],
-    ]
-    assert contains_in_order([s for _, s in got], LESSON_NETSTAT)
-    headers = [h for h, _ in got]
-    assert headers[0].startswith("before frame 1 (+0.000000 s): the server accepts the SYN")
-    assert headers[3].startswith("after frame 3 ") and "SYN_RECV -> ESTABLISHED" in headers[3]
-    assert "LAST_ACK -> CLOSE (gone from the table)" in headers[-1]
 
 
 def test_netstat_lines_are_netstats_format() -> None:
@@ -97,10 +41,10 @@ def test_netstat_lines_are_netstats_format() -> None:
 def test_at_a_time_and_at_the_end() -> None:
     mid = "".join(analyze.sockets(TCP_BASIC, at="0.1")).splitlines()
     assert mid[0] == "at +0.100000 s (after frame 9, +0.040948 s)"
-    assert [_state(r) for r in mid[3:]] == ["LISTEN", "FIN_WAIT2", "CLOSE_WAIT"]
+    assert [row_state(r) for r in mid[3:]] == ["LISTEN", "FIN_WAIT2", "CLOSE_WAIT"]
     end = "".join(analyze.sockets(TCP_BASIC)).splitlines()
     assert end[0].endswith("the end of the capture")
-    assert [_state(r) for r in end[3:]] == ["LISTEN", "TIME_WAIT"]
+    assert [row_state(r) for r in end[3:]] == ["LISTEN", "TIME_WAIT"]
     before = "".join(analyze.sockets(TCP_BASIC, at="-1")).splitlines()
     assert before[0] == "at -1.000000 s, before the first packet" or "before" in before[0]
     assert len(before) == 3  # title and header, no sockets
@@ -191,7 +135,7 @@ def test_sockets_leave_with_the_connections_the_tracker_retires() -> None:
     w = syn_flood(300)
     lines = list(snapshot_lines(track(w.packets, Tracker(keep_events=False, max_open=100))))
     assert lines[0].startswith("after frame 300 ")
-    assert [_state(row) for row in lines[3:]] == ["SYN_SENT"] * 100
+    assert [row_state(row) for row in lines[3:]] == ["SYN_SENT"] * 100
     assert "10.0.0.201:1224 " in lines[3]  # the oldest still open: SYN 201
     every = list(every_lines(track(w.packets, Tracker(keep_events=False, max_open=100)),
                              full_max=1000))
@@ -260,3 +204,4 @@ def test_parse_time(text: str, value: tuple[float, bool]) -> None:
 def test_parse_time_rejects(text: str) -> None:
     with pytest.raises(CapdissectError):
         parse_time(text)
+

@@ -14,7 +14,7 @@ from capdissect.dissect.tcp import ACK, RST, SYN
 from capdissect.report.text import clean
 from capdissect.report.timeline.ladder import mermaid_lines, mermaid_text, text_lines
 from capdissect.tracking.stream import Totals, finished, track
-from tests.reportwire import Wire, lesson
+from tests.support.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
 TCP_BASIC = CAPTURES / "tcp-basic.pcap"

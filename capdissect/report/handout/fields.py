@@ -24,7 +24,7 @@ from capdissect.dissect.udp import UdpHeader
 class Span(NamedTuple):
     """Bytes ``start:end`` of the packet are field *name*, drawn in colour *kind*; in
     Wireshark's display filters the field is *wireshark* (a field of exactly these bytes,
-    as tests/test_wireshark_names.py checks with pyshark), "" where none is."""
+    as tests/conformance/test_wireshark_names.py checks with pyshark), "" where none is."""
 
     start: int
     end: int

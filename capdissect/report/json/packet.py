@@ -141,7 +141,7 @@ _U32X2: Final = struct.Struct("!II")
 # (4.0), so a learner knows what to type in the filter bar.  The same field, not always the
 # same spelling of its value: seq and ack are the raw numbers (Wireshark's tcp.seq is
 # relative), flags are tcpdump's letters (tcp.flags is a number).  Checked with pyshark in
-# tests/test_wireshark_names.py.
+# tests/conformance/test_wireshark_names.py.
 WIRESHARK_NAMES: Final[dict[str, dict[str, str]]] = {
     "ip4": {"version": "ip.version", "hdr_len": "ip.hdr_len", "tos": "ip.dsfield",
             "dscp": "ip.dsfield.dscp", "ecn": "ip.dsfield.ecn", "total_len": "ip.len",
