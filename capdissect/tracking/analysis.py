@@ -35,7 +35,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN
-from capdissect.dissect.tcp_options import EXPERIMENT2, FASTOPEN, WSCALE
+from capdissect.dissect.tcp_options import (
+    EXPERIMENT2,
+    FASTOPEN,
+    TFO_EXID,
+    WSCALE,
+    Experimental,
+    FastOpen,
+    WindowScale,
+    decode_option,
+)
 
 if TYPE_CHECKING:
     from capdissect.dissect.tcp import TcpHeader
@@ -77,7 +86,6 @@ NO_WINDOW: Final = 0xFFFFFFFF  # no window field seen yet (packet-tcp.c: G_MAXUI
 FAST_RETRANSMISSION_US: Final = 20_000  # within 20 ms of the last duplicate ACK
 OUT_OF_ORDER_US: Final = 3_000  # ... or the handshake RTT when it is known
 NO_DATA_FLAGS: Final = SYN | FIN | RST  # segments never taken for ACK-only events
-TFO_MAGIC: Final = b"\xf9\x89"  # RFC 7413 §4.1.1: Fast Open in an experimental option
 _SYN_ACK: Final = SYN | ACK
 
 
@@ -461,10 +469,12 @@ def fast_open_cookie(options: Options) -> bytes:
     """The cookie of a Fast Open option (kind 34, or kind 254 with its magic number);
     empty for a cookie request or when there is none."""
     for option in options.items:
-        if option.kind == FASTOPEN:
-            return option.data
-        if option.kind == EXPERIMENT2 and option.data[:2] == TFO_MAGIC:
-            return option.data[2:]
+        if option.kind in (FASTOPEN, EXPERIMENT2):
+            record = decode_option(option)
+            if isinstance(record, FastOpen):
+                return record.cookie
+            if isinstance(record, Experimental) and record.exid == TFO_EXID:
+                return record.data
     return b""
 
 
@@ -500,6 +510,8 @@ def _verify_window_scaling(fwd: Flow, rev: Flow, synack: bool) -> None:
 def window_shift(options: Options) -> int | None:
     """The shift of a well-formed window scale option (RFC 7323 §2.2), if there is one."""
     for option in options.items:
-        if option.kind == WSCALE and option.length == 3 and option.data:
-            return option.data[0]
+        if option.kind == WSCALE and option.length == 3:
+            record = decode_option(option)
+            if isinstance(record, WindowScale):
+                return record.shift
     return None

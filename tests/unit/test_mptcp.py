@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from capdissect.dissect import mptcp as mp
+from capdissect.dissect.tcp_options import MPTCP, Mptcp, decode
 from capdissect.report.tcpdump.mptcp import render_mptcp
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
@@ -108,6 +109,14 @@ def test_other_subtypes() -> None:
     assert mp.parse_mptcp(b"\x1e\x02") == mp.MptcpMalformed(None, 2)
 
 
+def _record(option: bytes) -> Mptcp:
+    """The TCP option table's record for a whole MPTCP option."""
+    record = decode(MPTCP, option[2:])
+    assert isinstance(record, Mptcp)
+    assert record.length == len(option)
+    return record
+
+
 @pytest.mark.parametrize(
     ("option", "flags", "text"),
     [
@@ -134,7 +143,7 @@ def test_other_subtypes() -> None:
     ],
 )
 def test_tcpdump_text(option: bytes, flags: int, text: str) -> None:
-    assert render_mptcp(option, flags) == (text, True)
+    assert render_mptcp(_record(option), flags) == (text, True)
 
 
 @pytest.mark.parametrize(
@@ -162,15 +171,15 @@ def test_tcpdump_text(option: bytes, flags: int, text: str) -> None:
     ],
 )
 def test_tcpdump_rejects(option: bytes, flags: int, text: str) -> None:
-    assert render_mptcp(option, flags) == (text, False)
+    assert render_mptcp(_record(option), flags) == (text, False)
 
 
 def test_add_addr_uses_the_namer() -> None:
     option = bytes.fromhex("1e0a 3005 7f000001 0016")  # 127.0.0.1 port 22
-    text, ok = render_mptcp(option, ACK, addr=lambda packed: "localhost")
+    text, ok = render_mptcp(_record(option), ACK, addr=lambda packed: "localhost")
     assert (text, ok) == (" 10 add-addr v1 id 5 localhost:22", True)
 
 
 def test_add_addr_v4_mapped_ipv6_like_inet_ntop() -> None:
     option = bytes.fromhex("1e14 3402 00000000000000000000ffff0a000001")
-    assert render_mptcp(option, ACK) == (" 20 add-addr v0-ip4 id 2 ::ffff:10.0.0.1", True)
+    assert render_mptcp(_record(option), ACK) == (" 20 add-addr v0-ip4 id 2 ::ffff:10.0.0.1", True)

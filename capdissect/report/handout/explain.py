@@ -17,13 +17,15 @@ from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader
 from capdissect.dissect.tcp_options import (
-    MSS,
-    NOP,
     SACK,
-    SACK_PERMITTED,
-    TIMESTAMP,
-    WSCALE,
+    EndOfList,
+    Mss,
+    NoOperation,
+    SackPermitted,
     TcpOption,
+    Timestamps,
+    WindowScale,
+    decode_option,
 )
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.json.flow import endpoint
@@ -181,27 +183,29 @@ def _options(items: Iterable[TcpOption]) -> list[str]:
     words = []
     nops = 0
     for option in items:
-        data = option.data
-        if option.kind == NOP:
-            nops += 1
-        elif option.kind == MSS and len(data) == 2:
-            value = int.from_bytes(data, "big")
-            note = (" (the loopback MTU, 65536, minus 40 bytes of IPv4 and TCP headers)"
-                    if value == LOOPBACK_MSS else "")
-            words.append(f"mss {value}: the largest segment the sender wants to receive{note}")
-        elif option.kind == WSCALE and data:
-            words.append(f"wscale {data[0]}: from now on its window counts in units of "
-                         f"2^{data[0]} = {1 << data[0]} bytes")
-        elif option.kind == SACK_PERMITTED:
-            words.append("sackOK: the sender understands selective acknowledgements (RFC 2018)")
-        elif option.kind == SACK:
-            words.append("sack: blocks of data received beyond a gap")
-        elif option.kind == TIMESTAMP and len(data) == 8:
-            words.append(f"TS val {int.from_bytes(data[:4], 'big')} ecr "
-                         f"{int.from_bytes(data[4:], 'big')}: the sender's clock and an echo "
-                         "of the peer's last value, to time round trips (RFC 7323)")
-        elif option.kind != 0:
-            words.append(f"option kind {option.kind}")
+        match decode_option(option):
+            case NoOperation():
+                nops += 1
+            case EndOfList():
+                pass
+            case Mss(value) if len(option.data) == 2:
+                note = (" (the loopback MTU, 65536, minus 40 bytes of IPv4 and TCP headers)"
+                        if value == LOOPBACK_MSS else "")
+                words.append(f"mss {value}: the largest segment the sender wants to receive"
+                             f"{note}")
+            case WindowScale(shift):
+                words.append(f"wscale {shift}: from now on its window counts in units of "
+                             f"2^{shift} = {1 << shift} bytes")
+            case SackPermitted():
+                words.append("sackOK: the sender understands selective acknowledgements "
+                             "(RFC 2018)")
+            case Timestamps(tsval, tsecr) if len(option.data) == 8:
+                words.append(f"TS val {tsval} ecr {tsecr}: the sender's clock and an echo "
+                             "of the peer's last value, to time round trips (RFC 7323)")
+            case _ if option.kind == SACK:  # its blocks or not, even too short for one
+                words.append("sack: blocks of data received beyond a gap")
+            case _:
+                words.append(f"option kind {option.kind}")
     if nops:
         words.append(f"nop x{nops}: padding, so the next option starts on a 4-byte boundary")
     return words
@@ -209,8 +213,9 @@ def _options(items: Iterable[TcpOption]) -> list[str]:
 
 def _wscale(items: Iterable[TcpOption]) -> int | None:
     for option in items:
-        if option.kind == WSCALE and option.data:
-            return min(option.data[0], 14)  # RFC 7323 §2.3: larger shifts count as 14
+        record = decode_option(option)
+        if isinstance(record, WindowScale):
+            return min(record.shift, 14)  # RFC 7323 §2.3: larger shifts count as 14
     return None
 
 

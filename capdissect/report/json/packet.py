@@ -36,12 +36,12 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any, Final
 
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
+from capdissect.dissect import tcp_options as opts
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp import parse_quoted as parse_quoted4
@@ -49,10 +49,9 @@ from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.icmp6 import parse_quoted as parse_quoted6
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
-from capdissect.dissect.mptcp import MptcpMalformed, parse_mptcp
+from capdissect.dissect.mptcp import MptcpMalformed
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpHeader
-from capdissect.dissect.tcp_options import TcpOption
 from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import DissectError, Malformed, Truncated
 from capdissect.report.tcpdump.fast import FLAG_STRINGS
@@ -129,11 +128,9 @@ ICMP6_CODES: Final[dict[int, dict[int, str]]] = {
 MPTCP_SUBTYPES: Final = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR",
                          4: "REMOVE_ADDR", 5: "MP_PRIO", 6: "MP_FAIL", 7: "MP_FASTCLOSE",
                          8: "MP_TCPRST"}  # RFC 8684 §7.2
-TFO_EXID: Final = b"\xf9\x89"  # RFC 7413 §4.1.1: Fast Open in an experimental option
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once
 _U16: Final = struct.Struct("!H")
-_U32: Final = struct.Struct("!I")
 _U32X2: Final = struct.Struct("!II")
 
 
@@ -550,90 +547,75 @@ def tcp_json(data: bytes, ip: IPv4Header | IPv6Header, tcp: TcpHeader,
     return obj
 
 
-def _u32(d: bytes) -> JsonObject:
-    return {"value": _U32.unpack_from(d)[0]}
+def _fastopen(cookie: bytes) -> JsonObject:
+    return {"cookie": cookie.hex()} if cookie else {"cookie_request": True}  # RFC 7413 §4.1.1
 
 
-def _uto(d: bytes) -> JsonObject:
-    # RFC 5482 §3: G is the high bit (1: minutes, 0: seconds), then 15 bits of timeout.
-    value = _U16.unpack_from(d)[0]
-    return {"granularity": "minutes" if value & 0x8000 else "seconds",
-            "timeout": value & 0x7FFF}
+def option_fields(record: opts.OptionRecord) -> JsonObject | None:
+    """The fields of a decoded TCP option; None for a record without fields."""
+    match record:
+        case (opts.Mss(value) | opts.Echo(value) | opts.EchoReply(value)
+              | opts.ConnectionCount(_, value)):
+            return {"value": value}
+        case opts.WindowScale(shift):
+            return {"shift": shift}
+        case opts.Sack(blocks):
+            return {"blocks": [list(block) for block in blocks]}
+        case opts.Timestamps(tsval, tsecr):
+            return {"tsval": tsval, "tsecr": tsecr}
+        case opts.Md5(digest):
+            return {"digest": digest.hex()}
+        case opts.Scps(capabilities, connection_id):
+            return {"capabilities": capabilities, "connection_id": connection_id}
+        case opts.UserTimeout():
+            return {"granularity": "minutes" if record.minutes else "seconds",
+                    "timeout": record.timeout}
+        case opts.TcpAo(keyid, rnextkeyid, mac):
+            return {"keyid": keyid, "rnextkeyid": rnextkeyid, "mac": mac.hex()}
+        case opts.FastOpen(cookie):
+            return _fastopen(cookie)
+        case opts.Experimental(_, exid, data):
+            obj: JsonObject = {"exid": f"{exid:04x}"}  # RFC 6994 §3
+            obj.update(_fastopen(data) if exid == opts.TFO_EXID else {"data": data.hex()})
+            return obj
+    return None
 
 
-def _sack(d: bytes) -> JsonObject:
-    n = len(d) // 8
-    values = struct.unpack_from(f"!{2 * n}I", d)
-    return {"blocks": [[values[i], values[i + 1]] for i in range(0, 2 * n, 2)]}
-
-
-def _tcp_ao(d: bytes) -> JsonObject:
-    return {"keyid": d[0], "rnextkeyid": d[1], "mac": d[2:].hex()}  # RFC 5925 §2.2
-
-
-def _fastopen(d: bytes) -> JsonObject:
-    return {"cookie": d.hex()} if d else {"cookie_request": True}  # RFC 7413 §4.1.1
-
-
-def _experimental(d: bytes) -> JsonObject:
-    obj: JsonObject = {"exid": d[:2].hex()}  # RFC 6994 §3
-    if d[:2] == TFO_EXID:
-        obj.update(_fastopen(d[2:]))
-    else:
-        obj["data"] = d[2:].hex()
-    return obj
-
-
-# kind -> (data length it needs, decoder): options whose data have known fields.
-OPTION_DECODERS: Final[dict[int, tuple[int, Callable[[bytes], JsonObject]]]] = {
-    2: (2, lambda d: {"value": _U16.unpack_from(d)[0]}),  # mss, RFC 9293 §3.2
-    3: (1, lambda d: {"shift": d[0]}),  # wscale, RFC 7323 §2.2
-    5: (8, _sack),  # RFC 2018 §3
-    6: (4, _u32), 7: (4, _u32),  # echo, echoreply (RFC 1072)
-    8: (8, lambda d: dict(zip(("tsval", "tsecr"), _U32X2.unpack_from(d), strict=True))),
-    11: (4, _u32), 12: (4, _u32), 13: (4, _u32),  # cc, ccnew, ccecho (RFC 1644)
-    19: (16, lambda d: {"digest": d[:16].hex()}),  # md5, RFC 2385
-    20: (2, lambda d: {"capabilities": d[0], "connection_id": d[1]}),  # scps
-    28: (2, _uto),
-    29: (2, _tcp_ao),
-    34: (0, _fastopen),
-    253: (2, _experimental), 254: (2, _experimental),
-}
-
-
-def tcp_option_json(option: TcpOption, tcp_flags: int) -> JsonObject:
+def tcp_option_json(option: opts.TcpOption, tcp_flags: int) -> JsonObject:
     """One TCP option: kind, tcpdump's name, the length byte, and its fields.
 
     Data too short for the option's fields, or of an option without known fields, is
     given as hex in ``data``; data the capture cut is marked ``"truncated": true``.
     """
     kind = option.kind
-    name = "ccecho" if kind == 13 else TCP_OPTION_NAMES.get(kind, f"unknown-{kind}")
+    name = "ccecho" if kind == opts.CCECHO else TCP_OPTION_NAMES.get(kind, f"unknown-{kind}")
     obj: JsonObject = {"kind": kind, "name": name, "len": option.length}
     data = option.data
-    if kind in (0, 1):
+    if kind in (opts.EOL, opts.NOP):
         return obj
-    if len(data) < option.length - 2:
+    truncated = len(data) < option.length - 2
+    if truncated:
         obj["truncated"] = True
-    entry = OPTION_DECODERS.get(kind)
-    if kind == 30 and not obj.get("truncated"):
-        obj.update(mptcp_json(bytes([kind, option.length]) + data))
-    elif entry is not None and len(data) >= entry[0]:
-        obj.update(entry[1](data))
-    elif data or kind != 4:
+    record = opts.decode_option(option)
+    found = option_fields(record)
+    if isinstance(record, opts.Mptcp) and not truncated:
+        obj.update(mptcp_json(record, data))
+    elif found is not None:
+        obj.update(found)
+    elif data or kind != opts.SACK_PERMITTED:
         obj["data"] = data.hex()
     return obj
 
 
-def mptcp_json(option: bytes) -> JsonObject:
-    """An MPTCP option (RFC 8684) through ``dissect.mptcp``: subtype and its fields."""
-    record = parse_mptcp(option)
-    subtype = option[2] >> 4 if len(option) >= 3 else None
+def mptcp_json(option: opts.Mptcp, data: bytes) -> JsonObject:
+    """An MPTCP option (RFC 8684) from its ``dissect.mptcp`` record: subtype and its
+    fields; *data* is the option's data, shown when it fits no form of the subtype."""
+    subtype, record = option.subtype, option.record
     obj: JsonObject = {"subtype": subtype,
                        "subtype_name": None if subtype is None else MPTCP_SUBTYPES.get(subtype)}
     if isinstance(record, MptcpMalformed):
         obj["error"] = "length fits no form of the subtype"
-        obj["data"] = option[2:].hex()
+        obj["data"] = data.hex()
         return obj
     if is_dataclass(record):
         for field in fields(record):

@@ -53,12 +53,27 @@ def _usec(nsec: int) -> str:
     return str(nsec // 1000 + 1_000_000)[1:]
 
 
+# The leaf formatters of the options every TCP stack sends: what tcpdump prints after
+# the option's name.  The full printer (tcp_options.record_text) calls them too.
+def mss_text(value: int) -> str:
+    return " " + str(value)
+
+
+def wscale_text(shift: int) -> str:
+    return " " + str(shift)
+
+
+def ts_text(tsval: int, tsecr: int) -> str:
+    return " val " + str(tsval) + " ecr " + str(tsecr)
+
+
 def simple_options(buf: bytes, pos: int, end: int) -> str | None:
     """The options text when every option is well formed, captured and one of the
     kinds every TCP stack sends (nop, eol, mss, wscale, sackOK, TS), else None.
 
-    For these options tcpdump's quirks cannot show, so a plain loop gives the same
-    text as the faithful walk (tcpdump_tcpopts.print_options), which is much slower.
+    For these options tcpdump's quirks cannot show, so a shape test and the leaf
+    formatters give the same text as the faithful walk (tcp_options.print_options),
+    which decodes each option into its record and is much slower.
     """
     parts = [", options ["]
     sep = ""
@@ -79,11 +94,11 @@ def simple_options(buf: bytes, pos: int, end: int) -> str | None:
         if pos + size > end:
             return None
         if kind == 8 and size == 10:
-            parts += ("TS val ", str(_u32(buf, pos + 2)), " ecr ", str(_u32(buf, pos + 6)))
+            parts += ("TS", ts_text(_u32(buf, pos + 2), _u32(buf, pos + 6)))
         elif kind == 2 and size == 4:
-            parts += ("mss ", str(_u16(buf, pos + 2)))
+            parts += ("mss", mss_text(_u16(buf, pos + 2)))
         elif kind == 3 and size == 3:
-            parts += ("wscale ", str(buf[pos + 2]))
+            parts += ("wscale", wscale_text(buf[pos + 2]))
         elif kind == 4 and size == 2:
             parts.append("sackOK")
         else:

@@ -15,6 +15,7 @@ from typing import Final, TypeAlias
 
 from capdissect.dissect import mptcp as mp
 from capdissect.dissect.tcp import ACK, SYN
+from capdissect.dissect.tcp_options import Mptcp
 
 # Subtype names, by subtype; tcpdump 4.99.3 predates MP_TCPRST (RFC 8684 §3.6) and
 # calls subtype 8 and up "unknown".
@@ -138,18 +139,17 @@ PRINTERS: Final[tuple[Callable[[mp.MptcpOption, int, int, AddressNamer], Rendere
 )
 
 
-def render_mptcp(option: bytes, flags: int,
+def render_mptcp(option: Mptcp, flags: int,
                  addr: AddressNamer = numeric_address) -> Rendered:
     """What tcpdump prints after ``mptcp`` for one whole, captured option.
 
     *flags* is the TCP flags byte; *addr* names ADD_ADDR's address (tcpdump resolves it
     without -n).  The boolean is False when tcpdump prints ``[bad opt]`` after the text.
     """
-    n = len(option)
-    if n < 3:
+    n, subtype = option.length, option.subtype
+    if subtype is None:
         return "", False
-    subtype = option[2] >> 4
     if subtype >= len(SUBTYPE_NAMES):
         return f" {n} unknown", True
-    text, ok = PRINTERS[subtype](mp.parse_mptcp(option), n, flags, addr)
+    text, ok = PRINTERS[subtype](option.record, n, flags, addr)
     return f" {n} {SUBTYPE_NAMES[subtype]}{text}", ok

@@ -3,17 +3,17 @@
 The dissector (``dissect.tcp_options``) walks options the way RFC 9293 says, by each
 option's length byte.  tcpdump walks them its own way, and the difference shows on
 malformed options: for a kind with fixed-size data (mss, TS, ...) it reads that size
-whatever the length byte says, advances by it, and then prints ``[len N]``.  To print
-what tcpdump prints, this module walks the raw bytes with tcpdump's rules.
+whatever the length byte says, advances by it, and then prints ``[len N]``.  So this
+module keeps tcpdump's walk, but the data of each option is decoded by the dissector's
+table (``decode``) and only the record is formatted here.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from capdissect.report.tcpdump.fast import simple_options
+from capdissect.dissect import tcp_options as opts
+from capdissect.report.tcpdump.fast import mss_text, simple_options, ts_text, wscale_text
 from capdissect.report.tcpdump.frame import Cut
 
 if TYPE_CHECKING:
@@ -27,30 +27,38 @@ NAMES: Final = {
     7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "", 19: "md5", 20: "scps", 28: "uto",
     29: "tcp-ao", 30: "mptcp", 34: "tfo", 254: "exp",
 }
-_U32X2: Final = struct.Struct("!II")
+# Kinds whose data tcpdump reads at the size the record needs, whatever the length byte.
+FIXED_SIZE: Final = frozenset((opts.MSS, opts.WSCALE, opts.TIMESTAMP, opts.ECHO,
+                               opts.ECHOREPLY, opts.CC, opts.CCNEW, opts.CCECHO, opts.MD5,
+                               opts.SCPS, opts.UTO))
 
 
-def _uto(data: bytes) -> str:
-    value = int.from_bytes(data[:2], "big")
-    # RFC 5482 §2: the G bit says minutes (1) or seconds (0).
-    return f" 0x{value:x} {(value >> 1) * 60 if value & 1 else value >> 1}"
-
-
-# kind -> (data length, render): options whose data has a fixed size.
-FIXED: Final[dict[int, tuple[int, Callable[[bytes], str]]]] = {
-    2: (2, lambda d: f" {(d[0] << 8) | d[1]}"),
-    3: (1, lambda d: f" {d[0]}"),
-    8: (8, lambda d: " val {} ecr {}".format(*_U32X2.unpack_from(d))),
-    6: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),
-    7: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),
-    11: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),
-    12: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),
-    13: (4, lambda d: f" {int.from_bytes(d[:4], 'big')}"),
-    # Without a secret (-M) tcpdump cannot check the RFC 2385 digest and says so.
-    19: (16, lambda d: " shared secret not supplied with -M, can't check - " + d[:16].hex()),
-    20: (2, lambda d: f" cap {d[0]:02x} id {d[1]}"),
-    28: (2, _uto),
-}
+def record_text(record: opts.OptionRecord) -> str:
+    """What tcpdump prints after the name of a whole, captured option (SACK, TCP-AO and
+    MPTCP have their own printers: they depend on more than the record)."""
+    match record:
+        case opts.Mss(value):
+            return mss_text(value)
+        case opts.WindowScale(shift):
+            return wscale_text(shift)
+        case opts.Timestamps(tsval, tsecr):
+            return ts_text(tsval, tsecr)
+        case opts.Echo(value) | opts.EchoReply(value) | opts.ConnectionCount(_, value):
+            return f" {value}"
+        case opts.Md5(digest):
+            # Without a secret (-M) tcpdump cannot check the RFC 2385 digest and says so.
+            return " shared secret not supplied with -M, can't check - " + digest.hex()
+        case opts.Scps(capabilities, connection_id):
+            return f" cap {capabilities:02x} id {connection_id}"
+        case opts.UserTimeout(field):
+            # tcpdump takes the granularity from the low bit (RFC 5482 §2 puts it high).
+            return f" 0x{field:x} {(field >> 1) * 60 if field & 1 else field >> 1}"
+        case opts.FastOpen(cookie):
+            return " " + _fastopen(cookie, experimental=False)
+        case opts.Experimental(_, exid, data):
+            return "-" + _fastopen(data, experimental=True) if exid == opts.TFO_EXID \
+                else f"-{exid:04x}"
+    return ""
 
 
 class _Walk:
@@ -83,14 +91,9 @@ class _Walk:
         self.pos += 1
         return value
 
-    def hex_bytes(self, start: int, count: int) -> str | None:
-        """Print data bytes one at a time, each checked: partial output, then the problem."""
-        for i in range(start, count):
-            status = self.need(i + 1)
-            if status:
-                return status
-            self.out.append(f"{self.buf[self.pos + i]:02x}")
-        return None
+    def data(self, n: int) -> bytes:
+        """The captured part of the next *n* bytes."""
+        return self.buf[self.pos : min(self.pos + n, self.end)]
 
 
 def print_options(out: list[str], buf: bytes, pos: int, length: int, end: int, flags: int,
@@ -152,87 +155,79 @@ def _option_data(walk: _Walk, kind: int, opt_len: int, flags: int, sack_base: in
                  addr: AddressNamer) -> tuple[int, str | None]:
     """Print one option's data; return how much data tcpdump consumed and any problem."""
     out = walk.out
-    buf = walk.buf
-    fixed = FIXED.get(kind)
-    if fixed is not None:
-        datalen, render = fixed
+    if kind in FIXED_SIZE:
+        datalen = opts.DECODERS[kind][0]
         status = walk.need(datalen)
         if status is None:
-            out.append(render(buf[walk.pos : walk.pos + datalen]))
+            out.append(record_text(opts.decode(kind, walk.data(datalen))))
         return datalen, status
     if kind in (0, 1, 4):
         return 0, None
     datalen = opt_len - 2
-    if kind == 5:
+    if kind == opts.SACK:
         return datalen, _sack(walk, datalen, sack_base)
-    if kind == 29:
+    if kind == opts.TCP_AO:
         return datalen, _tcp_ao(walk, datalen)
-    if kind == 30:
+    if kind in (opts.MPTCP, opts.FASTOPEN, opts.EXPERIMENT2):
         status = walk.need(datalen)
         if status:
             return datalen, status
-        walk.proto = "mptcp"
-        # Imported at the first MPTCP option, not at start-up (its decoder is large).
-        from capdissect.report.tcpdump.mptcp import render_mptcp
+        record = opts.decode(kind, walk.data(datalen))
+        if isinstance(record, opts.Mptcp):
+            walk.proto = "mptcp"
+            # Imported at the first MPTCP option, not at start-up (its printer is large).
+            from capdissect.report.tcpdump.mptcp import render_mptcp
 
-        text, accepted = render_mptcp(buf[walk.pos - 2 : walk.pos + datalen], flags, addr)
-        out.append(text)
-        return datalen, None if accepted else BAD
-    if kind in (34, 254):
-        status = walk.need(datalen)
-        if status:
-            return datalen, status
-        data = buf[walk.pos : walk.pos + datalen]
-        if kind == 34:
-            out.append(" " + _fastopen(data, experimental=False))
-        elif datalen < 2:
-            return datalen, BAD
-        elif data[:2] == b"\xf9\x89":  # TCP Fast Open's experimental ExID (RFC 7413 §4.1.1)
-            out.append("-" + _fastopen(data[2:], experimental=True))
-        else:
-            out.append(f"-{data[:2].hex()}")
+            text, accepted = render_mptcp(record, flags, addr)
+            out.append(text)
+            return datalen, None if accepted else BAD
+        if not isinstance(record, opts.FastOpen | opts.Experimental):
+            return datalen, BAD  # an experimental option too short for its ExID
+        out.append(record_text(record))
         return datalen, None
+    data = walk.data(datalen)
     if datalen:
-        out.append(" 0x")
-    return datalen, walk.hex_bytes(0, datalen)
+        out.append(" 0x" + data.hex())
+    return datalen, None if len(data) == datalen else TRUNC
 
 
 def _sack(walk: _Walk, datalen: int, base: int) -> str | None:
-    """SACK blocks (RFC 2018), relative to the peer's initial sequence number."""
+    """SACK blocks (RFC 2018), relative to the peer's initial sequence number; the
+    blocks the capture holds whole, then [|tcp] if it cut the option."""
     if datalen % 8:
         walk.out.append(" invalid sack")
         return None
     walk.out.append(f" {datalen // 8} ")
-    for i in range(0, datalen, 8):
-        status = walk.need(i + 4) or walk.need(i + 8)
-        if status:
-            return status
-        start, end = _U32X2.unpack_from(walk.buf, walk.pos + i)
-        walk.out.append(f"{{{(start - base) & 0xFFFFFFFF}:{(end - base) & 0xFFFFFFFF}}}")
-    return None
+    data = walk.data(datalen)
+    record = opts.decode(opts.SACK, data)
+    if isinstance(record, opts.Sack):
+        walk.out += (f"{{{(start - base) & 0xFFFFFFFF}:{(end - base) & 0xFFFFFFFF}}}"
+                     for start, end in record.blocks)
+    return None if len(data) == datalen else TRUNC
 
 
 def _tcp_ao(walk: _Walk, datalen: int) -> str | None:
-    """TCP-AO (RFC 5925 §2.2): key id, receive-next key id, then the MAC."""
+    """TCP-AO (RFC 5925 §2.2): key id, receive-next key id, then the MAC; tcpdump
+    prints what the capture holds, then [|tcp] if it cut the option."""
     if datalen < 2:
         walk.out.append(" (invalid)")
         return None
-    for i, label in ((0, " keyid"), (1, " rnextkeyid")):
-        status = walk.need(i + 1)
-        if status:
-            return status
-        walk.out.append(f"{label} {walk.buf[walk.pos + i]}")
-    if datalen > 2:
-        walk.out.append(" mac 0x")
-        return walk.hex_bytes(2, datalen)
-    return None
+    data = walk.data(datalen)
+    record = opts.decode(opts.TCP_AO, data)
+    if isinstance(record, opts.TcpAo):
+        walk.out.append(f" keyid {record.keyid} rnextkeyid {record.rnextkeyid}")
+        if datalen > 2:
+            walk.out.append(" mac 0x" + record.mac.hex())
+    elif data:
+        walk.out.append(f" keyid {data[0]}")
+    return None if len(data) == datalen else TRUNC
 
 
-def _fastopen(data: bytes, experimental: bool) -> str:
+def _fastopen(cookie: bytes, experimental: bool) -> str:
     """TCP Fast Open (RFC 7413 §4.1.1): a cookie request, or a 4-16 byte cookie."""
     prefix = "tfo" if experimental else ""
-    if not data:
+    if not cookie:
         return prefix + " cookiereq"
-    if len(data) % 2 or len(data) < 4 or len(data) > 16:
+    if len(cookie) % 2 or len(cookie) < 4 or len(cookie) > 16:
         return prefix + " (invalid)"
-    return prefix + " cookie " + data.hex()
+    return prefix + " cookie " + cookie.hex()
