@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any, Final
 
+from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
@@ -47,6 +48,7 @@ from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp import parse_quoted as parse_quoted4
 from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.icmp6 import parse_quoted as parse_quoted6
+from capdissect.dissect.ip_options import IpOptions, parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
 from capdissect.dissect.mptcp import MptcpMalformed, parse_mptcp
@@ -306,39 +308,31 @@ def ipv4_json(data: bytes, ip: IPv4Header) -> JsonObject:
     obj["src"] = address(ip.src)
     obj["dst"] = address(ip.dst)
     if ip.hdr_len > 20:
-        obj["options"] = ipv4_options(data[ip.offset + 20 : min(hdr_end, len(data))])
+        obj["options"] = ipv4_options(parse_ip_options(data, ip.offset + 20, hdr_end))
     return obj
 
 
-def ipv4_options(area: bytes) -> list[JsonObject]:
+def ipv4_options(options: IpOptions) -> list[JsonObject]:
     """IPv4 options (RFC 791 §3.1): EOL and NOP are one byte, the others type-length-value.
 
-    A length below 2 or past the area ends the list with ``{"error": "bad length"}``.
+    An option whose length is below 2 or runs past the header or the capture ends the
+    list as ``{"type", "name", "error": "bad length"}``.
     """
     out: list[JsonObject] = []
-    pos = 0
-    while pos < len(area):
-        kind = area[pos]
-        item: JsonObject = {"type": kind, "name": IP_OPTION_NAMES.get(kind)}
-        if kind in (0, 1):
-            out.append(item)
-            if kind == 0:
-                break
-            pos += 1
-            continue
-        if pos + 1 >= len(area) or not 2 <= area[pos + 1] <= len(area) - pos:
-            out.append({**item, "error": "bad length"})
-            break
-        length = area[pos + 1]
-        body = area[pos + 2 : pos + length]
-        item["len"] = length
-        if kind in (7, 131, 137) and body:  # record route, loose and strict source route
-            item["pointer"] = body[0]
-            item["addresses"] = [address(body[i : i + 4]) for i in range(1, len(body) - 3, 4)]
-        else:
-            item["data"] = body.hex()
+    for option in options.items:
+        item: JsonObject = {"type": option.code, "name": IP_OPTION_NAMES.get(option.code)}
+        if option.code not in (ipopt.EOL, ipopt.NOP):
+            item["len"] = option.length
+            if isinstance(option.value, ipopt.Route):
+                item["pointer"] = option.value.pointer
+                item["addresses"] = [address(a) for a in option.value.addresses]
+            else:
+                item["data"] = option.data.hex()
         out.append(item)
-        pos += length
+    broken = options.broken
+    if broken is not None:
+        out.append({"type": broken.code, "name": IP_OPTION_NAMES.get(broken.code),
+                    "error": "bad length"})
     return out
 
 
@@ -500,12 +494,18 @@ def _pseudo(data: bytes, ip: IPv4Header | IPv6Header, proto: int, length: int) -
 
 
 def _ipv4_final_dst(data: bytes, ip: IPv4Header) -> bytes:
-    """With a loose or strict source route, its last address (RFC 1122 §4.1.3.3, as
-    tcpdump's ip_finddst); else the destination."""
-    area = data[ip.offset + 20 : min(ip.offset + ip.hdr_len, len(data))]
-    for item in ipv4_options(area):
-        if item["type"] in (131, 137) and item.get("addresses"):
-            return socket.inet_pton(socket.AF_INET, item["addresses"][-1])
+    """With a loose or strict source route, its last whole address (RFC 1122 §4.1.3.3);
+    else the destination.
+
+    WARNING: unlike ``ip_options.source_route_destination`` (tcpdump's ip_finddst, the
+    printer's choice), a route whose length is not 3 plus a multiple of 4 gives its last
+    whole address here, not its last 4 bytes: the JSON output has always done so.
+    """
+    for option in parse_ip_options(data, ip.offset + 20, ip.offset + ip.hdr_len).items:
+        route = option.value
+        if option.code in (ipopt.LSRR, ipopt.SSRR) and isinstance(route, ipopt.Route) and (
+                route.addresses):
+            return route.addresses[-1]
     return ip.dst
 
 

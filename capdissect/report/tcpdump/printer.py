@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.ip_options import parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
@@ -53,8 +55,12 @@ MAX_RST_DATA_LEN: Final = 30
 # timestamps can reach years no calendar holds).
 TIME_ERROR: Final = "[Error converting time]"
 SLL_PKTTYPES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
-IP_OPTION_NAMES: Final = {0: "EOL", 1: "NOP", 68: "timestamp", 130: "security", 7: "RR",
-                          137: "SSRR", 131: "LSRR", 148: "RA", 82: "traceroute"}
+IP_OPTION_NAMES: Final = {
+    ipopt.EOL: "EOL", ipopt.NOP: "NOP", ipopt.TIMESTAMP: "timestamp", ipopt.SECURITY: "security",
+    ipopt.RR: "RR", ipopt.SSRR: "SSRR", ipopt.LSRR: "LSRR", ipopt.RA: "RA",
+    ipopt.TRACEROUTE: "traceroute",
+}
+TIMESTAMP_KINDS: Final = {0: "TSONLY", 1: "TS+ADDR", 3: "PRESPEC"}  # by the option's flag
 
 
 class TcpdumpPrinter:
@@ -359,102 +365,87 @@ class TcpdumpPrinter:
 
     def _ip_options(self, frame: Frame, off: int, length: int, end: int) -> bool:
         """print-ip.c ip_optprint; False when an option's data runs past the capture."""
-        buf = frame.buf
         out = frame.out
+        options = parse_ip_options(frame.buf, off, off + length, end)
         sep = ""
-        while length > 0:
+        for option in options.items:
             out.append(sep)
             sep = ","
-            if off >= end:
-                raise Cut("ip")
-            code = buf[off]
-            out.append(IP_OPTION_NAMES.get(code) or f"unknown {code}")
-            if code in (0, 1):
-                opt_len = 1
-            else:
-                if off + 1 >= end:
-                    raise Cut("ip")
-                opt_len = buf[off + 1]
-                if opt_len < 2:
-                    out.append(f" [bad length {opt_len}]")
-                    return True
-            if opt_len > length:
-                out.append(f" [bad length {opt_len}]")
-                return True
-            if off + opt_len > end:
-                return False
-            if code == 0:
-                return True
-            if code == 68:
-                self._ip_timestamps(frame, off, opt_len)
-            elif code in (7, 131, 137):
-                self._ip_route(frame, off, opt_len)
-            elif code == 148:
-                if opt_len < 4:
-                    out.append(f" [bad length {opt_len}]")
+            out.append(_ip_option_name(option.code))
+            value = option.value
+            if option.code == ipopt.TIMESTAMP:
+                if isinstance(value, ipopt.Timestamp):
+                    self._ip_timestamps(frame, value, len(option.data) + 2)
                 else:
-                    value = int.from_bytes(buf[off + 2 : off + 4], "big")
-                    if value:
-                        out.append(f" value {value}")
-            off += opt_len
-            length -= opt_len
-        return True
+                    out.append(f"[bad length {option.length}]")
+            elif option.code in (ipopt.RR, ipopt.LSRR, ipopt.SSRR):
+                if isinstance(value, ipopt.Route):
+                    self._ip_route(frame, value, len(option.data) + 2)
+                else:
+                    out.append(f" [bad length {option.length}]")
+            elif option.code == ipopt.RA:
+                if not isinstance(value, ipopt.RouterAlert):
+                    out.append(f" [bad length {option.length}]")
+                elif value.value:
+                    out.append(f" value {value.value}")
+        if options.problem is None:
+            return True
+        out.append(sep)
+        broken = options.broken
+        if broken is None:  # the capture ends before an option's type byte
+            raise Cut("ip")
+        out.append(_ip_option_name(broken.code))
+        if options.problem == ipopt.CUT:
+            raise Cut("ip")
+        if options.problem == ipopt.BAD:
+            out.append(f" [bad length {broken.length}]")
+            return True
+        return False
 
-    def _ip_route(self, frame: Frame, off: int, opt_len: int) -> None:
+    def _ip_route(self, frame: Frame, route: ipopt.Route, opt_len: int) -> None:
         """RR, LSRR, SSRR (RFC 791 §3.1): the addresses, a comma after those recorded."""
-        buf = frame.buf
         out = frame.out
-        if opt_len < 3:
+        if route.ragged:
             out.append(f" [bad length {opt_len}]")
-            return
-        if (opt_len + 1) & 3:
-            out.append(f" [bad length {opt_len}]")
-        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF  # unsigned in tcpdump: pointer 0 wraps
+        ptr = (route.pointer - 1) & 0xFFFFFFFF  # unsigned in tcpdump: pointer 0 wraps
         if ptr < 3 or ((ptr + 1) & 3) or ptr > opt_len + 1:
-            out.append(f" [bad ptr {buf[off + 2]}]")
-        for pos in range(3, opt_len, 4):
-            if pos + 4 > opt_len:
-                raise Cut("ip")
-            out.append(f" {self.addr(buf[off + pos : off + pos + 4])}")
-            if ptr > pos:
+            out.append(f" [bad ptr {route.pointer}]")
+        for i, address in enumerate(route.addresses):
+            out.append(f" {self.addr(address)}")
+            if ptr > 3 + 4 * i:
                 out.append(",")
+        if route.ragged:
+            raise Cut("ip")
 
-    def _ip_timestamps(self, frame: Frame, off: int, opt_len: int) -> None:
+    def _ip_timestamps(self, frame: Frame, ts: ipopt.Timestamp, opt_len: int) -> None:
         """The Internet Timestamp option (RFC 791 §3.1), as print-ip.c ip_printts shows it."""
-        buf = frame.buf
         out = frame.out
-        if opt_len < 4:
-            out.append(f"[bad length {opt_len}]")
-            return
         out.append(" TS{")
-        flag = buf[off + 3]
-        hoplen = 4 if flag & 0xF == 0 else 8
-        if (opt_len - 4) & (hoplen - 1):
+        size = ts.entry_len
+        if ts.ragged:
             out.append(f"[bad length {opt_len}]")
-        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF
-        if ptr < 4 or ((ptr - 4) & (hoplen - 1)) or ptr > opt_len + 1:
-            out.append(f"[bad ptr {buf[off + 2]}]")
-        kinds = {0: "TSONLY", 1: "TS+ADDR", 3: "PRESPEC"}
+        ptr = (ts.pointer - 1) & 0xFFFFFFFF
+        if ptr < 4 or ((ptr - 4) & (size - 1)) or ptr > opt_len + 1:
+            out.append(f"[bad ptr {ts.pointer}]")
         pos = 0
-        if flag & 0xF in kinds:
-            out.append(kinds[flag & 0xF])
+        if ts.flag in TIMESTAMP_KINDS:
+            out.append(TIMESTAMP_KINDS[ts.flag])
             mark = " "
             pos = 4
-            while pos < opt_len:
+            for entry in ts.entries:
                 if ptr == pos:
                     mark = " ^ "
-                if pos + hoplen > opt_len:
-                    raise Cut("ip")
-                stamp = int.from_bytes(buf[off + pos + hoplen - 4 : off + pos + hoplen], "big")
-                where = self.addr(buf[off + pos : off + pos + 4]) if hoplen == 8 else ""
-                out.append(f"{mark}{stamp}@{where}")
+                where = "" if entry.address is None else self.addr(entry.address)
+                out.append(f"{mark}{entry.stamp}@{where}")
                 mark = " "
-                pos += hoplen
+                pos += size
+            if ts.ragged:
+                raise Cut("ip")
         else:
-            out.append(f"[bad ts type {flag & 0xF}]")
+            out.append(f"[bad ts type {ts.flag}]")
         out.append(" ^ " if ptr == pos else "")
-        if flag >> 4:
-            out.append(f" [{flag >> 4} hops not recorded]}} ")
+        if ts.overflow:
+            out.append(f" [{ts.overflow} hops not recorded]}} ")
         else:
             out.append("}")
 
@@ -850,7 +841,8 @@ class TcpdumpPrinter:
         """The destination for the pseudo-header: the last address of a routing header."""
         buf = frame.buf
         if isinstance(ip, IPv4Header):
-            return _ipv4_final_dst(buf, ip)
+            route = parse_ip_options(buf, ip.offset + 20, ip.offset + ip.hdr_len)
+            return ipopt.source_route_destination(route) or ip.dst
         pos = ip.offset + 40
         nh = ip.next_header
         dst = ip.dst
@@ -963,28 +955,8 @@ def _ip6_tlvs(buf: bytes, start: int, length: int) -> tuple[list[tuple[int, int,
     return options, True
 
 
-def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
-    """With a loose or strict source route, the pseudo-header uses the route's last hop
-    (RFC 1122 §4.1.3.3 via print-ip.c ip_finddst); else the header's destination."""
-    pos = ip.offset + 20
-    left = ip.hdr_len - 20
-    while left > 0 and pos < len(buf):
-        code = buf[pos]
-        if code == 0:
-            break
-        if code == 1:
-            opt_len = 1
-        else:
-            if pos + 1 >= len(buf) or buf[pos + 1] < 2:
-                break
-            opt_len = buf[pos + 1]
-        if left < opt_len or pos + opt_len > len(buf):
-            break
-        if code in (131, 137) and opt_len >= 7:
-            return buf[pos + opt_len - 4 : pos + opt_len]
-        pos += opt_len
-        left -= opt_len
-    return ip.dst
+def _ip_option_name(code: int) -> str:
+    return IP_OPTION_NAMES.get(code) or f"unknown {code}"
 
 
 def _vlan(tci: int) -> str:
