@@ -22,6 +22,14 @@ MOBILITY_OLD: Final = 62
 # Headers with the generic (next header, length in 8-octet units beyond the first 8) shape.
 GENERIC_EXTENSIONS: Final = frozenset({HOPOPTS, ROUTING, DSTOPTS})
 
+# Options of the hop-by-hop and destination headers (IANA "Destination Options and
+# Hop-by-Hop Options").
+PAD1: Final = 0x00  # RFC 8200 §4.2: the one option without a length byte
+PADN: Final = 0x01
+ROUTER_ALERT: Final = 0x05  # RFC 2711
+JUMBO: Final = 0xC2  # RFC 2675
+HOME_ADDRESS: Final = 0xC9  # RFC 6275 §6.3
+
 
 class IPv6Header(NamedTuple):
     offset: int
@@ -76,6 +84,38 @@ def extension_length(buf: bytes, offset: int, kind: int, end: int | None = None)
     if kind == AH:
         return (buf[offset + 1] + 2) * 4  # RFC 4302 §2.2: 4-octet units, minus 2
     return (buf[offset + 1] + 1) * 8
+
+
+class TlvOption(NamedTuple):
+    """One option of a hop-by-hop or destination header (or a Home Address sub-option)."""
+
+    kind: int
+    offset: int  # where its type byte is
+    data: bytes  # the value, as many bytes as the length byte says (none for Pad1)
+
+
+class TlvOptions(NamedTuple):
+    items: tuple[TlvOption, ...]  # the whole options, in order
+    broken: int | None  # the type of an option that runs past the area, which ends the walk
+
+
+def parse_tlv_options(buf: bytes, start: int, end: int) -> TlvOptions:
+    """The options in ``buf[start:end]`` (RFC 8200 §4.2: Pad1 is one byte, every other
+    option type, length, value).  *end* must not lie past the captured bytes."""
+    items: list[TlvOption] = []
+    pos = start
+    while pos < end:
+        kind = buf[pos]
+        if kind == PAD1:
+            items.append(TlvOption(kind, pos, b""))
+            pos += 1
+            continue
+        if pos + 1 >= end or pos + 2 + buf[pos + 1] > end:
+            return TlvOptions(tuple(items), kind)
+        stop = pos + 2 + buf[pos + 1]
+        items.append(TlvOption(kind, pos, buf[pos + 2 : stop]))
+        pos = stop
+    return TlvOptions(tuple(items), None)
 
 
 class UpperHeader(NamedTuple):

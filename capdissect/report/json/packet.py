@@ -79,7 +79,6 @@ EXTENSION_NAMES: Final = {ip6mod.HOPOPTS: "hop-by-hop", ip6mod.ROUTING: "routing
 # Options"); the ones a lesson or a test capture meets.
 IPV6_OPTION_NAMES: Final = {0: "pad1", 1: "padn", 4: "tunnel-limit", 5: "router-alert",
                             194: "jumbo", 201: "home-address"}
-HOME_ADDRESS: Final = 201  # RFC 6275 §6.3
 
 # ICMP (RFC 792, RFC 950, RFC 1256) and the codes of its error types (RFC 792, RFC 1122
 # §3.2.2.1, RFC 1812 §5.2.7.1).
@@ -415,7 +414,7 @@ def _extensions(data: bytes, ip: IPv6Header, end: int) -> _Chain:
 
 def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes) -> None:
     if kind in (ip6mod.HOPOPTS, ip6mod.DSTOPTS):
-        header["options"] = _ipv6_options(chain, body[2:])
+        header["options"] = _ipv6_options(chain, ip6mod.parse_tlv_options(body, 2, len(body)))
     elif kind == ip6mod.ROUTING:
         rtype, left = body[2], body[3]
         header["routing_type"] = rtype
@@ -441,29 +440,23 @@ def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes)
         header["data"] = body[2:].hex()
 
 
-def _ipv6_options(chain: _Chain, area: bytes) -> list[JsonObject]:
+def _ipv6_options(chain: _Chain, options: ip6mod.TlvOptions) -> list[JsonObject]:
     """The options of a hop-by-hop or destination header (RFC 8200 §4.2)."""
     out: list[JsonObject] = []
-    pos = 0
-    while pos < len(area):
-        kind = area[pos]
+    for option in options.items:
+        kind, value = option.kind, option.data
         item: JsonObject = {"type": kind, "name": IPV6_OPTION_NAMES.get(kind)}
-        if kind == 0:
-            out.append(item)
-            pos += 1
-            continue
-        if pos + 1 >= len(area) or pos + 2 + area[pos + 1] > len(area):
-            out.append({**item, "error": "bad length"})
-            break
-        value = area[pos + 2 : pos + 2 + area[pos + 1]]
-        item["len"] = len(value)
-        if kind == HOME_ADDRESS and len(value) == 16:
-            item["address"] = address(value)
-            chain.home = value
-        elif kind != 1:
-            item["data"] = value.hex()
+        if kind != ip6mod.PAD1:
+            item["len"] = len(value)
+            if kind == ip6mod.HOME_ADDRESS and len(value) == 16:
+                item["address"] = address(value)
+                chain.home = value
+            elif kind != ip6mod.PADN:
+                item["data"] = value.hex()
         out.append(item)
-        pos += 2 + len(value)
+    if options.broken is not None:
+        out.append({"type": options.broken, "name": IPV6_OPTION_NAMES.get(options.broken),
+                    "error": "bad length"})
     return out
 
 

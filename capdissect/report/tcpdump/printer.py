@@ -24,7 +24,7 @@ from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.ip_options import parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
-from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
+from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6, parse_tlv_options
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
@@ -580,37 +580,38 @@ class TcpdumpPrinter:
     def _ip6_option_list(self, frame: Frame, start: int, end: int,
                          jumbo: list[int] | None) -> bool:
         """print-ip6opts.c ip6_opt_process; *jumbo* holds [payload length, found] for HBH."""
-        buf = frame.buf
         out = frame.out
         v = self.opts.v
         if start == end:
             return True
-        options, whole = _ip6_tlvs(buf, start, end - start)
-        for kind, p, optlen in options:
-            left = end - p
-            if kind == 0:
+        options = parse_tlv_options(frame.buf, start, end)
+        for option in options.items:
+            kind = option.kind
+            left = end - option.offset
+            data = option.data
+            if kind == ip6mod.PAD1:
                 if v:
                     out.append("(pad1)")
-            elif kind == 1:
+            elif kind == ip6mod.PADN:
                 if v:
                     out.append("(padn)")
-            elif kind == 0x05:
+            elif kind == ip6mod.ROUTER_ALERT:
                 if left < 4:
                     out.append("(rtalert: trunc)")
                     return False
-                if buf[p + 1] != 2:
-                    out.append(f"(rtalert: invalid len {buf[p + 1]})")
+                if len(data) != 2:
+                    out.append(f"(rtalert: invalid len {len(data)})")
                     return False
                 if v:
-                    out.append(f"(rtalert: 0x{int.from_bytes(buf[p + 2:p + 4], 'big'):04x}) ")
-            elif kind == 0xC2:
+                    out.append(f"(rtalert: 0x{_U16.unpack(data)[0]:04x}) ")
+            elif kind == ip6mod.JUMBO:
                 if left < 6:
                     out.append("(jumbo: trunc)")
                     return False
-                if buf[p + 1] != 4:
-                    out.append(f"(jumbo: invalid len {buf[p + 1]})")
+                if len(data) != 4:
+                    out.append(f"(jumbo: invalid len {len(data)})")
                     return False
-                value = int.from_bytes(buf[p + 2 : p + 6], "big")
+                value = _U32.unpack(data)[0]
                 if jumbo is None:
                     note = " - not a hop-by-hop option"
                 elif jumbo[1]:
@@ -626,39 +627,40 @@ class TcpdumpPrinter:
                     jumbo[1] = 1
                 if v:
                     out.append(f"(jumbo: {value}{note}) ")
-            elif kind == 0xC9:
+            elif kind == ip6mod.HOME_ADDRESS:
                 if left < 18:
                     out.append("(homeaddr: trunc)")
                     return False
-                if buf[p + 1] < 16:
-                    out.append(f"(homeaddr: invalid len {buf[p + 1]})")
+                if len(data) < 16:
+                    out.append(f"(homeaddr: invalid len {len(data)})")
                     return False
                 if v:
-                    out.append(f"(homeaddr: {self.addr(buf[p + 2:p + 18])}")
-                    if buf[p + 1] > 16 and not self._ip6_sub_options(frame, p + 18, optlen - 18):
+                    out.append(f"(homeaddr: {self.addr(data[:16])}")
+                    sub_start = option.offset + 18
+                    if len(data) > 16 and not self._ip6_sub_options(
+                            frame, sub_start, sub_start + len(data) - 16):
                         return False
                     out.append(")")
             elif v:
-                out.append(f"(opt_type 0x{kind:02x}: len={buf[p + 1]})")
-        if not whole:
+                out.append(f"(opt_type 0x{kind:02x}: len={len(data)})")
+        if options.broken is not None:
             return False
         if v:
             out.append(" ")
         return True
 
-    def _ip6_sub_options(self, frame: Frame, start: int, length: int) -> bool:
+    def _ip6_sub_options(self, frame: Frame, start: int, end: int) -> bool:
         """print-ip6opts.c ip6_sopt_print (sub-options of the Home Address option)."""
-        buf = frame.buf
         out = frame.out
-        options, whole = _ip6_tlvs(buf, start, length)
-        for kind, p, _ in options:
-            if kind == 0:
+        options = parse_tlv_options(frame.buf, start, end)
+        for option in options.items:
+            if option.kind == ip6mod.PAD1:
                 out.append(", pad1")
-            elif kind == 1:
+            elif option.kind == ip6mod.PADN:
                 out.append(", padn")
             else:
-                out.append(f", sopt_type 0x{kind:02x}: len={buf[p + 1]}")
-        return whole
+                out.append(f", sopt_type 0x{option.kind:02x}: len={len(option.data)}")
+        return options.broken is None
 
     def _frag6(self, frame: Frame, pos: int, end: int, ip6: IPv6Header) -> int:
         """print-frag6.c: the length tcpdump prints is computed in size_t, so it wraps."""
@@ -933,26 +935,8 @@ class TcpdumpPrinter:
 
 
 _PORTS: Final = struct.Struct("!HH")
-
-
-def _ip6_tlvs(buf: bytes, start: int, length: int) -> tuple[list[tuple[int, int, int]], bool]:
-    """The (kind, offset, length) of each whole option in an IPv6 option area (RFC 8200
-    §4.2: Pad1 is one byte, every other option a TLV), and whether the area ended cleanly."""
-    options: list[tuple[int, int, int]] = []
-    i = 0
-    while i < length:
-        kind = buf[start + i]
-        if kind == 0:
-            optlen = 1
-        elif i + 1 < length:
-            optlen = buf[start + i + 1] + 2
-        else:
-            return options, False
-        if i + optlen > length:
-            return options, False
-        options.append((kind, start + i, optlen))
-        i += optlen
-    return options, True
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
 
 
 def _ip_option_name(code: int) -> str:
