@@ -133,12 +133,32 @@ class UpperHeader(NamedTuple):
 MAX_EXTENSIONS: Final = 32  # a longer chain is treated as malformed (loops, fuzzed input)
 
 
-def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
-    """Follow the extension headers after *ip6* up to *end*.
+class Extension(NamedTuple):
+    """One extension header of the chain."""
 
-    Raises Truncated when a header runs past *end*.  Stops at a non-first fragment
-    (``proto`` is then the fragment's next header, and there is no upper header to read).
+    kind: int
+    offset: int
+    next_header: int | None  # None when the capture cuts the header before it is known
+    length: int | None  # bytes; None when the capture cuts the header before it is known
+    fragment: Fragment | None  # the fields of a Fragment header
+
+
+class Chain(NamedTuple):
+    """The extension headers after an IPv6 header, and where they end."""
+
+    headers: tuple[Extension, ...]  # the whole headers, in order
+    upper: UpperHeader | None  # where the chain ends; None with an error
+    cut: Extension | None  # a header the capture cuts, which ends the walk
+    error: Truncated | None  # why there is no upper header: *cut*, or a chain too long
+
+
+def parse_chain(buf: bytes, ip6: IPv6Header, end: int) -> Chain:
+    """Follow the extension headers after *ip6* up to *end*, keeping each one.
+
+    Stops at a non-first fragment (``upper.proto`` is then the fragment's next header,
+    and there is no upper header to read).
     """
+    headers: list[Extension] = []
     nh = ip6.next_header
     pos = ip6.offset + 40
     names = ip6.offset + 6  # the Next Header byte that names the header at *pos*
@@ -146,16 +166,40 @@ def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
     at = named_at = 0
     for _ in range(MAX_EXTENSIONS):
         if nh not in GENERIC_EXTENSIONS and nh not in (FRAGMENT, AH):
-            return UpperHeader(nh, pos, fragment, at, named_at)
+            return Chain(tuple(headers), UpperHeader(nh, pos, fragment, at, named_at), None, None)
         if nh == FRAGMENT:
-            fragment = parse_fragment(buf, pos, end)
+            try:
+                fragment = parse_fragment(buf, pos, end)
+            except Truncated as error:
+                return Chain(tuple(headers), None, Extension(nh, pos, None, None, None), error)
             at, named_at = pos, names
+            headers.append(Extension(nh, pos, fragment.next_header, 8, fragment))
             if fragment.frag_offset:
-                return UpperHeader(fragment.next_header, pos + 8, fragment, at, named_at)
-        length = extension_length(buf, pos, nh, end)
-        if pos + length > end:
-            raise Truncated("ip6", pos, length, end - pos)
+                upper = UpperHeader(fragment.next_header, pos + 8, fragment, at, named_at)
+                return Chain(tuple(headers), upper, None, None)
+            length = 8
+        else:
+            try:
+                length = extension_length(buf, pos, nh, end)
+            except Truncated as error:
+                return Chain(tuple(headers), None, Extension(nh, pos, None, None, None), error)
+            if pos + length > end:
+                cut = Extension(nh, pos, buf[pos], length, None)
+                return Chain(tuple(headers), None, cut, Truncated("ip6", pos, length, end - pos))
+            headers.append(Extension(nh, pos, buf[pos], length, None))
         nh = buf[pos]
         names = pos
         pos += length
-    raise Truncated("ip6", pos, 0, 0)
+    return Chain(tuple(headers), None, None, Truncated("ip6", pos, 0, 0))
+
+
+def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
+    """Where the extension headers after *ip6* end (``parse_chain`` without the headers).
+
+    Raises Truncated when a header runs past *end*, or the chain is too long.
+    """
+    chain = parse_chain(buf, ip6, end)
+    if chain.error is not None:
+        raise chain.error
+    assert chain.upper is not None  # parse_chain gives an upper header or an error
+    return chain.upper

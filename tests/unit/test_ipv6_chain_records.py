@@ -1,12 +1,20 @@
 """IPv6 extension-header records (capdissect.dissect.ipv6): bytes in, records out.
 
+The chains follow RFC 8200 §4 (header order, the generic length in 8-octet units, the
+Fragment header of §4.5).
+
 The option areas are laid out by hand from RFC 8200 §4.2 (Pad1, PadN, the TLV shape),
 RFC 2711 (router alert), RFC 2675 (jumbo payload) and RFC 6275 §6.3 (home address).
 """
 
 from __future__ import annotations
 
+import struct
+
+import pytest
+
 from capdissect.dissect import ipv6 as ip6
+from capdissect.errors import Truncated
 
 HOME = bytes.fromhex("20010db8000000000000000000000001")
 
@@ -54,3 +62,66 @@ def test_length_byte_outside_the_area_is_broken() -> None:
 
 def test_empty_area() -> None:
     assert ip6.parse_tlv_options(b"\x05\x02", 1, 1) == ip6.TlvOptions((), None)
+
+
+SRC = bytes(15) + b"\x01"
+DST = bytes(15) + b"\x02"
+
+
+def _ip6(next_header: int, payload: bytes) -> tuple[bytes, ip6.IPv6Header]:
+    # Version 6, payload length, next header, hop limit 64, ::1 > ::2.
+    buf = struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, 64, SRC, DST) + payload
+    return buf, ip6.parse_ipv6(buf, 0)
+
+
+def test_chain_of_hop_by_hop_fragment_and_routing_to_tcp() -> None:
+    hbh = bytes([44, 0, 0x01, 0x04]) + bytes(4)  # next: fragment; PadN(4)
+    frag = struct.pack("!BBHI", 43, 0, 0x0001, 0xCAFE)  # next: routing; offset 0, M set
+    routing = bytes([6, 2, 2, 1]) + bytes(4) + SRC  # next: TCP; type 2, 1 segment left
+    buf, ip = _ip6(0, hbh + frag + routing)
+    chain = ip6.parse_chain(buf, ip, len(buf))
+    fragment = ip6.Fragment(43, 0, True, 0xCAFE)
+    assert chain.headers == (ip6.Extension(ip6.HOPOPTS, 40, 44, 8, None),
+                             ip6.Extension(ip6.FRAGMENT, 48, 43, 8, fragment),
+                             ip6.Extension(ip6.ROUTING, 56, 6, 24, None))
+    assert chain.upper == ip6.UpperHeader(6, 80, fragment, 48, 40)
+    assert chain.cut is None and chain.error is None
+    assert ip6.walk_extensions(buf, ip, len(buf)) == chain.upper
+
+
+def test_later_fragment_ends_the_chain() -> None:
+    frag = struct.pack("!BBHI", 17, 0, 1480, 7)  # offset 1480 bytes, no M
+    buf, ip = _ip6(ip6.FRAGMENT, frag + bytes(8))
+    chain = ip6.parse_chain(buf, ip, len(buf))
+    assert chain.upper is not None and (chain.upper.proto, chain.upper.offset) == (17, 48)
+    assert chain.upper.fragment == ip6.Fragment(17, 1480, False, 7)
+
+
+def test_header_cut_after_its_length_byte() -> None:
+    # A destination header of 16 bytes with only 10 captured.
+    buf, ip = _ip6(ip6.DSTOPTS, bytes([59, 1]) + bytes(14))
+    chain = ip6.parse_chain(buf, ip, 50)
+    assert chain.headers == () and chain.upper is None
+    assert chain.cut == ip6.Extension(ip6.DSTOPTS, 40, 59, 16, None)
+    assert chain.error is not None and (chain.error.layer, chain.error.need,
+                                        chain.error.have) == ("ip6", 16, 10)
+    with pytest.raises(Truncated):
+        ip6.walk_extensions(buf, ip, 50)
+
+
+def test_header_cut_before_its_length_byte_and_a_cut_fragment() -> None:
+    buf, ip = _ip6(ip6.ROUTING, bytes([59, 0, 0, 0]) + bytes(4))
+    chain = ip6.parse_chain(buf, ip, 41)
+    assert chain.cut == ip6.Extension(ip6.ROUTING, 40, None, None, None)
+    buf, ip = _ip6(ip6.FRAGMENT, bytes(8))
+    chain = ip6.parse_chain(buf, ip, 45)
+    assert chain.cut == ip6.Extension(ip6.FRAGMENT, 40, None, None, None)
+    assert chain.error is not None and chain.error.layer == "frag6"
+
+
+def test_chain_longer_than_the_limit_is_an_error_without_a_cut_header() -> None:
+    dst = bytes([ip6.DSTOPTS, 0, 0x01, 0x04]) + bytes(4)  # each names another one
+    buf, ip = _ip6(ip6.DSTOPTS, dst * (ip6.MAX_EXTENSIONS + 1))
+    chain = ip6.parse_chain(buf, ip, len(buf))
+    assert len(chain.headers) == ip6.MAX_EXTENSIONS
+    assert chain.upper is None and chain.cut is None and chain.error is not None

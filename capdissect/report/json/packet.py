@@ -50,7 +50,7 @@ from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.icmp6 import parse_quoted as parse_quoted6
 from capdissect.dissect.ip_options import IpOptions, parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
-from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
+from capdissect.dissect.ipv6 import IPv6Header, parse_ipv6
 from capdissect.dissect.mptcp import MptcpMalformed, parse_mptcp
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpHeader
@@ -370,45 +370,34 @@ class _Chain:
 
 
 def _extensions(data: bytes, ip: IPv6Header, end: int) -> _Chain:
-    """Walk the extension headers after *ip*, keeping each one's fields (RFC 8200 §4).
-
-    The same walk as ``dissect.ipv6.walk_extensions``, which keeps only where it ends;
-    a header cut by the capture is listed with ``"truncated": true`` and ends the walk.
-    """
+    """The extension headers after *ip* (``dissect.ipv6.parse_chain``) with each one's
+    fields (RFC 8200 §4); a header cut by the capture is listed with ``"truncated": true``
+    and ends the list."""
     chain = _Chain()
-    nh = ip.next_header
-    pos = ip.offset + 40
-    for _ in range(ip6mod.MAX_EXTENSIONS):
-        name = EXTENSION_NAMES.get(nh)
-        if name is None:
-            chain.proto = nh
-            return chain
-        header: JsonObject = {"type": nh, "name": name}
+    walked = ip6mod.parse_chain(data, ip, end)
+    for ext in walked.headers:
+        header: JsonObject = {"type": ext.kind, "name": EXTENSION_NAMES[ext.kind]}
         chain.headers.append(header)
-        if nh == ip6mod.FRAGMENT:
-            if pos + 8 > end:
-                header["truncated"] = True
-                return chain
-            frag = parse_fragment(data, pos, end)
+        frag = ext.fragment
+        if frag is not None:
             header.update(next_header=frag.next_header, len=8, frag_offset=frag.frag_offset,
                           more_fragments=frag.more, id=frag.ident)
-            nh, pos = frag.next_header, pos + 8
-            if frag.frag_offset:  # a later fragment: no upper-layer header follows
-                chain.proto = nh
-                return chain
-            continue
-        if pos + 2 > end:
-            header["truncated"] = True
-            return chain
-        length = ip6mod.extension_length(data, pos, nh, end)
-        header["next_header"] = data[pos]
-        header["len"] = length
-        if pos + length > end:
-            header["truncated"] = True
-            return chain
-        _extension_fields(chain, header, nh, data[pos:pos + length])
-        nh, pos = data[pos], pos + length
-    chain.headers.append({"error": "too many extension headers"})
+        elif ext.length is not None:
+            header["next_header"] = ext.next_header
+            header["len"] = ext.length
+            _extension_fields(chain, header, ext.kind, data[ext.offset : ext.offset + ext.length])
+    cut = walked.cut
+    if cut is not None:
+        header = {"type": cut.kind, "name": EXTENSION_NAMES[cut.kind]}
+        if cut.length is not None:
+            header["next_header"] = cut.next_header
+            header["len"] = cut.length
+        header["truncated"] = True
+        chain.headers.append(header)
+    elif walked.upper is None:
+        chain.headers.append({"error": "too many extension headers"})
+    else:
+        chain.proto = walked.upper.proto
     return chain
 
 
