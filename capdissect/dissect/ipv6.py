@@ -21,6 +21,8 @@ MOBILITY: Final = 135
 MOBILITY_OLD: Final = 62
 # Headers with the generic (next header, length in 8-octet units beyond the first 8) shape.
 GENERIC_EXTENSIONS: Final = frozenset({HOPOPTS, ROUTING, DSTOPTS})
+# The headers a chain walk follows.
+WALKED_EXTENSIONS: Final = GENERIC_EXTENSIONS | {FRAGMENT, AH}
 
 # Options of the hop-by-hop and destination headers (IANA "Destination Options and
 # Hop-by-Hop Options").
@@ -165,7 +167,7 @@ def parse_chain(buf: bytes, ip6: IPv6Header, end: int) -> Chain:
     fragment = None
     at = named_at = 0
     for _ in range(MAX_EXTENSIONS):
-        if nh not in GENERIC_EXTENSIONS and nh not in (FRAGMENT, AH):
+        if nh not in WALKED_EXTENSIONS:
             return Chain(tuple(headers), UpperHeader(nh, pos, fragment, at, named_at), None, None)
         if nh == FRAGMENT:
             try:
@@ -198,6 +200,8 @@ def walk_extensions(buf: bytes, ip6: IPv6Header, end: int) -> UpperHeader:
 
     Raises Truncated when a header runs past *end*, or the chain is too long.
     """
+    if ip6.next_header not in WALKED_EXTENSIONS:  # most packets: no records to build
+        return UpperHeader(ip6.next_header, ip6.offset + 40, None)
     chain = parse_chain(buf, ip6, end)
     if chain.error is not None:
         raise chain.error

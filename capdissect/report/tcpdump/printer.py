@@ -843,8 +843,10 @@ class TcpdumpPrinter:
         """The destination for the pseudo-header: the last address of a routing header."""
         buf = frame.buf
         if isinstance(ip, IPv4Header):
-            route = parse_ip_options(buf, ip.offset + 20, ip.offset + ip.hdr_len)
-            return ipopt.source_route_destination(route) or ip.dst
+            if ip.hdr_len <= 20:  # no options: nothing to walk
+                return ip.dst
+            options = parse_ip_options(buf, ip.offset + 20, ip.offset + ip.hdr_len)
+            return ipopt.source_route_destination(options) or ip.dst
         pos = ip.offset + 40
         nh = ip.next_header
         dst = ip.dst
