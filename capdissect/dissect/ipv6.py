@@ -120,6 +120,33 @@ def parse_tlv_options(buf: bytes, start: int, end: int) -> TlvOptions:
     return TlvOptions(tuple(items), None)
 
 
+class Routing(NamedTuple):
+    """A Routing header (RFC 8200 §4.4) as far as the capture has it: a field the
+    capture cuts off is None, and *type_data* (bytes 4 to 8) may be short."""
+
+    length8: int | None  # Hdr Ext Len: 8-octet units after the first 8
+    routing_type: int | None
+    segments_left: int | None
+    # Type 0 (deprecated, RFC 5095) and 2 (RFC 6275 §6.4): 32 reserved bits.  Type 4
+    # (segment routing, RFC 8754 §2): last entry, flags, a 16-bit tag.
+    type_data: bytes
+    # The whole 16-byte addresses after byte 8 that the header holds and the capture
+    # has: types 0 and 2 in visiting order, type 4 the segment list, final one first.
+    addresses: tuple[bytes, ...]
+
+
+def parse_routing(buf: bytes, offset: int, end: int) -> Routing:
+    """Decode the Routing header at *offset* up to *end*, where the capture ends."""
+    have = end - offset
+    length8 = buf[offset + 1] if have > 1 else None
+    routing_type = buf[offset + 2] if have > 2 else None
+    segments_left = buf[offset + 3] if have > 3 else None
+    stop = min(end, offset + 8 + 8 * (length8 or 0))
+    addresses = tuple(buf[a : a + 16] for a in range(offset + 8, stop - 15, 16))
+    return Routing(length8, routing_type, segments_left, buf[offset + 4 : min(end, offset + 8)],
+                   addresses)
+
+
 class UpperHeader(NamedTuple):
     """Where the extension-header chain of an IPv6 packet ends."""
 

@@ -125,3 +125,30 @@ def test_chain_longer_than_the_limit_is_an_error_without_a_cut_header() -> None:
     chain = ip6.parse_chain(buf, ip, len(buf))
     assert len(chain.headers) == ip6.MAX_EXTENSIONS
     assert chain.upper is None and chain.cut is None and chain.error is not None
+
+
+def test_routing_type_2_whole() -> None:
+    # Type 2 (RFC 6275 §6.4), length 2, 1 segment left, reserved 0, the home address.
+    header = bytes([6, 2, 2, 1, 0, 0, 0, 0]) + SRC
+    assert ip6.parse_routing(header, 0, len(header)) == ip6.Routing(2, 2, 1, bytes(4), (SRC,))
+
+
+def test_routing_type_4_segment_list() -> None:
+    # Segment routing (RFC 8754 §2): length 4, last entry 1, flags 0, tag 0x0102.
+    header = bytes([6, 4, 4, 1, 1, 0, 1, 2]) + DST + SRC
+    rt = ip6.parse_routing(bytes(40) + header, 40, 40 + len(header))
+    assert rt == ip6.Routing(4, 4, 1, bytes([1, 0, 1, 2]), (DST, SRC))
+
+
+def test_routing_cut_by_the_capture_keeps_what_is_there() -> None:
+    header = bytes([6, 4, 0, 2, 0, 0, 0, 0]) + DST + SRC
+    assert ip6.parse_routing(header, 0, 30) == ip6.Routing(4, 0, 2, bytes(4), (DST,))
+    assert ip6.parse_routing(header, 0, 6) == ip6.Routing(4, 0, 2, bytes(2), ())
+    assert ip6.parse_routing(header, 0, 3) == ip6.Routing(4, 0, None, b"", ())
+    assert ip6.parse_routing(header, 0, 1) == ip6.Routing(None, None, None, b"", ())
+
+
+def test_routing_addresses_stop_at_the_header_length() -> None:
+    # Length 1 holds 8 bytes after the first 8: no whole address, whatever follows.
+    header = bytes([6, 1, 0, 0]) + bytes(4) + DST
+    assert ip6.parse_routing(header, 0, len(header)).addresses == ()

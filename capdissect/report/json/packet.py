@@ -405,17 +405,18 @@ def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes)
     if kind in (ip6mod.HOPOPTS, ip6mod.DSTOPTS):
         header["options"] = _ipv6_options(chain, ip6mod.parse_tlv_options(body, 2, len(body)))
     elif kind == ip6mod.ROUTING:
-        rtype, left = body[2], body[3]
+        rt = ip6mod.parse_routing(body, 0, len(body))  # whole: every field is there
+        rtype, left = rt.routing_type, rt.segments_left
         header["routing_type"] = rtype
         header["segments_left"] = left
-        addrs: list[bytes] = []
+        addrs: tuple[bytes, ...] = ()
         if rtype in (0, 2):  # RFC 8200 §4.4 type 0 (deprecated), RFC 6275 §6.4 type 2
-            addrs = [body[i : i + 16] for i in range(8, len(body) - 15, 16)]
-        elif rtype == 4 and len(body) >= 8:  # RFC 8754 §2: segment list, final first
-            header["last_entry"] = body[4]
-            header["flags"] = body[5]
-            header["tag"] = _U16.unpack_from(body, 6)[0]
-            addrs = [body[i : i + 16] for i in range(8, len(body) - 15, 16)]
+            addrs = rt.addresses
+        elif rtype == 4:  # RFC 8754 §2: segment list, final first
+            header["last_entry"] = rt.type_data[0]
+            header["flags"] = rt.type_data[1]
+            header["tag"] = _U16.unpack_from(rt.type_data, 2)[0]
+            addrs = rt.addresses
         else:
             header["data"] = body[4:].hex()
         if addrs:

@@ -24,7 +24,13 @@ from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.ip_options import parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
-from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6, parse_tlv_options
+from capdissect.dissect.ipv6 import (
+    IPv6Header,
+    parse_fragment,
+    parse_ipv6,
+    parse_routing,
+    parse_tlv_options,
+)
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
@@ -682,53 +688,52 @@ class TcpdumpPrinter:
 
     def _rt6(self, frame: Frame, pos: int, end: int) -> int:
         """print-rt6.c: type 0 and 2 (addresses) and 4 (segment routing)."""
-        buf = frame.buf
         out = frame.out
         frame.proto = "rt6"
-
-        def need(n: int) -> None:
-            if pos + n > end:
-                raise Cut("rt6")
-
+        rt = parse_routing(frame.buf, pos, end)
         out.append("RT6")
-        need(2)
-        hlen8 = buf[pos + 1]
-        out.append(f" (len={hlen8}")
-        need(3)
-        rtype = buf[pos + 2]
+        if rt.length8 is None:
+            raise Cut("rt6")
+        out.append(f" (len={rt.length8}")
+        if rt.routing_type is None:
+            raise Cut("rt6")
+        rtype = rt.routing_type
         out.append(f", type={rtype}")
         if rtype == 0:
             out.append(" [Deprecated]")
-        need(4)
-        out.append(f", segleft={buf[pos + 3]}")
+        if rt.segments_left is None:
+            raise Cut("rt6")
+        out.append(f", segleft={rt.segments_left}")
+        data = rt.type_data
         if rtype in (0, 2):
-            need(8)
-            reserved = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if len(data) < 4:
+                raise Cut("rt6")
+            reserved = _U32.unpack(data)[0]
             if reserved or self.opts.v:
                 out.append(f", rsv=0x{reserved:x}")
-            first = pos + 8
         elif rtype == 4:
-            need(5)
-            out.append(f", last-entry={buf[pos + 4]}")
-            need(6)
-            flags = buf[pos + 5]
-            if flags or self.opts.v:
-                out.append(f", flags=0x{flags:x}")
-            need(8)
-            out.append(f", tag={int.from_bytes(buf[pos + 6:pos + 8], 'big'):x}")
-            first = pos + 8
+            if len(data) < 1:
+                raise Cut("rt6")
+            out.append(f", last-entry={data[0]}")
+            if len(data) < 2:
+                raise Cut("rt6")
+            if data[1] or self.opts.v:
+                out.append(f", flags=0x{data[1]:x}")
+            if len(data) < 4:
+                raise Cut("rt6")
+            out.append(f", tag={_U16.unpack_from(data, 2)[0]:x}")
         else:
             out.append(" (unknown type) (invalid)")
             return -1
-        if hlen8 % 2:
-            out.append(f" (invalid length {hlen8}) (invalid)")
+        if rt.length8 % 2:
+            out.append(f" (invalid length {rt.length8}) (invalid)")
             return -1
-        for i in range(hlen8 // 2):
-            a = first + 16 * i
-            need(a + 16 - pos)
-            out.append(f", [{i}]{self.addr(buf[a:a + 16])}")
+        for i in range(rt.length8 // 2):
+            if i >= len(rt.addresses):
+                raise Cut("rt6")
+            out.append(f", [{i}]{self.addr(rt.addresses[i])}")
         out.append(") ")
-        return (hlen8 + 1) * 8
+        return (rt.length8 + 1) * 8
 
     # ----- transport --------------------------------------------------------------------------
     def _demux(self, frame: Frame, off: int, length: int, end: int, nh: int,
@@ -860,14 +865,17 @@ class TcpdumpPrinter:
                     break
                 nh, pos = buf[pos], pos + 8
             elif nh == ip6mod.ROUTING:
-                if pos + 4 > len(buf):
+                rt = parse_routing(buf, pos, len(buf))
+                if rt.length8 is None or rt.segments_left is None or rt.length8 % 2:
                     break
-                rlen, rtype = buf[pos + 1], buf[pos + 2]
-                if rtype in (0, 2) and rlen % 2 == 0 and rlen:
-                    last = pos + 8 + (rlen // 2 - 1) * 16
-                    if last + 16 <= len(buf):
-                        dst = buf[last : last + 16]
-                elif rtype == 4 and rlen % 2 == 0 and pos + 24 <= len(buf):
+                whole = len(rt.addresses) == rt.length8 // 2  # all captured
+                if rt.routing_type in (0, 2) and rt.addresses and whole:
+                    dst = rt.addresses[-1]
+                elif rt.routing_type == 4 and rt.addresses:
+                    dst = rt.addresses[0]
+                elif rt.routing_type == 4 and rt.length8 == 0 and pos + 24 <= len(buf):
+                    # WARNING: print-ip6.c ip6_finddst reads a type 4 header's first
+                    # segment whatever its length says: with length 0 that is past it.
                     dst = buf[pos + 8 : pos + 24]
                 break
             else:
