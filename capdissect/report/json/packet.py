@@ -39,6 +39,7 @@ import struct
 from dataclasses import fields, is_dataclass
 from typing import Any, Final
 
+from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
 from capdissect.dissect import tcp_options as opts
@@ -47,8 +48,9 @@ from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp import parse_quoted as parse_quoted4
 from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.icmp6 import parse_quoted as parse_quoted6
+from capdissect.dissect.ip_options import IpOptions, parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
-from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
+from capdissect.dissect.ipv6 import IPv6Header, parse_ipv6
 from capdissect.dissect.mptcp import MptcpMalformed
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpHeader
@@ -76,7 +78,6 @@ EXTENSION_NAMES: Final = {ip6mod.HOPOPTS: "hop-by-hop", ip6mod.ROUTING: "routing
 # Options"); the ones a lesson or a test capture meets.
 IPV6_OPTION_NAMES: Final = {0: "pad1", 1: "padn", 4: "tunnel-limit", 5: "router-alert",
                             194: "jumbo", 201: "home-address"}
-HOME_ADDRESS: Final = 201  # RFC 6275 §6.3
 
 # ICMP (RFC 792, RFC 950, RFC 1256) and the codes of its error types (RFC 792, RFC 1122
 # §3.2.2.1, RFC 1812 §5.2.7.1).
@@ -303,39 +304,31 @@ def ipv4_json(data: bytes, ip: IPv4Header) -> JsonObject:
     obj["src"] = address(ip.src)
     obj["dst"] = address(ip.dst)
     if ip.hdr_len > 20:
-        obj["options"] = ipv4_options(data[ip.offset + 20 : min(hdr_end, len(data))])
+        obj["options"] = ipv4_options(parse_ip_options(data, ip.offset + 20, hdr_end))
     return obj
 
 
-def ipv4_options(area: bytes) -> list[JsonObject]:
+def ipv4_options(options: IpOptions) -> list[JsonObject]:
     """IPv4 options (RFC 791 §3.1): EOL and NOP are one byte, the others type-length-value.
 
-    A length below 2 or past the area ends the list with ``{"error": "bad length"}``.
+    An option whose length is below 2 or runs past the header or the capture ends the
+    list as ``{"type", "name", "error": "bad length"}``.
     """
     out: list[JsonObject] = []
-    pos = 0
-    while pos < len(area):
-        kind = area[pos]
-        item: JsonObject = {"type": kind, "name": IP_OPTION_NAMES.get(kind)}
-        if kind in (0, 1):
-            out.append(item)
-            if kind == 0:
-                break
-            pos += 1
-            continue
-        if pos + 1 >= len(area) or not 2 <= area[pos + 1] <= len(area) - pos:
-            out.append({**item, "error": "bad length"})
-            break
-        length = area[pos + 1]
-        body = area[pos + 2 : pos + length]
-        item["len"] = length
-        if kind in (7, 131, 137) and body:  # record route, loose and strict source route
-            item["pointer"] = body[0]
-            item["addresses"] = [address(body[i : i + 4]) for i in range(1, len(body) - 3, 4)]
-        else:
-            item["data"] = body.hex()
+    for option in options.items:
+        item: JsonObject = {"type": option.code, "name": IP_OPTION_NAMES.get(option.code)}
+        if option.code not in (ipopt.EOL, ipopt.NOP):
+            item["len"] = option.length
+            if isinstance(option.value, ipopt.Route):
+                item["pointer"] = option.value.pointer
+                item["addresses"] = [address(a) for a in option.value.addresses]
+            else:
+                item["data"] = option.data.hex()
         out.append(item)
-        pos += length
+    broken = options.broken
+    if broken is not None:
+        out.append({"type": broken.code, "name": IP_OPTION_NAMES.get(broken.code),
+                    "error": "bad length"})
     return out
 
 
@@ -374,63 +367,53 @@ class _Chain:
 
 
 def _extensions(data: bytes, ip: IPv6Header, end: int) -> _Chain:
-    """Walk the extension headers after *ip*, keeping each one's fields (RFC 8200 §4).
-
-    The same walk as ``dissect.ipv6.walk_extensions``, which keeps only where it ends;
-    a header cut by the capture is listed with ``"truncated": true`` and ends the walk.
-    """
+    """The extension headers after *ip* (``dissect.ipv6.parse_chain``) with each one's
+    fields (RFC 8200 §4); a header cut by the capture is listed with ``"truncated": true``
+    and ends the list."""
     chain = _Chain()
-    nh = ip.next_header
-    pos = ip.offset + 40
-    for _ in range(ip6mod.MAX_EXTENSIONS):
-        name = EXTENSION_NAMES.get(nh)
-        if name is None:
-            chain.proto = nh
-            return chain
-        header: JsonObject = {"type": nh, "name": name}
+    walked = ip6mod.parse_chain(data, ip, end)
+    for ext in walked.headers:
+        header: JsonObject = {"type": ext.kind, "name": EXTENSION_NAMES[ext.kind]}
         chain.headers.append(header)
-        if nh == ip6mod.FRAGMENT:
-            if pos + 8 > end:
-                header["truncated"] = True
-                return chain
-            frag = parse_fragment(data, pos, end)
+        frag = ext.fragment
+        if frag is not None:
             header.update(next_header=frag.next_header, len=8, frag_offset=frag.frag_offset,
                           more_fragments=frag.more, id=frag.ident)
-            nh, pos = frag.next_header, pos + 8
-            if frag.frag_offset:  # a later fragment: no upper-layer header follows
-                chain.proto = nh
-                return chain
-            continue
-        if pos + 2 > end:
-            header["truncated"] = True
-            return chain
-        length = ip6mod.extension_length(data, pos, nh, end)
-        header["next_header"] = data[pos]
-        header["len"] = length
-        if pos + length > end:
-            header["truncated"] = True
-            return chain
-        _extension_fields(chain, header, nh, data[pos:pos + length])
-        nh, pos = data[pos], pos + length
-    chain.headers.append({"error": "too many extension headers"})
+        elif ext.length is not None:
+            header["next_header"] = ext.next_header
+            header["len"] = ext.length
+            _extension_fields(chain, header, ext.kind, data[ext.offset : ext.offset + ext.length])
+    cut = walked.cut
+    if cut is not None:
+        header = {"type": cut.kind, "name": EXTENSION_NAMES[cut.kind]}
+        if cut.length is not None:
+            header["next_header"] = cut.next_header
+            header["len"] = cut.length
+        header["truncated"] = True
+        chain.headers.append(header)
+    elif walked.upper is None:
+        chain.headers.append({"error": "too many extension headers"})
+    else:
+        chain.proto = walked.upper.proto
     return chain
 
 
 def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes) -> None:
     if kind in (ip6mod.HOPOPTS, ip6mod.DSTOPTS):
-        header["options"] = _ipv6_options(chain, body[2:])
+        header["options"] = _ipv6_options(chain, ip6mod.parse_tlv_options(body, 2, len(body)))
     elif kind == ip6mod.ROUTING:
-        rtype, left = body[2], body[3]
+        rt = ip6mod.parse_routing(body, 0, len(body))  # whole: every field is there
+        rtype, left = rt.routing_type, rt.segments_left
         header["routing_type"] = rtype
         header["segments_left"] = left
-        addrs: list[bytes] = []
+        addrs: tuple[bytes, ...] = ()
         if rtype in (0, 2):  # RFC 8200 §4.4 type 0 (deprecated), RFC 6275 §6.4 type 2
-            addrs = [body[i : i + 16] for i in range(8, len(body) - 15, 16)]
-        elif rtype == 4 and len(body) >= 8:  # RFC 8754 §2: segment list, final first
-            header["last_entry"] = body[4]
-            header["flags"] = body[5]
-            header["tag"] = _U16.unpack_from(body, 6)[0]
-            addrs = [body[i : i + 16] for i in range(8, len(body) - 15, 16)]
+            addrs = rt.addresses
+        elif rtype == 4:  # RFC 8754 §2: segment list, final first
+            header["last_entry"] = rt.type_data[0]
+            header["flags"] = rt.type_data[1]
+            header["tag"] = _U16.unpack_from(rt.type_data, 2)[0]
+            addrs = rt.addresses
         else:
             header["data"] = body[4:].hex()
         if addrs:
@@ -444,29 +427,23 @@ def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes)
         header["data"] = body[2:].hex()
 
 
-def _ipv6_options(chain: _Chain, area: bytes) -> list[JsonObject]:
+def _ipv6_options(chain: _Chain, options: ip6mod.TlvOptions) -> list[JsonObject]:
     """The options of a hop-by-hop or destination header (RFC 8200 §4.2)."""
     out: list[JsonObject] = []
-    pos = 0
-    while pos < len(area):
-        kind = area[pos]
+    for option in options.items:
+        kind, value = option.kind, option.data
         item: JsonObject = {"type": kind, "name": IPV6_OPTION_NAMES.get(kind)}
-        if kind == 0:
-            out.append(item)
-            pos += 1
-            continue
-        if pos + 1 >= len(area) or pos + 2 + area[pos + 1] > len(area):
-            out.append({**item, "error": "bad length"})
-            break
-        value = area[pos + 2 : pos + 2 + area[pos + 1]]
-        item["len"] = len(value)
-        if kind == HOME_ADDRESS and len(value) == 16:
-            item["address"] = address(value)
-            chain.home = value
-        elif kind != 1:
-            item["data"] = value.hex()
+        if kind != ip6mod.PAD1:
+            item["len"] = len(value)
+            if kind == ip6mod.HOME_ADDRESS and len(value) == 16:
+                item["address"] = address(value)
+                chain.home = value
+            elif kind != ip6mod.PADN:
+                item["data"] = value.hex()
         out.append(item)
-        pos += 2 + len(value)
+    if options.broken is not None:
+        out.append({"type": options.broken, "name": IPV6_OPTION_NAMES.get(options.broken),
+                    "error": "bad length"})
     return out
 
 
@@ -497,12 +474,18 @@ def _pseudo(data: bytes, ip: IPv4Header | IPv6Header, proto: int, length: int) -
 
 
 def _ipv4_final_dst(data: bytes, ip: IPv4Header) -> bytes:
-    """With a loose or strict source route, its last address (RFC 1122 §4.1.3.3, as
-    tcpdump's ip_finddst); else the destination."""
-    area = data[ip.offset + 20 : min(ip.offset + ip.hdr_len, len(data))]
-    for item in ipv4_options(area):
-        if item["type"] in (131, 137) and item.get("addresses"):
-            return socket.inet_pton(socket.AF_INET, item["addresses"][-1])
+    """With a loose or strict source route, its last whole address (RFC 1122 §4.1.3.3);
+    else the destination.
+
+    WARNING: unlike ``ip_options.source_route_destination`` (tcpdump's ip_finddst, the
+    printer's choice), a route whose length is not 3 plus a multiple of 4 gives its last
+    whole address here, not its last 4 bytes: the JSON output has always done so.
+    """
+    for option in parse_ip_options(data, ip.offset + 20, ip.offset + ip.hdr_len).items:
+        route = option.value
+        if option.code in (ipopt.LSRR, ipopt.SSRR) and isinstance(route, ipopt.Route) and (
+                route.addresses):
+            return route.addresses[-1]
     return ip.dst
 
 

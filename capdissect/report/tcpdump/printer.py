@@ -18,11 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.ip_options import parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
-from capdissect.dissect.ipv6 import IPv6Header, parse_fragment, parse_ipv6
+from capdissect.dissect.ipv6 import (
+    IPv6Header,
+    parse_fragment,
+    parse_ipv6,
+    parse_routing,
+    parse_tlv_options,
+)
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.dissect.udp import parse_udp
 from capdissect.errors import Truncated
@@ -53,8 +61,12 @@ MAX_RST_DATA_LEN: Final = 30
 # timestamps can reach years no calendar holds).
 TIME_ERROR: Final = "[Error converting time]"
 SLL_PKTTYPES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
-IP_OPTION_NAMES: Final = {0: "EOL", 1: "NOP", 68: "timestamp", 130: "security", 7: "RR",
-                          137: "SSRR", 131: "LSRR", 148: "RA", 82: "traceroute"}
+IP_OPTION_NAMES: Final = {
+    ipopt.EOL: "EOL", ipopt.NOP: "NOP", ipopt.TIMESTAMP: "timestamp", ipopt.SECURITY: "security",
+    ipopt.RR: "RR", ipopt.SSRR: "SSRR", ipopt.LSRR: "LSRR", ipopt.RA: "RA",
+    ipopt.TRACEROUTE: "traceroute",
+}
+TIMESTAMP_KINDS: Final = {0: "TSONLY", 1: "TS+ADDR", 3: "PRESPEC"}  # by the option's flag
 
 
 class TcpdumpPrinter:
@@ -359,102 +371,87 @@ class TcpdumpPrinter:
 
     def _ip_options(self, frame: Frame, off: int, length: int, end: int) -> bool:
         """print-ip.c ip_optprint; False when an option's data runs past the capture."""
-        buf = frame.buf
         out = frame.out
+        options = parse_ip_options(frame.buf, off, off + length, end)
         sep = ""
-        while length > 0:
+        for option in options.items:
             out.append(sep)
             sep = ","
-            if off >= end:
-                raise Cut("ip")
-            code = buf[off]
-            out.append(IP_OPTION_NAMES.get(code) or f"unknown {code}")
-            if code in (0, 1):
-                opt_len = 1
-            else:
-                if off + 1 >= end:
-                    raise Cut("ip")
-                opt_len = buf[off + 1]
-                if opt_len < 2:
-                    out.append(f" [bad length {opt_len}]")
-                    return True
-            if opt_len > length:
-                out.append(f" [bad length {opt_len}]")
-                return True
-            if off + opt_len > end:
-                return False
-            if code == 0:
-                return True
-            if code == 68:
-                self._ip_timestamps(frame, off, opt_len)
-            elif code in (7, 131, 137):
-                self._ip_route(frame, off, opt_len)
-            elif code == 148:
-                if opt_len < 4:
-                    out.append(f" [bad length {opt_len}]")
+            out.append(_ip_option_name(option.code))
+            value = option.value
+            if option.code == ipopt.TIMESTAMP:
+                if isinstance(value, ipopt.Timestamp):
+                    self._ip_timestamps(frame, value, len(option.data) + 2)
                 else:
-                    value = int.from_bytes(buf[off + 2 : off + 4], "big")
-                    if value:
-                        out.append(f" value {value}")
-            off += opt_len
-            length -= opt_len
-        return True
+                    out.append(f"[bad length {option.length}]")
+            elif option.code in (ipopt.RR, ipopt.LSRR, ipopt.SSRR):
+                if isinstance(value, ipopt.Route):
+                    self._ip_route(frame, value, len(option.data) + 2)
+                else:
+                    out.append(f" [bad length {option.length}]")
+            elif option.code == ipopt.RA:
+                if not isinstance(value, ipopt.RouterAlert):
+                    out.append(f" [bad length {option.length}]")
+                elif value.value:
+                    out.append(f" value {value.value}")
+        if options.problem is None:
+            return True
+        out.append(sep)
+        broken = options.broken
+        if broken is None:  # the capture ends before an option's type byte
+            raise Cut("ip")
+        out.append(_ip_option_name(broken.code))
+        if options.problem == ipopt.CUT:
+            raise Cut("ip")
+        if options.problem == ipopt.BAD:
+            out.append(f" [bad length {broken.length}]")
+            return True
+        return False
 
-    def _ip_route(self, frame: Frame, off: int, opt_len: int) -> None:
+    def _ip_route(self, frame: Frame, route: ipopt.Route, opt_len: int) -> None:
         """RR, LSRR, SSRR (RFC 791 §3.1): the addresses, a comma after those recorded."""
-        buf = frame.buf
         out = frame.out
-        if opt_len < 3:
+        if route.ragged:
             out.append(f" [bad length {opt_len}]")
-            return
-        if (opt_len + 1) & 3:
-            out.append(f" [bad length {opt_len}]")
-        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF  # unsigned in tcpdump: pointer 0 wraps
+        ptr = (route.pointer - 1) & 0xFFFFFFFF  # unsigned in tcpdump: pointer 0 wraps
         if ptr < 3 or ((ptr + 1) & 3) or ptr > opt_len + 1:
-            out.append(f" [bad ptr {buf[off + 2]}]")
-        for pos in range(3, opt_len, 4):
-            if pos + 4 > opt_len:
-                raise Cut("ip")
-            out.append(f" {self.addr(buf[off + pos : off + pos + 4])}")
-            if ptr > pos:
+            out.append(f" [bad ptr {route.pointer}]")
+        for i, address in enumerate(route.addresses):
+            out.append(f" {self.addr(address)}")
+            if ptr > 3 + 4 * i:
                 out.append(",")
+        if route.ragged:
+            raise Cut("ip")
 
-    def _ip_timestamps(self, frame: Frame, off: int, opt_len: int) -> None:
+    def _ip_timestamps(self, frame: Frame, ts: ipopt.Timestamp, opt_len: int) -> None:
         """The Internet Timestamp option (RFC 791 §3.1), as print-ip.c ip_printts shows it."""
-        buf = frame.buf
         out = frame.out
-        if opt_len < 4:
-            out.append(f"[bad length {opt_len}]")
-            return
         out.append(" TS{")
-        flag = buf[off + 3]
-        hoplen = 4 if flag & 0xF == 0 else 8
-        if (opt_len - 4) & (hoplen - 1):
+        size = ts.entry_len
+        if ts.ragged:
             out.append(f"[bad length {opt_len}]")
-        ptr = (buf[off + 2] - 1) & 0xFFFFFFFF
-        if ptr < 4 or ((ptr - 4) & (hoplen - 1)) or ptr > opt_len + 1:
-            out.append(f"[bad ptr {buf[off + 2]}]")
-        kinds = {0: "TSONLY", 1: "TS+ADDR", 3: "PRESPEC"}
+        ptr = (ts.pointer - 1) & 0xFFFFFFFF
+        if ptr < 4 or ((ptr - 4) & (size - 1)) or ptr > opt_len + 1:
+            out.append(f"[bad ptr {ts.pointer}]")
         pos = 0
-        if flag & 0xF in kinds:
-            out.append(kinds[flag & 0xF])
+        if ts.flag in TIMESTAMP_KINDS:
+            out.append(TIMESTAMP_KINDS[ts.flag])
             mark = " "
             pos = 4
-            while pos < opt_len:
+            for entry in ts.entries:
                 if ptr == pos:
                     mark = " ^ "
-                if pos + hoplen > opt_len:
-                    raise Cut("ip")
-                stamp = int.from_bytes(buf[off + pos + hoplen - 4 : off + pos + hoplen], "big")
-                where = self.addr(buf[off + pos : off + pos + 4]) if hoplen == 8 else ""
-                out.append(f"{mark}{stamp}@{where}")
+                where = "" if entry.address is None else self.addr(entry.address)
+                out.append(f"{mark}{entry.stamp}@{where}")
                 mark = " "
-                pos += hoplen
+                pos += size
+            if ts.ragged:
+                raise Cut("ip")
         else:
-            out.append(f"[bad ts type {flag & 0xF}]")
+            out.append(f"[bad ts type {ts.flag}]")
         out.append(" ^ " if ptr == pos else "")
-        if flag >> 4:
-            out.append(f" [{flag >> 4} hops not recorded]}} ")
+        if ts.overflow:
+            out.append(f" [{ts.overflow} hops not recorded]}} ")
         else:
             out.append("}")
 
@@ -589,37 +586,38 @@ class TcpdumpPrinter:
     def _ip6_option_list(self, frame: Frame, start: int, end: int,
                          jumbo: list[int] | None) -> bool:
         """print-ip6opts.c ip6_opt_process; *jumbo* holds [payload length, found] for HBH."""
-        buf = frame.buf
         out = frame.out
         v = self.opts.v
         if start == end:
             return True
-        options, whole = _ip6_tlvs(buf, start, end - start)
-        for kind, p, optlen in options:
-            left = end - p
-            if kind == 0:
+        options = parse_tlv_options(frame.buf, start, end)
+        for option in options.items:
+            kind = option.kind
+            left = end - option.offset
+            data = option.data
+            if kind == ip6mod.PAD1:
                 if v:
                     out.append("(pad1)")
-            elif kind == 1:
+            elif kind == ip6mod.PADN:
                 if v:
                     out.append("(padn)")
-            elif kind == 0x05:
+            elif kind == ip6mod.ROUTER_ALERT:
                 if left < 4:
                     out.append("(rtalert: trunc)")
                     return False
-                if buf[p + 1] != 2:
-                    out.append(f"(rtalert: invalid len {buf[p + 1]})")
+                if len(data) != 2:
+                    out.append(f"(rtalert: invalid len {len(data)})")
                     return False
                 if v:
-                    out.append(f"(rtalert: 0x{int.from_bytes(buf[p + 2:p + 4], 'big'):04x}) ")
-            elif kind == 0xC2:
+                    out.append(f"(rtalert: 0x{_U16.unpack(data)[0]:04x}) ")
+            elif kind == ip6mod.JUMBO:
                 if left < 6:
                     out.append("(jumbo: trunc)")
                     return False
-                if buf[p + 1] != 4:
-                    out.append(f"(jumbo: invalid len {buf[p + 1]})")
+                if len(data) != 4:
+                    out.append(f"(jumbo: invalid len {len(data)})")
                     return False
-                value = int.from_bytes(buf[p + 2 : p + 6], "big")
+                value = _U32.unpack(data)[0]
                 if jumbo is None:
                     note = " - not a hop-by-hop option"
                 elif jumbo[1]:
@@ -635,39 +633,40 @@ class TcpdumpPrinter:
                     jumbo[1] = 1
                 if v:
                     out.append(f"(jumbo: {value}{note}) ")
-            elif kind == 0xC9:
+            elif kind == ip6mod.HOME_ADDRESS:
                 if left < 18:
                     out.append("(homeaddr: trunc)")
                     return False
-                if buf[p + 1] < 16:
-                    out.append(f"(homeaddr: invalid len {buf[p + 1]})")
+                if len(data) < 16:
+                    out.append(f"(homeaddr: invalid len {len(data)})")
                     return False
                 if v:
-                    out.append(f"(homeaddr: {self.addr(buf[p + 2:p + 18])}")
-                    if buf[p + 1] > 16 and not self._ip6_sub_options(frame, p + 18, optlen - 18):
+                    out.append(f"(homeaddr: {self.addr(data[:16])}")
+                    sub_start = option.offset + 18
+                    if len(data) > 16 and not self._ip6_sub_options(
+                            frame, sub_start, sub_start + len(data) - 16):
                         return False
                     out.append(")")
             elif v:
-                out.append(f"(opt_type 0x{kind:02x}: len={buf[p + 1]})")
-        if not whole:
+                out.append(f"(opt_type 0x{kind:02x}: len={len(data)})")
+        if options.broken is not None:
             return False
         if v:
             out.append(" ")
         return True
 
-    def _ip6_sub_options(self, frame: Frame, start: int, length: int) -> bool:
+    def _ip6_sub_options(self, frame: Frame, start: int, end: int) -> bool:
         """print-ip6opts.c ip6_sopt_print (sub-options of the Home Address option)."""
-        buf = frame.buf
         out = frame.out
-        options, whole = _ip6_tlvs(buf, start, length)
-        for kind, p, _ in options:
-            if kind == 0:
+        options = parse_tlv_options(frame.buf, start, end)
+        for option in options.items:
+            if option.kind == ip6mod.PAD1:
                 out.append(", pad1")
-            elif kind == 1:
+            elif option.kind == ip6mod.PADN:
                 out.append(", padn")
             else:
-                out.append(f", sopt_type 0x{kind:02x}: len={buf[p + 1]}")
-        return whole
+                out.append(f", sopt_type 0x{option.kind:02x}: len={len(option.data)}")
+        return options.broken is None
 
     def _frag6(self, frame: Frame, pos: int, end: int, ip6: IPv6Header) -> int:
         """print-frag6.c: the length tcpdump prints is computed in size_t, so it wraps."""
@@ -689,53 +688,52 @@ class TcpdumpPrinter:
 
     def _rt6(self, frame: Frame, pos: int, end: int) -> int:
         """print-rt6.c: type 0 and 2 (addresses) and 4 (segment routing)."""
-        buf = frame.buf
         out = frame.out
         frame.proto = "rt6"
-
-        def need(n: int) -> None:
-            if pos + n > end:
-                raise Cut("rt6")
-
+        rt = parse_routing(frame.buf, pos, end)
         out.append("RT6")
-        need(2)
-        hlen8 = buf[pos + 1]
-        out.append(f" (len={hlen8}")
-        need(3)
-        rtype = buf[pos + 2]
+        if rt.length8 is None:
+            raise Cut("rt6")
+        out.append(f" (len={rt.length8}")
+        if rt.routing_type is None:
+            raise Cut("rt6")
+        rtype = rt.routing_type
         out.append(f", type={rtype}")
         if rtype == 0:
             out.append(" [Deprecated]")
-        need(4)
-        out.append(f", segleft={buf[pos + 3]}")
+        if rt.segments_left is None:
+            raise Cut("rt6")
+        out.append(f", segleft={rt.segments_left}")
+        data = rt.type_data
         if rtype in (0, 2):
-            need(8)
-            reserved = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            if len(data) < 4:
+                raise Cut("rt6")
+            reserved = _U32.unpack(data)[0]
             if reserved or self.opts.v:
                 out.append(f", rsv=0x{reserved:x}")
-            first = pos + 8
         elif rtype == 4:
-            need(5)
-            out.append(f", last-entry={buf[pos + 4]}")
-            need(6)
-            flags = buf[pos + 5]
-            if flags or self.opts.v:
-                out.append(f", flags=0x{flags:x}")
-            need(8)
-            out.append(f", tag={int.from_bytes(buf[pos + 6:pos + 8], 'big'):x}")
-            first = pos + 8
+            if len(data) < 1:
+                raise Cut("rt6")
+            out.append(f", last-entry={data[0]}")
+            if len(data) < 2:
+                raise Cut("rt6")
+            if data[1] or self.opts.v:
+                out.append(f", flags=0x{data[1]:x}")
+            if len(data) < 4:
+                raise Cut("rt6")
+            out.append(f", tag={_U16.unpack_from(data, 2)[0]:x}")
         else:
             out.append(" (unknown type) (invalid)")
             return -1
-        if hlen8 % 2:
-            out.append(f" (invalid length {hlen8}) (invalid)")
+        if rt.length8 % 2:
+            out.append(f" (invalid length {rt.length8}) (invalid)")
             return -1
-        for i in range(hlen8 // 2):
-            a = first + 16 * i
-            need(a + 16 - pos)
-            out.append(f", [{i}]{self.addr(buf[a:a + 16])}")
+        for i in range(rt.length8 // 2):
+            if i >= len(rt.addresses):
+                raise Cut("rt6")
+            out.append(f", [{i}]{self.addr(rt.addresses[i])}")
         out.append(") ")
-        return (hlen8 + 1) * 8
+        return (rt.length8 + 1) * 8
 
     # ----- transport --------------------------------------------------------------------------
     def _demux(self, frame: Frame, off: int, length: int, end: int, nh: int,
@@ -850,7 +848,10 @@ class TcpdumpPrinter:
         """The destination for the pseudo-header: the last address of a routing header."""
         buf = frame.buf
         if isinstance(ip, IPv4Header):
-            return _ipv4_final_dst(buf, ip)
+            if ip.hdr_len <= 20:  # no options: nothing to walk
+                return ip.dst
+            options = parse_ip_options(buf, ip.offset + 20, ip.offset + ip.hdr_len)
+            return ipopt.source_route_destination(options) or ip.dst
         pos = ip.offset + 40
         nh = ip.next_header
         dst = ip.dst
@@ -864,14 +865,17 @@ class TcpdumpPrinter:
                     break
                 nh, pos = buf[pos], pos + 8
             elif nh == ip6mod.ROUTING:
-                if pos + 4 > len(buf):
+                rt = parse_routing(buf, pos, len(buf))
+                if rt.length8 is None or rt.segments_left is None or rt.length8 % 2:
                     break
-                rlen, rtype = buf[pos + 1], buf[pos + 2]
-                if rtype in (0, 2) and rlen % 2 == 0 and rlen:
-                    last = pos + 8 + (rlen // 2 - 1) * 16
-                    if last + 16 <= len(buf):
-                        dst = buf[last : last + 16]
-                elif rtype == 4 and rlen % 2 == 0 and pos + 24 <= len(buf):
+                whole = len(rt.addresses) == rt.length8 // 2  # all captured
+                if rt.routing_type in (0, 2) and rt.addresses and whole:
+                    dst = rt.addresses[-1]
+                elif rt.routing_type == 4 and rt.addresses:
+                    dst = rt.addresses[0]
+                elif rt.routing_type == 4 and rt.length8 == 0 and pos + 24 <= len(buf):
+                    # WARNING: print-ip6.c ip6_finddst reads a type 4 header's first
+                    # segment whatever its length says: with length 0 that is past it.
                     dst = buf[pos + 8 : pos + 24]
                 break
             else:
@@ -941,50 +945,12 @@ class TcpdumpPrinter:
 
 
 _PORTS: Final = struct.Struct("!HH")
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
 
 
-def _ip6_tlvs(buf: bytes, start: int, length: int) -> tuple[list[tuple[int, int, int]], bool]:
-    """The (kind, offset, length) of each whole option in an IPv6 option area (RFC 8200
-    §4.2: Pad1 is one byte, every other option a TLV), and whether the area ended cleanly."""
-    options: list[tuple[int, int, int]] = []
-    i = 0
-    while i < length:
-        kind = buf[start + i]
-        if kind == 0:
-            optlen = 1
-        elif i + 1 < length:
-            optlen = buf[start + i + 1] + 2
-        else:
-            return options, False
-        if i + optlen > length:
-            return options, False
-        options.append((kind, start + i, optlen))
-        i += optlen
-    return options, True
-
-
-def _ipv4_final_dst(buf: bytes, ip: IPv4Header) -> bytes:
-    """With a loose or strict source route, the pseudo-header uses the route's last hop
-    (RFC 1122 §4.1.3.3 via print-ip.c ip_finddst); else the header's destination."""
-    pos = ip.offset + 20
-    left = ip.hdr_len - 20
-    while left > 0 and pos < len(buf):
-        code = buf[pos]
-        if code == 0:
-            break
-        if code == 1:
-            opt_len = 1
-        else:
-            if pos + 1 >= len(buf) or buf[pos + 1] < 2:
-                break
-            opt_len = buf[pos + 1]
-        if left < opt_len or pos + opt_len > len(buf):
-            break
-        if code in (131, 137) and opt_len >= 7:
-            return buf[pos + opt_len - 4 : pos + opt_len]
-        pos += opt_len
-        left -= opt_len
-    return ip.dst
+def _ip_option_name(code: int) -> str:
+    return IP_OPTION_NAMES.get(code) or f"unknown {code}"
 
 
 def _vlan(tci: int) -> str:
