@@ -143,8 +143,10 @@ def parse_routing(buf: bytes, offset: int, end: int) -> Routing:
     segments_left = buf[offset + 3] if have > 3 else None
     stop = min(end, offset + 8 + 8 * (length8 or 0))
     addresses = tuple(buf[a : a + 16] for a in range(offset + 8, stop - 15, 16))
-    return Routing(length8, routing_type, segments_left, buf[offset + 4 : min(end, offset + 8)],
-                   addresses)
+    # max(): compiled with mypyc, a slice whose stop is below its start raises instead
+    # of giving b"" (the capture may end inside the first four bytes).
+    reserved = buf[offset + 4 : max(offset + 4, min(end, offset + 8))]
+    return Routing(length8, routing_type, segments_left, reserved, addresses)
 
 
 class UpperHeader(NamedTuple):
