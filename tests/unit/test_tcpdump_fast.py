@@ -72,7 +72,7 @@ def compare(module: ModuleType, options: PrintOptions, packets: list[RawPacket])
     """Print *packets* with and without the fast path of *module*; return how many the
     fast path took."""
     fast = TcpdumpPrinter(options)
-    counting = Counting(module.FastPath(fast.names, fast._isn, v=options.v, x=options.x,
+    counting = Counting(module.FastPath(fast.names, fast.isn, v=options.v, x=options.x,
                                         X=options.X, S=options.S, K=options.K))
     fast.fast = counting  # type: ignore[assignment]
     full = TcpdumpPrinter(options)

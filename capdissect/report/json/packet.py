@@ -57,7 +57,9 @@ from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, T
 from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import DissectError, Malformed, Truncated
 from capdissect.report.tcpdump.fast import FLAG_STRINGS
-from capdissect.report.tcpdump.printer import ETHERTYPE_NAMES, IP_OPTION_NAMES, IPPROTO_NAMES
+from capdissect.report.tcpdump.ip import IP_OPTION_NAMES
+from capdissect.report.tcpdump.link import ETHERTYPE_NAMES
+from capdissect.report.tcpdump.names import IPPROTO_NAMES
 from capdissect.report.tcpdump.tcp_options import NAMES as TCP_OPTION_NAMES
 
 JsonObject = dict[str, Any]

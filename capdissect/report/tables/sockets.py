@@ -1,18 +1,7 @@
 """``sockets``: what ``netstat -tanu`` would have printed, rebuilt from a capture (SPEC §3.5).
 
-Each TCP endpoint the tracker follows is a socket: the client's, and on the server the
-socket ``accept`` returns, in the endpoint's state with netstat's spelling (``SYN_RECV``,
-``FIN_WAIT1``, ``TIME_WAIT``...).  A socket that reaches CLOSED leaves the table, as it
-leaves netstat's; TIME_WAIT stays for Linux's 60 seconds (``TCP_TIMEWAIT_LEN``) of
-capture time.  A server that answers a SYN with a SYN-ACK was listening: it gets a
-``LISTEN`` socket on the address it answered from, with netstat's ``0.0.0.0:*`` (``:::*``)
-foreign address, from just before that SYN (it must have listened already) until the
-capture ends.  A UDP endpoint that sent a datagram had a socket (netstat prints UDP
-sockets with an empty state); it leaves the table when the tracker retires its last
-conversation (quiet for the tracker's linger time).  A TCP socket leaves it too when the
-tracker retires its connection (quiet for the linger time, or the oldest of more than
-``MAX_OPEN`` open at once), as ``flows`` does: so the table, like the tracker, holds at
-most the connections open at once, not every socket the capture ever showed.
+The table is the netstat model's (``tracking/sockets.py``: which socket exists in which
+state, and when it leaves); here it is printed as netstat prints it.
 
 ``--every`` prints the whole table after each change while it has at most
 ``EVERY_FULL_MAX`` sockets; past that (a scan, a flood) it prints only the rows that
@@ -23,11 +12,6 @@ Recv-Q and Send-Q are always 0: they are the bytes an application has not read y
 the bytes not yet acknowledged, inside the two kernels.  A capture shows neither (on
 loopback every segment is acknowledged within microseconds anyway), so capdissect does
 not guess them.
-
-Whether a SYN was accepted is only known from the reply, so the tracker's per-packet
-facts pass through a short look-ahead (until the reply, at most ``PENDING_S`` seconds of
-capture time) before they reach the table: a refused or unanswered SYN never makes a
-listener or a server socket appear.
 """
 
 from __future__ import annotations

@@ -33,16 +33,33 @@ class PrintOptions:
 
 
 class Context(Protocol):
-    """The printer as a protocol printer sees it."""
+    """The printer as a protocol printer sees it: the flags, the names, the state a file's
+    packets share, and the dispatch to the next protocol's printer."""
 
     opts: PrintOptions
     names: Names
+    # tcpdump's tcp_seq_hash: (addresses, ports) in a canonical order -> (seq, ack) base.
+    isn: dict[tuple[bytes, bytes, int], tuple[int, int]]
+
+    def ifname(self, index: int) -> str | None:
+        """A pcapng interface's name, for -e on a capture of several interfaces."""
 
     def addr(self, packed: bytes) -> str:
         """An IPv4 or IPv6 address as tcpdump prints it (-n: numeric)."""
 
     def print_ip(self, frame: Frame, off: int, length: int, end: int) -> None:
-        """print-ip.c ip_print: a (quoted) IPv4 datagram at *off*."""
+        """print-ip.c ip_print: an IPv4 datagram at *off* (also one an ICMP error quotes)."""
 
-    def final_dst(self, frame: Frame, ip: IPv4Header | IPv6Header) -> bytes:
-        """The destination for the pseudo-header: the last address of a routing header."""
+    def print_ip6(self, frame: Frame, off: int, length: int, end: int) -> None:
+        """print-ip6.c ip6_print: an IPv6 datagram at *off*."""
+
+    def demux(self, frame: Frame, off: int, length: int, end: int, nh: int,
+              ip: IPv4Header | IPv6Header, fragmented: bool) -> None:
+        """print-ip-demux.c ip_demux_print: the payload of *ip*, by its protocol *nh*."""
+
+    def proto_name(self, proto: int) -> str:
+        """An IP protocol's name as tcpdump prints it (-n: ip-proto-N)."""
+
+    def endpoints(self, ip: IPv4Header | IPv6Header, proto: int, sport: str,
+                  dport: str) -> str:
+        """``src.sport > dst.dport: ``, or the ports alone inside a tunnel."""

@@ -44,3 +44,15 @@ def hex_only(data: bytes, indent: str = "\n\t", offset: int = 0) -> str:
         h = hexes[start * 5 // 2 : start * 5 // 2 + _HEX_LINE]
         parts += (indent, _label(offset + start), ":  ", h)
     return "".join(parts)
+
+
+def printable(data: bytes) -> str:
+    """util-print.c fn_print_char for each byte: M- for the high bit, ^X for controls,
+    so payload text never puts a raw control character on the terminal."""
+    chars = []
+    for byte in data:
+        if byte & 0x80:
+            chars.append("M-")
+            byte &= 0x7F
+        chars.append("^" + chr(byte ^ 0x40) if byte < 0x20 or byte == 0x7F else chr(byte))
+    return "".join(chars)

@@ -22,10 +22,11 @@ from capdissect.dissect import icmp6 as icmp6mod
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.ipv6 import IPv6Header
 from capdissect.report.tcpdump.frame import Cut, Frame
-from capdissect.report.tcpdump.hexdump import hex_only
+from capdissect.report.tcpdump.hexdump import hex_only, printable
 
 if TYPE_CHECKING:
     from capdissect.report.tcpdump.context import Context
+from capdissect.report.tcpdump.ip import final_dst
 
 PROTO: Final = "icmp6"  # tcpdump's ndo_protocol for the whole message
 IPPROTO_ICMPV6: Final = 58
@@ -169,7 +170,7 @@ def print_icmp6(pr: Context, frame: Frame, off: int, length: int, end: int,
 def _checksum_note(m: _Msg, frame: Frame, ip: IPv6Header) -> str:
     """-v verifies the checksum over the pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1)."""
     field = m.u16(m.off + 2)
-    initial = pseudo_sum(ip.src, m.pr.final_dst(frame, ip), IPPROTO_ICMPV6, m.length)
+    initial = pseudo_sum(ip.src, final_dst(frame, ip), IPPROTO_ICMPV6, m.length)
     computed = verify(m.buf[m.off : m.off + m.length], initial)
     if computed:
         return f"[bad icmp6 cksum 0x{field:04x} -> 0x{should_be(field, computed):04x}!] "
@@ -730,7 +731,7 @@ def _ni_name(m: _Msg, pos: int) -> None:
     if m.u8(pos) == m.end - pos - 1:
         if m.v:
             m.out.append(", 03 draft")
-        m.out.append(', "' + _printable(m.buf[pos + 1 : m.end]) + '"')
+        m.out.append(', "' + printable(m.buf[pos + 1 : m.end]) + '"')
     else:
         m.out.append(_ni_dns_name(m, pos))
 
@@ -748,7 +749,7 @@ def _ni_dns_name(m: _Msg, pos: int) -> str:
                 parts.append("???")
                 break
             label = buf[pos : min(pos + size, end)]
-            parts.append(_printable(label))
+            parts.append(printable(label))
             pos += len(label)
             if pos + 1 < end and buf[pos]:
                 parts.append(".")
@@ -933,7 +934,7 @@ def _dns_name(m: _Msg, pos: int, base: int) -> int | None:
             shown = size if chars + size <= MAX_DNAME else max(MAX_DNAME - chars, 0)
             if shown:
                 label = buf[pos : min(pos + shown, m.end)]
-                out.append(_printable(label))
+                out.append(printable(label))
                 if len(label) < shown:
                     return None
             chars += size
@@ -1011,17 +1012,6 @@ def _lifetime(value: int) -> str:
 def _numeric6(buf: bytes, pos: int) -> str:
     """addrtostr6: always numeric (router renumbering prints prefixes, not hosts)."""
     return socket.inet_ntop(socket.AF_INET6, buf[pos : pos + 16])
-
-
-def _printable(data: bytes) -> str:
-    """util-print.c fn_print_char for each byte: M- for the high bit, ^X for controls."""
-    chars = []
-    for byte in data:
-        if byte & 0x80:
-            chars.append("M-")
-            byte &= 0x7F
-        chars.append("^" + chr(byte ^ 0x40) if byte < 0x20 or byte == 0x7F else chr(byte))
-    return "".join(chars)
 
 
 _TYPE_PRINTERS: Final[Mapping[int, Callable[[_Msg], bool]]] = {
