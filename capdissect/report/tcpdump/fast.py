@@ -33,7 +33,6 @@ FLAG_STRINGS: Final = tuple(
     or "none"
     for flags in range(256)
 )
-_ECN: Final = ("", ",ECT(1)", ",ECT(0)", ",CE")
 _PROTO_V: Final = {6: "TCP (6)", 17: "UDP (17)"}
 # The endpoint cache is a cache: dropped whole when it reaches this many pairs.
 _MAX_ENDPOINTS: Final = 65536
@@ -65,6 +64,54 @@ def wscale_text(shift: int) -> str:
 
 def ts_text(tsval: int, tsecr: int) -> str:
     return " val " + str(tsval) + " ecr " + str(tsecr)
+
+
+# ----- leaf formatters: the full printer (tcp.py, udp.py, ip.py, ip6.py) calls these too,
+# so a formatting fix is made once -------------------------------------------------------
+ECN_TEXT: Final = ("", ",ECT(1)", ",ECT(0)", ",CE")  # by the low two bits of the TOS
+
+
+def tos_text(tos: int) -> str:
+    """print-ip.c's ``(tos 0xN`` with the ECN codepoint."""
+    return "(tos 0x" + f"{tos:x}" + ECN_TEXT[tos & 3]
+
+
+def ip_cksum_text(field: int, computed: int) -> str:
+    """print-ip.c: nothing for a right header checksum, else what it should have been."""
+    if not computed:
+        return ""
+    return ", bad cksum " + f"{field:x}" + " (->" + f"{should_be(field, computed):x}" + ")!"
+
+
+def tcp_cksum_text(field: int, computed: int) -> str:
+    """print-tcp.c's -v checksum verdict; *computed* 0 means right."""
+    if computed:
+        return (", cksum 0x" + f"{field:04x}" + " (incorrect -> 0x"
+                + f"{should_be(field, computed):04x}" + ")")
+    return ", cksum 0x" + f"{field:04x}" + " (correct)"
+
+
+def udp_cksum_text(field: int, computed: int) -> str:
+    """print-udp.c's -v checksum verdict; *computed* 0 means right."""
+    if computed:
+        return ("[bad udp cksum 0x" + f"{field:04x}" + " -> 0x"
+                + f"{should_be(field, computed):04x}" + "!] ")
+    return "[udp sum ok] "
+
+
+def seq_text(seq: int, data_len: int) -> str:
+    """``, seq N`` and, for a segment with data, ``:END`` (modulo 2**32)."""
+    if data_len > 0:
+        return ", seq " + str(seq) + ":" + str((seq + data_len) & 0xFFFFFFFF)
+    return ", seq " + str(seq)
+
+
+def ip6_head_text(tclass: int, flow: int, hlim: int, proto: str, length: int) -> str:
+    """print-ip6.c's -v header: ``(class 0xNN, flowlabel 0xNNNNN, hlim ...) ``."""
+    return "".join((
+        "(", f"class 0x{tclass:02x}, " if tclass else "",
+        f"flowlabel 0x{flow:05x}, " if flow else "", "hlim ", str(hlim),
+        ", next-header ", proto, " payload length: ", str(length), ") "))
 
 
 def simple_options(buf: bytes, pos: int, end: int) -> str | None:
@@ -236,15 +283,11 @@ class FastPath:
 
     def _ip_verbose(self, data: bytes, total: int, frag: int, proto: int) -> str:
         tos = data[15]
-        parts = ["IP (tos 0x", f"{tos:x}", _ECN[tos & 3], ", ttl ", str(data[22]), ", id ",
+        parts = ["IP ", tos_text(tos), ", ttl ", str(data[22]), ", id ",
                  str(_u16(data, 18)), ", offset 0, flags [", "DF" if frag else "none",
                  "], proto ", _PROTO_V[proto], ", length ", str(total)]
         if not self.K:
-            computed = verify(data[14:34])
-            if computed:
-                field = _u16(data, 24)
-                parts += (", bad cksum ", f"{field:x}", " (->",
-                          f"{should_be(field, computed):x}", ")!")
+            parts.append(ip_cksum_text(_u16(data, 24), verify(data[14:34])))
         parts.append(")\n    ")
         return "".join(parts)
 
@@ -295,17 +338,10 @@ class FastPath:
             src_addr = data[off - 2 * addr_len:off - addr_len]
             computed = verify(data[off:off + length],
                               pseudo_sum(src_addr, data[off - addr_len:off], 6, length))
-            cksum = _u16(data, off + 16)
-            if computed:
-                parts += (", cksum 0x", f"{cksum:04x}", " (incorrect -> 0x",
-                          f"{should_be(cksum, computed):04x}", ")")
-            else:
-                parts += (", cksum 0x", f"{cksum:04x}", " (correct)")
+            parts.append(tcp_cksum_text(_u16(data, off + 16), computed))
         data_len = length - hlen
-        if data_len > 0:
-            parts += (", seq ", str(seq), ":", str((seq + data_len) & 0xFFFFFFFF))
-        elif flags & 7:
-            parts += (", seq ", str(seq))
+        if data_len > 0 or flags & 7:
+            parts.append(seq_text(seq, data_len))
         if flags & 0x10:
             parts += (", ack ", str(ack))
         parts += (", win ", str(_u16(data, off + 14)))
@@ -325,21 +361,14 @@ class FastPath:
             if addr_len == 4 and cksum == 0:
                 text += "[no cksum] "
             else:
-                computed = verify(data[off:off + length],
-                                  pseudo_sum(data[off - 2 * addr_len:off - addr_len],
-                                             data[off - addr_len:off], 17, length))
-                if computed:
-                    text += (f"[bad udp cksum 0x{cksum:04x} -> "
-                             f"0x{should_be(cksum, computed):04x}!] ")
-                else:
-                    text += "[udp sum ok] "
+                text += udp_cksum_text(cksum, verify(
+                    data[off:off + length],
+                    pseudo_sum(data[off - 2 * addr_len:off - addr_len],
+                               data[off - addr_len:off], 17, length)))
         return "".join((text, "UDP, length ", str(length - 8)))
 
 
 def _ip6_verbose(data: bytes, length: int, proto: int) -> str:
     tclass = (_u16(data, 14) >> 4) & 0xFF
     flow = ((data[15] & 0x0F) << 16) | _u16(data, 16)
-    return "".join((
-        "IP6 (", f"class 0x{tclass:02x}, " if tclass else "",
-        f"flowlabel 0x{flow:05x}, " if flow else "", "hlim ", str(data[21]),
-        ", next-header ", _PROTO_V[proto], " payload length: ", str(length), ") "))
+    return "IP6 " + ip6_head_text(tclass, flow, data[21], _PROTO_V[proto], length)

@@ -8,7 +8,7 @@ from typing import Final
 
 from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
-from capdissect.dissect.checksum import should_be, verify
+from capdissect.dissect.checksum import verify
 from capdissect.dissect.ip_options import parse_ip_options
 from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header, parse_ipv4
 from capdissect.dissect.ipv6 import (
@@ -17,6 +17,7 @@ from capdissect.dissect.ipv6 import (
 )
 from capdissect.errors import Truncated
 from capdissect.report.tcpdump.context import Context
+from capdissect.report.tcpdump.fast import ip_cksum_text, tos_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.names import IPPROTO_NAMES
 
@@ -84,7 +85,7 @@ def print_ip(pr: Context, frame: Frame, off: int, length: int, end: int) -> None
 def _ip_verbose(pr: Context, frame: Frame, ip: IPv4Header, end: int) -> None:
     out = frame.out
     tos = ip.tos
-    parts = [f"(tos 0x{tos:x}", ("", ",ECT(1)", ",ECT(0)", ",CE")[tos & 3]]
+    parts = [tos_text(tos)]
     if ip.ttl >= 1:
         parts.append(f", ttl {ip.ttl}")
     frag = ip.flags_frag
@@ -106,9 +107,7 @@ def _ip_verbose(pr: Context, frame: Frame, ip: IPv4Header, end: int) -> None:
             frame.proto = "ip-options-truncated"
         out.append(")")
     if not pr.opts.K and ip.offset + hlen <= end:
-        computed = verify(frame.buf[ip.offset : ip.offset + hlen])
-        if computed != 0:
-            out.append(f", bad cksum {ip.checksum:x} (->{should_be(ip.checksum, computed):x})!")
+        out.append(ip_cksum_text(ip.checksum, verify(frame.buf[ip.offset : ip.offset + hlen])))
     out.append(")\n    ")
 
 

@@ -16,6 +16,7 @@ from capdissect.dissect.ipv6 import (
 )
 from capdissect.errors import Truncated
 from capdissect.report.tcpdump.context import Context
+from capdissect.report.tcpdump.fast import ip6_head_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.names import IPPROTO_NAMES
 
@@ -50,14 +51,8 @@ def print_ip6(pr: Context, frame: Frame, off: int, length: int, end: int) -> Non
         total = length + 40
     nh = ip6.next_header
     if pr.opts.v:
-        parts = ["("]
-        if ip6.traffic_class:
-            parts.append(f"class 0x{ip6.traffic_class:02x}, ")
-        if ip6.flow_label:
-            parts.append(f"flowlabel 0x{ip6.flow_label:05x}, ")
-        parts.append(f"hlim {ip6.hop_limit}, next-header "
-                     f"{IPPROTO_NAMES.get(nh, 'unknown')} ({nh}) payload length: {plen}) ")
-        out.append("".join(parts))
+        out.append(ip6_head_text(ip6.traffic_class, ip6.flow_label, ip6.hop_limit,
+                                 f"{IPPROTO_NAMES.get(nh, 'unknown')} ({nh})", plen))
     end = min(end, off + total)
     remaining = total
     pos = off

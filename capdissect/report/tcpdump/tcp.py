@@ -5,14 +5,14 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import (
     IPv6Header,
 )
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
 from capdissect.report.tcpdump.context import Context
-from capdissect.report.tcpdump.fast import FLAG_STRINGS, relative_numbers
+from capdissect.report.tcpdump.fast import FLAG_STRINGS, relative_numbers, seq_text, tcp_cksum_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.hexdump import printable
 from capdissect.report.tcpdump.ip import final_dst
@@ -58,17 +58,10 @@ def print_tcp(pr: Context, frame: Frame, off: int, length: int, end: int,
         return
     if pr.opts.v and not pr.opts.K and not fragmented and off + length <= end:
         initial = pseudo_sum(ip.src, final_dst(frame, ip), 6, length)
-        computed = verify(buf[off : off + length], initial)
-        out.append(f", cksum 0x{tcp.checksum:04x}")
-        if computed:
-            out.append(f" (incorrect -> 0x{should_be(tcp.checksum, computed):04x})")
-        else:
-            out.append(" (correct)")
+        out.append(tcp_cksum_text(tcp.checksum, verify(buf[off : off + length], initial)))
     data_len = length - hlen
     if pr.opts.v > 1 or data_len > 0 or flags & (SYN | FIN | RST):
-        out.append(f", seq {seq}")
-        if data_len > 0:
-            out.append(f":{(seq + data_len) & 0xFFFFFFFF}")
+        out.append(seq_text(seq, data_len))
     if flags & ACK:
         out.append(f", ack {ack}")
     out.append(f", win {tcp.window}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import (
     IPv6Header,
 )
 from capdissect.dissect.udp import parse_udp
 from capdissect.report.tcpdump.context import Context
+from capdissect.report.tcpdump.fast import udp_cksum_text
 from capdissect.report.tcpdump.frame import Frame
 from capdissect.report.tcpdump.ip import final_dst
 
@@ -68,9 +69,4 @@ def _udp_cksum(pr: Context, frame: Frame, off: int, length: int,
                ip: IPv4Header | IPv6Header, field: int) -> None:
     total = length + 8
     initial = pseudo_sum(ip.src, final_dst(frame, ip), 17, total)
-    computed = verify(frame.buf[off : off + total], initial)
-    if computed:
-        right = should_be(field, computed)
-        frame.out.append(f"[bad udp cksum 0x{field:04x} -> 0x{right:04x}!] ")
-    else:
-        frame.out.append("[udp sum ok] ")
+    frame.out.append(udp_cksum_text(field, verify(frame.buf[off : off + total], initial)))
