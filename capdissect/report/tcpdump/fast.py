@@ -54,16 +54,19 @@ def _usec(nsec: int) -> str:
 
 # The leaf formatters of the options every TCP stack sends: what tcpdump prints after
 # the option's name.  The full printer (tcp_options.record_text) calls them too.
-def mss_text(value: int) -> str:
-    return " " + str(value)
+# What tcpdump prints after an option's name, for the three kinds the fast path prints;
+# the full printer's option walk (tcp_options.py) calls them too.  They append to the
+# caller's parts: the fast path joins its text once.
+def add_mss(parts: list[str], value: int) -> None:
+    parts += (" ", str(value))
 
 
-def wscale_text(shift: int) -> str:
-    return " " + str(shift)
+def add_wscale(parts: list[str], shift: int) -> None:
+    parts += (" ", str(shift))
 
 
-def ts_text(tsval: int, tsecr: int) -> str:
-    return " val " + str(tsval) + " ecr " + str(tsecr)
+def add_ts(parts: list[str], tsval: int, tsecr: int) -> None:
+    parts += (" val ", str(tsval), " ecr ", str(tsecr))
 
 
 # ----- leaf formatters: the full printer (tcp.py, udp.py, ip.py, ip6.py) calls these too,
@@ -102,7 +105,7 @@ def udp_cksum_text(field: int, computed: int) -> str:
 def seq_text(seq: int, data_len: int) -> str:
     """``, seq N`` and, for a segment with data, ``:END`` (modulo 2**32)."""
     if data_len > 0:
-        return ", seq " + str(seq) + ":" + str((seq + data_len) & 0xFFFFFFFF)
+        return "".join((", seq ", str(seq), ":", str((seq + data_len) & 0xFFFFFFFF)))
     return ", seq " + str(seq)
 
 
@@ -141,11 +144,14 @@ def simple_options(buf: bytes, pos: int, end: int) -> str | None:
         if pos + size > end:
             return None
         if kind == 8 and size == 10:
-            parts += ("TS", ts_text(_u32(buf, pos + 2), _u32(buf, pos + 6)))
+            parts.append("TS")
+            add_ts(parts, _u32(buf, pos + 2), _u32(buf, pos + 6))
         elif kind == 2 and size == 4:
-            parts += ("mss", mss_text(_u16(buf, pos + 2)))
+            parts.append("mss")
+            add_mss(parts, _u16(buf, pos + 2))
         elif kind == 3 and size == 3:
-            parts += ("wscale", wscale_text(buf[pos + 2]))
+            parts.append("wscale")
+            add_wscale(parts, buf[pos + 2])
         elif kind == 4 and size == 2:
             parts.append("sackOK")
         else:

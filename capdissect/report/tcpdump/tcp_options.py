@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from capdissect.dissect import tcp_options as opts
-from capdissect.report.tcpdump.fast import mss_text, simple_options, ts_text, wscale_text
+from capdissect.report.tcpdump.fast import add_mss, add_ts, add_wscale, simple_options
 from capdissect.report.tcpdump.frame import Cut
 
 if TYPE_CHECKING:
@@ -36,13 +36,17 @@ FIXED_SIZE: Final = frozenset((opts.MSS, opts.WSCALE, opts.TIMESTAMP, opts.ECHO,
 def record_text(record: opts.OptionRecord) -> str:
     """What tcpdump prints after the name of a whole, captured option (SACK, TCP-AO and
     MPTCP have their own printers: they depend on more than the record)."""
+    parts: list[str] = []
     match record:
         case opts.Mss(value):
-            return mss_text(value)
+            add_mss(parts, value)
+            return "".join(parts)
         case opts.WindowScale(shift):
-            return wscale_text(shift)
+            add_wscale(parts, shift)
+            return "".join(parts)
         case opts.Timestamps(tsval, tsecr):
-            return ts_text(tsval, tsecr)
+            add_ts(parts, tsval, tsecr)
+            return "".join(parts)
         case opts.Echo(value) | opts.EchoReply(value) | opts.ConnectionCount(_, value):
             return f" {value}"
         case opts.Md5(digest):
