@@ -151,51 +151,22 @@ def event_rows(item: Finished, file: str) -> Iterator[Row]:
                e.get("icmp"), e.get("answers_frame"), _extra(e, _EVENT_KEYS))
 
 
-class _Rows(dict[Socket, Any]):
-    """A socket table's rows that note each socket the table looks up, sets or removes:
-    every change the table makes goes through one of these (it looks a row up before it
-    changes its state in place)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.touched: set[Socket] = set()
-
-    def get(self, key: Socket, default: Any = None) -> Any:
-        self.touched.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: Socket) -> Any:
-        self.touched.add(key)
-        return super().__getitem__(key)
-
-    def __setitem__(self, key: Socket, value: Any) -> None:
-        self.touched.add(key)
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: Socket) -> None:
-        self.touched.add(key)
-        super().__delitem__(key)
-
-    def pop(self, key: Socket, *default: Any) -> Any:
-        self.touched.add(key)
-        return super().pop(key, *default)
-
-
 class SocketIntervals:
     """The ``sockets`` table as rows: a socket in a state, from the frame that put it
     there until the frame that changed or removed it (null: still there at the end).
 
     It follows a ``SocketTable`` (the one ``capdissect sockets`` prints).  After each
-    moment that changed the table it looks at the sockets the table touched on the way
-    (``_Rows``), so a table of thousands of TIME_WAIT sockets costs little per packet;
-    should the table ever change a row some other way, the count of rows tells, and then
-    every row is compared.
+    moment that changed the table it looks at the sockets the table says it touched
+    (``SocketTable.touched``), so a table of thousands of TIME_WAIT sockets costs little
+    per packet; should the table ever change a row some other way, the count of rows
+    tells, and then every row is compared.  (It used to watch a dict subclass handed in
+    as the table's rows: the compiled table reads its dict through the C API, which
+    bypasses a subclass's methods.)
     """
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self._rows = _Rows()
-        self.table = SocketTable(rows=self._rows)
+        self.table = SocketTable()
         self._open: dict[Socket, tuple[str, int, float]] = {}  # state, since frame, since ts
         self.rows: list[Row] = []
 
@@ -203,14 +174,12 @@ class SocketIntervals:
         for moment in self.table.apply(facts):
             if moment.changes:
                 self._update(moment.frame, moment.ts)
-        self._rows.touched.clear()
 
     def _update(self, frame: int, ts: float) -> None:
-        rows = self._rows
-        for sock in rows.touched:
-            row = dict.get(rows, sock)  # not rows.get: that would add to touched
+        rows = self.table.rows
+        for sock in self.table.touched():
+            row = rows.get(sock)
             self._set(sock, None if row is None else row.state, frame, ts)
-        rows.touched.clear()
         if len(self._open) != len(rows):  # something else changed: compare everything
             for sock in [s for s in self._open if s not in rows]:
                 self._set(sock, None, frame, ts)

@@ -237,7 +237,8 @@ class SocketTable:
     _udp_peer: dict[tuple[str, Endpoint], Endpoint] = field(default_factory=dict)
     _time_wait: deque[tuple[float, Socket]] = field(default_factory=deque)
     _changes: list[str] = field(default_factory=list)
-    _touched: list[Socket] = field(default_factory=list)  # the rows the last moment changed
+    # The sockets the last moment put, changed or removed (export follows the table by them).
+    _touched: list[Socket] = field(default_factory=list)
 
     def apply(self, facts: Facts) -> Iterator[Moment]:
         """Apply *facts*; yield the moment before it (if a listener appears) and after it.
@@ -274,6 +275,7 @@ class SocketTable:
                 self._udp_peer[(proto, local)] = peer
                 row = self.rows.pop(Socket(proto, local, None), None)
                 if row is not None:
+                    self._touched.append(Socket(proto, local, None))
                     self.rows[Socket(proto, local, peer)] = _Row("ESTABLISHED", facts.ts)
                     self._touched.append(Socket(proto, local, peer))
                     self._changes.append(f"{netstat_address(local)} connected to "
@@ -315,6 +317,7 @@ class SocketTable:
     def _drop(self, sock: Socket, why: str, role: str = "") -> None:
         row = self.rows.pop(sock, None)
         if row is not None:
+            self._touched.append(sock)
             self._changes.append(f"{role}{netstat_address(sock.local)} {row.state} -> {why} "
                                  "(gone from the table)")
 
@@ -362,3 +365,8 @@ class SocketTable:
         shown = sorted(touched, key=lambda s: (PROTO_ORDER[s.proto],
                                                self.rows[s].state != "LISTEN"))
         return [(sock, self.rows[sock].state) for sock in shown], len(self.rows) - len(shown)
+
+    def touched(self) -> list[Socket]:
+        """Every socket the last moment put in the table, changed or removed, once each,
+        in the order it did."""
+        return list(dict.fromkeys(self._touched))
