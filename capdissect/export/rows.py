@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from capdissect.addresses import netstat_address
+from capdissect.addresses import text as address_text
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp6 import Icmp6Header
@@ -27,7 +28,6 @@ from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.json.document import item_json
 from capdissect.report.json.flow import tcp_json, udp_json
-from capdissect.report.json.packet import address
 from capdissect.report.tcpdump.fast import FLAG_STRINGS
 from capdissect.tracking.eventlog import TimelineItem
 from capdissect.tracking.sockets import Facts, Socket, SocketTable
@@ -43,7 +43,7 @@ _MAX_ADDRESSES: Final = 1 << 16
 def _address(packed: bytes) -> str:
     text = _ADDRESSES.get(packed)
     if text is None:
-        text = address(packed)
+        text = address_text(packed)
         if len(_ADDRESSES) < _MAX_ADDRESSES:
             _ADDRESSES[packed] = text
     return text

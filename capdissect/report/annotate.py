@@ -8,7 +8,6 @@ error answers, and (once, with -v) why checksums on loopback print as incorrect.
 
 from __future__ import annotations
 
-import socket
 from typing import Final
 
 from capdissect.dissect.checksum import pseudo_sum, verify
@@ -30,13 +29,6 @@ LOOPBACK_NOTE: Final = (
 _HANDSHAKE_STEPS: Final = {"SYN": "1/3", "SYN-ACK": "2/3", "ACK": "3/3"}
 
 
-def address(packed: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
-
-
-def dotted(ep: Endpoint) -> str:
-    """An endpoint the way tcpdump prints it: 127.0.0.1.30002, ::1.30002."""
-    return f"{address(ep[0])}.{ep[1]}"
 
 
 class Annotator:

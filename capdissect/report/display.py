@@ -12,8 +12,8 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from capdissect.addresses import endpoint
 from capdissect.report.annotate import ANNOTATION_PREFIX
-from capdissect.report.json.flow import endpoint
 from capdissect.report.json.packet import JsonObject
 from capdissect.tracking.stream import Finished
 from capdissect.tracking.tcp import TcpConnection

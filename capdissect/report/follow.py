@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
+from capdissect.addresses import endpoint
 from capdissect.dissect.defrag import Defragmenter
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, SYN, TcpHeader
 from capdissect.errors import NotTcp
-from capdissect.report.json.flow import endpoint
 from capdissect.report.tcpdump.hexdump import hex_ascii
 from capdissect.tracking.tcp import CLIENT, SERVER, TcpConnection, Update
 from capdissect.tracking.tracker import Tracker

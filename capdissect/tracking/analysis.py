@@ -30,10 +30,10 @@ tolerance of duplicate ACKs that carry new MPTCP options.  Pure: no IO.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
+from capdissect.addresses import dotted
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN
 from capdissect.dissect.tcp_options import (
     EXPERIMENT2,
@@ -140,8 +140,7 @@ class Flow:
     def name(self) -> str:
         """The sender as tcpdump writes it: 127.0.0.1.30002 (made when a finding needs it:
         a SYN flood's half-open connections never do)."""
-        family = socket.AF_INET if len(self.addr) == 4 else socket.AF_INET6
-        return f"{socket.inet_ntop(family, self.addr)}.{self.port}"
+        return dotted((self.addr, self.port))
 
 
 @dataclass(slots=True)

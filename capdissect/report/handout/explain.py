@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from capdissect.addresses import endpoint
 from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.stack import Packet
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, TcpHeader
@@ -28,7 +29,6 @@ from capdissect.dissect.tcp_options import (
     decode_option,
 )
 from capdissect.dissect.udp import UdpHeader
-from capdissect.report.json.flow import endpoint
 from capdissect.tracking.eventlog import Segment
 from capdissect.tracking.tcp import CLIENT, SERVER, Event, Update
 from capdissect.tracking.tracker import IcmpUpdate, Observation, UdpUpdate

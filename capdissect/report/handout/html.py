@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from capdissect._version import __version__
+from capdissect.addresses import endpoint
 from capdissect.report.diagrams.graph import Plot
 from capdissect.report.diagrams.graph import svg as graph_svg
 from capdissect.report.handout.explain import LedgerRow, ledger
@@ -26,7 +27,6 @@ from capdissect.report.handout.svg import (
     tcp_ladder,
     udp_ladder,
 )
-from capdissect.report.json.flow import endpoint
 from capdissect.tracking.eventlog import Segment
 from capdissect.tracking.stream import Finished
 from capdissect.tracking.syscalls import Placed

@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from capdissect._version import __version__
+from capdissect.addresses import endpoint
 from capdissect.report.handout.explain import ledger
 from capdissect.report.handout.fields import KINDS, Span
 from capdissect.report.handout.lesson import Lesson, PacketView, SocketView
-from capdissect.report.json.flow import endpoint
 from capdissect.report.tcpdump.hexdump import hex_ascii
 from capdissect.report.timeline.ladder import mermaid_lines, mermaid_text
 from capdissect.tracking.eventlog import Segment

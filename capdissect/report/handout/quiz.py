@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from typing import Final, NamedTuple
 
 from capdissect._version import __version__
+from capdissect.addresses import endpoint
 from capdissect.report.handout.explain import FLAG_MEANINGS
-from capdissect.report.json.flow import endpoint
 from capdissect.tracking.eventlog import Segment
 from capdissect.tracking.states import TcpState
 from capdissect.tracking.stream import Finished

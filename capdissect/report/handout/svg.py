@@ -22,7 +22,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from capdissect.report.json.flow import endpoint
+from capdissect.addresses import endpoint
 from capdissect.report.tables.calls import ladder_mark
 from capdissect.report.timeline.ladder import (
     changed_states,

@@ -6,20 +6,14 @@ names; ``frame`` is the packet's 1-based position in the file.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
+from capdissect.addresses import endpoint
 from capdissect.tracking.tcp import Event, TcpConnection
-from capdissect.tracking.udp import Endpoint, UdpConversation
+from capdissect.tracking.udp import UdpConversation
 
 JsonObject = dict[str, Any]
 
-
-def endpoint(ep: Endpoint) -> str:
-    addr, port = ep
-    if len(addr) == 4:
-        return f"{socket.inet_ntop(socket.AF_INET, addr)}:{port}"
-    return f"[{socket.inet_ntop(socket.AF_INET6, addr)}]:{port}"
 
 
 def tcp_json(conn: TcpConnection, events: bool = True) -> JsonObject:

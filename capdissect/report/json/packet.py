@@ -34,11 +34,11 @@ Choices, and why:
 from __future__ import annotations
 
 import json
-import socket
 import struct
 from dataclasses import fields, is_dataclass
 from typing import Any, Final
 
+from capdissect.addresses import text as address_text
 from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect import link as linkmod
@@ -270,14 +270,6 @@ def mac(addr: bytes) -> str:
     return addr.hex(":")
 
 
-def address(packed: bytes) -> str:
-    """An IPv4 or IPv6 address as text (``::1``); other lengths as hex."""
-    if len(packed) == 4:
-        return socket.inet_ntop(socket.AF_INET, packed)
-    if len(packed) == 16:
-        return socket.inet_ntop(socket.AF_INET6, packed)
-    return packed.hex()
-
 
 # ----- IP --------------------------------------------------------------------------------
 def ipv4_json(data: bytes, ip: IPv4Header) -> JsonObject:
@@ -303,8 +295,8 @@ def ipv4_json(data: bytes, ip: IPv4Header) -> JsonObject:
         _verdict(obj, ip.checksum, verify(data[ip.offset : hdr_end]))
     else:
         obj["checksum_ok"] = None
-    obj["src"] = address(ip.src)
-    obj["dst"] = address(ip.dst)
+    obj["src"] = address_text(ip.src)
+    obj["dst"] = address_text(ip.dst)
     if ip.hdr_len > 20:
         obj["options"] = ipv4_options(parse_ip_options(data, ip.offset + 20, hdr_end))
     return obj
@@ -323,7 +315,7 @@ def ipv4_options(options: IpOptions) -> list[JsonObject]:
             item["len"] = option.length
             if isinstance(option.value, ipopt.Route):
                 item["pointer"] = option.value.pointer
-                item["addresses"] = [address(a) for a in option.value.addresses]
+                item["addresses"] = [address_text(a) for a in option.value.addresses]
             else:
                 item["data"] = option.data.hex()
         out.append(item)
@@ -345,8 +337,8 @@ def ipv6_json(data: bytes, ip: IPv6Header) -> JsonObject:
         "payload_len": ip.payload_len,
         "next_header": ip.next_header,
         "hop_limit": ip.hop_limit,
-        "src": address(ip.src),
-        "dst": address(ip.dst),
+        "src": address_text(ip.src),
+        "dst": address_text(ip.dst),
     }
     chain = _extensions(data, ip, end)
     if chain.headers:
@@ -419,7 +411,7 @@ def _extension_fields(chain: _Chain, header: JsonObject, kind: int, body: bytes)
         else:
             header["data"] = body[4:].hex()
         if addrs:
-            header["addresses"] = [address(a) for a in addrs]
+            header["addresses"] = [address_text(a) for a in addrs]
             if left:  # RFC 8200 §8.1: the pseudo-header uses the final destination
                 chain.final_dst = addrs[0] if rtype == 4 else addrs[-1]
     elif kind == ip6mod.AH and len(body) >= 12:  # RFC 4302 §2
@@ -438,7 +430,7 @@ def _ipv6_options(chain: _Chain, options: ip6mod.TlvOptions) -> list[JsonObject]
         if kind != ip6mod.PAD1:
             item["len"] = len(value)
             if kind == ip6mod.HOME_ADDRESS and len(value) == 16:
-                item["address"] = address(value)
+                item["address"] = address_text(value)
                 chain.home = value
             elif kind != ip6mod.PADN:
                 item["data"] = value.hex()
@@ -608,7 +600,7 @@ def mptcp_json(option: opts.Mptcp, data: bytes) -> JsonObject:
                 continue
             value = getattr(record, field.name)
             if field.name == "address" and isinstance(value, bytes):
-                obj["address"] = address(value)
+                obj["address"] = address_text(value)
             else:
                 obj[field.name] = plain(value)
     return obj
@@ -657,7 +649,7 @@ def icmp_json(data: bytes, ip: IPv4Header, icmp: IcmpHeader, partial: bool) -> J
         obj["id"] = icmp.ident
         obj["seq"] = icmp.seq
     elif t == 5:
-        obj["gateway"] = address(icmp.gateway)
+        obj["gateway"] = address_text(icmp.gateway)
     elif t == 12:
         obj["pointer"] = icmp.pointer
     elif t == 3 and icmp.code == 4:
@@ -672,7 +664,7 @@ def icmp_json(data: bytes, ip: IPv4Header, icmp: IcmpHeader, partial: bool) -> J
             obj["quoted_error"] = error_json(exc)
         else:
             obj["quoted"] = None if quoted is None else {
-                "version": 4, "src": address(quoted.src), "dst": address(quoted.dst),
+                "version": 4, "src": address_text(quoted.src), "dst": address_text(quoted.dst),
                 "proto": quoted.proto, "total_len": quoted.total_len,
                 "src_port": quoted.src_port, "dst_port": quoted.dst_port,
             }
@@ -703,7 +695,7 @@ def icmp6_json(data: bytes, ip: IPv6Header, icmp: Icmp6Header, partial: bool) ->
             obj["quoted_error"] = error_json(exc)
         else:
             obj["quoted"] = None if quoted is None else {
-                "version": 6, "src": address(quoted.src), "dst": address(quoted.dst),
+                "version": 6, "src": address_text(quoted.src), "dst": address_text(quoted.dst),
                 "next_header": quoted.next_header, "proto": quoted.proto,
                 "payload_len": quoted.payload_len,
                 "src_port": quoted.src_port, "dst_port": quoted.dst_port,

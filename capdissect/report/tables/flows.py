@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from capdissect.report.json.flow import endpoint
+from capdissect.addresses import endpoint
 from capdissect.report.text import clean
 from capdissect.tracking.stream import Finished, Totals, end_notes
 from capdissect.tracking.tcp import TcpConnection

@@ -9,10 +9,10 @@ option was accepted.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Final, TypeAlias
 
+from capdissect.addresses import text as address_text
 from capdissect.dissect import mptcp as mp
 from capdissect.dissect.tcp import ACK, SYN
 from capdissect.dissect.tcp_options import Mptcp
@@ -30,9 +30,6 @@ AddressNamer: TypeAlias = Callable[[bytes], str]
 Rendered: TypeAlias = tuple[str, bool]
 
 
-def numeric_address(packed: bytes) -> str:
-    """An address as tcpdump -n prints it (inet_ntop's forms, as tcpdump's own are)."""
-    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
 def _capable(rec: mp.MptcpOption, n: int, flags: int, addr: AddressNamer) -> Rendered:
@@ -140,7 +137,7 @@ PRINTERS: Final[tuple[Callable[[mp.MptcpOption, int, int, AddressNamer], Rendere
 
 
 def render_mptcp(option: Mptcp, flags: int,
-                 addr: AddressNamer = numeric_address) -> Rendered:
+                 addr: AddressNamer = address_text) -> Rendered:
     """What tcpdump prints after ``mptcp`` for one whole, captured option.
 
     *flags* is the TCP flags byte; *addr* names ADD_ADDR's address (tcpdump resolves it

@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
+from capdissect.addresses import text
+
 
 def _entries(path: Path) -> Iterator[list[str]]:
     """The fields of each entry of a /etc table (hosts, services, ethers): at least two,
@@ -244,7 +246,7 @@ class Names:
         name = self._hosts.get(packed)
         if name is not None:
             return name
-        return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+        return text(packed)
 
     def _mac(self, addr: bytes) -> str:
         text = addr.hex(":")

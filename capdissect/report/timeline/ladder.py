@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from capdissect.report.json.flow import endpoint
+from capdissect.addresses import endpoint
 from capdissect.report.tables.calls import ladder_mark
 from capdissect.report.text import clean
 from capdissect.tracking.eventlog import Segment, TimelineItem

@@ -31,6 +31,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from capdissect.addresses import endpoint
 from capdissect.report.handout.svg import (
     CALL_COLOUR,
     CLIENT_COLOUR,
@@ -40,7 +41,6 @@ from capdissect.report.handout.svg import (
     udp_ladder,
 )
 from capdissect.report.json.document import Spool
-from capdissect.report.json.flow import endpoint
 from capdissect.report.text import clean
 from capdissect.report.timeline.ladder import path_text
 from capdissect.tracking.eventlog import Replay, Segment
