@@ -18,9 +18,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
-from capdissect.dissect.mptcp import MptcpOption, parse_mptcp, subtype_of
+if TYPE_CHECKING:
+    from capdissect.dissect.mptcp import MptcpOption
 
 EOL: Final = 0
 NOP: Final = 1
@@ -226,6 +227,10 @@ def _sack(data: bytes) -> Sack:
 
 
 def _mptcp(data: bytes) -> Mptcp:
+    # Imported at the first MPTCP option: its records are dataclasses, slow to create,
+    # and every command imports this module at start-up.
+    from capdissect.dissect.mptcp import parse_mptcp, subtype_of
+
     option = bytes((MPTCP, len(data) + 2)) + data
     return Mptcp(len(option), subtype_of(option), parse_mptcp(option))
 

@@ -4,7 +4,7 @@ destination a checksum's pseudo-header takes (IPv4 source routes, IPv6 routing h
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from capdissect.dissect import ip_options as ipopt
 from capdissect.dissect import ipv6 as ip6mod
@@ -16,10 +16,12 @@ from capdissect.dissect.ipv6 import (
     parse_routing,
 )
 from capdissect.errors import Truncated
-from capdissect.report.tcpdump.context import Context
 from capdissect.report.tcpdump.fast import ip_cksum_text, tos_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.names import IPPROTO_NAMES
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump.context import Context
 
 IP_OPTION_NAMES: Final = {
     ipopt.EOL: "EOL", ipopt.NOP: "NOP", ipopt.TIMESTAMP: "timestamp", ipopt.SECURITY: "security",

@@ -4,7 +4,7 @@ fragment), then the payload through the context's ``demux``."""
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from capdissect.dissect import ipv6 as ip6mod
 from capdissect.dissect.ipv6 import (
@@ -15,10 +15,12 @@ from capdissect.dissect.ipv6 import (
     parse_tlv_options,
 )
 from capdissect.errors import Truncated
-from capdissect.report.tcpdump.context import Context
 from capdissect.report.tcpdump.fast import ip6_head_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.names import IPPROTO_NAMES
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump.context import Context
 
 _U16: Final = struct.Struct("!H")
 _U32: Final = struct.Struct("!I")

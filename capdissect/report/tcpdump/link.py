@@ -3,15 +3,17 @@ through the context (``printer.py`` dispatches; this module never imports it).""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from capdissect.dissect import link as linkmod
 from capdissect.errors import Truncated
 from capdissect.packets import RawPacket
 from capdissect.report.tcpdump.arp import print_arp
-from capdissect.report.tcpdump.context import Context
 from capdissect.report.tcpdump.frame import Frame
 from capdissect.report.tcpdump.hexdump import hex_ascii
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump.context import Context
 
 ETHERTYPE_NAMES: Final = {
     0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1Q-QinQ",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.ipv4 import IPv4Header
@@ -11,12 +11,14 @@ from capdissect.dissect.ipv6 import (
     IPv6Header,
 )
 from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
-from capdissect.report.tcpdump.context import Context
 from capdissect.report.tcpdump.fast import FLAG_STRINGS, relative_numbers, seq_text, tcp_cksum_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.hexdump import printable
 from capdissect.report.tcpdump.ip import final_dst
 from capdissect.report.tcpdump.tcp_options import print_options
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump.context import Context
 
 MAX_RST_DATA_LEN: Final = 30
 _PORTS: Final = struct.Struct("!HH")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from capdissect.dissect.checksum import pseudo_sum, verify
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import (
     IPv6Header,
 )
 from capdissect.dissect.udp import parse_udp
-from capdissect.report.tcpdump.context import Context
 from capdissect.report.tcpdump.fast import udp_cksum_text
 from capdissect.report.tcpdump.frame import Frame
 from capdissect.report.tcpdump.ip import final_dst
+
+if TYPE_CHECKING:
+    from capdissect.report.tcpdump.context import Context
 
 
 def print_udp(pr: Context, frame: Frame, off: int, length: int, end: int,
