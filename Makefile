@@ -106,6 +106,7 @@ bench: install
 	$(BIN)/python benchmarks/resources.py --write $(RESOURCES_ARGS)
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/export_bench.py --write
+	$(BIN)/python benchmarks/redesign_bench.py --write
 
 # The tracker against tshark (analysis flags, conversations) on tests/corpus and
 # tests/corpus-extra, and, as root, against `ss -tan` on lossy transfers (tc netem, else
