@@ -10,8 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
-
 # The modules every packet goes through: the record batches, the dissectors, the tracker
 # with its event log and flow stream, and the fast printer.  This is the one list: the
 # Makefile asks for it (``python3 setup.py --hot``) to know when to compile again.
@@ -37,7 +35,9 @@ def extensions() -> list:
     return modules
 
 
-if sys.argv[1:] == ["--hot"]:
+if sys.argv[1:] == ["--hot"]:  # the Makefile, with any python3: no setuptools needed
     print(" ".join(HOT))
 else:
+    from setuptools import setup
+
     setup(ext_modules=extensions())
