@@ -415,8 +415,8 @@ MAX_SETTLE_S: Final = 3.0
 class BackgroundCapture:
     """A live capture in a background thread, its packets kept in memory (at most
     *max_packets*), with strace beside it for *trace*: what ``capdissect.capture()``
-    and ``capdissect trace`` run.  ``changed`` counts the packets and stops, so that a
-    report made from ``raw`` knows when it is stale."""
+    and ``capdissect trace`` run.  ``count`` and ``running`` tell a report made from
+    ``raw`` whether it may be stale."""
 
     def __init__(
         self,
