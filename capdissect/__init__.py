@@ -75,10 +75,14 @@ class _MovedModules:
         return importlib.util.spec_from_loader(name, self)  # type: ignore[arg-type]  # no load_module: PEP 451 loaders need only the two methods below
 
     def create_module(self, spec: Any) -> ModuleType:
-        return importlib.import_module(_MOVED[spec.name.rpartition(".")[2]])
+        module = importlib.import_module(_MOVED[spec.name.rpartition(".")[2]])
+        self.own_spec = module.__spec__  # the import system is about to replace it
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Already run: it is the module the old name moved to."""
+        """Already run: it is the module the old name moved to; it gets its own spec
+        back, which the import system has just replaced with the old name's."""
+        module.__spec__ = self.own_spec
 
 
 sys.meta_path.append(_MovedModules())

@@ -167,6 +167,17 @@ def test_the_api_names_are_still_functions() -> None:
         "capdissect.commands.handout").write_handout
 
 
+def test_the_old_module_paths_import_as_the_modules_they_became() -> None:
+    """``capdissect.lesson.write_handout`` is documented; the old loose modules' paths
+    still import, as the very modules they moved to, which keep their own names."""
+    import capdissect.lesson as lesson
+    from capdissect.reader import ReadOptions
+    handout = importlib.import_module("capdissect.commands.handout")
+    assert lesson is handout and lesson.__spec__ is not None
+    assert lesson.__spec__.name == "capdissect.commands.handout"
+    assert ReadOptions is importlib.import_module("capdissect.commands.read").ReadOptions
+
+
 def test_no_module_inside_imports_the_package_face() -> None:
     inside = [name for name, targets in graph().items() if "capdissect" in targets]
     assert inside == []
