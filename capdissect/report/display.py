@@ -94,7 +94,7 @@ def flow_html(item: Finished, first_ts: float, *, ids: str = "", diagram: bool =
     items = tuple(item.events)
     parts = [f"<p><b>{_e(flow_summary(item))}</b></p>"]
     if isinstance(flow, TcpConnection):
-        parts.append(tcp_ladder(flow, items, first_ts, ids=ids, links=False))
+        parts.append(tcp_ladder(flow, items, first_ts, ids=ids, links=False).svg)
         parts += [f"<div style='{PRE_STYLE}'>{_e(line)}</div>" for line in path_lines(item)]
         if diagram:
             paths = [(f"client: {' -> '.join(x.value for x in flow.client.path)}",
@@ -102,9 +102,9 @@ def flow_html(item: Finished, first_ts: float, *, ids: str = "", diagram: bool =
                      (f"server: {' -> '.join(x.value for x in flow.server.path)}",
                       flow.server.path, SERVER_COLOUR)]
             parts.append(f"<details><summary>the path on RFC 9293's state diagram</summary>"
-                         f"{state_diagram(paths)}</details>")
+                         f"{state_diagram(paths).svg}</details>")
     else:
-        parts.append(udp_ladder(flow, items, first_ts, ids=ids, links=False))
+        parts.append(udp_ladder(flow, items, first_ts, ids=ids, links=False).svg)
     return "<div class='capdissect-flow'>" + "".join(parts) + "</div>"
 
 

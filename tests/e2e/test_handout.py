@@ -215,7 +215,7 @@ def test_state_diagram_labels_never_overlap(name: str, tmp_path: Path) -> None:
         if isinstance(item.flow, TcpConnection):
             c, s = item.flow.client, item.flow.server
             figures.append(state_diagram([("client", c.path, "#1d4ed8"),
-                                          ("server", s.path, "#c2410c")]))
+                                          ("server", s.path, "#c2410c")]).svg)
     texts, hits = text_overlaps(figures, tmp_path)
     assert texts >= 30 * len(figures) and hits == []
 
@@ -223,7 +223,7 @@ def test_state_diagram_labels_never_overlap(name: str, tmp_path: Path) -> None:
 def test_figure_draws_passive_open_and_the_2msl_timer() -> None:
     from capdissect.report.handout.svg import state_diagram
 
-    figure = state_diagram([])
+    figure = state_diagram([]).svg
     assert ">passive open<" in figure and ">timeout = 2MSL<" in figure
     timer = re.search(r'<polyline class="edge" points="[^"]*" fill="none" stroke="([^"]+)"'
                       r'[^>]*stroke-dasharray="([^"]+)"[^>]*url\(#sd-timer\)', figure)

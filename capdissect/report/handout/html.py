@@ -191,14 +191,14 @@ def _tcp_flow(conn: TcpConnection, item: Finished, first_ts: float,
            f'{conn.packets} packets; {c.payload} bytes of data from the client, {s.payload} '
            f'from the server. Click an arrow to jump to its packet.</p>')
     yield '<h3>Ladder diagram</h3><div class="figure ladder">'
-    yield tcp_ladder(conn, segments, first_ts, calls=calls)
+    yield tcp_ladder(conn, segments, first_ts, calls=calls).svg
     yield '</div><h3>The RFC 9293 state diagram, and the path each endpoint took</h3>'
     yield ('<p>Drawn from the same transition table the tracker runs on '
            '(<code>capdissect/tracking/states.py</code>). A passive open (CLOSED to LISTEN) '
            'happens inside the server and never shows on the wire.</p>')
     paths = [(f"client: {' -> '.join(x.value for x in c.path)}", c.path, CLIENT_COLOUR),
              (f"server: {' -> '.join(x.value for x in s.path)}", s.path, SERVER_COLOUR)]
-    yield f'<div class="figure state-diagram">{state_diagram(paths)}</div>'
+    yield f'<div class="figure state-diagram">{state_diagram(paths).svg}</div>'
     yield from _ledger(segments)
     for drawn in plots:  # each graph has its title inside
         if drawn.title.startswith("Time-sequence"):
@@ -253,7 +253,7 @@ def _udp_flow(conv: UdpConversation, item: Finished, first_ts: float,
                'where no socket takes it (nothing listens, or a connected socket ignores '
                'strangers). The dotted arrow points back at the sender.</p>')
     yield '</div><div class="figure ladder">'
-    yield udp_ladder(conv, list(item.events), first_ts, calls=calls)
+    yield udp_ladder(conv, list(item.events), first_ts, calls=calls).svg
     yield '</div></section>\n'
 
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 import html
 import itertools
 import math
-import re
 import textwrap
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from capdissect.addresses import endpoint
 from capdissect.report.tables.calls import ladder_mark
@@ -47,10 +46,19 @@ def _t(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _svg(width: int, height: int, label: str, body: Iterable[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" role="img" '
+class Figure(NamedTuple):
+    """A drawing and its size, for whoever places it (a document of several stacks them
+    by *height*, with no need to read the numbers back out of the SVG)."""
+
+    svg: str
+    width: int
+    height: int
+
+
+def _svg(width: int, height: int, label: str, body: Iterable[str]) -> Figure:
+    return Figure(f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" role="img" '
             f'aria-label="{_t(label)}" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}">' + "".join(body) + "</svg>")
+            f'height="{height}">' + "".join(body) + "</svg>", width, height)
 
 
 _DEFS: Final = (
@@ -64,17 +72,6 @@ _DEFS: Final = (
 def _marker(marker_id: str, colour: str, size: float = 7) -> str:
     """An arrowhead; *size* is in units of the line's width, so thick lines want less."""
     return _DEFS.format(id=marker_id, colour=colour, size=size)
-
-
-_SIZE: Final = re.compile(r'<svg [^>]*? viewBox="0 0 (\d+) (\d+)"')
-
-
-def figure_size(figure: str) -> tuple[int, int]:
-    """The width and height ``_svg`` gave *figure*, to stack figures in one document."""
-    found = _SIZE.match(figure)
-    if found is None:
-        raise ValueError("not a figure drawn by this module")
-    return int(found.group(1)), int(found.group(2))
 
 
 # ----- ladder -----------------------------------------------------------------------------
@@ -142,7 +139,7 @@ def _call_marks(calls: list[Placed], before: int | None, y: int, left_side: str,
 
 
 def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: float, *,
-               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> str:
+               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> Figure:
     """Two lifelines, an arrow per segment, a state box wherever an endpoint's state changes.
 
     *ids* prefixes the figure's element ids (several ladders in one document); *links*
@@ -190,7 +187,7 @@ def tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem], first_ts: flo
 
 
 def udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem], first_ts: float, *,
-               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> str:
+               ids: str = "", links: bool = True, calls: Sequence[Placed] = ()) -> Figure:
     """Two "(no state)" lifelines, an arrow per datagram, ICMP errors dotted back (*ids*,
     *links* and *calls* as for ``tcp_ladder``)."""
     pending = list(calls)
@@ -298,7 +295,7 @@ def _route(a: str, b: str) -> tuple[tuple[Point, ...], tuple[float, float, str]]
     return (start, end), ((start[0] + end[0]) / 2 + 6, (start[1] + end[1]) / 2 - 4, "start")
 
 
-def state_diagram(paths: Sequence[tuple[str, Sequence[TcpState], str]]) -> str:
+def state_diagram(paths: Sequence[tuple[str, Sequence[TcpState], str]]) -> Figure:
     """Figure 5 from the tracker's table, each (name, path, colour) drawn over it.
 
     The resets of §3.10.7 (any synchronized state to CLOSED) would bury the figure under

@@ -36,7 +36,6 @@ from capdissect.report.handout.svg import (
     CALL_COLOUR,
     CLIENT_COLOUR,
     SERVER_COLOUR,
-    figure_size,
     tcp_ladder,
     udp_ladder,
 )
@@ -169,14 +168,13 @@ def _flow(item: Finished, first_ts: float, y: int, calls: list[Placed],
                      f"{left.last_frame}) are not drawn: a drawing shows the first {left.kept} "
                      "of a flow (the text and JSON timelines have them all)", _NOTE_COLOUR,
                      "notice"))
-    _, ladder_h = figure_size(ladder)
     parts = [f'<g class="flow" id="flow{flow.id}" data-flow="{flow.id}" data-proto="{proto}" '
              f'transform="translate({MARGIN},{y})">',
              _text(18, head[0], 15, weight="700", cls="flow-title")]
     parts += [_text(36 + i * _LINE, line, 12, "#333") for i, line in enumerate(head[1:])]
     ladder_y = 36 + (len(head) - 1) * _LINE - 6
-    parts.append(f'<g transform="translate(0,{ladder_y})">{ladder}</g>')
-    tail_y = ladder_y + ladder_h
+    parts.append(f'<g transform="translate(0,{ladder_y})">{ladder.svg}</g>')
+    tail_y = ladder_y + ladder.height
     for i, (line, colour, cls) in enumerate(tail):
         parts.append(_text(tail_y + 14 + i * _LINE, line, 12, colour, cls=cls))
     parts.append("</g>")
