@@ -72,7 +72,7 @@ class Annotator:
 
     def _note_checksum(self, pkt: Packet, proto: int, offset: int, notes: list[str]) -> None:
         loopback = pkt.ip is not None and is_loopback(pkt.ip.src)
-        if self._checksum_note and loopback and not _checksum_ok(pkt, proto, offset):
+        if self._checksum_note and loopback and not checksum_ok(pkt, proto, offset):
             notes.append(LOOPBACK_NOTE)
             self._checksum_note = False
 
@@ -192,7 +192,7 @@ def _udp_line(update: UdpUpdate, payload: str) -> str:
     return text
 
 
-def _checksum_ok(pkt: Packet, proto: int, offset: int) -> bool:
+def checksum_ok(pkt: Packet, proto: int, offset: int) -> bool:
     ip = pkt.ip
     if ip is None:
         return True

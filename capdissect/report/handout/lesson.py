@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
 from capdissect.dissect.stack import Packet
+from capdissect.dissect.tcp import TcpHeader
 from capdissect.errors import HandoutTooBig, NoSuchFlow
-from capdissect.report.annotate import LOOPBACK_NOTE, Annotator
+from capdissect.report.annotate import LOOPBACK_NOTE, Annotator, checksum_ok
 from capdissect.report.diagrams.flight import all_samples
 from capdissect.report.diagrams.graph import Plot, plot
 from capdissect.report.handout.explain import Explainer
@@ -36,7 +37,7 @@ from capdissect.report.text import clean
 from capdissect.tracking.sockets import SocketTable, facts_stream
 from capdissect.tracking.stream import End, Finished, Totals, Truncation, finished, track
 from capdissect.tracking.syscalls import Frame, Joined
-from capdissect.tracking.tcp import TcpConnection, Update
+from capdissect.tracking.tcp import TcpConnection, Update, is_loopback
 from capdissect.tracking.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 
 MAX_PACKETS: Final = 5_000  # past this a "handout" would be a book: ask for --conn or a cut
@@ -232,7 +233,8 @@ def _packet_views(packets: Sequence[Packet], numbering: Numbering, first_ts: flo
     annotator = Annotator(recorder, checksums=HANDOUT_PRINT.v)
     explainer = Explainer()
     for frame, pkt in zip(numbering.frames, packets, strict=True):
-        header, hex_start = _split_dump(printer.format(pkt.raw), len(pkt.raw.data))
+        header, dump_from = printer.printed(pkt.raw)
+        hex_start = len(pkt.raw.data) if dump_from is None else dump_from
         notes = annotator.annotate(frame, pkt)
         seen = recorder.last
         shown = pkt.raw.data[:hex_start + DUMP_MAX]
@@ -242,18 +244,21 @@ def _packet_views(packets: Sequence[Packet], numbering: Numbering, first_ts: flo
             hex_start=hex_start, more_bytes=len(pkt.raw.data) - len(shown),
             spans=tuple(field_spans(pkt)), notes=tuple(clean(n) for n in notes),
             explanation=tuple(clean(line) for line in
-                              explainer.explain(frame, pkt, seen) + _checksum(header, notes)),
+                              explainer.explain(frame, pkt, seen) + _checksum(pkt, notes)),
             sockets=tuple(moments.get(frame, ())),
             comment=_clean_lines(pkt.raw.comment) if pkt.raw.comment else None,
             filter=display_filter(frame, pkt))
 
 
-def _checksum(header: str, notes: list[str]) -> list[str]:
-    """Each packet whose checksum tcpdump calls incorrect on loopback says why (read says it
-    once; a handout is read packet by packet)."""
-    if "(incorrect ->" not in header or LOOPBACK_NOTE in notes:
+def _checksum(pkt: Packet, notes: list[str]) -> list[str]:
+    """Each TCP segment whose checksum tcpdump -v calls incorrect says why (read says it
+    once, for loopback; a handout is read packet by packet).  Decided from the records,
+    as the annotation decides it, not from the printer's text."""
+    tcp, ip = pkt.transport, pkt.ip
+    if (not isinstance(tcp, TcpHeader) or ip is None or pkt.fragment
+            or checksum_ok(pkt, 6, tcp.offset) or LOOPBACK_NOTE in notes):
         return []
-    if " 127." not in header and " ::1." not in header:
+    if not (is_loopback(ip.src) or is_loopback(ip.dst)):
         return ["tcpdump finds the checksum incorrect: if this was captured on the sending "
                 "host, the network card fills it in later (checksum offload)."]
     return ["The checksum shows as incorrect only because this is loopback: the kernel "
@@ -266,24 +271,6 @@ def _clean_lines(text: str) -> str:
     '.'): tcpdump indents the packet quoted in an ICMP error with a tab."""
     return "\n".join("\t".join(clean(part) for part in line.split("\t"))
                      for line in text.split("\n"))
-
-
-def _split_dump(text: str, caplen: int) -> tuple[str, int]:
-    """tcpdump's text without its -X lines, and the offset in the packet where they start.
-
-    The dump covers the packet's last N bytes (tcpdump skips the link header, or starts
-    at 0 after a cut), so counting its bytes gives the start without redoing its logic.
-    """
-    lines = text.split("\n")
-    head = [line for line in lines if not line.startswith("\t0x")]
-    dumped = 0
-    for line in lines:
-        if line.startswith("\t0x"):
-            # "\t0x0010:  4500 003c ...  ASCII": 39 columns of hex after ":  "
-            dumped += len(line.partition(":  ")[2][:39].replace(" ", "")) // 2
-    # A dump longer than the captured bytes (a link type tcpdump dumps a pseudo-header
-    # for) starts at the first byte: never before it.
-    return "\n".join(head), max(caplen - dumped, 0)
 
 
 def _proto(seen: Observation | None, pkt: Packet) -> str:

@@ -208,6 +208,17 @@ class FastPath:
     def format(self, sec: int, nsec: int, wire_len: int, data: bytes) -> str | None:
         """The text tcpdump prints for an Ethernet frame, or None when the frame is not
         of the common shape (then the full printer must print it)."""
+        line = self.line(sec, nsec, wire_len, data)
+        if line is None:
+            return None
+        if self.hex == 2:
+            return line + hex_ascii(data[self.hex_from:])
+        if self.hex == 1:
+            return line + hex_only(data[self.hex_from:])
+        return line
+
+    def line(self, sec: int, nsec: int, wire_len: int, data: bytes) -> str | None:
+        """``format`` without the -x/-X dump (which starts at ``hex_from``)."""
         caplen = len(data)
         if (caplen < 54 or wire_len < caplen or wire_len > 262144 or nsec >= 1_000_000_000
                 or sec & 0x80000000):
@@ -264,12 +275,7 @@ class FastPath:
             return None
         if text is None:
             return None
-        line = "".join((self.clock, _usec(nsec), " ", head, text))
-        if self.hex == 2:
-            return line + hex_ascii(data[self.hex_from:])
-        if self.hex == 1:
-            return line + hex_only(data[self.hex_from:])
-        return line
+        return "".join((self.clock, _usec(nsec), " ", head, text))
 
     def format_batch(self, batch: RecordBatch, first: int, out: list[str]) -> int:
         """Append the text of packets *first*, *first* + 1, ... of *batch* to *out*, up

@@ -18,6 +18,7 @@ top (``longjmp``), which also makes the -X dump start at the link header.  ``Cut
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from capdissect.dissect import link as linkmod
 from capdissect.dissect.ipv4 import IPv4Header
@@ -34,6 +35,14 @@ from capdissect.report.tcpdump.names import IPPROTO_NAMES, PROTOCOL_KEYWORDS, Na
 from capdissect.report.tcpdump.tcp import print_tcp
 from capdissect.report.tcpdump.timestamp import Clock
 from capdissect.report.tcpdump.udp import print_udp
+
+
+class Printed(NamedTuple):
+    """One packet's lines as tcpdump prints them, without the -x/-X dump, and the offset
+    in the packet where that dump starts (None: no dump)."""
+
+    text: str
+    dump_from: int | None
 
 
 class TcpdumpPrinter:
@@ -61,6 +70,24 @@ class TcpdumpPrinter:
             fast = self.fast.format(pkt.ts_sec, pkt.ts_nsec, pkt.wire_len, pkt.data)
             if fast is not None:
                 return fast
+        text, start = self._printed(pkt)
+        if start is None:
+            return text
+        dump = hex_ascii if self.opts.X else hex_only
+        return text + dump(pkt.data[start:])
+
+    def printed(self, pkt: RawPacket) -> Printed:
+        """``format``'s text without the -x/-X dump, and where in the packet the dump
+        starts: a record for a caller that draws the bytes itself (the handout)."""
+        fast = self.fast
+        if fast is not None and pkt.linktype == linkmod.EN10MB:
+            line = fast.line(pkt.ts_sec, pkt.ts_nsec, pkt.wire_len, pkt.data)
+            if line is not None:
+                return Printed(line, fast.hex_from if fast.hex else None)
+        return self._printed(pkt)
+
+    def _printed(self, pkt: RawPacket) -> Printed:
+        """The full printer: tcpdump's layers, one protocol module each."""
         frame = Frame(pkt.data)
         out = frame.out
         caplen = len(pkt.data)
@@ -77,23 +104,16 @@ class TcpdumpPrinter:
         if wire_len > 262144:
             problems.append(f" len({wire_len}) > 262144")
         if problems:  # print.c: "[Invalid header: caplen==0, len==0]"
-            return "[Invalid header:" + ",".join(problems) + "]"
+            return Printed("[Invalid header:" + ",".join(problems) + "]", None)
         out.append(self.clock.text(pkt.ts_sec, pkt.ts_nsec))
         try:
             print_link(self, frame, pkt)
         except Cut as cut:
             out.append(f" [|{cut.proto}]")
             frame.link_len = 0
-        text = "".join(out)
-        if self.opts.X:
-            start = 0 if self.opts.X > 1 else frame.link_len
-            if caplen > start:
-                text += hex_ascii(pkt.data[start:])
-        elif self.opts.x:
-            start = 0 if self.opts.x > 1 else frame.link_len
-            if caplen > start:
-                text += hex_only(pkt.data[start:])
-        return text
+        dumped = max(self.opts.X, self.opts.x)
+        start = 0 if dumped > 1 else frame.link_len
+        return Printed("".join(out), start if dumped and caplen > start else None)
 
     # ----- what a protocol printer may ask (context.py) ------------------------------------
     def addr(self, packed: bytes) -> str:
