@@ -7,7 +7,7 @@ A RawPacket per record costs about 0.9 µs in CPython, as much as printing the p
 ``read``'s fast path.  A ``RecordBatch`` holds only the buffer and the offset of each
 record in it; its accessors decode the 16-byte record header when asked, and ``packet``
 builds the RawPacket for code that wants one.  Compiled by mypyc with the fast printer
-(setup.py, and tcpdump_fast.py for why); it runs as plain Python without a compiler.
+(setup.py, and report/tcpdump/fast.py for why); it runs as plain Python without a compiler.
 """
 
 from __future__ import annotations

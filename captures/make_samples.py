@@ -21,8 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repository root, for an uninstalled checkout
 
-from capdissect.demo.errors import DemoUnavailable, ScenarioError  # noqa: E402
 from capdissect.demo.scenarios import SCENARIOS, run_scenario  # noqa: E402
+from capdissect.errors import DemoUnavailable, ScenarioError  # noqa: E402
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ class FlowRecorder(Tracker):
 
     The annotator drains the tracker after every packet; the flows drained here are
     kept (up to MAX_SUMMARY_FLOWS) instead of forgotten, with each UDP conversation's
-    payload bytes per direction, which ``report.flowstream.finished`` counts for files.
+    payload bytes per direction, which ``tracking.stream.finished`` counts for files.
     """
 
     def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
 - ``packet_row``: one decoded ``Packet``, the scalar fields ``read --json`` gives
   (report/json/packet.py), flattened: ``ip.src`` becomes ``ip_src``.
-- ``flow_row``: ``flowjson.tcp_json`` / ``udp_json``, the objects of ``flows --json``.
+- ``flow_row``: ``report.json.flow.tcp_json`` / ``udp_json``, the objects of ``flows --json``.
 - ``event_rows``: ``document.item_json``, the events of ``timeline --json``.
 - ``SocketIntervals``: the netstat table of ``sockets`` (report/tables/sockets.py), as one row
   per socket and state with when it began and ended.

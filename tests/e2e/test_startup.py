@@ -43,7 +43,7 @@ NOT_ON_READ: Final = ("typer", "click", "rich", "pydantic", "tabulate", "scapy.a
                       "capdissect.report.tables.sockets")
 # Not on tcpdump's text either: the annotations, the tracker, JSON, colour, the filter
 # compiler, the printers of protocols the capture does not hold (MPTCP, ICMP).
-NOT_ON_PLAIN: Final = (*NOT_ON_READ, "scapy", "capdissect.track", "capdissect.report.annotate",
+NOT_ON_PLAIN: Final = (*NOT_ON_READ, "scapy", "capdissect.tracking", "capdissect.report.annotate",
                        "capdissect.report.json.packet", "capdissect.report.colour",
                        "capdissect.sources.filter", "capdissect.dissect.mptcp",
                        "capdissect.report.tcpdump.icmp", "capdissect.report.tcpdump.icmp6",

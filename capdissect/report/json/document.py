@@ -113,7 +113,7 @@ def item_json(item: TimelineItem) -> JsonObject:
     """One event as SPEC §4 shows it (a segment, a datagram or an ICMP error)."""
     if isinstance(item, Segment):
         return event_json(item.event)
-    if isinstance(item, Datagram):  # the same shape flowjson.udp_json gives events
+    if isinstance(item, Datagram):  # the same shape json/flow.py's udp_json gives events
         return {"frame": item.frame, "ts": item.ts, "from": item.sender, "len": item.length}
     assert isinstance(item, Unreachable)
     return {"frame": item.frame, "ts": item.ts, "icmp": "port unreachable",

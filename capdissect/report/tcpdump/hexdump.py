@@ -3,7 +3,7 @@
 -X is most of what ``read -v -X`` does, so the bytes become text in C: one
 ``bytes.hex`` and one ``translate`` for the whole packet, then each line is three slices
 of those, with its "0x0010:" label taken from a table.  (Compiled by mypyc with the fast
-printer, see tcpdump_fast.py.)
+printer, see fast.py.)
 """
 
 from __future__ import annotations

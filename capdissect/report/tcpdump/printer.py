@@ -57,7 +57,7 @@ class TcpdumpPrinter:
         # tcpdump's tcp_seq_hash: (addresses, ports) in a canonical order -> (seq, ack) base.
         self.isn: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
         self.clock = Clock(options.t)
-        # The common shape takes the fast path (tcpdump_fast.py) under the options it
+        # The common shape takes the fast path (fast.py) under the options it
         # covers: default timestamps, no link header, up to one -v.
         self.fast = (FastPath(self.names, self.isn, v=options.v, x=options.x, X=options.X,
                                S=options.S, K=options.K)

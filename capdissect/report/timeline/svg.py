@@ -20,7 +20,7 @@ document draws the first ``DRAWN_FLOWS`` flows, then a line counting the others.
 Nothing from a capture becomes markup.  Every text is escaped (``html.escape``, whose
 entities are XML's too) where it enters the markup, here and in svg.py; and since XML 1.0
 forbids control characters even as character references, every piece also goes through
-``textsafe.clean``.  Our own markup holds no control or format character, so that only
+``report/text.py``'s ``clean``.  Our own markup holds no control or format character, so that only
 ever changes text that came from a file.
 """
 
