@@ -6,7 +6,7 @@ redesign) compiled with mypyc in a git worktree of its own (cached under
 ~/.cache/capdissect-bench), runs both trees on the same captures with the same Python,
 interleaved (base, this, base, this...), and reports the medians and their ratio.
 
-    python benchmarks/redesign_bench.py [--base COMMIT] [--runs 5] [--write]
+    python benchmarks/redesign_bench.py [--base COMMIT] [--runs 11] [--write]
 
 ``--write`` replaces the "Before and after the redesign" section of RESULTS.md.
 """
@@ -75,7 +75,7 @@ def compiled(tree: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default=BASE)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     base = base_tree(args.base)
