@@ -2,11 +2,11 @@
 
 A ``Job`` is one partition: one capture file, or with ``--continuous`` all of them in
 timestamp order as one capture.  ``export_job`` runs one job anywhere (this process, a
-``-j N`` process, a Dask worker).  It reads the capture once for packets, flows and
-events (the streaming pass of ``flows`` and ``timeline``: tracking.stream.track and finished
-over a Tracker, as commands/reports.py runs them), and once more for sockets: the socket table
-must see each tracker step before the tracker moves on, and ``finished`` pulls steps
-ahead of its output, so the two cannot share one tracker.  Each table's partition is
+``-j N`` process, a Dask worker).  It reads the capture once for all four tables:
+the streaming pass of ``flows`` and ``timeline`` (tracking.stream.track and finished over
+a Tracker, as commands/reports.py runs them), with the socket table made from the same
+steps on their way (``_socket_rows``: a ``FactsSettler`` sees each step before
+``finished`` pulls it).  Each table's partition is
 written under a temporary name and renamed when complete, then the partition's rows of
 the ``files`` table.  A damaged file gives what was read before the damage and its
 error in ``files``; the run goes on.

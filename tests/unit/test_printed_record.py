@@ -51,3 +51,14 @@ def test_format_is_the_record_plus_the_dump(options: PrintOptions) -> None:
                 counted += 1
                 full += two.fast is None or pkt.linktype != 1
     assert counted > 40 and full > 0  # both paths were taken
+
+
+def test_the_count_of_x_upper_decides_when_both_dumps_are_asked() -> None:
+    """tcpdump -X -xx dumps as -X does (print.c looks at -X first): from the link
+    header's end, on the fast path and on the full one."""
+    for path in FILES:
+        both, alone = TcpdumpPrinter(PrintOptions(n=2, X=1, x=2)), TcpdumpPrinter(
+            PrintOptions(n=2, X=1))
+        with open_capture(path) as capture:
+            for pkt in capture:
+                assert both.format(pkt) == alone.format(pkt), (path.name, pkt)

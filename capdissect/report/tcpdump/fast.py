@@ -196,7 +196,7 @@ class FastPath:
         self.isn = isn
         self.v = v
         self.hex = 2 if X else 1 if x else 0
-        self.hex_from = _ETH if max(x, X) == 1 else 0
+        self.hex_from = _ETH if (X or x) == 1 else 0  # -X's count decides, as the full printer
         self.S = S
         self.K = K
         self.clock_sec = -1

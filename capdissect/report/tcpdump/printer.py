@@ -111,7 +111,7 @@ class TcpdumpPrinter:
         except Cut as cut:
             out.append(f" [|{cut.proto}]")
             frame.link_len = 0
-        dumped = max(self.opts.X, self.opts.x)
+        dumped = self.opts.X or self.opts.x  # -X's count decides when both are given
         start = 0 if dumped > 1 else frame.link_len
         return Printed("".join(out), start if dumped and caplen > start else None)
 
