@@ -112,21 +112,41 @@ class Endpoint:
         return max(self.data_high - 1, 0)
 
 
-class _Seg(NamedTuple):
-    """What the state machine needs of one segment: facts fixed when it was captured."""
+class _Seg:
+    """What the state machine needs of one segment: facts fixed when it was captured.
+    A plain class (native when compiled): one is made per segment."""
 
-    sender: Endpoint
-    syn: bool
-    has_ack: bool
-    fin: bool
-    rst: bool
-    new_syn: bool  # the sender's first SYN or SYN-ACK (not a retransmission)
-    new_fin: bool  # the sender's first FIN
-    acks_syn: bool  # its ack covers the peer's SYN
-    acks_fin: bool  # its ack covers the peer's FIN
-    acks_data: bool  # its ack covers data of the peer (beyond its SYN)
-    rst_ok: bool  # a RST its receiver accepts (RFC 9293 §3.10.7)
-    gap: bool  # its seq is past all its sender was seen sending: some of that is not captured
+    __slots__ = (
+        "acks_data",
+        "acks_fin",
+        "acks_syn",
+        "fin",
+        "gap",
+        "has_ack",
+        "new_fin",
+        "new_syn",
+        "rst",
+        "rst_ok",
+        "sender",
+        "syn",
+    )
+
+    def __init__(self, sender: Endpoint, syn: bool, has_ack: bool, fin: bool, rst: bool,
+                 new_syn: bool, new_fin: bool, acks_syn: bool, acks_fin: bool,
+                 acks_data: bool, rst_ok: bool, gap: bool) -> None:
+        self.sender = sender
+        self.syn = syn
+        self.has_ack = has_ack
+        self.fin = fin
+        self.rst = rst
+        self.new_syn = new_syn  # the sender's first SYN or SYN-ACK (not a retransmission)
+        self.new_fin = new_fin  # the sender's first FIN
+        self.acks_syn = acks_syn  # its ack covers the peer's SYN
+        self.acks_fin = acks_fin  # its ack covers the peer's FIN
+        self.acks_data = acks_data  # its ack covers data of the peer (beyond its SYN)
+        self.rst_ok = rst_ok  # a RST its receiver accepts (RFC 9293 §3.10.7)
+        # its seq is past all its sender was seen sending: some of that is not captured
+        self.gap = gap
 
 
 _Replayed = tuple[tuple[TcpState | None, TcpState | None], tuple[StateChange, ...]]
@@ -493,10 +513,13 @@ class TcpTracker:
             me.acked_peer_fin = True
         role = CLIENT if conn.client is me else SERVER  # a simultaneous open may swap roles
         rel_ack = peer.rel(ack) if flags & ACK else None
+        final = quiet and not conn.window  # the states after it are known now
         event = Event(frame, ts, role, flag_string(flags), seq if literal_seq else me.rel(seq),
-                      rel_ack, length, phase, label, (None, None), (), findings)
-        if quiet and not conn.window:
-            return event._replace(states=(conn.client.state, conn.server.state)), ()
+                      rel_ack, length, phase, label,
+                      (conn.client.state, conn.server.state) if final else (None, None), (),
+                      findings)
+        if final:
+            return event, ()
         return self._advance(conn, facts, event, corrections)
 
     def _facts(self, conn: TcpConnection, me: Endpoint, peer: Endpoint, flags: int, seq: int,
