@@ -90,7 +90,9 @@ def packets() -> list[RawPacket]:
 @pytest.fixture(scope="module")
 def pure_module() -> ModuleType:
     """report/tcpdump/fast.py loaded from its source, whether or not a compiled copy exists."""
-    source = Path(tcpdump_fast.__file__).with_name("fast.py")
+    # Not tcpdump_fast.__file__: when another compiled module imports it first, mypyc's
+    # group library names a path that does not exist (capdissect/capdissect/...).
+    source = Path(importlib.import_module("capdissect.report.tcpdump").__path__[0]) / "fast.py"
     spec = importlib.util.spec_from_file_location("tcpdump_fast_pure", source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -155,8 +157,9 @@ def test_compiled_where_a_compiler_is() -> None:
     would leave read four times slower with every other test passing."""
     from capdissect import packets as records
     from capdissect.dissect import checksum
+    from capdissect.report.json import packet as packet_json
     from capdissect.report.tcpdump import hexdump
-    for module in (tcpdump_fast, hexdump, checksum, records):
+    for module in (tcpdump_fast, hexdump, checksum, records, packet_json):
         # The suffix of __spec__.origin says compiled or not, but its directory cannot be
         # trusted: mypyc's group library may name a path that does not exist
         # (capdissect/capdissect/...).  The package's own folder holds both files.
