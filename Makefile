@@ -93,14 +93,17 @@ demo: install
 	@echo "==> running the TCP lesson: capdissect demo tcp-basic"
 	$(BIN)/capdissect demo tcp-basic
 
-# Generates (once, cached in ~/.cache/capdissect-bench/) a capture of real loopback traffic
-# and rewrites benchmarks/RESULTS.md, then a million-flow SYN flood (SYNFLOOD.md), then
-# live capture (benchmarks/LIVE.md); then `export` (packets/s, -j 2 against -j 1, Parquet bytes
+# Generates (once, cached in ~/.cache/capdissect-bench/) two captures of real traffic (the
+# short and long mixes of benchmarks/gen_capture.py) and rewrites benchmarks/RESULTS.md
+# against tcpdump, tshark and tcptrace (installed from apt if missing, as root), then a
+# million-flow SYN flood (SYNFLOOD.md), then live capture (benchmarks/LIVE.md); then `export` (packets/s, -j 2 against -j 1, Parquet bytes
 # a packet: the Export section of RESULTS.md); then the resource cases of issue 21 (a
 # 1.5M-packet connection, a 1M SYN flood, a 5,000-SYN handout, 1M blocks before the IDB:
 # each command's peak memory, benchmarks/RESOURCES.md).
 # Needs root and tcpdump (the capture, and live).
-bench: install
+bench: install tools
+	@command -v tcptrace >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] \
+	  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tcptrace
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
 	$(BIN)/python benchmarks/synflood.py --write
 	$(BIN)/python benchmarks/resources.py --write $(RESOURCES_ARGS)

@@ -1,8 +1,16 @@
-"""Time capdissect against its peers on the cached benchmark capture (SPEC 5).
+"""Time capdissect against its peers on the two cached benchmark captures (SPEC 5, issue 19).
 
     make bench                                   # = .venv/bin/python benchmarks/bench.py --write
     .venv/bin/python benchmarks/bench.py --runs 5
+    .venv/bin/python benchmarks/bench.py --mix long --only flows
     .venv/bin/python benchmarks/bench.py --capture some.pcap
+
+Every row runs on both traffic mixes of ``gen_capture.py`` (``short``: a million packets
+of mostly short connections; ``long``: fewer, longer connections with large segments,
+zero windows and a lossy transfer), so that no target holds on one file only.  The peers
+are tcpdump (text), tshark's TCP conversation table and tcptrace -l (tracking); two rows
+have no outside peer: annotated ``read -n`` against our own ``read --plain -nn``, and
+``read --json`` against a packets-per-second target.
 
 Each command runs as a whole process (interpreter start-up included), stdout to
 /dev/null, TZ=UTC.  Wall time is measured from spawn to exit (``os.wait4``); peak memory
@@ -21,6 +29,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from gen_capture import DEFAULT_MIN_PACKETS, CaptureInfo, ensure_capture
+from gen_capture import MIXES, CaptureInfo, ensure_capture
+
+from tests.support.livecap import count_pcap_records
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
@@ -56,19 +67,25 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Our command against a peer's, with the SPEC 5 target for the wall-time ratio."""
+    """Our command against a peer's, with the target for the wall-time ratio; or, with no
+    peer, against a packets-per-second target."""
 
     title: str
-    peer: tuple[str, ...]
+    peer: tuple[str, ...]  # () for a throughput row
     ours: tuple[str, ...]
-    max_ratio: float  # ours / peer wall time must be at most this
+    max_ratio: float = 0.0  # ours / peer wall time must be at most this
+    source: str = "SPEC §5"  # where the target comes from
     max_rss_mb: float | None = 150.0  # SPEC 5: peak memory of capdissect
+    min_rate: float | None = None  # packets/s, for a row without a peer
+    peer_label: str = "peer"
 
     @property
     def target(self) -> str:
+        if self.min_rate is not None:
+            return f"≥ {self.min_rate:,.0f} packets/s"
         if self.max_ratio < 1:  # "3x faster" reads better than "<= 0.333x"
-            return f"≥ {1 / self.max_ratio:g}x faster than peer"
-        return f"≤ {self.max_ratio:g}x peer"
+            return f"≥ {1 / self.max_ratio:g}x faster than {self.peer_label}"
+        return f"≤ {self.max_ratio:g}x {self.peer_label}"
 
 
 @dataclass
@@ -76,6 +93,22 @@ class Measured:
     comparison: Comparison
     peer: list[Sample] = field(default_factory=list)
     ours: list[Sample] = field(default_factory=list)
+    missing: str | None = None  # why it was not run (a peer not installed)
+
+
+@dataclass
+class MixResults:
+    """One capture's rows."""
+
+    mix: str  # a gen_capture mix, or "" for --capture FILE
+    capture: Path
+    info: CaptureInfo | None
+    results: list[Measured]
+    counted: int | None = None  # packets of a --capture file
+
+    @property
+    def packets(self) -> int | None:
+        return self.info.packets if self.info is not None else self.counted
 
 
 def capdissect_script() -> str:
@@ -86,24 +119,27 @@ def capdissect_script() -> str:
 def comparisons(capture: Path) -> list[Comparison]:
     f = str(capture)
     ours = capdissect_script()
+    plain = (ours, "read", f, "--plain", "-nn")
+    tcptrace = ("tcptrace", "-l", f)
     return [
-        Comparison(
-            "read -nn", ("tcpdump", "-r", f, "-nn"), (ours, "read", f, "--plain", "-nn"), 3.0
-        ),
-        Comparison(
-            "read -nn -v -X",
-            ("tcpdump", "-r", f, "-nn", "-v", "-X"),
-            (ours, "read", f, "--plain", "-nn", "-v", "-X"),
-            1.0,
-        ),
+        # SPEC 5 asks 3x; issue 19 raises it to 2x on both mixes.
+        Comparison("read -nn", ("tcpdump", "-r", f, "-nn"), plain, 2.0, "issue 19"),
+        Comparison("read -nn -v -X", ("tcpdump", "-r", f, "-nn", "-v", "-X"),
+                   (*plain, "-v", "-X"), 1.0),
         # SPEC 5: flows and timeline --json at least 3x faster than tshark's TCP
         # conversation table on the same file (tshark is timed once and shared).
-        Comparison(
-            "flows --json", tshark_conv(f), (ours, "flows", f, "--json"), 1 / 3
-        ),
-        Comparison(
-            "timeline --json", tshark_conv(f), (ours, "timeline", f, "--json"), 1 / 3
-        ),
+        Comparison("flows --json", tshark_conv(f), (ours, "flows", f, "--json"), 1 / 3),
+        Comparison("timeline --json", tshark_conv(f), (ours, "timeline", f, "--json"), 1 / 3),
+        # Issue 19: the classic connection analyser, in C (timed once and shared).
+        Comparison("flows --json vs tcptrace", tcptrace, (ours, "flows", f, "--json"), 1.0,
+                   "issue 19"),
+        Comparison("timeline --json vs tcptrace", tcptrace, (ours, "timeline", f, "--json"),
+                   1.5, "issue 19"),
+        # Issue 19: the annotated read against the plain one, and JSON's rate.
+        Comparison("read -n", plain, (ours, "read", f, "-n"), 2.5, "issue 19",
+                   peer_label="`read --plain -nn`"),
+        Comparison("read --json", (), (ours, "read", f, "--json"), source="issue 19",
+                   min_rate=100_000),
     ]
 
 
@@ -235,13 +271,17 @@ def run_all(capture: Path, runs: int, log: bool = True,
     peers: dict[tuple[str, ...], list[Sample]] = {}  # a peer shared by comparisons runs once
     for measured in results:
         c = measured.comparison
-        shared = peers.get(c.peer)
+        if c.peer and shutil.which(c.peer[0]) is None:
+            measured.missing = f"{c.peer[0]} is not installed (apt-get install {c.peer[0]})"
+            continue
+        shared = peers.get(c.peer) if c.peer else None
         if shared is not None:
             measured.peer = shared
-        peers[c.peer] = measured.peer
+        elif c.peer:
+            peers[c.peer] = measured.peer
         for i in range(runs):
             pairs = [(c.ours, measured.ours)]
-            if shared is None:
+            if c.peer and shared is None:
                 pairs.insert(0, (c.peer, measured.peer))
             for argv, samples in pairs:
                 sample = measure(argv)
@@ -275,18 +315,23 @@ def display(argv: Sequence[str], capture: Path) -> str:
     return "`" + " ".join(words) + "`"
 
 
-def table(results: Sequence[Measured], capture: Path) -> str:
+def table(results: Sequence[Measured], capture: Path, packets: int | None = None) -> str:
+    """The rows of one capture; *packets* gives the throughput rows their rate."""
     header = (
-        "| command | median wall (s) | runs (s) | peak RSS (MB) | ratio to peer | target | met |\n"
-        "| --- | ---: | --- | ---: | ---: | --- | --- |\n"
+        "| command | median wall (s) | runs (s) | peak RSS (MB) | ratio to peer | target "
+        "| met |\n| --- | ---: | --- | ---: | ---: | --- | --- |\n"
     )
     rows = []
     shown: set[tuple[str, ...]] = set()
     for m in results:
         c = m.comparison
-        peer_median = _median(m.peer)
+        if m.missing is not None:
+            rows.append(f"| {display(c.ours, capture)} vs {display(c.peer, capture)} | - | - "
+                        f"| - | - | {c.target} ({c.source}) | not run: {m.missing} |")
+            continue
+        ours_shown = c.ours in shown
         for argv, samples, is_ours in ((c.peer, m.peer, False), (c.ours, m.ours, True)):
-            if argv in shown:  # a peer shared by two comparisons gets one row
+            if not argv or argv in shown:  # a peer shared by two comparisons gets one row
                 continue
             shown.add(argv)
             median = _median(samples)
@@ -294,21 +339,51 @@ def table(results: Sequence[Measured], capture: Path) -> str:
             failed = _failed(samples)
             if not is_ours:
                 ratio, target, met = "1.00x", "peer", ""
-            elif failed is not None:
-                ratio, target, met = "-", c.target, f"no: exit {failed.exit_code}"
             else:
-                r = median / peer_median
-                targets = [c.target]
-                ok = r <= c.max_ratio
-                if c.max_rss_mb is not None:
-                    targets.append(f"< {c.max_rss_mb:g} MB")
-                    ok = ok and _peak(samples) < c.max_rss_mb
-                ratio, target, met = f"{r:.2f}x", ", ".join(targets), "yes" if ok else "no"
+                ratio, target, met = _verdict(m, median, failed, packets)
             rows.append(
                 f"| {display(argv, capture)} | {median:.2f} | {runs} | {_peak(samples):.0f} "
                 f"| {ratio} | {target} | {met} |"
             )
+        if ours_shown:
+            # our command's row was shown against another peer: this peer's ratio too
+            rows.append(_extra_ratio_row(m, capture, packets))
     return header + "\n".join(rows) + "\n"
+
+
+def _verdict(m: Measured, median: float, failed: Sample | None,
+             packets: int | None) -> tuple[str, str, str]:
+    """(ratio or rate, target, met) of our command in comparison *m*."""
+    c = m.comparison
+    targets = [f"{c.target} ({c.source})"]
+    if c.max_rss_mb is not None:
+        targets.append(f"< {c.max_rss_mb:g} MB")
+    if failed is not None:
+        return "-", ", ".join(targets), f"no: exit {failed.exit_code}"
+    if c.min_rate is not None:
+        if packets is None:
+            return "-", ", ".join(targets), "unknown packet count"
+        rate = packets / median
+        ok = rate >= c.min_rate
+        shown = f"{rate:,.0f} packets/s"
+    else:
+        r = median / _median(m.peer)
+        ok = r <= c.max_ratio
+        shown = f"{r:.2f}x"
+    if c.max_rss_mb is not None:
+        ok = ok and _peak(m.ours) < c.max_rss_mb
+    return shown, ", ".join(targets), "yes" if ok else "no"
+
+
+def _extra_ratio_row(m: Measured, capture: Path, packets: int | None) -> str:
+    """A second target for a command already in the table (e.g. flows against tcptrace
+    after flows against tshark): its own runs, this peer's ratio."""
+    c = m.comparison
+    median = _median(m.ours)
+    ratio, target, met = _verdict(m, median, _failed(m.ours), packets)
+    runs = ", ".join(f"{s.wall_s:.2f}" for s in m.ours)
+    return (f"| {display(c.ours, capture)} vs `{Path(c.peer[0]).name}` | {median:.2f} | {runs} "
+            f"| {_peak(m.ours):.0f} | {ratio} | {target} | {met} |")
 
 
 def failures(results: Sequence[Measured],
@@ -356,7 +431,7 @@ def machine() -> dict[str, str]:
 
 
 def results_markdown(
-    results: Sequence[Measured], capture: Path | None, info: CaptureInfo | None, runs: int,
+    mixes: Sequence[MixResults], runs: int,
     startup: dict[tuple[str, ...], list[Sample]] | None = None,
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -372,39 +447,48 @@ def results_markdown(
         "keeps the high-water mark of the launching Python process (about 18 MB), which",
         "would hide tcpdump's real figure. The file is read once untimed first (page",
         "cache), then the peer and capdissect run alternately; the table shows the median",
-        f"of {runs} runs each and all runs. Targets are SPEC §5:",
-        "`read --plain -nn` within 3x the wall time of `tcpdump -r -nn`, `read --plain -nn",
-        "-v -X` no slower than `tcpdump -r -nn -v -X`, `flows --json` and `timeline --json`",
-        "at least 3x faster than `tshark -q -z conv,tcp -r FILE` (timed once, shared by",
-        "both rows), and capdissect's peak memory under 150 MB. `live` at 20,000",
-        "packets/s beside tcpdump is measured by `benchmarks/live_bench.py` (also run by",
-        "`make bench`; alone: `make bench-live`) and recorded in [LIVE.md](LIVE.md).",
+        f"of {runs} runs each and all runs. A peer shared by two rows (tshark, tcptrace) is",
+        "timed once. Targets: SPEC §5 (`read --plain -nn -v -X` no slower than tcpdump,",
+        "`flows --json` and `timeline --json` at least 3x faster than `tshark -q -z",
+        "conv,tcp`, capdissect's peak memory under 150 MB) and issue 19 (`read --plain",
+        "-nn` within 2x tcpdump, raised from SPEC's 3x; `flows --json` no slower than",
+        "`tcptrace -l` and `timeline --json` within 1.5x of it; annotated `read -n` within",
+        "2.5x our `read --plain -nn`; `read --json` at least 100,000 packets/s), each on",
+        "both captures. `live` at 20,000 packets/s beside tcpdump is measured by",
+        "`benchmarks/live_bench.py` (also run by `make bench`; alone: `make bench-live`)",
+        "and recorded in [LIVE.md](LIVE.md).",
         "",
-        "**The capture** is real loopback traffic recorded by tcpdump, built by",
+        "**The captures** are real traffic recorded by tcpdump, built by",
         "`benchmarks/gen_capture.py` and cached in `~/.cache/capdissect-bench/` (not in the",
-        "repository): over 127.0.0.1 and ::1, many short TCP connections (one request and",
-        "reply each), long TCP request/reply connections, a few 4 MB bulk transfers, UDP",
-        "request/reply bursts, and ICMP port unreachable for datagrams sent to a closed port.",
+        "repository). `short`: over 127.0.0.1 and ::1, many short TCP connections (one",
+        "request and reply each), long TCP request/reply connections, a few 4 MB bulk",
+        "transfers, UDP request/reply bursts, and ICMP port unreachable for datagrams sent",
+        "to a closed port. `long`: fewer, longer connections with large segments (up to",
+        "64 KiB): bulk transfers into a slow reader with a small receive buffer (zero",
+        "windows), large unpaced writes, long request/reply connections with replies up to",
+        "64 KiB, UDP streams and request/reply, and a 3 MB transfer through a lossy path",
+        "between network namespaces (retransmissions, duplicate ACKs, out-of-order",
+        "segments), merged in.",
         "",
-        "**Reproduce:** `make bench` (building the capture the first time needs root and",
-        'tcpdump, under a minute); more runs: `make bench BENCH_ARGS="--runs 5"`.',
+        "**Reproduce:** `make bench` (building the captures the first time needs root and",
+        'tcpdump, about a minute); more runs: `make bench BENCH_ARGS="--runs 5"`.',
         "",
         "## Machine",
         "",
         f"- Date: {now}",
         *(f"- {k}: {v}" for k, v in machine().items()),
     ]
-    if capture is not None:
-        lines += ["", "## Capture", "",
-                  f"- File: `{capture.name}`, {capture.stat().st_size / 1e6:.1f} MB"]
-    if info is not None:
-        done = ", ".join(f"{k} {v}" for k, v in info.completed.items())
-        lines += [
-            f"- Packets: {info.packets:,}",
-            f"- Built in {info.seconds} s; client operations completed: {done}",
-        ]
-    if capture is not None:
-        lines += ["", "## Results", "", table(results, capture).rstrip("\n")]
+    for mix in mixes:
+        title = f"`{mix.mix}` mix" if mix.mix else "capture"
+        lines += ["", f"## Results: {title}", "",
+                  f"- File: `{mix.capture.name}`, {mix.capture.stat().st_size / 1e6:.1f} MB"]
+        if mix.info is not None:
+            done = ", ".join(f"{k} {v}" for k, v in mix.info.completed.items())
+            lines += [
+                f"- Packets: {mix.info.packets:,}",
+                f"- Built in {mix.info.seconds} s; client operations completed: {done}",
+            ]
+        lines += ["", table(mix.results, mix.capture, mix.packets).rstrip("\n")]
     if startup:
         runs_each = len(next(iter(startup.values())))
         lines += [
@@ -421,24 +505,37 @@ def results_markdown(
             "",
             startup_table(startup).rstrip("\n"),
         ]
-    problems = failures(results, startup)
+    problems = failures([m for mix in mixes for m in mix.results], startup)
     if problems:
         lines += ["", "## Failed runs", "", *(f"- {p}" for p in problems)]
     return "\n".join(lines) + "\n"
 
 
+# Sections of RESULTS.md that other scripts write (export_bench.py, redesign_bench.py,
+# notes by hand under "## Notes"): --write keeps them, after its own.
+OWN_SECTIONS: Final = ("## Machine", "## Capture", "## Results", "## Start-up",
+                       "## Failed runs")
+
+
+def kept_sections(old: str) -> str:
+    """The sections of *old* this script does not write, in their order."""
+    parts = old.split("\n## ")[1:]
+    kept = ["## " + part.rstrip("\n") for part in parts
+            if not ("## " + part).startswith(OWN_SECTIONS)]
+    return "\n\n".join(kept)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark capdissect against tcpdump.")
+    parser = argparse.ArgumentParser(description="Benchmark capdissect against its peers.")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (median)")
     parser.add_argument("--write", action="store_true", help="rewrite benchmarks/RESULTS.md")
-    parser.add_argument("--capture", type=Path, help="use this file instead of the cached one")
+    parser.add_argument("--capture", type=Path, help="use this file instead of the cached ones")
+    parser.add_argument("--mix", action="append", choices=sorted(MIXES), default=[],
+                        help="only this traffic mix (repeatable; default: all)")
     parser.add_argument("--only", action="append", default=[], metavar="TITLE",
                         help="only comparisons whose title contains TITLE (repeatable), "
                         "e.g. --only flows --only timeline; --only startup: the start-up "
                         "table")
-    parser.add_argument(
-        "--min-packets", type=int, default=DEFAULT_MIN_PACKETS, help="size of the capture"
-    )
     parser.add_argument("--startup-runs", type=int, default=STARTUP_RUNS,
                         help="runs per command in the start-up table (median)")
     args = parser.parse_args()
@@ -447,18 +544,22 @@ def main() -> None:
     only = [word for word in args.only if word != "startup"]
     with_startup = not args.only or "startup" in args.only
 
-    info: CaptureInfo | None = None
-    capture: Path | None = None
-    results: list[Measured] = []
+    mixes: list[MixResults] = []
     if not args.only or only:
         if args.capture is not None:
-            capture = args.capture
+            targets: list[tuple[str, Path, CaptureInfo | None]] = [("", args.capture, None)]
+            packets = count_pcap_records(args.capture)  # for the packets/s rows
         else:
-            info = ensure_capture(args.min_packets, log=lambda m: print(m, file=sys.stderr))
-            capture = Path(info.path)
-        print(f"benchmarking on {capture} ({args.runs} runs each)", file=sys.stderr)
-        results = run_all(capture, args.runs, only=only)
-        print(table(results, capture))
+            targets, packets = [], None
+            for name in args.mix or list(MIXES):
+                info = ensure_capture(log=lambda m: print(m, file=sys.stderr), mix=name)
+                targets.append((name, Path(info.path), info))
+        for name, capture, info in targets:
+            print(f"benchmarking on {capture} ({args.runs} runs each)", file=sys.stderr)
+            mix = MixResults(name, capture, info, run_all(capture, args.runs, only=only),
+                             None if info is not None else packets)
+            mixes.append(mix)
+            print(table(mix.results, capture, mix.packets))
     startup = None
     if with_startup:
         print(f"start-up on {STARTUP_CAPTURE.name} ({args.startup_runs} runs each)",
@@ -466,7 +567,9 @@ def main() -> None:
         startup = run_startup(args.startup_runs)
         print(startup_table(startup))
     if args.write:
-        RESULTS.write_text(results_markdown(results, capture, info, args.runs, startup))
+        kept = kept_sections(RESULTS.read_text()) if RESULTS.exists() else ""
+        text = results_markdown(mixes, args.runs, startup)
+        RESULTS.write_text(text + ("\n" + kept + "\n" if kept else ""))
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
 
 
