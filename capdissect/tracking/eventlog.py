@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from capdissect.tracking.states import TcpState
-from capdissect.tracking.tcp import CLIENT, SERVER, Event, StateChange, TcpConnection, Update
+from capdissect.tracking.tcp import (
+    CLIENT,
+    SERVER,
+    Event,
+    StateChange,
+    TcpConnection,
+    Update,
+    swap_roles,
+)
 from capdissect.tracking.tracker import UdpUpdate
 from capdissect.tracking.udp import Datagram, Endpoint, UdpConversation, Unreachable
 
@@ -149,7 +157,7 @@ class Replay:
                           (_state(state_c), _state(state_s)), changes, ())
             notes = ()
         if self._swap == bool(bits & _WAS_FIRST_CLIENT):
-            event = _swapped(event)
+            event = swap_roles(event)
         return Segment(event, notes)
 
     def json_texts(self, general: Callable[[TimelineItem], str]) -> Iterator[str]:
@@ -345,13 +353,3 @@ def _changes(c_before: int, c_after: int, s_before: int,
     if s_after != _NO_CHANGE:
         changes.append(StateChange(SERVER, _state(s_before), _STATES[s_after]))
     return tuple(changes)
-
-
-def _other(role: str) -> str:
-    return SERVER if role == CLIENT else CLIENT
-
-
-def _swapped(event: Event) -> Event:
-    changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
-    return event._replace(sender=_other(event.sender), states=event.states[::-1],
-                          changes=changes)

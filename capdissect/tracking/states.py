@@ -27,6 +27,11 @@ class TcpState(Enum):
     LAST_ACK = "LAST_ACK"
     TIME_WAIT = "TIME_WAIT"
 
+    # Enum hashes a member by its name, in Python (Enum.__hash__).  Members are singletons
+    # that compare by identity, so identity's C-level hash is equivalent, and the tracker
+    # looks states up in dicts and sets several times a segment.
+    __hash__ = object.__hash__
+
     @property
     def netstat(self) -> str:
         """The spelling `netstat -tan` uses (Linux net-tools)."""
@@ -48,6 +53,8 @@ class Seen(Enum):
     SEND_RST = "snd RST"
     RECV_RST = "rcv RST"
     TIMEOUT = "timeout = 2MSL"
+
+    __hash__ = object.__hash__  # as TcpState's
 
 
 S = TcpState

@@ -316,8 +316,16 @@ _FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "
                         (0x20, "U"), (0x40, "E"), (0x80, "W"))
 
 
-def flag_string(flags: int) -> str:
+def _spell(flags: int) -> str:
     return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
+
+
+_FLAG_STRINGS: Final = tuple(_spell(flags) for flags in range(256))  # spelt once, not a segment
+
+
+def flag_string(flags: int) -> str:
+    """tcpdump's letters for the eight classic flags of *flags* ("S.", "P.", "none")."""
+    return _FLAG_STRINGS[flags & 0xFF]
 
 
 class Update(NamedTuple):
@@ -638,8 +646,8 @@ class TcpTracker:
         results, pending = self._replay(conn)
         revised: list[Event] = []
         old_events = conn.window_events
-        new_events = [old._replace(sender=CLIENT if seg.sender is conn.client else SERVER,
-                                   states=states, changes=changes)
+        new_events = [_replayed(old, CLIENT if seg.sender is conn.client else SERVER,
+                                states, changes)
                       for old, seg, (states, changes) in zip(old_events, window, results,
                                                              strict=True)]
         for old, new_event in zip(old_events[:-1], new_events[:-1], strict=True):
@@ -665,7 +673,7 @@ class TcpTracker:
         out, _pending = self._replay(conn)
         conn.window.clear()
         states, changes = out[0]
-        return event._replace(states=states, changes=changes)
+        return _replayed(event, event.sender, states, changes)
 
     def _replay(self, conn: TcpConnection) -> tuple[list[_Replayed], bool]:
         """Replay the window from its start; return each segment's (states, changes) and
@@ -786,7 +794,7 @@ class TcpTracker:
         swap = (conn.server.addr, conn.server.port) < (conn.client.addr, conn.client.port)
         if swap:
             conn.client, conn.server = conn.server, conn.client
-            conn.events[:] = [_swap_roles(e) for e in conn.events]
+            conn.events[:] = [swap_roles(e) for e in conn.events]
             conn.zeek_history = conn.zeek_history.swapcase()
             if conn.first_fin_by is not None:
                 conn.first_fin_by = _other(conn.first_fin_by)
@@ -861,10 +869,18 @@ def _role(conn: TcpConnection, ep: Endpoint) -> str:
     return CLIENT if ep is conn.client else SERVER
 
 
-def _swap_roles(event: Event) -> Event:
-    changes = tuple(c._replace(role=_other(c.role)) for c in event.changes)
-    return event._replace(sender=_other(event.sender), states=event.states[::-1],
-                          changes=changes)
+def swap_roles(event: Event) -> Event:
+    """*event* with client and server exchanged (the roles a simultaneous open swaps)."""
+    changes = tuple(StateChange(_other(c.role), c.before, c.after) for c in event.changes)
+    return _replayed(event, _other(event.sender), (event.states[1], event.states[0]), changes)
+
+
+def _replayed(event: Event, sender: str, states: tuple[TcpState | None, TcpState | None],
+              changes: tuple[StateChange, ...]) -> Event:
+    """*event* with the sender, states and changes a replay found.  Built whole: a
+    NamedTuple's _replace runs as Python, and the tracker calls this per state change."""
+    return Event(event.frame, event.ts, sender, event.flags, event.seq, event.ack,
+                 event.length, event.phase, event.label, states, changes, event.analysis)
 
 
 def _open_window(conn: TcpConnection) -> None:
