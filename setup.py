@@ -18,6 +18,7 @@ HOT = [
     "capdissect/report/tcpdump/fast.py",
     "capdissect/report/tcpdump/hexdump.py",
     "capdissect/report/json/packet.py",  # read --json builds an object a packet
+    "capdissect/report/annotate.py",  # read -n words every packet
     *sorted(str(path) for folder in ("capdissect/dissect", "capdissect/tracking")
             for path in Path(folder).glob("*.py") if path.name != "__init__.py"),
 ]
