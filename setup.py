@@ -19,6 +19,8 @@ HOT = [
     "capdissect/report/tcpdump/hexdump.py",
     "capdissect/report/json/packet.py",  # read --json builds an object a packet
     "capdissect/report/annotate.py",  # read -n words every packet
+    "capdissect/report/json/flow.py",  # timeline --json and export: an object an event
+    "capdissect/export/rows.py",  # export: a row a packet and an event
     *sorted(str(path) for folder in ("capdissect/dissect", "capdissect/tracking")
             for path in Path(folder).glob("*.py") if path.name != "__init__.py"),
 ]

@@ -497,6 +497,8 @@ def _ipv4_final_dst(data: bytes, ip: IPv4Header) -> bytes:
     printer's choice), a route whose length is not 3 plus a multiple of 4 gives its last
     whole address here, not its last 4 bytes: the JSON output has always done so.
     """
+    if ip.hdr_len <= 20:  # no options: nothing to walk (most packets)
+        return ip.dst
     for option in parse_ip_options(data, ip.offset + 20, ip.offset + ip.hdr_len).items:
         route = option.value
         if option.code in (ipopt.LSRR, ipopt.SSRR) and isinstance(route, ipopt.Route) and (
@@ -553,6 +555,8 @@ def _fastopen(cookie: bytes) -> JsonObject:
 def option_fields(record: opts.OptionRecord) -> JsonObject | None:
     """The fields of a decoded TCP option; None for a record without fields."""
     match record:
+        case opts.Timestamps(tsval, tsecr):  # first: nearly every Linux segment has one
+            return {"tsval": tsval, "tsecr": tsecr}
         case (opts.Mss(value) | opts.Echo(value) | opts.EchoReply(value)
               | opts.ConnectionCount(_, value)):
             return {"value": value}
@@ -560,8 +564,6 @@ def option_fields(record: opts.OptionRecord) -> JsonObject | None:
             return {"shift": shift}
         case opts.Sack(blocks):
             return {"blocks": [list(block) for block in blocks]}
-        case opts.Timestamps(tsval, tsecr):
-            return {"tsval": tsval, "tsecr": tsecr}
         case opts.Md5(digest):
             return {"digest": digest.hex()}
         case opts.Scps(capabilities, connection_id):
