@@ -105,6 +105,7 @@ bench: install tools
 	@command -v tcptrace >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] \
 	  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tcptrace
 	$(BIN)/python benchmarks/bench.py --write $(BENCH_ARGS)
+	$(BIN)/python benchmarks/stages.py --write
 	$(BIN)/python benchmarks/synflood.py --write
 	$(BIN)/python benchmarks/resources.py --write $(RESOURCES_ARGS)
 	$(BIN)/python benchmarks/live_bench.py --write $(LIVE_BENCH_ARGS)

@@ -140,8 +140,11 @@ def main() -> None:
     print(text)
     if args.write:
         old = RESULTS.read_text() if RESULTS.exists() else ""
-        head = old.split(f"\n{SECTION}\n")[0].rstrip("\n")
-        RESULTS.write_text(head + "\n\n" + text)
+        start = old.find(f"\n{SECTION}\n")
+        if start >= 0:  # replace this section only: other scripts' sections may follow
+            end = old.find("\n## ", start + len(SECTION) + 2)
+            old = old[:start] + ("\n" + old[end + 1:] if end >= 0 else "")
+        RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
 
 
