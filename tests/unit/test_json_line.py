@@ -8,6 +8,7 @@ would spell a value differently, must come out byte for byte the same.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -76,3 +77,19 @@ def test_values_orjson_would_spell_differently(value: object) -> None:
     line = json_line(obj)
     assert line == reference(obj)
     assert line.isascii() and "\x7f" not in line
+
+
+class _Port(int):
+    """An int subclass: json writes its int value, orjson (told to pass it) does not."""
+
+
+@dataclasses.dataclass
+class _Record:
+    value: int = 1
+
+
+def test_types_beyond_plain_json_behave_as_the_standard_encoder() -> None:
+    obj: dict[str, Any] = {"ts": 1.5, "port": _Port(80)}
+    assert json_line(obj) == reference(obj) == '{"ts":1.5,"port":80}'
+    with pytest.raises(TypeError):  # a bug's stray record is refused, not written
+        json_line({"ts": 1.5, "record": _Record()})

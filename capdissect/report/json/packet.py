@@ -139,6 +139,11 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # ma
 # float.__repr__ (which json uses) writes these without an exponent, as orjson does.
 _PLAIN_FLOAT_MIN: Final = 1e-4
 _PLAIN_FLOAT_MAX: Final = 1e16
+# Plain JSON types only: a dataclass, a datetime or a subclass of str, int, dict or list
+# goes to the standard encoder, which refuses or spells it its own way, as before
+# (orjson would write them itself; it also writes an Enum's value where json refuses).
+_ORJSON_PLAIN: Final = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                        | orjson.OPT_PASSTHROUGH_SUBCLASS)
 _U16: Final = struct.Struct("!H")
 _U32X2: Final = struct.Struct("!II")
 
@@ -253,7 +258,8 @@ def json_line(obj: JsonObject) -> str:
     ts = obj.get("ts")
     if ts is None or _PLAIN_FLOAT_MIN <= ts < _PLAIN_FLOAT_MAX or ts == 0:
         try:
-            out = orjson.dumps(obj)
+            # typed here: setup.py's mypyc build runs without orjson installed (Any)
+            out: bytes = orjson.dumps(obj, option=_ORJSON_PLAIN)
         except orjson.JSONEncodeError:
             pass
         else:
