@@ -83,6 +83,8 @@ def parse_link(linktype: int, data: bytes) -> LinkHeader:
         if caplen < 14:
             raise Truncated("ether", 0, 14, caplen)
         dst, src, etype = _ETH.unpack_from(data)
+        if etype not in VLAN_TYPES:  # the common frame: built positionally, no tag lists
+            return LinkHeader(linktype, 14, etype, src, dst, (), (), etype)
         off = 14
         outer = etype
         tcis: list[int] = []

@@ -63,10 +63,13 @@ def decode(raw: RawPacket) -> Packet:
         link = parse_link(raw.linktype, data)
     except DissectError as exc:
         return Packet(raw, error=exc)
-    first = below(data, link.hdr_len, link.ethertype)  # MPLS labels are looked through
-    if first is None or first.ethertype not in IP_TYPES:
-        return Packet(raw, link)
-    off, v4 = first.offset, first.ethertype == ETH_IPV4
+    if link.ethertype in IP_TYPES:  # IP right after the link header (nearly every packet)
+        off, v4 = link.hdr_len, link.ethertype == ETH_IPV4
+    else:
+        first = below(data, link.hdr_len, link.ethertype)  # MPLS labels are looked through
+        if first is None or first.ethertype not in IP_TYPES:
+            return Packet(raw, link)
+        off, v4 = first.offset, first.ethertype == ETH_IPV4
     ip: IPv4Header | IPv6Header | None = None
     outer: tuple[int, ...] = ()
     try:
@@ -168,8 +171,9 @@ def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, pr
         hdr = 8
     else:
         return Packet(raw, link, ip, None, start, length, partial=partial, tunnel=outer)
-    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), partial=partial,
-                  tunnel=outer)
+    # positional: compiled, a NamedTuple call with keywords costs half as much again
+    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), False, partial,
+                  None, outer)
 
 
 __all__ = ["Packet", "Transport", "decode"]
