@@ -25,11 +25,12 @@ def test_no_bar_when_stderr_is_not_a_terminal() -> None:
 
 
 def test_bar_on_a_terminal_is_erased_before_the_error_line(tmp_path: Path) -> None:
-    """A big file that turns out damaged: the bar shows while reading (about 170,000
-    packets take seconds to track), then goes, and the error is one clean line."""
+    """A big file that turns out damaged: the bar shows while reading (about 340,000
+    packets take seconds to track, well past the bar's first half second however fast
+    the tracker gets), then goes, and the error is one clean line."""
     whole = (CAPTURES / "tcp-basic.pcap").read_bytes()
     body = whole[24:]
-    big = whole[:24] + body * (progress.MIN_SIZE // len(body) * 3)
+    big = whole[:24] + body * (progress.MIN_SIZE // len(body) * 6)
     path = tmp_path / "big-cut.pcap"
     path.write_bytes(big + body[:20])  # a record cut short at the end
     leader, follower = pty.openpty()
@@ -62,7 +63,9 @@ def test_export_bars_on_a_terminal(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     whole = (CAPTURES / "tcp-basic.pcap").read_bytes()
     body = whole[24:]
-    (tmp_path / "big.pcap").write_bytes(whole[:24] + body * (progress.MIN_SIZE // len(body) * 2))
+    # About 400,000 packets: with the packets table alone export reads about 180,000 a
+    # second, so the file's bar (drawn after half a second) has seconds to show.
+    (tmp_path / "big.pcap").write_bytes(whole[:24] + body * (progress.MIN_SIZE // len(body) * 8))
     (tmp_path / "small.pcap").write_bytes(whole)
     args = [*capdissect_command(), "export", str(tmp_path / "big.pcap"),
             str(tmp_path / "small.pcap"), "-o", str(tmp_path / "out"), "--tables", "packets"]
