@@ -42,7 +42,7 @@ from typing import Final
 
 from gen_capture import MIXES, CaptureInfo, ensure_capture
 
-from tests.support.livecap import count_pcap_records
+from capdissect.sources.files import open_capture
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
@@ -548,7 +548,8 @@ def main() -> None:
     if not args.only or only:
         if args.capture is not None:
             targets: list[tuple[str, Path, CaptureInfo | None]] = [("", args.capture, None)]
-            packets = count_pcap_records(args.capture)  # for the packets/s rows
+            with open_capture(args.capture) as cap:  # pcap or pcapng: for packets/s rows
+                packets = sum(1 for _ in cap)
         else:
             targets, packets = [], None
             for name in args.mix or list(MIXES):
