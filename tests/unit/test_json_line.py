@@ -93,3 +93,17 @@ def test_types_beyond_plain_json_behave_as_the_standard_encoder() -> None:
     assert json_line(obj) == reference(obj) == '{"ts":1.5,"port":80}'
     with pytest.raises(TypeError):  # a bug's stray record is refused, not written
         json_line({"ts": 1.5, "record": _Record()})
+
+
+@pytest.mark.parametrize(("sec", "nsec"), [(1796402604, 968305000), (1589017316, 89133000),
+                                           (4294967295, 999999999), (0, 1)])
+def test_the_timestamp_is_the_nearest_float_to_the_exact_time(sec: int, nsec: int) -> None:
+    """Compiled, ``/`` on two ints divides two doubles, and a nanosecond count past 2**53
+    is rounded before dividing (1796402604.968305 came out 1796402604.9683049)."""
+    from fractions import Fraction
+
+    from capdissect.packets import RawPacket
+
+    obj = packet_json(1, decode(RawPacket(sec, nsec, 1, 0, b"")))
+    exact = Fraction(sec * 1_000_000_000 + nsec, 1_000_000_000)
+    assert obj["ts"] == float(exact)  # Fraction -> float is correctly rounded
