@@ -20,6 +20,15 @@ ECE: Final = 0x40
 CWR: Final = 0x80
 AE: Final = 0x100  # RFC 9768 (was NS, RFC 3540)
 
+# tcpdump's letters for the eight classic flags, by the flags byte ("S.", "P.", "none"),
+# spelt once: the printers, the JSON, the export and the tracker's events index it.
+FLAG_STRINGS: Final = tuple(
+    "".join(letter for bit, letter in ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"),
+                                       (ACK, "."), (URG, "U"), (ECE, "E"), (CWR, "W"))
+            if flags & bit) or "none"
+    for flags in range(256)
+)
+
 NO_OPTIONS: Final = Options((), None)
 
 

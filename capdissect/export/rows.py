@@ -24,11 +24,10 @@ from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.stack import Packet
-from capdissect.dissect.tcp import TcpHeader
+from capdissect.dissect.tcp import FLAG_STRINGS, TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.json.document import item_json
 from capdissect.report.json.flow import tcp_json, udp_json
-from capdissect.report.tcpdump.fast import FLAG_STRINGS
 from capdissect.tracking.eventlog import TimelineItem
 from capdissect.tracking.sockets import Facts, Socket, SocketTable
 from capdissect.tracking.stream import Finished

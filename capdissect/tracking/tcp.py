@@ -22,7 +22,7 @@ from typing import Final, NamedTuple
 
 from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import IPv6Header
-from capdissect.dissect.tcp import ACK, FIN, RST, SYN, TcpHeader
+from capdissect.dissect.tcp import ACK, FIN, FLAG_STRINGS, RST, SYN, TcpHeader
 from capdissect.tracking.analysis import NO_WINDOW, ConnectionAnalysis, Finding, Flow, TcpAnalyzer
 from capdissect.tracking.states import FINISHED, Seen, TcpState, next_state
 from capdissect.tracking.table import FlowTable
@@ -312,22 +312,6 @@ MAX_ANOMALIES: Final = 16
 # (net.ipv4.tcp_max_syn_backlog, a few thousand) of such requests per listener.
 MAX_HALF_OPEN: Final = 10_000
 
-_FLAG_LETTERS: Final = ((FIN, "F"), (SYN, "S"), (RST, "R"), (0x08, "P"), (ACK, "."),
-                        (0x20, "U"), (0x40, "E"), (0x80, "W"))
-
-
-def _spell(flags: int) -> str:
-    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
-
-
-_FLAG_STRINGS: Final = tuple(_spell(flags) for flags in range(256))  # spelt once, not a segment
-
-
-def flag_string(flags: int) -> str:
-    """tcpdump's letters for the eight classic flags of *flags* ("S.", "P.", "none")."""
-    return _FLAG_STRINGS[flags & 0xFF]
-
-
 class Update(NamedTuple):
     """What one segment did: its connection and its event."""
 
@@ -522,7 +506,7 @@ class TcpTracker:
         role = CLIENT if conn.client is me else SERVER  # a simultaneous open may swap roles
         rel_ack = peer.rel(ack) if flags & ACK else None
         final = quiet and not conn.window  # the states after it are known now
-        event = Event(frame, ts, role, flag_string(flags), seq if literal_seq else me.rel(seq),
+        event = Event(frame, ts, role, FLAG_STRINGS[flags], seq if literal_seq else me.rel(seq),
                       rel_ack, length, phase, label,
                       (conn.client.state, conn.server.state) if final else (None, None), (),
                       findings)

@@ -56,10 +56,21 @@ from capdissect.dissect.ipv4 import FLAG_DF, FLAG_MF, FLAG_RESERVED, IPv4Header,
 from capdissect.dissect.ipv6 import IPv6Header, parse_ipv6
 from capdissect.dissect.mptcp import MptcpMalformed
 from capdissect.dissect.stack import Packet
-from capdissect.dissect.tcp import ACK, AE, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpHeader
+from capdissect.dissect.tcp import (
+    ACK,
+    AE,
+    CWR,
+    ECE,
+    FIN,
+    FLAG_STRINGS,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    TcpHeader,
+)
 from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import DissectError, Malformed, Truncated
-from capdissect.report.tcpdump.fast import FLAG_STRINGS
 from capdissect.report.tcpdump.ip import IP_OPTION_NAMES
 from capdissect.report.tcpdump.link import ETHERTYPE_NAMES
 from capdissect.report.tcpdump.names import IPPROTO_NAMES

@@ -23,16 +23,11 @@ import time
 from typing import Final
 
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
+from capdissect.dissect.tcp import FLAG_STRINGS
 from capdissect.packets import RecordBatch
 from capdissect.report.tcpdump.hexdump import hex_ascii, hex_only
 from capdissect.report.tcpdump.names import Names
 
-FLAG_STRINGS: Final = tuple(
-    "".join(letter for bit, letter in ((1, "F"), (2, "S"), (4, "R"), (8, "P"), (16, "."),
-                                       (32, "U"), (64, "E"), (128, "W")) if flags & bit)
-    or "none"
-    for flags in range(256)
-)
 _PROTO_V: Final = {6: "TCP (6)", 17: "UDP (17)"}
 # The endpoint cache is a cache: dropped whole when it reaches this many pairs.
 _MAX_ENDPOINTS: Final = 65536

@@ -10,8 +10,8 @@ from capdissect.dissect.ipv4 import IPv4Header
 from capdissect.dissect.ipv6 import (
     IPv6Header,
 )
-from capdissect.dissect.tcp import ACK, FIN, RST, SYN, URG, parse_tcp
-from capdissect.report.tcpdump.fast import FLAG_STRINGS, relative_numbers, seq_text, tcp_cksum_text
+from capdissect.dissect.tcp import ACK, FIN, FLAG_STRINGS, RST, SYN, URG, parse_tcp
+from capdissect.report.tcpdump.fast import relative_numbers, seq_text, tcp_cksum_text
 from capdissect.report.tcpdump.frame import Cut, Frame
 from capdissect.report.tcpdump.hexdump import printable
 from capdissect.report.tcpdump.ip import final_dst
