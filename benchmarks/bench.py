@@ -517,6 +517,19 @@ OWN_SECTIONS: Final = ("## Machine", "## Capture", "## Results", "## Start-up",
                        "## Failed runs")
 
 
+def write_section(section: str, text: str) -> None:
+    """Put *text*, which starts with the heading *section*, into RESULTS.md in place of
+    an older *section* (or at the end); every other section stays as it is.  For the
+    scripts that write one section each (export_bench.py, stages.py, redesign_bench.py)."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    start = old.find(f"\n{section}\n")
+    if start >= 0:
+        end = old.find("\n## ", start + len(section) + 2)
+        old = old[:start] + ("\n" + old[end + 1:] if end >= 0 else "")
+    RESULTS.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+    print(f"wrote {RESULTS}", file=sys.stderr)
+
+
 def kept_sections(old: str) -> str:
     """The sections of *old* this script does not write, in their order."""
     parts = old.split("\n## ")[1:]

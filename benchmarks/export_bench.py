@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 from typing import Final
 
+from bench import write_section
+
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
-RESULTS: Final = HERE / "RESULTS.md"
 SECTION: Final = "## Export"
 CAPDISSECT: Final = [sys.executable, "-m", "capdissect"]
 TIMEOUT_S: Final = 3600
@@ -139,13 +140,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        old = RESULTS.read_text() if RESULTS.exists() else ""
-        start = old.find(f"\n{SECTION}\n")
-        if start >= 0:  # replace this section only: other scripts' sections may follow
-            end = old.find("\n## ", start + len(SECTION) + 2)
-            old = old[:start] + ("\n" + old[end + 1:] if end >= 0 else "")
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
-        print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -395,16 +395,27 @@ def client_short(host: str, count: int, seed: int, deadline: float) -> int:
     return done
 
 
-def client_pingpong(host: str, round_trips: int, seed: int, deadline: float) -> int:
-    rng = random.Random(seed)
+def _converse(host: str, port: int, round_trips: int, deadline: float,
+              reply_size: Callable[[], int], pause_every: int = 0) -> int:
+    """One long connection of request/reply round trips, each asking for
+    ``reply_size()`` bytes; a 1 ms pause every *pause_every* of them (0: none)."""
     done = 0
-    with _connect(host, PORT_PINGPONG) as sock:
+    with _connect(host, port) as sock:
         for _ in range(round_trips):
             if done % 256 == 0 and time.monotonic() > deadline:
                 break
-            _round_trip(sock, rng, 600)
+            reply_len = reply_size()
+            sock.sendall(REQUEST.pack(reply_len))
+            _recv_exactly(sock, reply_len)
             done += 1
+            if pause_every and done % pause_every == 0:
+                time.sleep(0.001)
     return done
+
+
+def client_pingpong(host: str, round_trips: int, seed: int, deadline: float) -> int:
+    rng = random.Random(seed)
+    return _converse(host, PORT_PINGPONG, round_trips, deadline, lambda: rng.randint(1, 600))
 
 
 def client_bulk(
@@ -475,18 +486,8 @@ def _reply_size(rng: random.Random) -> int:
 def client_requests(host: str, round_trips: int, seed: int, deadline: float) -> int:
     """One long connection: request/reply with replies of 16 B to 64 KiB, no TCP_NODELAY."""
     rng = random.Random(seed)
-    done = 0
-    with _connect(host, PORT_REQUESTS) as sock:
-        for _ in range(round_trips):
-            if done % 256 == 0 and time.monotonic() > deadline:
-                break
-            reply_len = _reply_size(rng)
-            sock.sendall(REQUEST.pack(reply_len))
-            _recv_exactly(sock, reply_len)
-            done += 1
-            if done % REQUEST_PAUSE_EVERY == 0:
-                time.sleep(0.001)
-    return done
+    return _converse(host, PORT_REQUESTS, round_trips, deadline, lambda: _reply_size(rng),
+                     REQUEST_PAUSE_EVERY)
 
 
 def client_udp_stream(host: str, datagrams: int, seed: int, deadline: float) -> int:

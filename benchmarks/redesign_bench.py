@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-from bench import RESULTS, ensure_capture  # noqa: E402
+from bench import ensure_capture, write_section  # noqa: E402
 
 BASE = "8290c73"  # main before issue #14's redesign
 CACHE = Path.home() / ".cache" / "capdissect-bench"
@@ -110,12 +110,7 @@ def main() -> None:
         *rows, ""])
     print(text)
     if args.write:
-        old = RESULTS.read_text()
-        start = old.find(SECTION)
-        if start >= 0:
-            end = old.find("\n## ", start + len(SECTION))
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        RESULTS.write_text(old.rstrip() + "\n\n" + text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

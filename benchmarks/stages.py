@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
+from bench import write_section
 from gen_capture import MIXES, ensure_capture
 
 from capdissect.dissect.stack import decode
@@ -32,8 +33,6 @@ from capdissect.report.tcpdump.printer import TcpdumpPrinter
 from capdissect.sources.files import open_capture
 from capdissect.tracking.tracker import Tracker
 
-HERE: Final = Path(__file__).resolve().parent
-RESULTS: Final = HERE / "RESULTS.md"
 SECTION: Final = "## Where the time goes"
 
 
@@ -137,13 +136,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        old = RESULTS.read_text()
-        start = old.find(SECTION)
-        if start >= 0:
-            end = old.find("\n## ", start + len(SECTION))
-            old = old[:start] + (old[end + 1:] if end >= 0 else "")
-        RESULTS.write_text(old.rstrip() + "\n\n" + text)
-        print(f"wrote {RESULTS.name}", file=sys.stderr)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
