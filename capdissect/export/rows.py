@@ -28,9 +28,9 @@ from capdissect.dissect.tcp import FLAG_STRINGS, TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.json.document import item_json
 from capdissect.report.json.flow import tcp_json, udp_json
-from capdissect.tracking.eventlog import TimelineItem
-from capdissect.tracking.sockets import Facts, Socket, SocketTable
-from capdissect.tracking.stream import Finished
+from capdissect.tracking.eventlog import Replay, Segment, TimelineItem
+from capdissect.tracking.sockets import Facts, FactsSettler, Socket, SocketTable
+from capdissect.tracking.stream import End, Finished, Step
 from capdissect.tracking.tcp import TcpConnection
 
 Row = tuple[Any, ...]
@@ -134,20 +134,55 @@ def flow_row(item: Finished, file: str) -> Row:
 
 
 def event_rows(item: Finished, file: str) -> Iterator[Row]:
-    """The events-table rows of a finished flow: its ``timeline --json`` events, in order."""
+    """The events-table rows of a finished flow: its ``timeline --json`` events, in order.
+
+    A flow's logged segments (``Replay``) give each shape's columns once
+    (``Replay.shapes``): the row of a data segment or an ACK differs from the one before
+    it of its shape only in five numbers.  tests/e2e/test_export.py checks the
+    rows against ``timeline --json``.
+    """
     proto = "tcp" if isinstance(item.flow, TcpConnection) else "udp"
     flow_id = item.flow.id
-    event: TimelineItem
-    for index, event in enumerate(item.events):
-        e = item_json(event)
-        states = e.get("states")
-        through = e.get("through", {})
-        yield (file, flow_id, proto, index, e["frame"], e["ts"], e.get("from"), e.get("flags"),
-               e.get("seq"), e.get("ack"), e.get("len"), e.get("phase"), e.get("label"),
-               None if states is None else states["client"],
-               None if states is None else states["server"],
-               e.get("analysis", []), through.get("client"), through.get("server"),
-               e.get("icmp"), e.get("answers_frame"), _extra(e, _EVENT_KEYS))
+    events = item.events
+    if isinstance(events, Replay) and proto == "tcp":
+        for index, (value, numbers) in enumerate(events.shapes(_shape, _event_row)):
+            if numbers is None:
+                yield (file, flow_id, proto, index, *value)
+            else:
+                frame, ts, seq, ack, length = numbers
+                sender, flags, phase, label, client, server = value
+                yield (file, flow_id, proto, index, frame, ts, sender, flags, seq, ack,
+                       length, phase, label, client, server, _NO_FINDINGS, None, None, None,
+                       None, None)
+        return
+    for index, event in enumerate(events):
+        yield (file, flow_id, proto, index, *_event_row(event))
+
+
+_NO_FINDINGS: Final[list[object]] = []  # the analysis cell of a segment without findings
+
+
+def _event_row(event: TimelineItem) -> Row:
+    """An event's columns after ``index``: its ``timeline --json`` object's fields."""
+    e = item_json(event)
+    states = e.get("states")
+    through = e.get("through", {})
+    return (e["frame"], e["ts"], e.get("from"), e.get("flags"), e.get("seq"), e.get("ack"),
+            e.get("len"), e.get("phase"), e.get("label"),
+            None if states is None else states["client"],
+            None if states is None else states["server"],
+            e.get("analysis", []), through.get("client"), through.get("server"),
+            e.get("icmp"), e.get("answers_frame"), _extra(e, _EVENT_KEYS))
+
+
+def _shape(segment: Segment) -> Row:
+    """The columns a packed segment shares with the others of its shape
+    (``Replay.shapes``): from, flags, phase, label and the two states."""
+    (_frame, _ts, sender, flags, _seq, _ack, _length, phase, label, client, server,
+     analysis, through_client, through_server, icmp, answers, extra) = _event_row(segment)
+    assert not analysis and through_client is None and through_server is None
+    assert icmp is None and answers is None and extra is None
+    return (sender, flags, phase, label, client, server)
 
 
 class SocketIntervals:
@@ -166,8 +201,18 @@ class SocketIntervals:
     def __init__(self, file: str) -> None:
         self.file = file
         self.table = SocketTable()
+        self._settling = FactsSettler()
         self._open: dict[Socket, tuple[str, int, float]] = {}  # state, since frame, since ts
         self.rows: list[Row] = []
+
+    def push(self, step: Step | End) -> None:
+        """Follow the tracker's next step (its facts reach the table once settled,
+        ``FactsSettler``); at the End, close the intervals still open."""
+        for facts in self._settling.push(step):
+            if isinstance(facts, End):
+                self.finish()
+            else:
+                self.apply(facts)
 
     def apply(self, facts: Facts) -> None:
         for moment in self.table.apply(facts):

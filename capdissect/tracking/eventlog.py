@@ -26,7 +26,7 @@ import heapq
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from capdissect.tracking.states import TcpState
 from capdissect.tracking.tcp import (
@@ -73,6 +73,8 @@ class Segment(NamedTuple):
 
 
 TimelineItem = Segment | Datagram | Unreachable
+Numbers = tuple[int, float, int, int, int]  # a segment's frame, ts, seq, ack, length
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -165,28 +167,41 @@ class Replay:
 
         A timeline of the benchmark capture has a million events.  Almost all are data
         segments and ACKs whose only differences are five numbers, so their text comes
-        from a %-template per combination of the rest (sender, flags, phase, label,
-        states), built once with *general* itself; a record with a state change, a
-        finding, a note or an absent seq/ack, and every ICMP error, goes to *general*.
+        from a %-template per shape (``shapes``), built once with *general* itself.
         tests/unit/test_timeline.py checks that both give the same text.
         """
         if self._udp:
             yield from self._udp_json_texts(general)
             return
-        templates: dict[tuple[int, ...], str] = {}
+        for value, numbers in self.shapes(functools.partial(_template, general), general):
+            yield value if numbers is None else value % numbers
+
+    def shapes(self, shape: Callable[[Segment], T], general: Callable[[TimelineItem], T]
+               ) -> Iterator[tuple[T, Numbers | None]]:
+        """The TCP items in order, each made once per shape instead of once per item.
+
+        A segment's shape is sender, flags, phase, label and states: all of it but its
+        five numbers (frame, ts, seq, ack, length) and its state changes, so *shape*'s
+        value must not depend on those (the JSON's ``through`` does, and only a segment
+        kept whole can have it).  For each segment of the packed kind this gives
+        ``shape(first segment of its shape)`` and the segment's numbers; for the others
+        (kept whole for a finding or a note, or without seq or ack) ``general(item)``
+        and None.  The caller puts the numbers into the shape's value.
+        """
+        values: dict[tuple[int, ...], T] = {}
         swap = self._swap
         for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
             (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
              bits, *_state_changes) = record
             if bits & (_HAS_EXTRA | _NO_SEQ | _NO_ACK):
-                yield general(self._segment(i, record))
+                yield general(self._segment(i, record)), None
                 continue
             key = (flags, phase, label, sender, state_c, state_s,
                    swap == bool(bits & _WAS_FIRST_CLIENT))
-            template = templates.get(key)
-            if template is None:
-                template = templates[key] = _template(general, self._segment(i, record))
-            yield template % (frame, ts, seq, ack, length)
+            value = values.get(key)
+            if value is None:
+                value = values[key] = shape(self._segment(i, record))
+            yield value, (frame, ts, seq, ack, length)
 
     def _udp_json_texts(self, general: Callable[[TimelineItem], str]) -> Iterator[str]:
         templates = {sender: _template(general, Datagram(0, 0.0, sender, 0))
