@@ -37,7 +37,7 @@ from capdissect.tracking.tcp import (
     TcpConnection,
     Update,
 )
-from capdissect.tracking.tracker import IcmpUpdate, UdpUpdate
+from capdissect.tracking.tracker import IcmpUpdate, Observation, UdpUpdate
 from capdissect.tracking.udp import Endpoint, UdpConversation
 
 TIME_WAIT_S: Final = 60.0  # Linux include/net/tcp.h TCP_TIMEWAIT_LEN
@@ -66,13 +66,31 @@ class Facts:
 
     frame: int
     ts: float
-    what: str
+    seen: Observation | None  # the tracker's record of the packet (its words: ``what``)
     tcp: TcpFacts | None = None
     udp_sender: tuple[str, Endpoint, int] | None = None  # proto, sender, conversation id
     # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
     udp_connected: tuple[str, Endpoint, Endpoint] | None = None
     retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()  # proto, id, a, b
     retired_tcp: tuple[tuple[str, Endpoint, Endpoint], ...] = ()  # proto, client, server
+
+    @property
+    def what(self) -> str:
+        """The packet in words, for a moment that changed the table (spelt only then:
+        most packets change nothing, and ``export`` follows every one)."""
+        seen = self.seen
+        if isinstance(seen, Update):
+            return "; ".join((f"the {seen.event.sender} sends {seen.event.label}", *seen.notes))
+        if isinstance(seen, UdpUpdate):
+            conv = seen.conversation
+            sender = conv.a if seen.datagram.sender == "a" else conv.b
+            return f"UDP datagram from {netstat_address(sender)}"
+        if (isinstance(seen, IcmpUpdate) and seen.connected_to is not None
+                and seen.quoted):
+            return (f"ICMP port unreachable: {netstat_address(seen.quoted[1])} refuses a "
+                    f"datagram from {netstat_address(seen.quoted[0])}, so it is "
+                    f"connect()ed to {netstat_address(seen.connected_to)}")
+        return ""
 
 
 def _proto(base: str, addr: bytes) -> str:
@@ -94,32 +112,25 @@ def _tcp_facts(conn: TcpConnection, event: Event) -> TcpFacts:
 
 
 def _facts(step: Step) -> Facts:
-    facts = Facts(step.frame, step.ts, "")
     seen = step.seen
+    facts = Facts(step.frame, step.ts, seen)
     if isinstance(seen, Update):
         facts.tcp = _tcp_facts(seen.connection, seen.event)
-        facts.what = "; ".join((f"the {seen.event.sender} sends {seen.event.label}",
-                                *seen.notes))
     elif isinstance(seen, UdpUpdate):
         conv, datagram = seen.conversation, seen.datagram
         sender = conv.a if datagram.sender == "a" else conv.b
         facts.udp_sender = (_proto("udp", sender[0]), sender, conv.id)
-        facts.what = f"UDP datagram from {netstat_address(sender)}"
     elif isinstance(seen, IcmpUpdate) and seen.connected_to is not None and seen.quoted:
         refuser = seen.quoted[1]
         facts.udp_connected = (_proto("udp", refuser[0]), refuser, seen.connected_to)
-        facts.what = (f"ICMP port unreachable: {netstat_address(refuser)} refuses a datagram "
-                      f"from {netstat_address(seen.quoted[0])}, so it is connect()ed to "
-                      f"{netstat_address(seen.connected_to)}")
-    retired = [(_proto("udp", flow.a[0]), flow.id, flow.a, flow.b)
-               for flow in step.retired if isinstance(flow, UdpConversation)]
-    if retired:
-        facts.retired_udp = tuple(retired)
-    gone = [(_proto("tcp", flow.client.addr), (flow.client.addr, flow.client.port),
+    if step.retired:
+        facts.retired_udp = tuple(
+            (_proto("udp", flow.a[0]), flow.id, flow.a, flow.b)
+            for flow in step.retired if isinstance(flow, UdpConversation))
+        facts.retired_tcp = tuple(
+            (_proto("tcp", flow.client.addr), (flow.client.addr, flow.client.port),
              (flow.server.addr, flow.server.port))
-            for flow in step.retired if isinstance(flow, TcpConnection)]
-    if gone:
-        facts.retired_tcp = tuple(gone)
+            for flow in step.retired if isinstance(flow, TcpConnection))
     return facts
 
 
@@ -283,7 +294,9 @@ class SocketTable:
         for proto, conv_id, a, b in facts.retired_udp:
             self._forget_udp(proto, conv_id, a)
             self._forget_udp(proto, conv_id, b)
-        yield Moment(facts.frame, facts.ts, False, facts.what, tuple(self._changes))
+        changes = self._changes
+        yield Moment(facts.frame, facts.ts, False, facts.what if changes else "",
+                     tuple(changes))
 
     def _tcp(self, tcp: TcpFacts, ts: float) -> None:
         self._put(Socket(tcp.proto, tcp.client, tcp.server), tcp.client_state, ts, "client ")
@@ -302,12 +315,11 @@ class SocketTable:
     def _set(self, sock: Socket, state: str, ts: float, role: str = "") -> bool:
         """Put *sock* in *state*; True if that changed anything."""
         row = self.rows.get(sock)
-        who = role + netstat_address(sock.local)
         if row is None:
             self.rows[sock] = _Row(state, ts)
-            self._changes.append(f"{who} {state or 'bound'}")
+            self._changes.append(f"{role}{netstat_address(sock.local)} {state or 'bound'}")
         elif row.state != state:
-            self._changes.append(f"{who} {row.state} -> {state}")
+            self._changes.append(f"{role}{netstat_address(sock.local)} {row.state} -> {state}")
             row.state, row.since = state, ts
         else:
             return False
