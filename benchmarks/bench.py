@@ -522,11 +522,14 @@ def write_section(section: str, text: str) -> None:
     an older *section* (or at the end); every other section stays as it is.  For the
     scripts that write one section each (export_bench.py, stages.py, redesign_bench.py)."""
     old = RESULTS.read_text() if RESULTS.exists() else ""
+    text = text.rstrip("\n") + "\n"
     start = old.find(f"\n{section}\n")
-    if start >= 0:
+    if start < 0:
+        RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
+    else:
         end = old.find("\n## ", start + len(section) + 2)
-        old = old[:start] + ("\n" + old[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+        after = "" if end < 0 else "\n" + old[end + 1:]
+        RESULTS.write_text(old[:start + 1] + text + after)
     print(f"wrote {RESULTS}", file=sys.stderr)
 
 
