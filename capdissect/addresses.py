@@ -18,7 +18,25 @@ import socket
 
 
 def text(packed: bytes) -> str:
-    """An IPv4 or IPv6 address as text; any other length as hex (a damaged header)."""
+    """An IPv4 or IPv6 address as text; any other length as hex (a damaged header).
+
+    A capture has few distinct addresses and spells them twice a packet, so the last
+    _KEPT spellings are kept (inet_ntop costs about five times a dict lookup)."""
+    if type(packed) is not bytes:  # a bytearray or memoryview: not a dict key
+        return _spell(bytes(packed))
+    known = _SPELLED.get(packed)
+    if known is None:
+        if len(_SPELLED) >= _KEPT:
+            _SPELLED.clear()  # a flood of random sources must not grow it
+        known = _SPELLED[packed] = _spell(packed)
+    return known
+
+
+_SPELLED: dict[bytes, str] = {}
+_KEPT = 4096
+
+
+def _spell(packed: bytes) -> str:
     if len(packed) == 4:
         return socket.inet_ntop(socket.AF_INET, packed)
     if len(packed) == 16:

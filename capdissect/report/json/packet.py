@@ -82,6 +82,10 @@ JsonObject = dict[str, Any]
 FLAG_NAMES: Final = ((FIN, "FIN"), (SYN, "SYN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"),
                      (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"), (AE, "AE"))
 
+# The names of each of the 512 combinations of the nine flags.
+_FLAG_NAME_LISTS: Final = tuple(tuple(name for bit, name in FLAG_NAMES if flags & bit)
+                                for flags in range(0x200))
+
 # Linux packet types of an SLL/SLL2 header (linux/if_packet.h PACKET_*).
 PACKET_TYPES: Final = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost",
                        4: "outgoing"}
@@ -189,6 +193,10 @@ WIRESHARK_NAMES: Final[dict[str, dict[str, str]]] = {
 }
 
 
+_TCP_NAMES_NO_OPTIONS: Final = {key: name for key, name in WIRESHARK_NAMES["tcp"].items()
+                                 if key != "options"}
+
+
 def _named(layer: JsonObject, names: dict[str, str]) -> JsonObject:
     """*layer* with its "wireshark" object: a name for each field it has (an empty option
     list is no field in Wireshark).  The common case, every field there, shares *names*."""
@@ -224,17 +232,26 @@ def packet_json(number: int, pkt: Packet) -> JsonObject:
     if ip is not None:
         if pkt.tunnel:
             obj["tunnel"] = _outer_ips(data, pkt.tunnel)
-        obj["ip"] = (_named(ipv4_json(data, ip), WIRESHARK_NAMES["ip4"])
-                     if isinstance(ip, IPv4Header)
-                     else _named(ipv6_json(data, ip), WIRESHARK_NAMES["ip6"]))
+        # The IP, TCP and UDP objects always hold every field named, bar TCP's empty
+        # option list: their names are given whole, without _named's comparison.
+        if isinstance(ip, IPv4Header):
+            layer = ipv4_json(data, ip)
+            layer["wireshark"] = WIRESHARK_NAMES["ip4"]
+        else:
+            layer = ipv6_json(data, ip)
+            layer["wireshark"] = WIRESHARK_NAMES["ip6"]
+        obj["ip"] = layer
     transport = pkt.transport
     if transport is not None and ip is not None:
         if isinstance(transport, TcpHeader):
-            obj["tcp"] = _named(tcp_json(data, ip, transport, pkt.partial),
-                                WIRESHARK_NAMES["tcp"])
+            layer = tcp_json(data, ip, transport, pkt.partial)
+            layer["wireshark"] = (WIRESHARK_NAMES["tcp"] if layer["options"]
+                                  else _TCP_NAMES_NO_OPTIONS)
+            obj["tcp"] = layer
         elif isinstance(transport, UdpHeader):
-            obj["udp"] = _named(udp_json(data, ip, transport, pkt.partial),
-                                WIRESHARK_NAMES["udp"])
+            layer = udp_json(data, ip, transport, pkt.partial)
+            layer["wireshark"] = WIRESHARK_NAMES["udp"]
+            obj["udp"] = layer
         elif isinstance(transport, IcmpHeader) and isinstance(ip, IPv4Header):
             obj["icmp"] = _named(icmp_json(data, ip, transport, pkt.partial),
                                  WIRESHARK_NAMES["icmp"])
@@ -282,7 +299,28 @@ def json_line(obj: JsonObject) -> str:
 
 # ----- link ------------------------------------------------------------------------------
 def link_json(link: linkmod.LinkHeader) -> JsonObject:
-    name = linkmod.LINK_NAMES.get(link.linktype, (f"LINKTYPE_{link.linktype}", ""))[0]
+    """The link layer's object.  A capture has few distinct link headers (two MAC
+    addresses each way), so the object of an untagged one is made once and copied."""
+    if link.vlans:
+        return _link_object(link)
+    known = _LINKS.get(link)
+    if known is None:
+        if len(_LINKS) >= _LINKS_KEPT:
+            _LINKS.clear()  # random addresses (a hostile file) must not grow it
+        known = _LINKS[link] = _link_object(link)
+    obj = known.copy()
+    obj["vlans"] = []
+    return obj
+
+
+# Untagged link headers seen, and their objects: at most _LINKS_KEPT of them.
+_LINKS: Final[dict[linkmod.LinkHeader, JsonObject]] = {}
+_LINKS_KEPT: Final = 256
+
+
+def _link_object(link: linkmod.LinkHeader) -> JsonObject:
+    known = linkmod.LINK_NAMES.get(link.linktype)
+    name = f"LINKTYPE_{link.linktype}" if known is None else known[0]
     obj: JsonObject = {"type": name, "linktype": link.linktype, "hdr_len": link.hdr_len}
     if link.linktype == linkmod.EN10MB:
         obj["src"] = mac(link.src)
@@ -551,7 +589,7 @@ def tcp_json(data: bytes, ip: IPv4Header | IPv6Header, tcp: TcpHeader,
         "ack": tcp.ack,  # the field as sent; it means something only with ACK set
         "hdr_len": tcp.hdr_len,
         "flags": FLAG_STRINGS[flags & 0xFF],  # tcpdump's letters, "none" for none
-        "flag_names": [name for bit, name in FLAG_NAMES if flags & bit],
+        "flag_names": list(_FLAG_NAME_LISTS[flags & 0x1FF]),
         "window": tcp.window,
         "checksum": tcp.checksum,
     }
@@ -606,9 +644,15 @@ def tcp_option_json(option: opts.TcpOption, tcp_flags: int) -> JsonObject:
     given as hex in ``data``; data the capture cut is marked ``"truncated": true``.
     """
     kind = option.kind
-    name = "ccecho" if kind == opts.CCECHO else TCP_OPTION_NAMES.get(kind, f"unknown-{kind}")
-    obj: JsonObject = {"kind": kind, "name": name, "len": option.length}
     data = option.data
+    if kind == opts.TIMESTAMP and option.length == 10 and len(data) == 8:
+        # Nearly every Linux segment has one: its record's fields, without the record.
+        tsval, tsecr = _U32X2.unpack(data)
+        return {"kind": kind, "name": "TS", "len": 10, "tsval": tsval, "tsecr": tsecr}
+    known = TCP_OPTION_NAMES.get(kind)
+    name = ("ccecho" if kind == opts.CCECHO else f"unknown-{kind}" if known is None
+            else known)
+    obj: JsonObject = {"kind": kind, "name": name, "len": option.length}
     if kind in (opts.EOL, opts.NOP):
         return obj
     truncated = len(data) < option.length - 2
