@@ -180,3 +180,30 @@ def test_capture_text_never_reaches_the_output_raw() -> None:
     assert line.isascii() and line.isprintable()
     assert loads(line)["comment"] == hostile  # escaped, not lost
 
+
+
+def test_spellings_kept_stay_bounded_and_right() -> None:
+    """Addresses and link headers are spelt once per distinct value, but a capture of
+    random ones (a flood) neither grows the caches past their bounds nor gets a stale
+    spelling after they are cleared."""
+    from capdissect import addresses
+    from capdissect.dissect.link import EN10MB, LinkHeader
+    from capdissect.report.json import packet as module
+
+    for i in range(3 * addresses._KEPT):
+        packed = struct.pack("!I", 0x0A000000 + i)
+        assert addresses.text(packed) == socket.inet_ntop(socket.AF_INET, packed)
+        assert len(addresses._SPELLED) <= addresses._KEPT
+    assert addresses.text(bytearray(16)) == "::"  # not a dict key: spelt, not kept
+    for i in range(3 * module._LINKS_KEPT):
+        src = struct.pack("!IH", i, 1)
+        obj = module.link_json(LinkHeader(EN10MB, 14, 0x0800, src, b"\x02" * 6))
+        assert obj["src"] == src.hex(":")
+        assert len(module._LINKS) <= module._LINKS_KEPT
+    # Each call gets its own object: changing one does not change the next.
+    header = LinkHeader(EN10MB, 14, 0x0800, b"\x01" * 6, b"\x02" * 6)
+    first = module.link_json(header)
+    first["vlans"].append("changed")
+    first["src"] = "changed"
+    assert module.link_json(header)["vlans"] == []
+    assert module.link_json(header)["src"] == "01:01:01:01:01:01"
