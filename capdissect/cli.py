@@ -103,6 +103,9 @@ def read(
     json: Annotated[bool, typer.Option("--json", help="One JSON object per packet (JSON "
                                        "Lines) with every decoded field; only -c and the "
                                        "filter apply.")] = False,
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs", metavar="N", help="With "
+                                             "--json: make the lines in N processes (same "
+                                             "output, for a large file).")] = None,
 ) -> None:
     """Print a capture file the way `tcpdump -r FILE` does, annotated.
 
@@ -119,12 +122,14 @@ def read(
       tcpdump -i lo -w - port 30002 | capdissect read - -n
 
       capdissect read captures/tcp-basic.pcap --json -c 3 | jq .tcp.flags
+
+      capdissect read big.pcap --json -j 2 > big.jsonl
     """
     # tcpdump joins the words after the options into one expression (copy_argv).
     joined = " ".join(expression or ()).strip() or None
     run_read(path=path, options=ReadOptions(n=n, v=v, X=X, x=x, e=e, S=S, K=K, t=t,
                                             count=count, plain=plain, expression=joined,
-                                            json=json))
+                                            json=json, jobs=jobs))
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/commands/reports.py) ----------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from capdissect.dissect.link import LINK_NAMES, LINUX_SLL2
+from capdissect.errors import CapdissectError
 from capdissect.report.tcpdump.context import PrintOptions
 from capdissect.report.tcpdump.printer import TcpdumpPrinter
 from capdissect.sources.files import open_capture
@@ -43,6 +44,8 @@ class ReadOptions:
     # One JSON object per packet (JSON Lines) instead of text; the text options are
     # ignored, count and expression apply as they do to text.
     json: bool = False
+    # Processes that make the JSON lines (rounds.py); the output is the same for any.
+    jobs: int | None = None
 
     @property
     def checksum_level(self) -> int:
@@ -67,7 +70,10 @@ def local_ifname(index: int) -> str | None:
 def read_lines(
     path: str | Path, options: ReadOptions, banner: Callable[[str], None] | None = None
 ) -> Iterator[str]:
-    """Yield the text of each packet of *path*: tcpdump's block, then annotations."""
+    """Yield the text of each packet of *path*: tcpdump's block, then annotations; or
+    its line of JSON.  With ``options.jobs`` above 1 (JSON only), the lines are made by
+    that many processes and each text yielded is the lines of up to a round of packets
+    (``rounds.ROUND``), joined by newlines."""
     with open_capture(path) as capture:
         if banner is not None:
             banner(f"reading from file {capture.name}, link-type "
@@ -85,7 +91,17 @@ def read_lines(
             packet_filter.program(capture.linktype)
             keep = packet_filter.matches
         if options.json:
-            yield from json_lines(capture, keep=keep, limit=options.count)
+            jobs = options.jobs or 1
+            if jobs > 1:
+                from capdissect.commands.rounds import check_jobs, parallel_lines
+
+                problem = check_jobs(path, jobs)
+                if problem is not None:
+                    raise CapdissectError(problem)
+                yield from parallel_lines(path, jobs, json_maker(), keep=keep,
+                                          limit=options.count)
+            else:
+                yield from json_lines(capture, keep=keep, limit=options.count)
             return
         printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
         annotate = None
@@ -189,21 +205,30 @@ def json_lines(
 ) -> Iterator[str]:
     """``read --json``: one line of JSON per packet that *keep* lets through, at most
     *limit* of them; ``frame`` is the packet's 1-based position in *packets*, as in text."""
-    from capdissect.dissect.stack import decode
-    from capdissect.report.json.packet import json_line, packet_json
-
+    json_text = json_maker()
     shown = 0
     for number, pkt in enumerate(packets, 1):
         if keep is not None and not keep(pkt):
             continue
-        try:
-            line = json_line(packet_json(number, decode(pkt)))
-        except Exception as exc:  # a bug of ours must not end the run or hide packets
-            line = json_line(_json_bug(number, exc))
-        yield line
+        yield json_text(number, pkt)
         shown += 1
         if limit is not None and shown >= limit:
             return
+
+
+def json_maker() -> Callable[[int, RawPacket], str]:
+    """What makes frame *number*'s line of ``read --json`` (or a line saying we failed
+    to); JSON is imported here, once, not at start-up nor for each packet."""
+    from capdissect.dissect.stack import decode
+    from capdissect.report.json.packet import json_line, packet_json
+
+    def json_text(number: int, pkt: RawPacket) -> str:
+        try:
+            return json_line(packet_json(number, decode(pkt)))
+        except Exception as exc:  # a bug of ours must not end the run or hide packets
+            return json_line(_json_bug(number, exc))
+
+    return json_text
 
 
 def _json_bug(number: int, exc: Exception) -> JsonObject:

@@ -221,13 +221,23 @@ def run_read(path: str, options: ReadOptions) -> None:
         problem = f"invalid packet count {options.count}"
     elif options.t > 5 and not options.json:  # --json ignores the text options
         problem = "only -t, -tt, -ttt, -tttt and -ttttt are supported"
+    elif options.jobs is not None:
+        from capdissect.commands.rounds import check_jobs
+
+        problem = check_jobs(path, options.jobs)
+        if problem is None and options.jobs > 1 and not options.json:
+            problem = ("-j applies to --json: the text (annotated or --plain) is printed by "
+                       "one process")
     if problem is not None:
         say(f"capdissect: {problem}")
         raise SystemExit(1)
     with cli_errors(progress=Path(path).name) as bar:
         # tcpdump's "reading from file" line goes to stderr, so stdout stays the packets.
         lines = read_lines(path, options, banner=say)
-        _write_lines(lines if options.plain or options.json else painted(lines), bar)
+        if (options.jobs or 1) > 1:  # a text is a round of lines, written as it comes
+            write_pieces((f"{text}\n" for text in lines), bar)
+        else:
+            _write_lines(lines if options.plain or options.json else painted(lines), bar)
 
 
 def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:

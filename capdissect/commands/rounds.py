@@ -1,0 +1,213 @@
+"""One capture's per-packet lines made by several processes (``read --json -j N``),
+printed exactly as one process prints them.
+
+A line of ``read --json`` depends on its packet and its frame number only, so the
+packets are dealt out in rounds of at most ``ROUND`` consecutive frames: worker *k* of
+*N* converts the packets of rounds k, k+N, k+2N...  Every worker reads the whole file,
+so that it knows each packet's frame number and meets the same damage at the same
+place; a classic pcap file is framed a buffer at a time in C (a round never spans two
+buffers), and only a worker's own rounds become packets.  The parent prints the
+rounds in order, taking each from the pipe of the worker that made it: no line is
+parsed or reordered, and the pipes' back-pressure keeps at most a round or two per
+worker in memory.
+
+The end, as one process has it:
+
+- ``-c N``: the parent stops after N lines; a worker stops once it alone made N,
+  since no round after that can be printed.
+- A damaged file: every worker stops at the damage.  The worker whose round it falls
+  in sends the lines before it and the error, which the parent raises after printing
+  them; the other workers' last messages are never read.
+- Ctrl-C, ``| head`` or an error: the parent terminates its workers (by their PIDs)
+  and waits for them, so no process is left behind.
+
+Workers are forked: they start at once with everything imported, the filter compiled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from capdissect.errors import CapdissectError, CaptureError
+from capdissect.sources.files import PROGRESS, open_capture
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from capdissect.packets import RawPacket, RecordBatch
+    from capdissect.sources.files import CaptureFile
+
+# Frames a round: about 300 KB of JSON on large segments.  Larger rounds cost more than
+# they save: each is a fresh multi-megabyte buffer in three places, and page faults.
+ROUND = 128
+
+Convert = Callable[[int, "RawPacket"], str]  # (frame number, packet) -> its line
+Keep = Callable[["RawPacket"], bool]
+
+
+
+def check_jobs(path: str | Path, jobs: int) -> str | None:
+    """Why *jobs* processes cannot read *path*, as one line; None when they can."""
+    if jobs < 1:
+        return f"invalid number of jobs {jobs}"
+    if jobs > 1 and (str(path) == "-" or not os.path.isfile(path)):
+        return (f"-j {jobs} reads the file once in each process: {path} is not a regular "
+                "file (use -j 1 for standard input or a pipe)")
+    return None
+
+
+def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep | None,
+                   limit: int | None) -> Iterator[str]:
+    """What ``convert`` makes of each packet of *path* that *keep* lets through, at most
+    *limit* of them, in frame order, made by *jobs* worker processes.  Each text yielded
+    is the lines of one round, joined by newlines (a line of JSON holds none)."""
+    context = multiprocessing.get_context("fork")
+    # A forked worker flushes the stdio buffers it inherits when it exits.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pipes: list[Connection] = []
+    workers: list[multiprocessing.process.BaseProcess] = []
+    try:
+        for index in range(jobs):
+            receive, send = context.Pipe(duplex=False)
+            worker = context.Process(target=_work, daemon=True, name=f"capdissect-{index}",
+                                     args=(str(path), index, jobs, convert, keep, limit, send))
+            worker.start()
+            send.close()  # the worker's end: EOF here if the worker dies
+            pipes.append(receive)
+            workers.append(worker)
+        shown = 0
+        turn = 0
+        while True:
+            pipe = pipes[turn % jobs]
+            try:
+                count, status, error = pipe.recv()
+                text = pipe.recv_bytes().decode("ascii") if count else ""
+            except EOFError:
+                raise CapdissectError(f"worker process {turn % jobs} of {jobs} ended without "
+                                      "its output (killed?)") from None
+            turn += 1
+            if limit is not None and shown + count >= limit:
+                if shown + count > limit:
+                    text = "\n".join(text.split("\n", limit - shown)[: limit - shown])
+                if text:
+                    yield text
+                return
+            if text:
+                yield text
+            shown += count
+            if status == "error":
+                raise CaptureError(error or "the capture could not be read")
+            if status is not None:
+                return
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join()
+        for pipe in pipes:
+            pipe.close()
+
+
+def _work(path: str, index: int, jobs: int, convert: Convert, keep: Keep | None,
+          limit: int | None, out: Connection) -> None:
+    """Worker *index*: send the lines of each of its rounds, then how the file ended, as
+    its next round."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    PROGRESS.set(None)  # no progress bar from each worker
+    made = 0  # lines this worker sent
+    number = 0  # frames before the round
+    status, error = "end", None
+    try:
+        with open_capture(path) as capture:
+            for turn, (packets, damage) in enumerate(_rounds(capture)):
+                if turn % jobs == index:
+                    lines: list[str] = []
+                    for offset, raw in enumerate(_whole(packets), number + 1):
+                        if keep is None or keep(raw):
+                            lines.append(convert(offset, raw))
+                            if limit is not None and made + len(lines) >= limit:
+                                break  # this worker alone made enough: the parent stops
+                    made += len(lines)
+                    done = limit is not None and made >= limit
+                    _send(out, lines, "error" if damage else "end" if done else None, damage)
+                    if damage or done:
+                        return
+                elif damage:
+                    status, error = "error", damage
+                    break
+                number += len(packets)
+    except CapdissectError as exc:
+        status, error = "error", str(exc)
+    except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
+        status, error = "error", f"worker process {index} failed: {exc!r}"
+    _send(out, [], status, error)
+
+
+Round = tuple["_Records | list[RawPacket]", str | None]
+
+
+def _rounds(capture: CaptureFile) -> Iterator[Round]:
+    """The capture's rounds, each with the error that ended the file in it (or None):
+    a classic pcap file's record batches, framed in C and turned into packets only by
+    the worker whose round it is; else ``ROUND`` packets at a time."""
+    if capture.format == "pcap":
+        try:
+            for batch in capture.batches():
+                for start in range(0, len(batch), ROUND):
+                    yield _Records(batch, start, min(start + ROUND, len(batch))), None
+        except CapdissectError as exc:
+            yield [], str(exc)
+        return
+    packets = iter(capture)
+    while True:
+        chunk: list[RawPacket] = []
+        try:
+            for raw in packets:
+                chunk.append(raw)
+                if len(chunk) == ROUND:
+                    break
+        except CapdissectError as exc:
+            yield chunk, str(exc)
+            return
+        if not chunk:
+            return
+        yield chunk, None
+
+
+class _Records:
+    """Records *start* to *stop* of a batch: made packets only when asked."""
+
+    __slots__ = ("batch", "start", "stop")
+
+    def __init__(self, batch: RecordBatch, start: int, stop: int) -> None:
+        self.batch, self.start, self.stop = batch, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def packets(self) -> list[RawPacket]:
+        return [self.batch.packet(i) for i in range(self.start, self.stop)]
+
+
+def _whole(packets: _Records | list[RawPacket]) -> list[RawPacket]:
+    return packets if isinstance(packets, list) else packets.packets()
+
+
+def _send(out: Connection, lines: list[str], status: str | None, error: str | None) -> None:
+    """A worker's message for one of its rounds: how many lines, then None while more
+    follow, or how the file ended ("end", or "error" with the error's line); then the
+    lines as one ASCII block (a line of JSON is ASCII and holds no newline)."""
+    try:
+        out.send((len(lines), status, error))
+        if lines:
+            out.send_bytes("\n".join(lines).encode("ascii"))
+    except OSError:  # the parent went away (Ctrl-C, | head): nothing to say to anyone
+        os._exit(0)
