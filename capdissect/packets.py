@@ -112,7 +112,6 @@ class RecordBatch:
         return self.buf[start:start + min(caplen, self.snaplen)]
 
     def packet(self, i: int) -> RawPacket:
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (half the cost).
         return _new_tuple(RawPacket, (self.ts_sec(i), self.ts_nsec(i), self.linktype,
                                       self.wire_len(i), self.data(i), 0, None))
 
@@ -120,4 +119,8 @@ class RecordBatch:
         return [self.packet(i) for i in range(len(self.offsets))]
 
 
+# A NamedTuple's __new__ is Python even in a compiled module: called as
+# ``_new_tuple(Cls, (every field...))`` it costs about 100 ns instead of 190.  The hot
+# dissectors and the tracker build their records this way; every field must be given,
+# defaults included.
 _new_tuple: Final = tuple.__new__

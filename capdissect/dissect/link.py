@@ -11,6 +11,8 @@ from typing import Final, NamedTuple
 
 from capdissect.errors import Truncated
 
+_new_tuple: Final = tuple.__new__  # a NamedTuple, built faster (capdissect/packets.py)
+
 # LINKTYPE_* values (https://www.tcpdump.org/linktypes.html).
 NULL: Final = 0
 EN10MB: Final = 1
@@ -84,7 +86,8 @@ def parse_link(linktype: int, data: bytes) -> LinkHeader:
             raise Truncated("ether", 0, 14, caplen)
         dst, src, etype = _ETH.unpack_from(data)
         if etype not in VLAN_TYPES:  # the common frame: built positionally, no tag lists
-            return LinkHeader(linktype, 14, etype, src, dst, (), (), etype)
+            return _new_tuple(LinkHeader, (linktype, 14, etype, src, dst, (), (), etype, 0, 0,
+                                           0, 0))
         off = 14
         outer = etype
         tcis: list[int] = []

@@ -21,6 +21,8 @@ from capdissect.dissect.udp import UdpHeader, parse_udp
 from capdissect.errors import DissectError, Malformed
 from capdissect.packets import RawPacket
 
+_new_tuple: Final = tuple.__new__  # a NamedTuple, built faster (capdissect/packets.py)
+
 TCP: Final = 6
 UDP: Final = 17
 ICMP: Final = 1
@@ -171,9 +173,8 @@ def _transport(raw: RawPacket, link: LinkHeader, ip: IPv4Header | IPv6Header, pr
         hdr = 8
     else:
         return Packet(raw, link, ip, None, start, length, partial=partial, tunnel=outer)
-    # positional: compiled, a NamedTuple call with keywords costs half as much again
-    return Packet(raw, link, ip, transport, start + hdr, max(length - hdr, 0), False, partial,
-                  None, outer)
+    return _new_tuple(Packet, (raw, link, ip, transport, start + hdr, max(length - hdr, 0),
+                               False, partial, None, outer))
 
 
 __all__ = ["Packet", "Transport", "decode"]

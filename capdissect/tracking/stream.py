@@ -21,6 +21,8 @@ from capdissect.tracking.tcp import TcpConnection, Update
 from capdissect.tracking.tracker import Flow, Observation, Tracker, UdpUpdate
 from capdissect.tracking.udp import UdpConversation
 
+_new_tuple: Final = tuple.__new__  # a NamedTuple, built faster (capdissect/packets.py)
+
 # Finished flows are reordered by id within this many; past it they go out as retired.
 # (The tracker retires a flow when it has been quiet a while, so a long connection can
 # finish after thousands of later short ones.)
@@ -80,7 +82,7 @@ def track(packets: Iterable[Packet], tracker: Tracker | None = None,
         numbered = enumerate(packets, 1) if frames is None else zip(frames, packets, strict=True)
         for frame, pkt in numbered:
             seen = feed(frame, pkt)
-            yield Step(frame, pkt.raw.ts, seen, drain())
+            yield _new_tuple(Step, (frame, pkt.raw.ts, seen, drain()))
     except CaptureError as exc:  # frame is the last one read whole
         truncated = Truncation(frame, exc)
     yield End(tracker.packets, tracker.icmp_unreachable, tracker.evicted, tracker.close(),

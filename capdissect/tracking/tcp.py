@@ -27,6 +27,8 @@ from capdissect.tracking.analysis import NO_WINDOW, ConnectionAnalysis, Finding,
 from capdissect.tracking.states import FINISHED, Seen, TcpState, next_state
 from capdissect.tracking.table import FlowTable
 
+_new_tuple: Final = tuple.__new__  # a NamedTuple, built faster (capdissect/packets.py)
+
 S = TcpState
 MOD: Final = 1 << 32
 HALF: Final = 1 << 31
@@ -415,7 +417,8 @@ class TcpTracker:
                 conn.events[-MAX_WINDOW:] = [by_frame.get(e.frame, e) for e in recent]
             conn.events.append(event)
         self.table.expire(ts)
-        return Update(conn, event, new, tuple(notes), revised, tuple(corrections))
+        return _new_tuple(Update, (conn, event, new, tuple(notes), revised,
+                                   tuple(corrections)))
 
     def _starts_new(self, conn: TcpConnection, flags: int, seg: TcpHeader,
                     src: tuple[bytes, int]) -> bool:
@@ -506,10 +509,10 @@ class TcpTracker:
         role = CLIENT if conn.client is me else SERVER  # a simultaneous open may swap roles
         rel_ack = peer.rel(ack) if flags & ACK else None
         final = quiet and not conn.window  # the states after it are known now
-        event = Event(frame, ts, role, FLAG_STRINGS[flags], seq if literal_seq else me.rel(seq),
-                      rel_ack, length, phase, label,
-                      (conn.client.state, conn.server.state) if final else (None, None), (),
-                      findings)
+        event = _new_tuple(Event, (
+            frame, ts, role, FLAG_STRINGS[flags], seq if literal_seq else me.rel(seq), rel_ack,
+            length, phase, label,
+            (conn.client.state, conn.server.state) if final else (None, None), (), findings))
         if final:
             return event, ()
         return self._advance(conn, facts, event, corrections)
@@ -766,7 +769,7 @@ class TcpTracker:
             return
         if after is state:
             return
-        hops.append(StateChange(_role(conn, who), state, after))
+        hops.append(_new_tuple(StateChange, (_role(conn, who), state, after)))
         who.enter(after)
 
     # ----- crossings ------------------------------------------------------------------
@@ -863,8 +866,9 @@ def _replayed(event: Event, sender: str, states: tuple[TcpState | None, TcpState
               changes: tuple[StateChange, ...]) -> Event:
     """*event* with the sender, states and changes a replay found.  Built whole: a
     NamedTuple's _replace runs as Python, and the tracker calls this per state change."""
-    return Event(event.frame, event.ts, sender, event.flags, event.seq, event.ack,
-                 event.length, event.phase, event.label, states, changes, event.analysis)
+    return _new_tuple(Event, (event.frame, event.ts, sender, event.flags, event.seq, event.ack,
+                              event.length, event.phase, event.label, states, changes,
+                              event.analysis))
 
 
 def _open_window(conn: TcpConnection) -> None:
