@@ -48,31 +48,54 @@ MAX_PENDING: Final = 20_000
 PROTO_ORDER: Final = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
 
 
-@dataclass(slots=True)
+class Socket(NamedTuple):
+    proto: str
+    local: Endpoint
+    foreign: Endpoint | None  # None: a listener or an unconnected UDP socket (*)
+
+
+class ConnectionSockets(NamedTuple):
+    """A TCP connection's keys in the table: its two sockets and its server's listener."""
+
+    client: Socket
+    server: Socket
+    listener: Socket
+
+
+# Facts and TcpFacts are plain classes, native when compiled: one of each is made per
+# packet, and a dataclass's generated __init__ runs as Python (130 ns instead of 20).
 class TcpFacts:
-    conn_id: int
-    proto: str  # tcp | tcp6
-    client: Endpoint
-    server: Endpoint
-    client_state: TcpState | None
-    server_state: TcpState | None
-    listen: bool | None  # the server was listening; None: not known until it replies
-    syn: bool = False  # the segment is the client's SYN
+    __slots__ = ("client_state", "conn_id", "listen", "server_state", "sockets", "syn")
+
+    def __init__(self, conn_id: int, sockets: ConnectionSockets,
+                 client_state: TcpState | None, server_state: TcpState | None,
+                 listen: bool | None, syn: bool) -> None:
+        self.conn_id = conn_id
+        self.sockets = sockets  # the connection's rows in the table
+        self.client_state = client_state
+        self.server_state = server_state
+        self.listen = listen  # the server was listening; None: not known until it replies
+        self.syn = syn  # the segment is the client's SYN
 
 
-@dataclass(slots=True)
 class Facts:
     """What one packet means for the socket table."""
 
-    frame: int
-    ts: float
-    seen: Observation | None  # the tracker's record of the packet (its words: ``what``)
-    tcp: TcpFacts | None = None
-    udp_sender: tuple[str, Endpoint, int] | None = None  # proto, sender, conversation id
-    # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
-    udp_connected: tuple[str, Endpoint, Endpoint] | None = None
-    retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()  # proto, id, a, b
-    retired_tcp: tuple[tuple[str, Endpoint, Endpoint], ...] = ()  # proto, client, server
+    __slots__ = ("frame", "retired_tcp", "retired_udp", "seen", "tcp", "ts", "udp_connected",
+                 "udp_sender")
+
+    def __init__(self, frame: int, ts: float, seen: Observation | None) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.seen = seen  # the tracker's record of the packet (its words: ``what``)
+        self.tcp: TcpFacts | None = None
+        # proto, sender, conversation id
+        self.udp_sender: tuple[str, Endpoint, int] | None = None
+        # proto, a UDP socket and the peer an ICMP error showed it is connect()ed to
+        self.udp_connected: tuple[str, Endpoint, Endpoint] | None = None
+        # proto, id, a, b
+        self.retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()
+        self.retired_tcp: tuple[ConnectionSockets, ...] = ()
 
     @property
     def what(self) -> str:
@@ -104,18 +127,43 @@ def _listening(conn: TcpConnection) -> bool | None:
     return conn.listener == LISTENER_YES and conn.server.sent_synack
 
 
-def _tcp_facts(conn: TcpConnection, event: Event) -> TcpFacts:
+def _connection_sockets(conn: TcpConnection) -> ConnectionSockets:
+    proto = _proto("tcp", conn.client.addr)
+    client = (conn.client.addr, conn.client.port)
+    server = (conn.server.addr, conn.server.port)
+    return ConnectionSockets(Socket(proto, client, server), Socket(proto, server, client),
+                             Socket(proto, server, None))
+
+
+def _tcp_facts(conn: TcpConnection, event: Event, sockets: ConnectionSockets) -> TcpFacts:
     client_state, server_state = event.states
-    return TcpFacts(conn.id, _proto("tcp", conn.client.addr), (conn.client.addr, conn.client.port),
-                    (conn.server.addr, conn.server.port), client_state, server_state,
-                    _listening(conn), event.label == "SYN" and event.sender == "client")
+    return TcpFacts(conn.id, sockets, client_state, server_state, _listening(conn),
+                    event.label == "SYN" and event.sender == "client")
 
 
-def _facts(step: Step) -> Facts:
+# connection id -> the client endpoint its sockets were made for, and the sockets
+Known = dict[int, tuple[object, ConnectionSockets]]
+
+
+def _sockets(conn: TcpConnection, known: Known) -> ConnectionSockets:
+    """*conn*'s sockets, made once while its roles stay (a simultaneous open may swap
+    them: tracking/tcp.py ``_cross_syns``)."""
+    held = known.get(conn.id)
+    if held is not None and held[0] is conn.client:
+        return held[1]
+    sockets = _connection_sockets(conn)
+    known[conn.id] = (conn.client, sockets)
+    return sockets
+
+
+def _facts(step: Step, known: Known) -> Facts:
+    """The facts of *step*; *known* keeps each open connection's sockets (a packet's
+    facts would otherwise build the same three keys again)."""
     seen = step.seen
     facts = Facts(step.frame, step.ts, seen)
     if isinstance(seen, Update):
-        facts.tcp = _tcp_facts(seen.connection, seen.event)
+        conn = seen.connection
+        facts.tcp = _tcp_facts(conn, seen.event, _sockets(conn, known))
     elif isinstance(seen, UdpUpdate):
         conv, datagram = seen.conversation, seen.datagram
         sender = conv.a if datagram.sender == "a" else conv.b
@@ -128,9 +176,7 @@ def _facts(step: Step) -> Facts:
             (_proto("udp", flow.a[0]), flow.id, flow.a, flow.b)
             for flow in step.retired if isinstance(flow, UdpConversation))
         facts.retired_tcp = tuple(
-            (_proto("tcp", flow.client.addr), (flow.client.addr, flow.client.port),
-             (flow.server.addr, flow.server.port))
-            for flow in step.retired if isinstance(flow, TcpConnection))
+            _sockets(flow, known) for flow in step.retired if isinstance(flow, TcpConnection))
     return facts
 
 
@@ -160,6 +206,8 @@ class FactsSettler:
         # SYNs are one each, and a connection's window is at most tracking/tcp.py's
         # MAX_WINDOW)
         self.waiting: dict[int, list[Facts]] = {}
+        # connection id -> its sockets, until the tracker retires it
+        self.sockets: Known = {}
 
     def _final(self, conn: TcpConnection) -> None:
         listen = _listening(conn)
@@ -170,6 +218,7 @@ class FactsSettler:
     def push(self, step: Step | End) -> list[Facts | End]:
         waiting, held = self.waiting, self.held
         if isinstance(step, End):
+            self.sockets.clear()
             for flow in step.retired:
                 if isinstance(flow, TcpConnection):
                     self._final(flow)
@@ -180,16 +229,16 @@ class FactsSettler:
             out: list[Facts | End] = [*held, step]
             held.clear()
             return out
-        facts = _facts(step)
+        facts = _facts(step, self.sockets)
         seen = step.seen
         if isinstance(seen, Update):
             conn = seen.connection
             mine = waiting.get(conn.id)
-            if mine is not None:
+            if mine is not None and facts.tcp is not None:
                 for event in seen.revised:
                     for earlier in mine:
                         if earlier.frame == event.frame:
-                            earlier.tcp = _tcp_facts(conn, event)
+                            earlier.tcp = _tcp_facts(conn, event, facts.tcp.sockets)
             if conn.settled:
                 self._final(conn)
             else:
@@ -197,6 +246,7 @@ class FactsSettler:
         for flow in step.retired:
             if isinstance(flow, TcpConnection):
                 self._final(flow)
+                self.sockets.pop(flow.id, None)
         held.append(facts)
         out = []
         while held:
@@ -217,12 +267,6 @@ class FactsSettler:
 
 
 # ----- the table ----------------------------------------------------------------------
-class Socket(NamedTuple):
-    proto: str
-    local: Endpoint
-    foreign: Endpoint | None  # None: a listener or an unconnected UDP socket (*)
-
-
 class Moment(NamedTuple):
     """A point where the table may have changed: after a frame, or just before it."""
 
@@ -252,26 +296,49 @@ class SocketTable:
     _touched: list[Socket] = field(default_factory=list)
 
     def apply(self, facts: Facts) -> Iterator[Moment]:
-        """Apply *facts*; yield the moment before it (if a listener appears) and after it.
+        """Apply *facts*; yield the moment before it (if a listener appears) and the one
+        after it, if it changed the table (most packets change nothing).
 
         The table is in the state the moment describes when the moment is yielded.
         """
+        tcp = facts.tcp
+        if self._before(facts) and tcp is not None:
+            why = (f"the server accepts the SYN of frame {facts.frame}, so it was already "
+                   "listening" if tcp.syn else
+                   f"the server's SYN-ACK of frame {facts.frame} shows it was listening")
+            yield Moment(facts.frame, facts.ts, True, why, tuple(self._changes))
+            self._changes, self._touched = [], []
+        self._after(facts)
+        changes = self._changes
+        if changes:
+            yield Moment(facts.frame, facts.ts, False, facts.what, tuple(changes))
+
+    def update(self, facts: Facts) -> bool:
+        """``apply`` without its moments: whether *facts* changed the table (``touched``
+        says which sockets).  ``export`` follows every packet this way."""
+        self._before(facts)
+        self._after(facts)
+        return bool(self._touched)
+
+    def _before(self, facts: Facts) -> bool:
+        """The part of *facts* that comes before its packet: whether it changed the table
+        and a listener is known (the moment just before the packet)."""
         self._changes, self._touched = [], []
         self._expire(facts.ts)
         # A connection the tracker retired goes first: a SYN that reuses its ports is the
         # same packet's fact and makes new sockets with the same addresses.
-        for proto, client, server in facts.retired_tcp:
-            self._drop(Socket(proto, client, server), "retired", "client ")
-            self._drop(Socket(proto, server, client), "retired", "server ")
+        for sockets in facts.retired_tcp:
+            self._drop(sockets.client, "retired", "client ")
+            self._drop(sockets.server, "retired", "server ")
         tcp = facts.tcp
-        if tcp is not None and tcp.listen:
-            self._set(Socket(tcp.proto, tcp.server, None), "LISTEN", facts.ts)
-            if self._changes:
-                why = (f"the server accepts the SYN of frame {facts.frame}, so it was already "
-                       "listening" if tcp.syn else
-                       f"the server's SYN-ACK of frame {facts.frame} shows it was listening")
-                yield Moment(facts.frame, facts.ts, True, why, tuple(self._changes))
-                self._changes, self._touched = [], []
+        if tcp is None or not tcp.listen:
+            return False
+        self._set(tcp.sockets.listener, "LISTEN", facts.ts)
+        return bool(self._changes)
+
+    def _after(self, facts: Facts) -> None:
+        """The packet's own facts."""
+        tcp = facts.tcp
         if tcp is not None:
             self._tcp(tcp, facts.ts)
         if facts.udp_sender is not None:
@@ -294,17 +361,14 @@ class SocketTable:
         for proto, conv_id, a, b in facts.retired_udp:
             self._forget_udp(proto, conv_id, a)
             self._forget_udp(proto, conv_id, b)
-        changes = self._changes
-        yield Moment(facts.frame, facts.ts, False, facts.what if changes else "",
-                     tuple(changes))
 
     def _tcp(self, tcp: TcpFacts, ts: float) -> None:
-        self._put(Socket(tcp.proto, tcp.client, tcp.server), tcp.client_state, ts, "client ")
-        server = Socket(tcp.proto, tcp.server, tcp.client)
+        sockets = tcp.sockets
+        self._put(sockets.client, tcp.client_state, ts, "client ")
         if tcp.server_state is TcpState.LISTEN:  # that is the listener, not this socket
-            self._put(server, None, ts, "server ")
+            self._put(sockets.server, None, ts, "server ")
         else:
-            self._put(server, tcp.server_state, ts, "server ")
+            self._put(sockets.server, tcp.server_state, ts, "server ")
 
     def _put(self, sock: Socket, state: TcpState | None, ts: float, role: str) -> None:
         if state is None or state is TcpState.CLOSED:
