@@ -191,17 +191,16 @@ class Replay:
         values: dict[tuple[int, ...], T] = {}
         swap = self._swap
         for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
-            (frame, ts, seq, ack, length, flags, phase, label, sender, state_c, state_s,
-             bits, *_state_changes) = record
+            bits = record[11]
             if bits & (_HAS_EXTRA | _NO_SEQ | _NO_ACK):
                 yield general(self._segment(i, record)), None
                 continue
-            key = (flags, phase, label, sender, state_c, state_s,
-                   swap == bool(bits & _WAS_FIRST_CLIENT))
+            # flags, phase, label, sender, client state, server state; the roles' swap
+            key = (*record[5:11], swap == bool(bits & _WAS_FIRST_CLIENT))
             value = values.get(key)
             if value is None:
                 value = values[key] = shape(self._segment(i, record))
-            yield value, (frame, ts, seq, ack, length)
+            yield value, record[:5]  # frame, ts, seq, ack, length
 
     def _udp_json_texts(self, general: Callable[[TimelineItem], str]) -> Iterator[str]:
         templates = {sender: _template(general, Datagram(0, 0.0, sender, 0))
@@ -302,16 +301,21 @@ class EventLog:
             bits |= _NO_SEQ
         if event.ack is None:
             bits |= _NO_ACK
-        roles = [c.role for c in event.changes]
-        if roles[:1] == [SERVER] and len(roles) > 1:
-            bits |= _SERVER_FIRST  # the changes in the order they happened
-        if event.analysis or notes or len(roles) != len(set(roles)):
+        twice = False  # more than one change of one endpoint
+        c_before = s_before = _NO_STATE
+        c_after = s_after = _NO_CHANGE
+        if event.changes:  # most segments (data, ACKs) change no state
+            roles = [c.role for c in event.changes]
+            if roles[0] == SERVER and len(roles) > 1:
+                bits |= _SERVER_FIRST  # the changes in the order they happened
+            twice = len(roles) != len(set(roles))
+            change = {c.role: (_index(c.before), _index(c.after)) for c in event.changes}
+            c_before, c_after = change.get(CLIENT, (_NO_STATE, _NO_CHANGE))
+            s_before, s_after = change.get(SERVER, (_NO_STATE, _NO_CHANGE))
+        if event.analysis or notes or twice:
             # Kept whole: findings, notes, or more than one change of one endpoint.
             bits |= _HAS_EXTRA
             log.extra[index] = Segment(event, notes)
-        change = {c.role: (_index(c.before), _index(c.after)) for c in event.changes}
-        c_before, c_after = change.get(CLIENT, (_NO_STATE, _NO_CHANGE))
-        s_before, s_after = change.get(SERVER, (_NO_STATE, _NO_CHANGE))
         return _TCP.pack(
             event.frame, event.ts, event.seq or 0, event.ack or 0, event.length,
             self._intern(event.flags), self._intern(event.phase), self._intern(event.label),
