@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any, Final
 
 import pyarrow as pa
@@ -20,7 +22,7 @@ from pyarrow import fs as pafs
 
 from capdissect.errors import OutputError
 from capdissect.export import load
-from capdissect.export.schema import TABLES, arrow_schema, record_batch
+from capdissect.export.schema import MEMORY, TABLES, arrow_schema, record_batch
 
 ROW_GROUP: Final = 128 * 1024  # rows of a row group: large enough to compress well
 # Rows are held as Python tuples only this many at a time, then as Arrow columns (about
@@ -32,7 +34,11 @@ COMPRESSION_LEVEL: Final = 6  # zstd's default is 3; 6 saves ~10% on packets at 
 # Numbers that grow along the capture: deltas are small, dictionaries would not help.
 # ts_nsec too: within a second it grows as ts does (5.6 bytes a packet in a dictionary, 1 so).
 _DELTA: Final = {"packets": ("frame", "ts", "ts_sec", "ts_nsec"), "events": ("frame", "index")}
-
+# Numbers that rarely repeat: a dictionary only costs time until the writer gives it up.
+# Plain, on the first 300,000 bench packets: packets 19.0 -> 14.6 bytes a packet, events
+# 12.7 -> 8.4 bytes a row, and the whole export about 3% faster.
+_PLAIN: Final = {"packets": ("ip_id", "tcp_seq", "tcp_ack"), "events": ("ts", "seq", "ack"),
+                 "flows": ("start", "duration"), "sockets": ("since_ts", "until_ts")}
 
 
 def filesystem(out: str) -> tuple[pafs.FileSystem, str]:
@@ -50,13 +56,15 @@ def writer_options(table: str) -> dict[str, Any]:
     """Parquet options of *table*: zstd; dictionaries for text and small repeating numbers;
     delta encoding for the columns that grow along the capture."""
     delta = _DELTA.get(table, ())
+    plain = _PLAIN.get(table, ())
     names = [name for name, _kind, _src in TABLES[table]]
     return {
         "compression": COMPRESSION,
         "compression_level": COMPRESSION_LEVEL,
-        "use_dictionary": [name for name in names if name not in delta],
+        "use_dictionary": [name for name in names if name not in delta and name not in plain],
         "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
         "write_statistics": True,
+        "memory_pool": MEMORY,
     }
 
 
@@ -87,9 +95,23 @@ class PartitionWriter:
         rows = self.rows
         rows.append(row)
         if len(rows) >= CHUNK:
-            self._columns()
-            if self.held >= ROW_GROUP:
-                self.flush()
+            self._spill()
+
+    def extend(self, rows: Iterable[tuple[object, ...]]) -> None:
+        """``add`` each of *rows*, a chunk at a time (a call per row costs as much as
+        making the row)."""
+        rows = iter(rows)
+        while True:
+            held = self.rows
+            held.extend(islice(rows, CHUNK - len(held)))
+            if len(held) < CHUNK:
+                return
+            self._spill()
+
+    def _spill(self) -> None:
+        self._columns()
+        if self.held >= ROW_GROUP:
+            self.flush()
 
     def _columns(self) -> None:
         if self.rows:

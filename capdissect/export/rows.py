@@ -1,11 +1,13 @@
 """Rows of the export tables, built from the records the other reports use (no IO here).
 
 - ``packet_row``: one decoded ``Packet``, the scalar fields ``read --json`` gives
-  (report/json/packet.py), flattened: ``ip.src`` becomes ``ip_src``.
+  (report/json/packet.py), flattened: ``ip.src`` becomes ``ip_src``; ``decoded`` keeps
+  them on the packets' way to the tracker.
 - ``flow_row``: ``report.json.flow.tcp_json`` / ``udp_json``, the objects of ``flows --json``.
 - ``event_rows``: ``document.item_json``, the events of ``timeline --json``.
 - ``SocketIntervals``: the netstat table of ``sockets`` (report/tables/sockets.py), as one row
-  per socket and state with when it began and ended.
+  per socket and state with when it began and ended, made from the tracker's steps on
+  their way (``follow``).
 
 Each row is a tuple in the order of its table's columns (export/schema.py), so a batch
 becomes columns with one ``zip``.
@@ -14,7 +16,7 @@ becomes columns with one ``zip``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from capdissect.addresses import netstat_address
@@ -23,9 +25,10 @@ from capdissect.dissect import link as linkmod
 from capdissect.dissect.icmp import IcmpHeader
 from capdissect.dissect.icmp6 import Icmp6Header
 from capdissect.dissect.ipv4 import IPv4Header
-from capdissect.dissect.stack import Packet
+from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import FLAG_STRINGS, TcpHeader
 from capdissect.dissect.udp import UdpHeader
+from capdissect.packets import RawPacket
 from capdissect.report.json.document import item_json
 from capdissect.report.json.flow import tcp_json, udp_json
 from capdissect.tracking.eventlog import Replay, Segment, TimelineItem
@@ -51,6 +54,24 @@ def _address(packed: bytes) -> str:
 def _link_name(linktype: int) -> str:
     # packetjson.link_json's "type"
     return linkmod.LINK_NAMES.get(linktype, (f"LINKTYPE_{linktype}", ""))[0]
+
+
+def decoded(raws: Iterable[RawPacket], file: str, keep: Callable[[list[Row]], None] | None,
+            every: int) -> Iterator[Packet]:
+    """Decode *raws* (frames 1, 2...) for the tracker; with *keep*, hand it the packets'
+    rows *every* rows at a time and at the end (compiled: a Python loop between the
+    reader and the tracker cost half a microsecond a packet)."""
+    rows: list[Row] = []
+    for frame, raw in enumerate(raws, 1):
+        pkt = decode(raw)
+        if keep is not None:
+            rows.append(packet_row(frame, pkt, file))
+            if len(rows) >= every:
+                keep(rows)
+                rows = []
+        yield pkt
+    if keep is not None and rows:
+        keep(rows)
 
 
 def packet_row(frame: int, pkt: Packet, file: str) -> Row:
@@ -205,6 +226,18 @@ class SocketIntervals:
         self._open: dict[Socket, tuple[str, int, float]] = {}  # state, since frame, since ts
         self.rows: list[Row] = []
 
+    def follow(self, steps: Iterable[Step | End], keep: Callable[[list[Row]], None],
+               every: int) -> Iterator[Step | End]:
+        """Pass the tracker's *steps* on, handing *keep* the rows they make, *every* rows
+        at a time and at the End (before the End is passed on: the reader may stop
+        there)."""
+        for step in steps:
+            self.push(step)
+            if len(self.rows) >= every or isinstance(step, End):
+                keep(self.rows)
+                self.rows = []
+            yield step
+
     def push(self, step: Step | End) -> None:
         """Follow the tracker's next step (its facts reach the table once settled,
         ``FactsSettler``); at the End, close the intervals still open."""
@@ -215,9 +248,8 @@ class SocketIntervals:
                 self.apply(facts)
 
     def apply(self, facts: Facts) -> None:
-        for moment in self.table.apply(facts):
-            if moment.changes:
-                self._update(moment.frame, moment.ts)
+        if self.table.update(facts):
+            self._update(facts.frame, facts.ts)
 
     def _update(self, frame: int, ts: float) -> None:
         rows = self.table.rows
