@@ -265,4 +265,3 @@ def _blame(job: Job, records: list[FileRecord], error: str) -> None:
         records.append(FileRecord(path, job.partition, position))
     for record in records:
         record.error = record.error or error
-
