@@ -51,7 +51,6 @@ Convert = Callable[[int, "RawPacket"], str]  # (frame number, packet) -> its lin
 Keep = Callable[["RawPacket"], bool]
 
 
-
 def check_jobs(path: str | Path, jobs: int) -> str | None:
     """Why *jobs* processes cannot read *path*, as one line; None when they can."""
     if jobs < 1:

@@ -101,8 +101,7 @@ class PartitionWriter:
             self._spill()
 
     def extend(self, rows: Iterable[tuple[object, ...]]) -> None:
-        """``add`` each of *rows*, a chunk at a time (a call per row costs as much as
-        making the row)."""
+        """``add`` each of *rows*, a chunk at a time, without a Python call per row."""
         rows = iter(rows)
         while True:
             held = self.rows

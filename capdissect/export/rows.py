@@ -38,18 +38,6 @@ from capdissect.tracking.tcp import TcpConnection
 
 Row = tuple[Any, ...]
 
-_ADDRESSES: dict[bytes, str] = {}  # packed -> text: a capture has few distinct addresses
-_MAX_ADDRESSES: Final = 1 << 16
-
-
-def _address(packed: bytes) -> str:
-    text = _ADDRESSES.get(packed)
-    if text is None:
-        text = address_text(packed)
-        if len(_ADDRESSES) < _MAX_ADDRESSES:
-            _ADDRESSES[packed] = text
-    return text
-
 
 def _link_name(linktype: int) -> str:
     # packetjson.link_json's "type"
@@ -59,8 +47,8 @@ def _link_name(linktype: int) -> str:
 def decoded(raws: Iterable[RawPacket], file: str, keep: Callable[[list[Row]], None] | None,
             every: int) -> Iterator[Packet]:
     """Decode *raws* (frames 1, 2...) for the tracker; with *keep*, hand it the packets'
-    rows *every* rows at a time and at the end (compiled: a Python loop between the
-    reader and the tracker cost half a microsecond a packet)."""
+    rows *every* rows at a time and at the end (compiled, so that no Python loop runs
+    between the reader and the tracker)."""
     rows: list[Row] = []
     for frame, raw in enumerate(raws, 1):
         pkt = decode(raw)
@@ -82,7 +70,7 @@ def packet_row(frame: int, pkt: Packet, file: str) -> Row:
     t = pkt.transport
     ip_version = ip_src = ip_dst = ip_proto = ip_next = ip_ttl = ip_id = None
     if ip is not None:
-        ip_version, ip_src, ip_dst = ip.version, _address(ip.src), _address(ip.dst)
+        ip_version, ip_src, ip_dst = ip.version, address_text(ip.src), address_text(ip.dst)
         if isinstance(ip, IPv4Header):
             ip_proto, ip_ttl, ip_id = ip.proto, ip.ttl, ip.ident
         else:
