@@ -12,6 +12,7 @@ would break a query written against the old one (a column renamed, removed or re
 from __future__ import annotations
 
 import array
+import functools
 from typing import Final, cast
 
 import pyarrow as pa
@@ -171,11 +172,24 @@ _PACKED: Final = {pa.uint8(): "B", pa.uint16(): "H", pa.uint32(): "I"}
 assert all(array.array(code).itemsize == kind.bit_width // 8 for kind, code in _PACKED.items())
 
 
+@functools.cache
+def _empty(kind: pa.DataType) -> pa.Array:
+    return pa.array([], type=kind)
+
+
 def _array(column: tuple[object, ...], kind: pa.DataType) -> pa.Array:
     """One column's values as an Arrow array of type *kind*."""
     if column and column[0] is column[-1] and column.count(column[0]) == len(column):
-        # One value throughout: the file of every row, a column null for this traffic.
-        return pa.repeat(pa.scalar(column[0], type=kind), len(column), memory_pool=MEMORY)
+        # One value throughout: the file of every row, a column null for this traffic,
+        # the empty findings of segments without any.
+        value = column[0]
+        if value == [] and pa.types.is_list(kind):
+            # Arrow repeats a list by concatenating it: 1.1 ms for 2,048 empty lists,
+            # more than half a microsecond an event row; their offsets are all zero.
+            offsets = pa.py_buffer(bytes(4 * (len(column) + 1)))
+            return pa.Array.from_buffers(kind, len(column), [None, offsets],
+                                         children=[_empty(kind.value_type)])
+        return pa.repeat(pa.scalar(value, type=kind), len(column), memory_pool=MEMORY)
     code = _PACKED.get(kind)
     if code is not None:
         try:

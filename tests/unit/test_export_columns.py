@@ -22,6 +22,9 @@ CASES = [
     (pa.string(), ("x", None, "x")),
     (pa.float64(), (1.5, 1.5)),
     (pa.list_(pa.string()), ([], [], [])),
+    (pa.list_(pa.string()), ([],) * 3),  # one empty list throughout: offsets made directly
+    (arrow_schema("events").field("analysis").type, ([],) * 2048),  # a batch of no findings
+    (pa.list_(pa.string()), (None,) * 4),
     (pa.list_(pa.string()), (["a"], [], ["a"])),
     (pa.bool_(), (True, False, True)),
     (pa.uint8(), ()),
@@ -36,6 +39,7 @@ def test_a_column_is_what_pyarrow_makes_of_it(kind: object, column: tuple[object
     assert made.to_pylist() == expected.to_pylist()
     assert made.null_count == expected.null_count
     assert made.equals(expected)
+    made.validate(full=True)
 
 
 @pytest.mark.parametrize(("kind", "column"), [
