@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import heapq
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, TypeVar
 
@@ -75,6 +75,7 @@ class Segment(NamedTuple):
 TimelineItem = Segment | Datagram | Unreachable
 Numbers = tuple[int, float, int, int, int]  # a segment's frame, ts, seq, ack, length
 T = TypeVar("T")
+ShapeValues = dict[Hashable, dict[tuple[Any, ...], Any]]  # Replay.shapes: maker -> key -> value
 
 
 @dataclass(slots=True)
@@ -111,9 +112,13 @@ class Replay:
     """The logged items of one finished flow; iterable any number of times."""
 
     def __init__(self, log: _FlowLog, strings: list[str], swap: bool,
-                 unreachable: tuple[Unreachable, ...] = (), udp: bool = False) -> None:
+                 unreachable: tuple[Unreachable, ...] = (), udp: bool = False,
+                 shaped: ShapeValues | None = None) -> None:
         self._log = log
         self._strings = strings
+        # The values of shapes already made, per maker: the log's own, shared by its
+        # flows (the codes in a key are the log's strings).
+        self._shaped: ShapeValues = {} if shaped is None else shaped
         self._swap = swap  # the flow's client is not the one first logged
         self._unreachable = unreachable
         self._udp = udp
@@ -173,11 +178,12 @@ class Replay:
         if self._udp:
             yield from self._udp_json_texts(general)
             return
-        for value, numbers in self.shapes(functools.partial(_template, general), general):
+        for value, numbers in self.shapes(functools.partial(_template, general), general,
+                                          maker=(_template, general)):
             yield value if numbers is None else value % numbers
 
-    def shapes(self, shape: Callable[[Segment], T], general: Callable[[TimelineItem], T]
-               ) -> Iterator[tuple[T, Numbers | None]]:
+    def shapes(self, shape: Callable[[Segment], T], general: Callable[[TimelineItem], T],
+               maker: Hashable | None = None) -> Iterator[tuple[T, Numbers | None]]:
         """The TCP items in order, each made once per shape instead of once per item.
 
         A segment's shape is sender, flags, phase, label and states: all of it but its
@@ -187,8 +193,13 @@ class Replay:
         ``shape(first segment of its shape)`` and the segment's numbers; for the others
         (kept whole for a finding or a note, or without seq or ack) ``general(item)``
         and None.  The caller puts the numbers into the shape's value.
+
+        A shape's value is made once for all the flows of the log: *maker* (by default
+        *shape* itself) says which values are *shape*'s.  The short flows of the bench
+        capture have a few packets of each shape.
         """
-        values: dict[tuple[int, ...], T] = {}
+        values: dict[tuple[int, ...], T] = self._shaped.setdefault(
+            shape if maker is None else maker, {})
         swap = self._swap
         for i, record in enumerate(_TCP.iter_unpack(self._log.data)):
             bits = record[11]
@@ -256,6 +267,7 @@ class EventLog:
         self._logs: dict[int, _FlowLog] = {}
         self._strings: list[str] = []
         self._string_index: dict[str, int] = {}
+        self._shaped: ShapeValues = {}  # Replay.shapes's, for all the flows
 
     def tcp(self, update: Update) -> None:
         conn, event = update.connection, update.event
@@ -342,7 +354,7 @@ class EventLog:
             return Replay(log, self._strings, False, tuple(flow.unreachable), udp=True)
         client = (flow.client.addr, flow.client.port)
         swap = log.first_client is not None and client != log.first_client
-        return Replay(log, self._strings, swap)
+        return Replay(log, self._strings, swap, shaped=self._shaped)
 
     def _intern(self, text: str) -> int:
         index = self._string_index.get(text)
