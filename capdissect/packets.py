@@ -47,7 +47,8 @@ def snapshot_length(snaplen: int) -> int:
     return snaplen if 0 < snaplen <= MAX_RECORD else MAX_RECORD
 
 
-def _u32(buf: bytes, i: int, big_endian: bool) -> int:
+def u32(buf: bytes, i: int, big_endian: bool) -> int:
+    """The unsigned 32-bit number at *i* in *buf* (the framing's fields, read in place)."""
     if big_endian:
         return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
     return (buf[i + 3] << 24) | (buf[i + 2] << 16) | (buf[i + 1] << 8) | buf[i]
@@ -55,7 +56,7 @@ def _u32(buf: bytes, i: int, big_endian: bool) -> int:
 
 def record_length(buf: bytes, pos: int, big_endian: bool) -> int:
     """The captured length in the record header at *pos*."""
-    return _u32(buf, pos + 8, big_endian)
+    return u32(buf, pos + 8, big_endian)
 
 
 def scan_records(buf: bytes, pos: int, big_endian: bool) -> tuple[list[int], int]:
@@ -64,7 +65,7 @@ def scan_records(buf: bytes, pos: int, big_endian: bool) -> tuple[list[int], int
     size = len(buf)
     offsets: list[int] = []
     while pos + REC_HDR_LEN <= size:
-        caplen = _u32(buf, pos + 8, big_endian)
+        caplen = u32(buf, pos + 8, big_endian)
         end = pos + REC_HDR_LEN + caplen
         if caplen > MAX_RECORD or end > size:
             break
@@ -91,10 +92,10 @@ class RecordBatch:
         return len(self.offsets)
 
     def ts_sec(self, i: int) -> int:
-        return _u32(self.buf, self.offsets[i], self.big_endian)
+        return u32(self.buf, self.offsets[i], self.big_endian)
 
     def ts_nsec(self, i: int) -> int:
-        frac = _u32(self.buf, self.offsets[i] + 4, self.big_endian)
+        frac = u32(self.buf, self.offsets[i] + 4, self.big_endian)
         if self.scale == 1 and frac >= 0x80000000:
             # libpcap reads the fraction as a signed 32-bit number and divides it by 1000
             # toward zero for microseconds (sf-pcap.c); tcpdump prints that as %06u.  So
@@ -103,11 +104,11 @@ class RecordBatch:
         return frac * self.scale
 
     def wire_len(self, i: int) -> int:
-        return _u32(self.buf, self.offsets[i] + 12, self.big_endian)
+        return u32(self.buf, self.offsets[i] + 12, self.big_endian)
 
     def data(self, i: int) -> bytes:
         pos = self.offsets[i]
-        caplen = _u32(self.buf, pos + 8, self.big_endian)
+        caplen = u32(self.buf, pos + 8, self.big_endian)
         start = pos + REC_HDR_LEN
         return self.buf[start:start + min(caplen, self.snaplen)]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
 from capdissect.errors import CaptureError, TruncatedFile
-from capdissect.packets import RawPacket, snapshot_length
+from capdissect.packets import RawPacket, snapshot_length, u32
 from capdissect.sources.stream import ChunkReader
 
 SHB: Final = 0x0A0D0D0A
@@ -27,6 +27,7 @@ PB: Final = 0x00000002  # obsolete Packet Block
 SPB: Final = 0x00000003
 EPB: Final = 0x00000006
 BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+_new_tuple: Final = tuple.__new__  # a NamedTuple, built faster (capdissect/packets.py)
 _READ_BLOCKS: Final = frozenset({IDB, PB, SPB, EPB})  # the blocks whose body we use
 # Blocks larger than this are corrupt (libpcap's limit for pcapng is 16 MiB; 1 MiB for the
 # first section header, BT_SHB_INSANE_MAX).
@@ -282,6 +283,7 @@ class PcapngReader:
 
     def __iter__(self) -> Iterator[RawPacket]:
         while True:
+            yield from self._packets_in_buffer()
             block = self._block()
             if block is None:
                 return
@@ -296,6 +298,45 @@ class PcapngReader:
                 yield self._pb(body)
             elif btype == SHB:
                 self._read_shb(first=False, head=body)
+
+    def _packets_in_buffer(self) -> list[RawPacket]:
+        """The Enhanced Packet Blocks from here on that lie whole in the buffer, as
+        packets, read in place in one tight loop: most of a capture.  Each is checked as
+        ``_block`` and ``_packet`` check it; the first block that is not such a packet
+        (another kind, one cut by the buffer's end, a damaged one) ends the run, and
+        ``_block`` then reads it, or says what is wrong with it.  (Block by block, with
+        the copies ``take`` makes, a packet took 3.0 us instead of 0.4 for a pcap file.)"""
+        buf, pos = self._reader.window(None, 0)
+        big = self.order == ">"
+        interfaces = self.interfaces
+        count = len(interfaces)
+        end = len(buf)
+        packets: list[RawPacket] = []
+        while pos + 32 <= end:  # block head, the EPB's fixed part, trailer
+            total = u32(buf, pos + 4, big)
+            if (u32(buf, pos, big) != EPB or total < 32 or total % 4 or total > MAX_BLOCK
+                    or pos + total > end or u32(buf, pos + total - 4, big) != total):
+                break
+            ifid = u32(buf, pos + 8, big)
+            if ifid >= count:
+                break
+            iface = interfaces[ifid]
+            caplen = u32(buf, pos + 20, big)
+            if caplen > snapshot_length(iface.snaplen) or 20 + caplen > total - 12:
+                break
+            sec, nsec = self._stamp(iface, u32(buf, pos + 12, big), u32(buf, pos + 16, big))
+            data = pos + 28
+            options = data + ((caplen + 3) & ~3)
+            comment = None
+            if options + 4 <= pos + total - 4:  # room for an option: the rare case
+                comment = _comment(buf[pos + 8 : pos + total - 4], options - pos - 8,
+                                   self.order)
+            packets.append(_new_tuple(RawPacket, (
+                sec, nsec, iface.linktype, u32(buf, pos + 24, big), buf[data : data + caplen],
+                ifid, comment)))
+            pos += total
+        self._reader.window(pos, 0)
+        return packets
 
     def _add_interface(self, iface: Interface) -> None:
         first = self.first_interface
