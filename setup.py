@@ -15,6 +15,7 @@ from pathlib import Path
 # Makefile asks for it (``python3 setup.py --hot``) to know when to compile again.
 HOT = [
     "capdissect/packets.py",
+    "capdissect/addresses.py",  # an address spelled twice a packet
     "capdissect/sources/pcapng.py",  # pcapng framing: a packet a block
     "capdissect/report/tcpdump/fast.py",
     "capdissect/report/tcpdump/hexdump.py",

@@ -15,9 +15,10 @@ back on ``text``.
 from __future__ import annotations
 
 import socket
+from typing import Final
 
 
-def text(packed: bytes) -> str:
+def text(packed: bytes | bytearray | memoryview) -> str:
     """An IPv4 or IPv6 address as text; any other length as hex (a damaged header).
 
     A capture has few distinct addresses and spells them twice a packet, so the last
@@ -33,7 +34,7 @@ def text(packed: bytes) -> str:
 
 
 _SPELLED: dict[bytes, str] = {}
-_KEPT = 4096
+_KEPT: Final = 4096
 
 
 def _spell(packed: bytes) -> str:
