@@ -165,21 +165,22 @@ def plan(inputs: Sequence[str], out: str, tables: Sequence[str],
 
 
 # ----- one job -------------------------------------------------------------------------
-def _raw_packets(job: Job, records: list[FileRecord]) -> Iterator[RawPacket]:
-    """The packets of the job's files, one after the other, each file's readable part;
-    fills *records* (one per file) on the way."""
+def _raw_packets(job: Job, records: list[FileRecord]) -> Iterator[list[RawPacket]]:
+    """The packets of the job's files, one after the other, each file's readable part,
+    a list at a time (``CaptureFile.lists``); fills *records* (one per file) on the way."""
     frame = 0
     for position, path in enumerate(job.files):
         record = FileRecord(path, job.partition, position, first_frame=frame + 1)
         records.append(record)
         where = os.path.join(job.cwd, path)
-        read = 0  # counted here, not in the record's attribute at every packet
+        read = 0
         try:
             record.size = os.path.getsize(where)
             with open_capture(where) as capture:
                 record.format = capture.format
-                for read, raw in enumerate(capture, 1):  # noqa: B007 (read in finally)
-                    yield raw
+                for packets in capture.lists():
+                    read += len(packets)
+                    yield packets
         except (CapdissectError, OSError) as exc:
             record.error = str(exc) if isinstance(exc, CapdissectError) else f"{path}: {exc}"
         finally:

@@ -44,20 +44,23 @@ def _link_name(linktype: int) -> str:
     return linkmod.LINK_NAMES.get(linktype, (f"LINKTYPE_{linktype}", ""))[0]
 
 
-def decoded(raws: Iterable[RawPacket], file: str, keep: Callable[[list[Row]], None] | None,
-            every: int) -> Iterator[Packet]:
-    """Decode *raws* (frames 1, 2...) for the tracker; with *keep*, hand it the packets'
-    rows *every* rows at a time and at the end (compiled, so that no Python loop runs
-    between the reader and the tracker)."""
+def decoded(lists: Iterable[list[RawPacket]], file: str,
+            keep: Callable[[list[Row]], None] | None, every: int) -> Iterator[Packet]:
+    """Decode the packets of *lists* (frames 1, 2...) for the tracker; with *keep*, hand
+    it the packets' rows *every* rows at a time and at the end (compiled, so that no
+    Python loop runs between the reader and the tracker)."""
     rows: list[Row] = []
-    for frame, raw in enumerate(raws, 1):
-        pkt = decode(raw)
-        if keep is not None:
-            rows.append(packet_row(frame, pkt, file))
-            if len(rows) >= every:
-                keep(rows)
-                rows = []
-        yield pkt
+    frame = 0
+    for raws in lists:
+        for raw in raws:
+            frame += 1
+            pkt = decode(raw)
+            if keep is not None:
+                rows.append(packet_row(frame, pkt, file))
+                if len(rows) >= every:
+                    keep(rows)
+                    rows = []
+            yield pkt
     if keep is not None and rows:
         keep(rows)
 

@@ -85,6 +85,15 @@ class CaptureFile:
         assert self._pcap is not None
         return self._guarded(read_pcap(self._reader, self._pcap))
 
+    def lists(self) -> Iterator[list[RawPacket]]:
+        """The packets a list at a time (a buffer's worth, or one): the same packets,
+        errors and end as iterating the file, without a generator step per packet."""
+        if self._pcapng is not None:
+            return self._guarded(self._pcapng.lists())
+        assert self._pcap is not None
+        return self._guarded(batch.packets() for batch in read_batches(self._reader,
+                                                                       self._pcap))
+
     def batches(self) -> Iterator[RecordBatch]:
         """A classic pcap file's records a buffer at a time (``read``'s fast path); the
         same records, errors and end as iterating the file."""

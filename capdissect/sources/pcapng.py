@@ -282,20 +282,28 @@ class PcapngReader:
                 self._read_shb(first=False, head=body)
 
     def __iter__(self) -> Iterator[RawPacket]:
+        for packets in self.lists():
+            yield from packets
+
+    def lists(self) -> Iterator[list[RawPacket]]:
+        """The packets in lists: each run read in place (``_packets_in_buffer``), and
+        each packet read block by block alone."""
         while True:
-            yield from self._packets_in_buffer()
+            packets = self._packets_in_buffer()
+            if packets:
+                yield packets
             block = self._block()
             if block is None:
                 return
             btype, body = block
             if btype == EPB:
-                yield self._epb(body)
+                yield [self._epb(body)]
             elif btype == SPB:
-                yield self._spb(body)
+                yield [self._spb(body)]
             elif btype == IDB:
                 self._add_interface(_interface(body, self.order))
             elif btype == PB:
-                yield self._pb(body)
+                yield [self._pb(body)]
             elif btype == SHB:
                 self._read_shb(first=False, head=body)
 
