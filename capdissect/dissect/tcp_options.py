@@ -85,25 +85,25 @@ def parse_options(buf: bytes, start: int, end: int, caplen: int | None = None) -
     pos = start
     while pos < end:
         if pos >= caplen:
-            return Options(tuple(items), CUT)
+            return _new_tuple(Options, (tuple(items), CUT))
         kind = buf[pos]
         if kind in (EOL, NOP):
-            items.append(TcpOption(kind, 1, b"", end - pos - 1))
+            items.append(_new_tuple(TcpOption, (kind, 1, b"", end - pos - 1)))
             pos += 1
             if kind == EOL:
                 break
             continue
         if pos + 1 >= caplen:
-            return Options(tuple(items), CUT)
+            return _new_tuple(Options, (tuple(items), CUT))
         length = buf[pos + 1]
         if length < 2 or length > end - pos:
-            return Options(tuple(items), BAD)
+            return _new_tuple(Options, (tuple(items), BAD))
         data = buf[pos + 2 : min(pos + length, caplen)]
-        items.append(TcpOption(kind, length, data, end - pos - 2))
+        items.append(_new_tuple(TcpOption, (kind, length, data, end - pos - 2)))
         if len(data) < length - 2:
-            return Options(tuple(items), TRUNCATED)
+            return _new_tuple(Options, (tuple(items), TRUNCATED))
         pos += length
-    return Options(tuple(items), None)
+    return _new_tuple(Options, (tuple(items), None))
 
 
 # The records, one per kind (RFC 9293 §3.2 and the RFCs named at each).
