@@ -20,8 +20,9 @@ import pytest
 
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
-from capdissect.sources.pcapng import EPB, IDB, SHB, PcapngReader
+from capdissect.sources.pcapng import EPB, IDB, PcapngReader
 from capdissect.sources.stream import ChunkReader
+from tests.unit.test_capture import block, option, shb
 
 TESTS = Path(__file__).parents[1]
 SEED = 20261205
@@ -66,43 +67,32 @@ def read_all(stream: Trickle) -> tuple[list[RawPacket], list[object], str | None
     return packets, list(reader.interfaces), None
 
 
-def _block(order: str, btype: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    total = len(body) + 12
-    return struct.pack(order + "II", btype, total) + body + struct.pack(order + "I", total)
-
-
-def _option(order: str, code: int, value: bytes) -> bytes:
-    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
 def crafted(order: str) -> bytes:
     """A section in *order* with two interfaces (one in nanoseconds), packets on both,
     packets with a comment, with other options, and with no options."""
-    shb = _block(order, SHB, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
-    idb0 = _block(order, IDB, struct.pack(order + "HHI", 1, 0, 262144)
-                  + _option(order, 2, b"lo") + _option(order, 0, b""))
-    idb1 = _block(order, IDB, struct.pack(order + "HHI", 101, 0, 96)
-                  + _option(order, 9, b"\x09") + _option(order, 0, b""))
-    blocks = [shb, idb0, idb1]
+    idb0 = block(order, IDB, struct.pack(order + "HHI", 1, 0, 262144)
+                 + option(order, 2, b"lo") + option(order, 0, b""))
+    idb1 = block(order, IDB, struct.pack(order + "HHI", 101, 0, 96)
+                 + option(order, 9, b"\x09") + option(order, 0, b""))
+    blocks = [shb(order), idb0, idb1]
     for i in range(40):
         data = bytes(range(i % 7, i % 7 + 40 + i))
         ifid = i % 2
         caplen = min(len(data), 96) if ifid else len(data)
         opts = b""
         if i % 5 == 1:
-            opts = _option(order, 1, f"comment {i}".encode()) + _option(order, 0, b"")
+            opts = option(order, 1, f"comment {i}".encode()) + option(order, 0, b"")
         elif i % 5 == 2:
-            opts = _option(order, 2, b"\0\0\0\x01") + _option(order, 0, b"")  # epb_flags
+            opts = option(order, 2, b"\0\0\0\x01") + option(order, 0, b"")  # epb_flags
         elif i % 5 == 3:
-            opts = _option(order, 1, b"one") + _option(order, 1, b"two")
+            opts = option(order, 1, b"one") + option(order, 1, b"two")
         elif i % 10 == 4:
-            opts = _option(order, 1, b"")  # an empty comment, no end option
+            opts = option(order, 1, b"")  # an empty comment, no end option
         body = struct.pack(order + "IIIII", ifid, i, 1_000_000 * i + 17, caplen, len(data) + 3)
         body += data[:caplen] + b"\0" * (-caplen % 4) + opts
-        blocks.append(_block(order, EPB, body))
+        blocks.append(block(order, EPB, body))
         if i == 20:
-            blocks.append(_block(order, 5, b"statistics"))  # a block we skip
+            blocks.append(block(order, 5, b"statistics"))  # a block we skip
     return b"".join(blocks)
 
 
@@ -137,7 +127,7 @@ def test_the_run_reads_the_packets() -> None:
     chunks = ChunkReader(Whole(data))
     packets = iter(PcapngReader(chunks))
     next(packets)
-    assert chunks.offset == data.index(_block("<", 5, b"statistics"))
+    assert chunks.offset == data.index(block("<", 5, b"statistics"))
 
 
 def test_mutants_read_the_same_both_ways() -> None:
