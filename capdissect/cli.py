@@ -133,6 +133,11 @@ def read(
 
 
 # ----- timeline, flows, sockets: one library call each (capdissect/commands/reports.py) ----------
+TrackJobsOption = Annotated[int | None, typer.Option(
+    "-j", "--jobs", metavar="N", help="Track the connections in N processes, each its share "
+    "(same output, for a large file).")]
+
+
 def _at_most_one(**chosen: bool | int | str | None) -> None:
     given = given_together(**chosen)
     if given:
@@ -153,6 +158,7 @@ def timeline(
     calls: Annotated[str | None, typer.Option("--calls", metavar="FILE.strace", help="Show "
                                               "the socket calls of strace's log (trace -w "
                                               "F.pcap keeps it as F.pcap.strace).")] = None,
+    jobs: TrackJobsOption = None,
 ) -> None:
     """Ladder diagrams: an arrow per segment between client and server, with their states.
 
@@ -165,9 +171,12 @@ def timeline(
       capdissect timeline trace.pcap --json | jq '.tcp[0].events[0]'
 
       capdissect timeline captures/tcp-basic.pcap --svg tcp-basic.svg
+
+      capdissect timeline big.pcap --json -j 2 > big.json
     """
     _at_most_one(mermaid=mermaid, json=json, svg=svg)
-    run_timeline(path=path, conn=conn, mermaid=mermaid, json=json, svg=svg, calls=calls)
+    run_timeline(path=path, conn=conn, mermaid=mermaid, json=json, svg=svg, calls=calls,
+                 jobs=jobs)
 
 
 @app.command()
@@ -177,6 +186,7 @@ def flows(
                                        "a flow per line.")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
     wide: WideOption = False,
+    jobs: TrackJobsOption = None,
 ) -> None:
     """One row per TCP connection and UDP conversation: who, how much, how it opened and closed.
 
@@ -192,9 +202,11 @@ def flows(
       capdissect flows trace.pcapng --csv > flows.csv
 
       capdissect flows trace.pcap --json | jq '.tcp[] | select(.close == "reset")'
+
+      capdissect flows big.pcap --json -j 2 > big-flows.json
     """
     _at_most_one(json=json, csv=csv)
-    run_flows(path=path, json=json, csv=csv, wide=wide)
+    run_flows(path=path, json=json, csv=csv, wide=wide, jobs=jobs)
 
 
 @app.command()

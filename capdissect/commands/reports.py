@@ -105,58 +105,95 @@ def _lines(lines: Iterable[str]) -> Iterator[str]:
         yield line + "\n"
 
 
-def flows(path: str | Path, fmt: FlowsFormat = "table", *, wide: bool = False) -> Iterator[str]:
-    """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation."""
+def _finished(path: str | Path, totals: Totals, jobs: int, *, events: bool = False,
+              limit: int | None = None) -> Iterator[Finished]:
+    """The flows of *path* as they finish (``stream.finished``), tracked by *jobs*
+    processes (commands/rounds.py) or by this one."""
+    if jobs == 1:
+        return finished(steps(path), totals, events=events, limit=limit)
+    from capdissect.commands.rounds import sharded_flows
+
+    with open_capture(path):  # not a capture: fail now, before any output
+        pass
+    return sharded_flows(path, jobs, totals, events=events, limit=limit)
+
+
+def _after(pieces: Iterable[str], totals: Totals) -> Iterator[str]:
+    """*pieces*, then the reader's error if the capture was cut short (as
+    ``_Damage.after``: the whole report first)."""
+    yield from pieces
+    if totals.truncated is not None:
+        raise totals.truncated.error
+
+
+def flows(path: str | Path, fmt: FlowsFormat = "table", *, wide: bool = False,
+          jobs: int = 1) -> Iterator[str]:
+    """``capdissect flows``: a row (or JSON object) per TCP connection and UDP conversation;
+    *jobs* processes track the connections (the same output)."""
     totals = Totals()
-    damage = _Damage(decoded(path))
-    done = finished(damage.steps, totals)
+    done = _finished(path, totals, jobs)
     if fmt == "json":
-        return damage.after(json_document(done, str(path), __version__, totals,
-                                          events=False, spool=_spool))
+        return _after(json_document(done, str(path), __version__, totals, events=False,
+                                    spool=_spool), totals)
     from capdissect.report.tables import flows as flows_report
     if fmt == "csv":  # CSV has no place for a note: the error line says it
-        return damage.after(flows_report.csv_lines(done))
-    return damage.after(_lines(flows_report.table_lines(done, totals, wide=wide)))
+        return _after(flows_report.csv_lines(done), totals)
+    return _after(_lines(flows_report.table_lines(done, totals, wide=wide)), totals)
 
 
 Packets = Callable[[], Iterator[Packet]]  # the packets again, from the start, each call
 
 
 def timeline(path: str | Path, fmt: TimelineFormat = "text", conn: int | None = None,
-             calls: str | Path | None = None) -> Iterator[str]:
+             calls: str | Path | None = None, jobs: int = 1) -> Iterator[str]:
     """``capdissect timeline``: ladder diagrams (text, Mermaid, an SVG document) or SPEC §4
     JSON with events; with *calls* (the strace log ``trace -w`` keeps beside the capture)
-    the socket calls too."""
-    joined = None
+    the socket calls too.  *jobs* processes track the connections (the same output); one
+    does with *conn* or *calls*."""
     if calls is not None:
         if str(path) == "-":
             raise CapdissectError("--calls needs a capture file, not standard input")
         joined, _frames = join_calls(lambda: decoded(path), read_calls(calls))
-    return timeline_of(lambda: decoded(path), str(path), fmt, conn, joined)
+        return timeline_of(lambda: decoded(path), str(path), fmt, conn, joined)
+    if jobs == 1 or conn is not None:
+        return timeline_of(lambda: decoded(path), str(path), fmt, conn)
+    totals = Totals()
+    done = _finished(path, totals, jobs, events=True, limit=_drawn(fmt))
+    return _timeline_report(done, totals, str(path), fmt, None, None)
+
+
+def _drawn(fmt: TimelineFormat) -> int | None:
+    """A drawing shows the first DRAWN_MAX items of each flow, so only those are logged."""
+    return DRAWN_MAX if fmt == "svg" else None
 
 
 def timeline_of(packets: Packets, name: str, fmt: TimelineFormat = "text",
                 conn: int | None = None, calls: Joined | None = None) -> Iterator[str]:
     """``timeline`` of *packets* (named *name*), with their socket *calls* if given."""
     totals = Totals()
-    damage = _Damage(packets())
-    # A drawing shows the first DRAWN_MAX items of each flow, so only those are logged.
-    limit = DRAWN_MAX if fmt == "svg" else None
-    done = _selected(finished(damage.steps, totals, events=True, only=conn, limit=limit),
-                     conn, name, totals)
+    done = finished(track(packets(), Tracker(keep_events=False)), totals, events=True,
+                    only=conn, limit=_drawn(fmt))
+    return _timeline_report(done, totals, name, fmt, conn, calls)
+
+
+def _timeline_report(done: Iterator[Finished], totals: Totals, name: str,
+                     fmt: TimelineFormat, conn: int | None,
+                     calls: Joined | None) -> Iterator[str]:
+    done = _selected(done, conn, name, totals)
     if fmt == "json":
-        return damage.after(json_document(done, name, __version__, totals, events=True,
-                                          spool=_spool, calls=calls))
+        return _after(json_document(done, name, __version__, totals, events=True,
+                                    spool=_spool, calls=calls), totals)
     if fmt == "svg":
         # The handout's drawing code, loaded only when a picture is asked for.
         from capdissect.report.timeline.svg import svg_document
 
-        return damage.after(svg_document(done, name, __version__, totals, spool=_spool,
-                                         calls=calls))
+        return _after(svg_document(done, name, __version__, totals, spool=_spool,
+                                   calls=calls), totals)
     from capdissect.report.timeline import ladder as timeline_report
     if fmt == "mermaid":
-        return damage.after(_lines(timeline_report.mermaid_lines(done, calls, totals=totals)))
-    return damage.after(_lines(timeline_report.text_lines(done, totals, calls)))
+        return _after(_lines(timeline_report.mermaid_lines(done, calls, totals=totals)),
+                      totals)
+    return _after(_lines(timeline_report.text_lines(done, totals, calls)), totals)
 
 
 def read_calls(path: str | Path) -> list[str]:
@@ -188,7 +225,7 @@ def join_calls(packets: Packets, log: Iterable[str]) -> tuple[Joined, list[Frame
 
 
 def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = None,
-                       calls: str | Path | None = None) -> Path:
+                       calls: str | Path | None = None, jobs: int = 1) -> Path:
     """``capdissect timeline --svg OUT``: the ladders of *path* as one SVG file, *out*.
 
     The document's first piece comes only once the capture has been read to its end
@@ -197,7 +234,7 @@ def write_timeline_svg(path: str | Path, out: str | Path, conn: int | None = Non
     """
     out = Path(out)
     refuse_input(out, path)
-    pieces = timeline(path, "svg", conn, calls)
+    pieces = timeline(path, "svg", conn, calls, jobs)
     first = next(pieces)
     try:
         with out.open("w", encoding="utf-8") as sink:

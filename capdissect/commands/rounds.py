@@ -1,5 +1,6 @@
-"""One capture's per-packet lines made by several processes (``read --json -j N``),
-printed exactly as one process prints them.
+"""One capture read by several processes, printed exactly as one process prints it:
+``read --json -j N`` (below) and ``flows``/``timeline -j N`` (at the end, with
+tracking/shards.py).
 
 A line of ``read --json`` depends on its packet and its frame number only, so the
 packets are dealt out in rounds of at most ``ROUND`` consecutive frames: worker *k* of
@@ -22,10 +23,18 @@ The end, as one process has it:
   and waits for them, so no process is left behind.
 
 Workers are forked: they start at once with everything imported, the filter compiled.
+
+``flows -j N`` and ``timeline -j N`` deal out connections instead of frames: every
+worker reads the whole file and tracks its share of the connections (a hash of their
+endpoints), sending every ``TRACK_ROUND`` frames or so the flows it started and
+retired; the parent numbers and orders them as one tracker would and makes the report
+itself.  The same end: a damaged file's report then its error, no process left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import multiprocessing
 import os
 import signal
@@ -36,6 +45,9 @@ from typing import TYPE_CHECKING
 
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
+from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, UdpLinked
+from capdissect.tracking.stream import Finished, Totals, Truncation, finished, track
+from capdissect.tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -61,11 +73,12 @@ def check_jobs(path: str | Path, jobs: int) -> str | None:
     return None
 
 
-def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep | None,
-                   limit: int | None) -> Iterator[str]:
-    """What ``convert`` makes of each packet of *path* that *keep* lets through, at most
-    *limit* of them, in frame order, made by *jobs* worker processes.  Each text yielded
-    is the lines of one round, joined by newlines (a line of JSON holds none)."""
+@contextlib.contextmanager
+def _forked(jobs: int, target: Callable[..., None],
+            args: tuple[object, ...]) -> Iterator[list[Connection]]:
+    """*jobs* forked workers running ``target(index, pipe, *args)``, and the pipes they
+    send on; on the way out (an error, Ctrl-C, ``| head``) each is terminated by its PID
+    and joined."""
     context = multiprocessing.get_context("fork")
     # A forked worker flushes the stdio buffers it inherits when it exits.
     sys.stdout.flush()
@@ -75,12 +88,34 @@ def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep 
     try:
         for index in range(jobs):
             receive, send = context.Pipe(duplex=False)
-            worker = context.Process(target=_work, daemon=True, name=f"capdissect-{index}",
-                                     args=(str(path), index, jobs, convert, keep, limit, send))
+            worker = context.Process(target=target, daemon=True, name=f"capdissect-{index}",
+                                     args=(index, send, *args))
             worker.start()
             send.close()  # the worker's end: EOF here if the worker dies
             pipes.append(receive)
             workers.append(worker)
+        yield pipes
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join()
+        for pipe in pipes:
+            pipe.close()
+
+
+def _ended(index: int, jobs: int) -> CapdissectError:
+    return CapdissectError(f"worker process {index} of {jobs} ended without its output "
+                           "(killed?)")
+
+
+def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep | None,
+                   limit: int | None) -> Iterator[str]:
+    """What ``convert`` makes of each packet of *path* that *keep* lets through, at most
+    *limit* of them, in frame order, made by *jobs* worker processes.  Each text yielded
+    is the lines of one round, joined by newlines (a line of JSON holds none)."""
+    with _forked(jobs, _work, (str(path), jobs, convert, keep, limit)) as pipes:
         shown = 0
         turn = 0
         while True:
@@ -89,8 +124,7 @@ def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep 
                 count, status, error = pipe.recv()
                 text = pipe.recv_bytes().decode("ascii") if count else ""
             except EOFError:
-                raise CapdissectError(f"worker process {turn % jobs} of {jobs} ended without "
-                                      "its output (killed?)") from None
+                raise _ended(turn % jobs, jobs) from None
             turn += 1
             if limit is not None and shown + count >= limit:
                 if shown + count > limit:
@@ -105,18 +139,10 @@ def parallel_lines(path: str | Path, jobs: int, convert: Convert, *, keep: Keep 
                 raise CaptureError(error or "the capture could not be read")
             if status is not None:
                 return
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.terminate()
-        for process in workers:
-            process.join()
-        for pipe in pipes:
-            pipe.close()
 
 
-def _work(path: str, index: int, jobs: int, convert: Convert, keep: Keep | None,
-          limit: int | None, out: Connection) -> None:
+def _work(index: int, out: Connection, path: str, jobs: int, convert: Convert,
+          keep: Keep | None, limit: int | None) -> None:
     """Worker *index*: send the lines of each of its rounds, then how the file ended, as
     its next round."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
@@ -209,4 +235,99 @@ def _send(out: Connection, lines: list[str], status: str | None, error: str | No
         if lines:
             out.send_bytes("\n".join(lines).encode("ascii"))
     except OSError:  # the parent went away (Ctrl-C, | head): nothing to say to anyone
+        os._exit(0)
+
+
+# ----- flows and timeline: the connections dealt out (tracking/shards.py) ---------------
+# Frames a shard reads between two reports (rounded up to the reader's lists of packets).
+TRACK_ROUND = 16_384
+
+
+def sharded_flows(path: str | Path, jobs: int, totals: Totals, *, events: bool = False,
+                  limit: int | None = None) -> Iterator[Finished]:
+    """The finished flows of *path* exactly as ``stream.finished`` gives them, tracked by
+    *jobs* worker processes, each taking its share of the connections; *totals* is filled
+    in on the way.  Where the shards cannot follow one tracker (``shards.Diverged``),
+    the capture is tracked again from its start, by shards that keep UDP together
+    (``shards.UdpLinked``) or by this process, and the flows already given are skipped:
+    they are the same."""
+    given = 0
+    for udp_alone in (False, True):
+        try:
+            for item in _merged(str(path), jobs, totals, events, limit, udp_alone, given):
+                yield item
+                given += 1
+            return
+        except Diverged as exc:
+            totals.restart()
+            if not isinstance(exc, UdpLinked):
+                break
+    from capdissect.commands.reports import decoded
+
+    serial = finished(track(decoded(path), Tracker(keep_events=False)), totals,
+                      events=events, limit=limit)
+    yield from itertools.islice(serial, given, None)
+
+
+def _merged(path: str, jobs: int, totals: Totals, events: bool, limit: int | None,
+            udp_alone: bool, given: int) -> Iterator[Finished]:
+    """The flows after the first *given*, from *jobs* shards."""
+    with _forked(jobs, _shard, (path, jobs, events, limit, udp_alone)) as pipes:
+        merge = Merge(jobs, totals)
+        skip = given
+        while True:
+            reports = []
+            for index, pipe in enumerate(pipes):
+                try:
+                    report: ShardReport | str = pipe.recv()
+                except EOFError:
+                    raise _ended(index, jobs) from None
+                if isinstance(report, str):
+                    raise CapdissectError(report)
+                reports.append(report)
+            out = merge.round(reports)
+            if skip:  # given by an earlier try, which stopped where these shards go on
+                dropped = min(skip, len(out))
+                del out[:dropped]
+                skip -= dropped
+            yield from out
+            if reports[0].end is not None:
+                return
+
+
+def _shard(index: int, out: Connection, path: str, jobs: int, events: bool,
+           limit: int | None, udp_alone: bool) -> None:
+    """Worker *index*: track shard *index* of *path*, and send its reports."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    PROGRESS.set(None)  # no progress bar from each worker
+    shard = Shard(index, jobs, events=events, limit=limit, udp_alone=udp_alone)
+    frames = 0
+    damage = None
+    message: ShardReport | str
+    try:
+        with open_capture(path) as capture:
+            due = TRACK_ROUND
+            try:
+                for packets in capture.lists():
+                    for start in range(0, len(packets), TRACK_ROUND):
+                        frames = shard.feed_list(frames, packets[start:start + TRACK_ROUND])
+                        if frames >= due:
+                            _post(out, shard.report(frames))
+                            if shard.serial_from is not None:
+                                return  # the parent starts again
+                            due = frames + TRACK_ROUND
+            except CaptureError as exc:  # frames: the last one read whole
+                damage = Truncation(frames, exc)
+        message = shard.end(frames, damage)
+    except CapdissectError as exc:
+        message = str(exc)
+    except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
+        message = f"worker process {index} failed: {exc!r}"
+    _post(out, message)
+
+
+def _post(out: Connection, message: ShardReport | str) -> None:
+    try:
+        out.send(message)
+    except OSError:  # the parent went away (Ctrl-C, | head)
         os._exit(0)

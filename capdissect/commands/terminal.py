@@ -285,27 +285,43 @@ def given_together(**chosen: bool | int | str | None) -> list[str]:
     return given if len(given) > 1 else []
 
 
+def _jobs(path: str, jobs: int | None) -> int:
+    """``-j N`` of ``flows`` and ``timeline``; a value that cannot be is one line, exit 1."""
+    if jobs is None:
+        return 1
+    from capdissect.commands.rounds import check_jobs
+
+    problem = check_jobs(path, jobs)
+    if problem is not None:
+        say(f"capdissect: {problem}")
+        raise SystemExit(1)
+    return jobs
+
+
 def run_timeline(path: str, conn: int | None, mermaid: bool, json: bool, svg: str | None,
-                 calls: str | None) -> None:
+                 calls: str | None, jobs: int | None = None) -> None:
     from capdissect.commands import reports as analyze
+    processes = _jobs(path, jobs)
     if svg is not None:
         with cli_errors(progress=Path(path).name):
-            written = analyze.write_timeline_svg(path, svg, conn, calls)
+            written = analyze.write_timeline_svg(path, svg, conn, calls, processes)
         say(f"wrote {written}")
         return
     with cli_errors(progress=Path(path).name) as bar:
         pieces = analyze.timeline(path, "json" if json else "mermaid" if mermaid else "text",
-                                  conn, calls)
+                                  conn, calls, processes)
         write_pieces(pieces if json or mermaid else painted(pieces), bar)
 
 
-def run_flows(path: str, json: bool, csv: bool, wide: bool) -> None:
+def run_flows(path: str, json: bool, csv: bool, wide: bool, jobs: int | None = None) -> None:
     from capdissect.commands import reports as analyze
+    processes = _jobs(path, jobs)
     with cli_errors(progress=Path(path).name) as bar:
         if json or csv:
-            write_pieces(analyze.flows(path, "json" if json else "csv"), bar)
+            write_pieces(analyze.flows(path, "json" if json else "csv", jobs=processes), bar)
         else:
-            write_pieces(painted(analyze.flows(path, "table", wide=wide)), bar)
+            write_pieces(painted(analyze.flows(path, "table", wide=wide, jobs=processes)),
+                         bar)
 
 
 def run_sockets(path: str, at: str | None, after: int | None, every: bool) -> None:

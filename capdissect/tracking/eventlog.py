@@ -123,6 +123,15 @@ class Replay:
         self._unreachable = unreachable
         self._udp = udp
 
+    def __reduce__(self) -> tuple[type[Replay], tuple[Any, ...]]:
+        # Sent whole between processes (tracking/shards.py), without the shapes' cache:
+        # the receiver shares one of its own among a log's replays (share_shapes).
+        return (Replay, (self._log, self._strings, self._swap, self._unreachable, self._udp))
+
+    def share_shapes(self, shaped: ShapeValues) -> None:
+        """Keep the values of shapes in *shaped*, shared with other replays of this log."""
+        self._shaped = shaped
+
     def __len__(self) -> int:
         return self._log.count + len(self._unreachable)
 

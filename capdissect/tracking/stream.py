@@ -101,6 +101,13 @@ class Totals:
     truncated: Truncation | None = None
     done: bool = False
 
+    def restart(self) -> None:
+        """Forget everything: the capture is read again from its start."""
+        self.first_ts = None
+        self.packets = self.icmp_unreachable = self.evicted = self.flows = 0
+        self.truncated = None
+        self.done = False
+
 
 class Finished(NamedTuple):
     """A flow that is over, with its events when they were logged."""
@@ -111,7 +118,7 @@ class Finished(NamedTuple):
 
 
 @dataclass(slots=True)
-class _IdOrder:
+class IdOrder:
     """Releases items in id order, holding at most *window* out-of-order ones."""
 
     window: int
@@ -136,6 +143,32 @@ class _IdOrder:
             yield heapq.heappop(self.heap)[1]
 
 
+class Finishing:
+    """What a finished flow carries beside the tracker's record: its UDP bytes each way,
+    and its logged events when *events* is set (see ``finished``)."""
+
+    def __init__(self, events: bool, only: int | None, limit: int | None) -> None:
+        self.log = EventLog(only, limit) if events else None
+        self.udp_sent: dict[int, list[int]] = {}  # conversation id -> [a -> b, b -> a]
+
+    def saw(self, seen: Observation | None) -> None:
+        """One packet's observation, in capture order."""
+        log = self.log
+        if isinstance(seen, UdpUpdate):
+            sent = self.udp_sent.setdefault(seen.conversation.id, [0, 0])
+            sent[seen.datagram.sender == "b"] += seen.datagram.length
+            if log is not None:
+                log.udp(seen)
+        elif log is not None and isinstance(seen, Update):
+            log.tcp(seen)
+
+    def done(self, flow: Flow) -> Finished:
+        """*flow*, retired now, with what was kept for it (then forgotten)."""
+        a_to_b, b_to_a = self.udp_sent.pop(flow.id, (0, 0))
+        replay: Replay | tuple[TimelineItem, ...] = () if self.log is None else self.log.take(flow)
+        return Finished(flow, replay, (a_to_b, b_to_a))
+
+
 def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = False,
              only: int | None = None, window: int = ORDER_WINDOW,
              limit: int | None = None) -> Iterator[Finished]:
@@ -145,21 +178,13 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
     (UDP); *only* limits that (and the output) to one flow id; *limit* keeps the first
     *limit* of each flow and counts the rest (``Replay.left_out``).
     """
-    log = EventLog(only, limit) if events else None
-    udp_sent: dict[int, list[int]] = {}  # conversation id -> [bytes a -> b, bytes b -> a]
-    order = _IdOrder(window)
+    finishing = Finishing(events, only, limit)
+    order = IdOrder(window)
     for step in steps:
         if isinstance(step, Step):
             if totals.first_ts is None:
                 totals.first_ts = step.ts
-            seen = step.seen
-            if isinstance(seen, UdpUpdate):
-                sent = udp_sent.setdefault(seen.conversation.id, [0, 0])
-                sent[seen.datagram.sender == "b"] += seen.datagram.length
-                if log is not None:
-                    log.udp(seen)
-            elif log is not None and isinstance(seen, Update):
-                log.tcp(seen)
+            finishing.saw(step.seen)
         else:
             totals.packets = step.packets
             totals.icmp_unreachable = step.icmp_unreachable
@@ -167,11 +192,10 @@ def finished(steps: Iterable[Step | End], totals: Totals, *, events: bool = Fals
             totals.truncated = step.truncated
         for flow in step.retired:
             totals.flows += 1
-            a_to_b, b_to_a = udp_sent.pop(flow.id, (0, 0))
-            replay: Replay | tuple[TimelineItem, ...] = () if log is None else log.take(flow)
+            item = finishing.done(flow)
             if only is not None and flow.id != only:
                 continue
-            yield from order.push(Finished(flow, replay, (a_to_b, b_to_a)))
+            yield from order.push(item)
     totals.done = True
     yield from order.flush()
 

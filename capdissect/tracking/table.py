@@ -45,6 +45,22 @@ class FlowTable(Generic[K, F]):
         self._clock = 0.0
         self._now: float | None = None
         self._done: list[F] = []
+        # Of the flows retired and not drained yet, how many the idle pass of ``expire``
+        # retired: they are the last ones (capdissect/tracking/shards.py orders by it).
+        self.retired_idle = 0
+
+    def __len__(self) -> int:
+        return len(self._open) + len(self._idle)
+
+    @property
+    def young_count(self) -> int:
+        """How many young flows are open."""
+        return len(self._young)
+
+    @property
+    def idle_count(self) -> int:
+        """How many kept flows are quiet past linger (``close`` retires them first)."""
+        return len(self._idle)
 
     def get(self, key: K) -> F | None:
         flow = self._open.get(key)
@@ -101,6 +117,7 @@ class FlowTable(Generic[K, F]):
             if clock - self._seen[key] < self.idle:
                 break
             self.retire(key)
+            self.retired_idle += 1
 
     def retire(self, key: K) -> None:
         flow = self._open.pop(key, None)
@@ -114,6 +131,7 @@ class FlowTable(Generic[K, F]):
     def drain(self) -> list[F]:
         """The flows retired since the last call, in the order they were retired."""
         done, self._done = self._done, []
+        self.retired_idle = 0
         return done
 
     def close(self) -> list[F]:

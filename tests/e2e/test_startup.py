@@ -173,6 +173,9 @@ COMMON: Final = [
     ["flows", "f.pcap"],
     ["flows", "f.pcap", "--json"],
     ["flows", "--wide", "f.pcap", "--csv"],
+    ["flows", "f.pcap", "--json", "-j", "2"],
+    ["flows", "-j3", "f.pcap", "--jobs=4"],
+    ["timeline", "f.pcap", "--json", "--jobs", "2"],
     ["timeline", "f.pcap", "--conn", "2", "--mermaid"],
     ["timeline", "f.pcap", "--conn=0", "--svg", "out.svg", "--calls", "f.strace"],
     ["timeline", "f.pcap", "--svg", "--json"],  # the value of --svg, whatever it looks like

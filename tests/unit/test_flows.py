@@ -15,7 +15,7 @@ from capdissect.commands import reports as analyze
 from capdissect.dissect.tcp import ACK, PSH, SYN
 from capdissect.report.json.document import json_document
 from capdissect.report.tables.flows import table_lines
-from capdissect.tracking.stream import Finished, Totals, _IdOrder, finished, track
+from capdissect.tracking.stream import Finished, IdOrder, Totals, finished, track
 from capdissect.tracking.tracker import Tracker
 from capdissect.tracking.udp import UdpConversation
 from tests.support.reportwire import Wire, lesson
@@ -117,7 +117,7 @@ def test_empty_capture_says_so() -> None:
 
 
 def test_flows_come_out_in_id_order_within_the_window() -> None:
-    order = _IdOrder(window=3)
+    order = IdOrder(window=3)
 
     def item(flow_id: int) -> Finished:
         return Finished(UdpConversation(flow_id, (bytes(4), 1), (bytes(4), 2), 0.0),

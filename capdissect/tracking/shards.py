@@ -1,0 +1,286 @@
+"""One capture's flows tracked in several shards, put back together exactly as one
+tracker has them: what ``flows -j N`` and ``timeline -j N`` run in their processes.
+
+Each shard reads every packet in capture order.  It tracks the TCP and UDP packets of
+its own flows (a hash of the two endpoints, dissect/route.py, deals each connection to
+one shard) and, for every other TCP or UDP packet, only moves that protocol's table
+clock, so that its flows go quiet, linger and retire at the frames they would in one
+tracker.  Shard 0 also takes the ICMP errors.  A shard numbers its flows itself and
+says, a round of frames at a time, which flows it started at which frame and which it
+retired, with what decided their order.
+
+``Merge`` puts the rounds back together: a flow's id is its rank among the flows started
+by all the shards (one tracker numbers them as they start), and the flows retired at one
+frame go out in one tracker's order (the port-reuse retirement first, then the expiry
+pass over the flows by last activity, then its pass over the idle kept flows; at the
+end, each table's idle flows, then its open ones).  The ``Finished`` flows come out in
+the order ``stream.finished`` gives, so every report made of them is the same text.
+
+What one shard cannot know, ``Merge`` refuses before it hands out anything of that
+round:
+
+- an ICMP port unreachable that quotes a UDP datagram (``UdpLinked``): whether the
+  refusing socket is connect()ed is told by every datagram its port sent, in any
+  conversation.  The caller starts again with ``udp_alone`` shards: shard 0 takes every
+  UDP datagram and ICMP error, the others the TCP connections;
+- a round that may have filled a table (``Diverged``; its flows would be evicted by the
+  count of all the shards' flows): the sum of the shards' open flows and the flows they
+  started in the round reaching ``max_open``, or the bare SYNs reaching the half-open
+  bound.  The caller tracks the capture in one process instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from capdissect.dissect.route import NONE, TCP, UDP, UNKNOWN, route, route_decoded
+from capdissect.dissect.stack import decode
+from capdissect.errors import CaptureError
+from capdissect.packets import RawPacket
+from capdissect.tracking.eventlog import Replay, ShapeValues
+from capdissect.tracking.stream import (
+    ORDER_WINDOW,
+    Finished,
+    Finishing,
+    IdOrder,
+    Totals,
+    Truncation,
+)
+from capdissect.tracking.tcp import MAX_HALF_OPEN, Update
+from capdissect.tracking.tracker import MAX_OPEN, Flow, IcmpUpdate, Tracker, UdpUpdate
+
+# A retired flow's place among those retired at the same frame: (frame, table, pass,
+# frame of its last packet).  Passes: 0 a connection whose ports a new one reuses,
+# 1 expired, 2 expired from the idle kept flows; at the end 0 the idle, 1 the open.
+Place = tuple[int, int, int, int]
+_TCP_TABLE: Final = 0
+_UDP_TABLE: Final = 1
+
+
+class ShardEnd(NamedTuple):
+    """How a shard's capture ended: its packets, the ICMP errors it took, and where the
+    file was damaged (the last frame read whole, the reader's error), if it was."""
+
+    packets: int
+    icmp_unreachable: int
+    evicted: int
+    damaged_after: int | None
+    error: str | None
+
+
+class ShardReport(NamedTuple):
+    """A shard's round: what it started and retired since its last report."""
+
+    frames: int  # frames read so far
+    first_ts: float | None
+    started: list[tuple[int, int]]  # (frame, the shard's id) of each flow started
+    started_tcp: int
+    started_udp: int
+    open_tcp: int  # flows open at the end of the round
+    young_tcp: int
+    open_udp: int
+    retired: list[tuple[Place, Finished]]
+    serial_from: int | None  # the first frame the shard cannot follow alone
+    end: ShardEnd | None = None
+
+
+class Shard:
+    """The tracker of shard *index* of *count*; reports a round at a time."""
+
+    def __init__(self, index: int, count: int, *, events: bool = False,
+                 limit: int | None = None, udp_alone: bool = False) -> None:
+        self.index = index
+        self.count = count
+        self.udp_alone = udp_alone
+        self.tracker = Tracker(keep_events=False)
+        self.finishing = Finishing(events, None, limit)
+        self.first_ts: float | None = None
+        self.serial_from: int | None = None
+        self._started: list[tuple[int, int]] = []
+        self._started_tcp = 0
+        self._started_udp = 0
+        self._retired: list[tuple[Place, Finished]] = []
+        self._last: dict[int, int] = {}  # the shard's flow id -> frame of its last packet
+
+    def feed(self, frame: int, raw: RawPacket) -> None:
+        """Packet *frame* of the capture (every one, in order)."""
+        if self.first_ts is None:
+            self.first_ts = raw.ts
+        pkt = None
+        where = route(raw.data, raw.linktype, raw.wire_len)
+        if where == UNKNOWN:
+            pkt = decode(raw)
+            where = route_decoded(pkt)
+        kind = where & 3
+        tracker = self.tracker
+        if kind == TCP and self.udp_alone:
+            mine = (where >> 2) % (self.count - 1) + 1 == self.index
+        elif kind == TCP or (kind == UDP and not self.udp_alone):
+            mine = (where >> 2) % self.count == self.index
+        else:
+            mine = kind != NONE and self.index == 0
+        if not mine:
+            tracker.packets += 1
+            if kind == TCP:
+                tracker.tcp.table.expire(raw.ts)
+                self._retire(frame, _TCP_TABLE, None)
+            elif kind == UDP:
+                tracker.udp.table.expire(raw.ts)
+                self._retire(frame, _UDP_TABLE, None)
+            return
+        seen = tracker.feed(frame, decode(raw) if pkt is None else pkt)
+        self.finishing.saw(seen)
+        if isinstance(seen, Update):
+            flow_id = seen.connection.id
+            if seen.new:
+                self._started.append((frame, flow_id))
+                self._started_tcp += 1
+            self._last[flow_id] = frame
+            self._retire(frame, _TCP_TABLE, seen)
+        elif isinstance(seen, UdpUpdate):
+            flow_id = seen.conversation.id
+            if seen.new:
+                self._started.append((frame, flow_id))
+                self._started_udp += 1
+            self._last[flow_id] = frame
+            self._retire(frame, _UDP_TABLE, None)
+        elif (isinstance(seen, IcmpUpdate) and seen.quoted is not None and not self.udp_alone
+              and seen.kind == "port unreachable" and self.serial_from is None):
+            self.serial_from = frame
+
+    def feed_list(self, frames: int, packets: list[RawPacket]) -> int:
+        """*packets*, the frames after the first *frames*; how many frames now."""
+        for raw in packets:
+            frames += 1
+            self.feed(frames, raw)
+        return frames
+
+    def _retire(self, frame: int, table: int, update: Update | None) -> None:
+        """Take what the table of the packet's protocol retired at *frame* (no other
+        table retires anything then)."""
+        tracker = self.tracker
+        if table == _TCP_TABLE:
+            idle = tracker.tcp.table.retired_idle
+            done: list[Flow] = [*tracker.tcp.drain()]
+        else:
+            idle = tracker.udp.table.retired_idle
+            done = [*tracker.udp.drain()]
+        if not done:
+            return
+        # The connection a new one reuses the ports of is retired first, then expiry's
+        # two passes; its last pass's retirements are the last *idle* ones.
+        reused = update is not None and update.new and update.connection.reused_ports
+        expired = len(done) - idle
+        for i, flow in enumerate(done):
+            step = 0 if reused and i == 0 else 1 if i < expired else 2
+            self._done(flow, (frame, table, step, self._last.pop(flow.id)))
+
+    def _done(self, flow: Flow, place: Place) -> None:
+        self._retired.append((place, self.finishing.done(flow)))
+
+    def report(self, frames: int) -> ShardReport:
+        """The round that ends after *frames* frames; the next one starts empty."""
+        tcp, udp = self.tracker.tcp.table, self.tracker.udp.table
+        report = ShardReport(frames, self.first_ts, self._started, self._started_tcp,
+                             self._started_udp, len(tcp), tcp.young_count, len(udp),
+                             self._retired, self.serial_from)
+        self._started, self._retired = [], []
+        self._started_tcp = self._started_udp = 0
+        return report
+
+    def end(self, frames: int, damage: Truncation | None) -> ShardReport:
+        """The last round: the capture ended after *frames* frames (at *damage*, if it
+        was cut), and every flow still open is retired now."""
+        tracker = self.tracker
+        end = frames + 1
+        idle = tracker.tcp.table.idle_count
+        tcp: list[Flow] = [*tracker.tcp.close()]
+        for i, flow in enumerate(tcp):
+            self._done(flow, (end, _TCP_TABLE, 0 if i < idle else 1, self._last.pop(flow.id)))
+        for flow in tracker.udp.close():  # UDP keeps no flow idle
+            self._done(flow, (end, _UDP_TABLE, 1, self._last.pop(flow.id)))
+        report = self.report(frames)
+        return report._replace(end=ShardEnd(
+            tracker.packets, tracker.icmp_unreachable, tracker.evicted,
+            None if damage is None else damage.after_frame,
+            None if damage is None else damage.message))
+
+
+class Diverged(Exception):
+    """The shards cannot give one tracker's flows from this round on (see the module)."""
+
+
+class UdpLinked(Diverged):
+    """An ICMP error links a UDP conversation to the others: shards with ``udp_alone``
+    (every UDP datagram and ICMP error in shard 0) can follow it."""
+
+
+class Merge:
+    """The shards' reports, a round at a time, made into one tracker's finished flows."""
+
+    def __init__(self, count: int, totals: Totals, *, window: int = ORDER_WINDOW,
+                 max_open: int = MAX_OPEN,
+                 max_young: int = min(MAX_OPEN, MAX_HALF_OPEN)) -> None:
+        self.count = count
+        self.totals = totals
+        self.max_open = max_open
+        self.max_young = max_young
+        self._order = IdOrder(window)
+        self._ids: dict[tuple[int, int], int] = {}  # (shard, its id) -> the flow's id
+        self._next_id = 1
+        self._open = [(0, 0, 0)] * count  # each shard's TCP, young TCP and UDP flows
+        self._shaped: list[ShapeValues] = [{} for _ in range(count)]
+
+    def round(self, reports: list[ShardReport]) -> list[Finished]:
+        """The flows the round finished, in order (all of them after the last round);
+        raises Diverged, having changed nothing, when the shards cannot be followed."""
+        self._check(reports)
+        totals = self.totals
+        if totals.first_ts is None:
+            totals.first_ts = reports[0].first_ts
+        started = sorted((frame, shard, flow_id) for shard, report in enumerate(reports)
+                         for frame, flow_id in report.started)
+        for _, shard, flow_id in started:
+            self._ids[shard, flow_id] = self._next_id
+            self._next_id += 1
+        retired: list[tuple[Place, Finished]] = []
+        for shard, report in enumerate(reports):
+            self._open[shard] = (report.open_tcp, report.young_tcp, report.open_udp)
+            for place, item in report.retired:
+                item.flow.id = self._ids.pop((shard, item.flow.id))
+                if isinstance(item.events, Replay):
+                    item.events.share_shapes(self._shaped[shard])
+                retired.append((place, item))
+        retired.sort(key=_place)
+        out: list[Finished] = []
+        for _, item in retired:
+            totals.flows += 1
+            out.extend(self._order.push(item))
+        end = reports[0].end
+        if end is not None:
+            totals.packets = end.packets
+            totals.icmp_unreachable = sum(r.end.icmp_unreachable for r in reports if r.end)
+            totals.evicted = sum(r.end.evicted for r in reports if r.end)
+            if end.damaged_after is not None:
+                totals.truncated = Truncation(end.damaged_after,
+                                              CaptureError(end.error or "damaged capture"))
+            totals.done = True
+            out.extend(self._order.flush())
+        return out
+
+    def _check(self, reports: list[ShardReport]) -> None:
+        if len(reports) != self.count or len({r.frames for r in reports}) != 1:
+            raise Diverged("the shards' rounds do not line up")
+        for report in reports:
+            if report.serial_from is not None:
+                raise UdpLinked(f"frame {report.serial_from}: an ICMP error quotes a UDP "
+                                "datagram")
+        tcp = sum(o[0] for o in self._open) + sum(r.started_tcp for r in reports)
+        young = sum(o[1] for o in self._open) + sum(r.started_tcp for r in reports)
+        udp = sum(o[2] for o in self._open) + sum(r.started_udp for r in reports)
+        if tcp >= self.max_open or udp >= self.max_open or young >= self.max_young:
+            raise Diverged("so many flows open at once that some may be retired early")
+
+
+def _place(entry: tuple[Place, Finished]) -> Place:
+    return entry[0]

@@ -1,0 +1,135 @@
+"""``flows -j N`` and ``timeline -j N``: the report made from N worker processes, each
+tracking its share of the connections, is the report one process makes, byte for byte,
+in every format, to the end of a damaged file; where the shards cannot follow one
+tracker (a refused UDP datagram, a table that may fill) the output is still the same.
+
+Rounds are made tiny here (``rounds.TRACK_ROUND``) so that the small captures of the
+corpus are reported in many rounds; forked workers see the patched value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capdissect.commands import reports, rounds
+from capdissect.errors import CapdissectError
+from capdissect.sources.writer import PacketWriter
+from capdissect.tracking.shards import Merge, Shard
+from tests.support.compare import capdissect_command, run
+from tests.unit.test_packetjson import ALL_FILES, CAPTURES
+from tests.unit.test_shards import lingering_capture
+
+DAMAGED = Path(__file__).parents[1] / "damaged"
+FLOWS = ("json", "csv", "table")
+TIMELINES = ("json", "text", "mermaid", "svg")
+
+
+@pytest.fixture(autouse=True)
+def tiny_rounds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 3)
+    yield
+
+
+def flows(path: Path, fmt: str, jobs: int) -> str:
+    return "".join(reports.flows(path, fmt, jobs=jobs))  # type: ignore[arg-type]
+
+
+def timeline(path: Path, fmt: str, jobs: int) -> str:
+    return "".join(reports.timeline(path, fmt, jobs=jobs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_two_processes_report_what_one_reports(path: Path) -> None:
+    assert flows(path, "json", 2) == flows(path, "json", 1)
+    assert timeline(path, "json", 2) == timeline(path, "json", 1)
+
+
+@pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
+def test_every_format_of_the_lessons(path: Path) -> None:
+    for fmt in FLOWS:
+        assert flows(path, fmt, 3) == flows(path, fmt, 1), fmt
+    for fmt in TIMELINES:
+        assert timeline(path, fmt, 3) == timeline(path, fmt, 1), fmt
+
+
+@pytest.fixture(scope="module")
+def lingering(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/unit/test_shards.py's capture of lessons replayed for 2.5 hours, as a file."""
+    path = tmp_path_factory.mktemp("jobs") / "lingering.pcap"
+    raws = lingering_capture()
+    with PacketWriter(path, raws[0].linktype, 262144) as writer:
+        for raw in raws:
+            writer.write(raw)
+    return path
+
+
+def test_flows_that_linger_and_reuse_ports(lingering: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for fmt in FLOWS:
+        assert flows(lingering, fmt, 2) == flows(lingering, fmt, 1), fmt
+    assert timeline(lingering, "json", 3) == timeline(lingering, "json", 1)
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 500)
+    assert flows(lingering, "json", 2) == flows(lingering, "json", 1)
+
+
+def test_a_full_table_falls_back_to_one_process(lingering: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shards give up part-way: the flows given so far are not given twice."""
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 20)
+    one = flows(lingering, "csv", 1)
+    monkeypatch.setattr(rounds, "Merge", functools.partial(Merge, max_open=14))
+    assert flows(lingering, "csv", 2) == one
+    assert timeline(lingering, "text", 2) == timeline(lingering, "text", 1)
+
+
+def test_refused_udp_is_tracked_with_udp_in_one_process(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """udp-unreachable's ICMP errors make the shards start again with UDP together; the
+    worker processes that made the output say so by their PIDs."""
+    made = tmp_path / "made"
+    made.mkdir()
+
+    def recorded(index: int, count: int, **options: bool) -> Shard:
+        (made / f"{os.getpid()}-{options.get('udp_alone')}").touch()
+        return Shard(index, count, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rounds, "Shard", recorded)
+    path = CAPTURES / "udp-unreachable.pcap"
+    for fmt in TIMELINES:
+        assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
+    workers = [name.name.split("-") for name in made.iterdir()]
+    assert {alone for _, alone in workers} == {"False", "True"}
+    assert str(os.getpid()) not in {pid for pid, _ in workers}
+
+
+def test_a_damaged_file_gives_the_same_report_and_error(tmp_path: Path) -> None:
+    damaged = DAMAGED / "D01_truncated_tcp_basic.pcap"
+    for command in (["flows", "--json"], ["timeline"], ["flows", "--csv"]):
+        one = run([*capdissect_command(), *command, str(damaged)])
+        two = run([*capdissect_command(), *command, str(damaged), "-j", "2"])
+        assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout,
+                                                            one.stderr)
+        assert one.returncode == 1 and one.stdout and "Traceback" not in one.stderr
+    with pytest.raises(CapdissectError) as error:
+        flows(tmp_path, "json", 2)  # a directory: not a capture, before any output
+    assert str(tmp_path) in str(error.value)
+
+
+def test_jobs_refused_where_they_cannot_work() -> None:
+    path = str(CAPTURES / "tcp-basic.pcap")
+    for args, words in ((["flows", "-", "-j", "2"], "not a regular file"),
+                        (["timeline", path, "-j", "0"], "invalid number of jobs 0"),
+                        (["flows", path, "--jobs", "-1"], "invalid number of jobs -1")):
+        result = run([*capdissect_command(), *args])
+        assert result.returncode == 1 and not result.stdout, args
+        assert result.stderr.strip().splitlines()[-1].startswith("capdissect: "), args
+        assert words in result.stderr, args
+    two = run([*capdissect_command(), "flows", path, "--csv", "-j", "2"])
+    one = run([*capdissect_command(), "flows", path, "--csv"])
+    assert two.returncode == 0 and two.stdout == one.stdout != ""

@@ -1,0 +1,86 @@
+"""dissect/route.py: what ``route`` reads from a frame's bytes is what the decoded packet
+says (``route_decoded``), for every packet of the corpus and the bundled captures and
+for mutants of them; it answers for the common frames, and the hash of two endpoints
+does not depend on their order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capdissect.dissect.route import (
+    TCP,
+    UDP,
+    UNKNOWN,
+    endpoints_hash,
+    route,
+    route_decoded,
+)
+from capdissect.dissect.stack import decode
+from capdissect.errors import CaptureError
+from capdissect.packets import RawPacket
+from capdissect.sources.files import open_capture
+from tests.unit.test_packetjson import ALL_FILES, CAPTURES
+
+
+def raw_packets(path: Path) -> Iterator[RawPacket]:
+    """The packets of *path* up to any damage."""
+    with open_capture(path) as capture:
+        try:
+            yield from capture
+        except CaptureError:
+            return
+
+
+def agrees(raw: RawPacket) -> bool:
+    fast = route(raw.data, raw.linktype, raw.wire_len)
+    return fast == UNKNOWN or fast == route_decoded(decode(raw))
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_the_bytes_give_the_decoded_route(path: Path) -> None:
+    for frame, raw in enumerate(raw_packets(path), 1):
+        assert agrees(raw), frame
+
+
+def test_plain_frames_are_routed_without_decoding() -> None:
+    """The lessons (IPv4 on loopback): every frame is told from its bytes; and so are
+    IPv6 frames of the corpus."""
+    for name in ("tcp-basic.pcap", "udp-basic.pcap", "tcp-simultaneous-open.pcap"):
+        raws = list(raw_packets(CAPTURES / name))
+        routes = {route(raw.data, raw.linktype, raw.wire_len) for raw in raws}
+        assert raws and UNKNOWN not in routes, name
+        assert {r & 3 for r in routes} <= {TCP, UDP}, name
+    ipv6 = [route(raw.data, raw.linktype, raw.wire_len) for path in ALL_FILES
+            for raw in raw_packets(path) if raw.linktype == 1 and raw.data[12:14] == b"\x86\xdd"]
+    assert sum(r != UNKNOWN for r in ipv6) > 10
+
+
+def test_mutants_agree() -> None:
+    """Bytes of the headers changed, frames cut, wire lengths below the capture."""
+    rng = random.Random(19)
+    sources = [raw for path in ALL_FILES for raw in list(raw_packets(path))[:20]]
+    assert len(sources) > 900
+    tried = 0
+    for _ in range(30_000):
+        raw = rng.choice(sources)
+        data = bytearray(raw.data)
+        for _ in range(rng.randint(1, 3)):
+            if data:
+                data[rng.randrange(min(len(data), 80))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            del data[rng.randrange(len(data) + 1):]
+        wire = raw.wire_len if rng.random() < 0.8 else rng.randrange(len(data) + 2)
+        mutant = raw._replace(data=bytes(data), wire_len=wire)
+        assert agrees(mutant), (raw, mutant)
+        tried += 1
+    assert tried == 30_000
+
+
+def test_the_hash_does_not_depend_on_the_direction() -> None:
+    a, b = (b"\x7f\x00\x00\x01", 40000), (b"\x7f\x00\x00\x01", 30002)
+    assert endpoints_hash(*a, *b) == endpoints_hash(*b, *a)
+    assert endpoints_hash(*a, *b) != endpoints_hash(*a, b[0], 30003)
