@@ -140,6 +140,12 @@ def comparisons(capture: Path) -> list[Comparison]:
                    peer_label="`read --plain -nn`"),
         Comparison("read --json", (), (ours, "read", f, "--json"), source="issue 19",
                    min_rate=100_000),
+        # Issue 19: two processes against one, the same output (tests/e2e/*_jobs.py).
+        # Peak memory is the parent's; each worker holds its share of the flows.
+        *(Comparison(f"{' '.join(command)} -j 2", (ours, *command[:1], f, *command[1:]),
+                     (ours, *command[:1], f, *command[1:], "-j", "2"), 1 / 1.7, "issue 19",
+                     peer_label="`-j 1`")
+          for command in (("flows", "--json"), ("timeline", "--json"), ("read", "--json"))),
     ]
 
 

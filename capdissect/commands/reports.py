@@ -109,13 +109,16 @@ def _finished(path: str | Path, totals: Totals, jobs: int, *, events: bool = Fal
               limit: int | None = None) -> Iterator[Finished]:
     """The flows of *path* as they finish (``stream.finished``), tracked by *jobs*
     processes (commands/rounds.py) or by this one."""
-    if jobs == 1:
+    def one_process() -> Iterator[Finished]:
         return finished(steps(path), totals, events=events, limit=limit)
+
+    if jobs == 1:
+        return one_process()
     from capdissect.commands.rounds import sharded_flows
 
     with open_capture(path):  # not a capture: fail now, before any output
         pass
-    return sharded_flows(path, jobs, totals, events=events, limit=limit)
+    return sharded_flows(path, jobs, totals, one_process, events=events, limit=limit)
 
 
 def _after(pieces: Iterable[str], totals: Totals) -> Iterator[str]:

@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
 from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, UdpLinked
-from capdissect.tracking.stream import Finished, Totals, Truncation, finished, track
-from capdissect.tracking.tracker import Tracker
+from capdissect.tracking.stream import Finished, Totals, Truncation
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -243,14 +242,15 @@ def _send(out: Connection, lines: list[str], status: str | None, error: str | No
 TRACK_ROUND = 16_384
 
 
-def sharded_flows(path: str | Path, jobs: int, totals: Totals, *, events: bool = False,
+def sharded_flows(path: str | Path, jobs: int, totals: Totals,
+                  one_process: Callable[[], Iterator[Finished]], *, events: bool = False,
                   limit: int | None = None) -> Iterator[Finished]:
     """The finished flows of *path* exactly as ``stream.finished`` gives them, tracked by
     *jobs* worker processes, each taking its share of the connections; *totals* is filled
     in on the way.  Where the shards cannot follow one tracker (``shards.Diverged``),
     the capture is tracked again from its start, by shards that keep UDP together
-    (``shards.UdpLinked``) or by this process, and the flows already given are skipped:
-    they are the same."""
+    (``shards.UdpLinked``) or by *one_process* (``stream.finished`` of the capture, filling
+    in *totals*), and the flows already given are skipped: they are the same."""
     given = 0
     for udp_alone in (False, True):
         try:
@@ -262,11 +262,7 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals, *, events: bool =
             totals.restart()
             if not isinstance(exc, UdpLinked):
                 break
-    from capdissect.commands.reports import decoded
-
-    serial = finished(track(decoded(path), Tracker(keep_events=False)), totals,
-                      events=events, limit=limit)
-    yield from itertools.islice(serial, given, None)
+    yield from itertools.islice(one_process(), given, None)
 
 
 def _merged(path: str, jobs: int, totals: Totals, events: bool, limit: int | None,
