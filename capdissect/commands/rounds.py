@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from capdissect.dissect.route import refusers
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
 from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, UdpLinked
@@ -247,14 +248,18 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
                   limit: int | None = None) -> Iterator[Finished]:
     """The finished flows of *path* exactly as ``stream.finished`` gives them, tracked by
     *jobs* worker processes, each taking its share of the connections; *totals* is filled
-    in on the way.  Where the shards cannot follow one tracker (``shards.Diverged``),
-    the capture is tracked again from its start, by shards that keep UDP together
-    (``shards.UdpLinked``) or by *one_process* (``stream.finished`` of the capture, filling
-    in *totals*), and the flows already given are skipped: they are the same."""
+    in on the way.  The endpoints that refused a UDP datagram are found first, so that
+    their datagrams go to one worker.  Where the shards cannot follow one tracker
+    (``shards.Diverged``), the capture is tracked again from its start, by shards that
+    keep all of UDP together (``shards.UdpLinked``) or by *one_process*
+    (``stream.finished`` of the capture, filling in *totals*), and the flows already given
+    are skipped: they are the same."""
     given = 0
+    pinned = _refusers(str(path))
     for udp_alone in (False, True):
         try:
-            for item in _merged(str(path), jobs, totals, events, limit, udp_alone, given):
+            for item in _merged(str(path), jobs, totals, (events, limit, pinned, udp_alone),
+                                given):
                 yield item
                 given += 1
             return
@@ -265,10 +270,29 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
     yield from itertools.islice(one_process(), given, None)
 
 
-def _merged(path: str, jobs: int, totals: Totals, events: bool, limit: int | None,
-            udp_alone: bool, given: int) -> Iterator[Finished]:
+def _refusers(path: str) -> frozenset[int]:
+    """The endpoints of the capture that refused a UDP datagram (ICMP port unreachable)."""
+    quiet = PROGRESS.set(None)  # the bar follows the workers' reading, not this
+    found: set[int] = set()
+    try:
+        with open_capture(path) as capture:
+            batches = capture.batches() if capture.format == "pcap" else capture.lists()
+            for batch in batches:
+                found |= refusers(batch)
+    except CapdissectError:  # the shards meet the damage where it is, and say so
+        pass
+    finally:
+        PROGRESS.reset(quiet)
+    return frozenset(found)
+
+
+ShardOptions = tuple[bool, "int | None", frozenset[int], bool]  # events, limit, pinned, alone
+
+
+def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
+            given: int) -> Iterator[Finished]:
     """The flows after the first *given*, from *jobs* shards."""
-    with _forked(jobs, _shard, (path, jobs, events, limit, udp_alone)) as pipes:
+    with _forked(jobs, _shard, (path, jobs, options)) as pipes:
         merge = Merge(jobs, totals)
         skip = given
         while True:
@@ -291,12 +315,13 @@ def _merged(path: str, jobs: int, totals: Totals, events: bool, limit: int | Non
                 return
 
 
-def _shard(index: int, out: Connection, path: str, jobs: int, events: bool,
-           limit: int | None, udp_alone: bool) -> None:
+def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOptions) -> None:
     """Worker *index*: track shard *index* of *path*, and send its reports."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
     PROGRESS.set(None)  # no progress bar from each worker
-    shard = Shard(index, jobs, events=events, limit=limit, udp_alone=udp_alone)
+    events, limit, pinned, udp_alone = options
+    shard = Shard(index, jobs, events=events, limit=limit, pinned=pinned,
+                  udp_alone=udp_alone)
     frames = 0
     damage = None
     message: ShardReport | str

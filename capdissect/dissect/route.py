@@ -10,18 +10,26 @@ bytes, and gives ``UNKNOWN`` for any other shape (other links, VLAN tags, IP opt
 fragments, tunnels, ICMP, anything damaged): the caller then decodes the packet and asks
 ``route_decoded``.  The two agree on every packet (tests/unit/test_route.py checks the
 corpus, the bundled captures and mutants of them).
+
+A UDP datagram to or from a *pinned* endpoint goes to shard 0, whatever the other end:
+the endpoints that refused a datagram (an ICMP port unreachable quotes it), so that
+everything their sockets sent is tracked in one process (tracking/shards.py).
+``refusers`` finds them a buffer of records at a time, from the bytes where ``refusal``
+can tell a frame is no port unreachable, else decoded (``refused``).
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import Final
 
+from capdissect.dissect import icmp, icmp6
 from capdissect.dissect.link import EN10MB, ETH_IPV4, ETH_IPV6
-from capdissect.dissect.stack import Packet
+from capdissect.dissect.stack import Packet, decode
 from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.tunnel import VXLAN_PORT
 from capdissect.dissect.udp import UdpHeader
+from capdissect.errors import DissectError
+from capdissect.packets import RawPacket, RecordBatch
 
 NONE: Final = 0  # nothing the tracker looks at
 TCP: Final = 1
@@ -30,16 +38,20 @@ OTHER: Final = 3  # ICMP and ICMPv6
 UNKNOWN: Final = -1  # ``route`` cannot tell without decoding
 
 
-def endpoints_hash(a_addr: bytes, a_port: int, b_addr: bytes, b_port: int) -> int:
-    """A hash of two endpoints, whichever order they come in (stable across processes,
-    unlike ``hash``)."""
-    a = a_addr + a_port.to_bytes(2, "big")
-    b = b_addr + b_port.to_bytes(2, "big")
-    return zlib.crc32(b, zlib.crc32(a)) if a <= b else zlib.crc32(a, zlib.crc32(b))
+def endpoints_hash(a: int, b: int) -> int:
+    """A hash of two endpoints, each an address's number shifted left 16 bits with the
+    port below, whichever order they come in.  An int's hash, and a tuple's of ints, is
+    the same in every process (unlike a string's)."""
+    return hash((a, b) if a <= b else (b, a)) & 0x3FFFFFFF
 
 
-def route_decoded(pkt: Packet) -> int:
-    """The route of a decoded packet."""
+def endpoint(addr: bytes, port: int) -> int:
+    """An endpoint as ``endpoints_hash`` takes it."""
+    return int.from_bytes(addr, "big") << 16 | port
+
+
+def route_decoded(pkt: Packet, pinned: frozenset[int] = frozenset()) -> int:
+    """The route of a decoded packet; UDP to or from a *pinned* endpoint hashes to 0."""
     ip = pkt.ip
     seg = pkt.transport
     if ip is None or seg is None:
@@ -50,10 +62,15 @@ def route_decoded(pkt: Packet) -> int:
         kind = UDP
     else:
         return OTHER
-    return endpoints_hash(ip.src, seg.src_port, ip.dst, seg.dst_port) << 2 | kind
+    a = endpoint(ip.src, seg.src_port)
+    b = endpoint(ip.dst, seg.dst_port)
+    if kind == UDP and pinned and (a in pinned or b in pinned):
+        return UDP
+    return endpoints_hash(a, b) << 2 | kind
 
 
-def route(data: bytes, linktype: int, wire_len: int) -> int:
+def route(data: bytes, linktype: int, wire_len: int,
+          pinned: frozenset[int] = frozenset()) -> int:
     """The route of a captured frame, or ``UNKNOWN`` (decode it, then ``route_decoded``)."""
     caplen = len(data)
     if linktype != EN10MB or caplen < 34:
@@ -70,7 +87,8 @@ def route(data: bytes, linktype: int, wire_len: int) -> int:
         start = 34
         end = min(caplen, 14 + total)
         length = total - 20
-        src, dst = data[26:30], data[30:34]
+        src = data[26] << 24 | data[27] << 16 | data[28] << 8 | data[29]
+        dst = data[30] << 24 | data[31] << 16 | data[32] << 8 | data[33]
     elif ethertype == ETH_IPV6:
         if caplen < 54 or data[14] >> 4 != 6:
             return UNKNOWN
@@ -79,7 +97,8 @@ def route(data: bytes, linktype: int, wire_len: int) -> int:
         start = 54
         end = min(caplen, 54 + payload)
         length = payload
-        src, dst = data[22:38], data[38:54]
+        src = int.from_bytes(data[22:38], "big")
+        dst = int.from_bytes(data[38:54], "big")
     else:
         return UNKNOWN
     # What the frame holds of the segment, as stack.decode counts it.
@@ -101,4 +120,74 @@ def route(data: bytes, linktype: int, wire_len: int) -> int:
     dst_port = data[start + 2] << 8 | data[start + 3]
     if kind == UDP and dst_port == VXLAN_PORT:  # maybe a tunnel: decode says
         return UNKNOWN
-    return endpoints_hash(src, src_port, dst, dst_port) << 2 | kind
+    a = src << 16 | src_port
+    b = dst << 16 | dst_port
+    if kind == UDP and pinned and (a in pinned or b in pinned):
+        return UDP
+    return endpoints_hash(a, b) << 2 | kind
+
+
+def refusal(data: bytes, linktype: int) -> int:
+    """Whether the frame is an ICMP or ICMPv6 port unreachable (which may quote a UDP
+    datagram): 1 or 0, or ``UNKNOWN`` where only decoding tells (``refused``)."""
+    caplen = len(data)
+    if linktype != EN10MB or caplen < 34:
+        return UNKNOWN
+    ethertype = data[12] << 8 | data[13]
+    if ethertype == ETH_IPV4:
+        if data[14] != 0x45 or data[20] & 0x3F or data[21]:
+            return UNKNOWN
+        proto, start, icmp, unreachable, port = data[23], 34, 1, 3, 3
+    elif ethertype == ETH_IPV6:
+        if caplen < 54 or data[14] >> 4 != 6:
+            return UNKNOWN
+        proto, start, icmp, unreachable, port = data[20], 54, 58, 1, 4
+    else:
+        return UNKNOWN
+    if proto == icmp:
+        if caplen < start + 8:
+            return UNKNOWN
+        return int(data[start] == unreachable and data[start + 1] == port)
+    if proto == 6:
+        return 0
+    if proto == 17 and caplen >= start + 4:  # unless it may be VXLAN
+        return 0 if (data[start + 2] << 8 | data[start + 3]) != VXLAN_PORT else UNKNOWN
+    return UNKNOWN
+
+
+def refused(pkt: Packet) -> int | None:
+    """The endpoint (as ``endpoint`` makes it) a decoded ICMP or ICMPv6 port unreachable
+    says refused a UDP datagram, when its quote shows one."""
+    seg = pkt.transport
+    quote: icmp.QuotedDatagram | icmp6.QuotedPacket | None
+    try:
+        if isinstance(seg, icmp.IcmpHeader) and seg.type == 3 and seg.code == 3:
+            quote = icmp.parse_quoted(pkt.raw.data, seg)
+        elif isinstance(seg, icmp6.Icmp6Header) and seg.type == 1 and seg.code == 4:
+            quote = icmp6.parse_quoted(pkt.raw.data, seg)
+        else:
+            return None
+    except DissectError:
+        return None
+    if quote is None or quote.proto != 17 or quote.dst_port is None:
+        return None
+    return endpoint(quote.dst, quote.dst_port)
+
+
+def refusers(batch: RecordBatch | list[RawPacket]) -> set[int]:
+    """The endpoints that refused a UDP datagram in a pcap record batch, or a list."""
+    found: set[int] = set()
+    if isinstance(batch, list):
+        for raw in batch:
+            if refusal(raw.data, raw.linktype) != 0:
+                _add(found, refused(decode(raw)))
+        return found
+    for i in range(len(batch)):
+        if refusal(batch.data(i), batch.linktype) != 0:
+            _add(found, refused(decode(batch.packet(i))))
+    return found
+
+
+def _add(found: set[int], refuser: int | None) -> None:
+    if refuser is not None:
+        found.add(refuser)

@@ -21,8 +21,10 @@ round:
 
 - an ICMP port unreachable that quotes a UDP datagram (``UdpLinked``): whether the
   refusing socket is connect()ed is told by every datagram its port sent, in any
-  conversation.  The caller starts again with ``udp_alone`` shards: shard 0 takes every
-  UDP datagram and ICMP error, the others the TCP connections;
+  conversation.  Shard 0 takes every datagram to or from the *pinned* endpoints, those
+  the caller found refusing one before tracking (dissect/route.py ``refusers``); for
+  another, the caller starts again with ``udp_alone`` shards: shard 0 takes every UDP
+  datagram, besides its share of the TCP connections;
 - a round that may have filled a table (``Diverged``; its flows would be evicted by the
   count of all the shards' flows): the sum of the shards' open flows and the flows they
   started in the round reaching ``max_open``, or the bare SYNs reaching the half-open
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from capdissect.dissect.route import NONE, TCP, UDP, UNKNOWN, route, route_decoded
+from capdissect.dissect.route import NONE, TCP, UDP, UNKNOWN, endpoint, route, route_decoded
 from capdissect.dissect.stack import decode
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
@@ -88,10 +90,12 @@ class Shard:
     """The tracker of shard *index* of *count*; reports a round at a time."""
 
     def __init__(self, index: int, count: int, *, events: bool = False,
-                 limit: int | None = None, udp_alone: bool = False) -> None:
+                 limit: int | None = None, pinned: frozenset[int] = frozenset(),
+                 udp_alone: bool = False) -> None:
         self.index = index
         self.count = count
-        self.udp_alone = udp_alone
+        self.pinned = pinned  # endpoints whose datagrams all go to shard 0
+        self.udp_alone = udp_alone  # every datagram goes to shard 0
         self.tracker = Tracker(keep_events=False)
         self.finishing = Finishing(events, None, limit)
         self.first_ts: float | None = None
@@ -107,15 +111,13 @@ class Shard:
         if self.first_ts is None:
             self.first_ts = raw.ts
         pkt = None
-        where = route(raw.data, raw.linktype, raw.wire_len)
+        where = route(raw.data, raw.linktype, raw.wire_len, self.pinned)
         if where == UNKNOWN:
             pkt = decode(raw)
-            where = route_decoded(pkt)
+            where = route_decoded(pkt, self.pinned)
         kind = where & 3
         tracker = self.tracker
-        if kind == TCP and self.udp_alone:
-            mine = (where >> 2) % (self.count - 1) + 1 == self.index
-        elif kind == TCP or (kind == UDP and not self.udp_alone):
+        if kind == TCP or (kind == UDP and not self.udp_alone):
             mine = (where >> 2) % self.count == self.index
         else:
             mine = kind != NONE and self.index == 0
@@ -145,7 +147,8 @@ class Shard:
             self._last[flow_id] = frame
             self._retire(frame, _UDP_TABLE, None)
         elif (isinstance(seen, IcmpUpdate) and seen.quoted is not None and not self.udp_alone
-              and seen.kind == "port unreachable" and self.serial_from is None):
+              and seen.kind == "port unreachable" and self.serial_from is None
+              and endpoint(*seen.quoted[1]) not in self.pinned):
             self.serial_from = frame
 
     def feed_list(self, frames: int, packets: list[RawPacket]) -> int:
@@ -159,14 +162,17 @@ class Shard:
         """Take what the table of the packet's protocol retired at *frame* (no other
         table retires anything then)."""
         tracker = self.tracker
+        done: list[Flow]
         if table == _TCP_TABLE:
+            if not tracker.tcp.table.retiring:
+                return
             idle = tracker.tcp.table.retired_idle
-            done: list[Flow] = [*tracker.tcp.drain()]
+            done = [*tracker.tcp.drain()]
         else:
+            if not tracker.udp.table.retiring:
+                return
             idle = tracker.udp.table.retired_idle
             done = [*tracker.udp.drain()]
-        if not done:
-            return
         # The connection a new one reuses the ports of is retired first, then expiry's
         # two passes; its last pass's retirements are the last *idle* ones.
         reused = update is not None and update.new and update.connection.reused_ports
@@ -211,8 +217,9 @@ class Diverged(Exception):
 
 
 class UdpLinked(Diverged):
-    """An ICMP error links a UDP conversation to the others: shards with ``udp_alone``
-    (every UDP datagram and ICMP error in shard 0) can follow it."""
+    """An ICMP error links a UDP conversation to the others, and its refusing endpoint
+    was not pinned: shards with ``udp_alone`` (every UDP datagram in shard 0) can follow
+    it."""
 
 
 class Merge:

@@ -53,6 +53,11 @@ class FlowTable(Generic[K, F]):
         return len(self._open) + len(self._idle)
 
     @property
+    def retiring(self) -> bool:
+        """Whether flows were retired since the last ``drain``."""
+        return bool(self._done)
+
+    @property
     def young_count(self) -> int:
         """How many young flows are open."""
         return len(self._young)

@@ -87,24 +87,28 @@ def test_a_full_table_falls_back_to_one_process(lingering: Path,
     assert timeline(lingering, "text", 2) == timeline(lingering, "text", 1)
 
 
-def test_refused_udp_is_tracked_with_udp_in_one_process(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
-    """udp-unreachable's ICMP errors make the shards start again with UDP together; the
-    worker processes that made the output say so by their PIDs."""
+@pytest.mark.parametrize("found", [True, False])
+def test_refused_udp_is_tracked_with_its_refuser_in_one_process(
+        found: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """udp-unreachable's ICMP errors: the refusing endpoint is found first and pinned to
+    one worker; had it not been found, the shards start again with all of UDP in one.
+    The worker processes that made the output say how by their PIDs."""
     made = tmp_path / "made"
     made.mkdir()
 
-    def recorded(index: int, count: int, **options: bool) -> Shard:
-        (made / f"{os.getpid()}-{options.get('udp_alone')}").touch()
+    def recorded(index: int, count: int, **options: object) -> Shard:
+        how = "alone" if options["udp_alone"] else "pinned" if options["pinned"] else "hash"
+        (made / f"{os.getpid()}-{how}").touch()
         return Shard(index, count, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(rounds, "Shard", recorded)
+    if not found:
+        monkeypatch.setattr(rounds, "_refusers", lambda path: frozenset())
     path = CAPTURES / "udp-unreachable.pcap"
     for fmt in TIMELINES:
         assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
     workers = [name.name.split("-") for name in made.iterdir()]
-    assert {alone for _, alone in workers} == {"False", "True"}
+    assert {how for _, how in workers} == ({"pinned"} if found else {"hash", "alone"})
     assert str(os.getpid()) not in {pid for pid, _ in workers}
 
 

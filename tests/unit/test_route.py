@@ -15,11 +15,16 @@ from capdissect.dissect.route import (
     TCP,
     UDP,
     UNKNOWN,
+    endpoint,
     endpoints_hash,
+    refusal,
+    refused,
+    refusers,
     route,
     route_decoded,
 )
 from capdissect.dissect.stack import decode
+from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
 from capdissect.sources.files import open_capture
@@ -35,15 +40,47 @@ def raw_packets(path: Path) -> Iterator[RawPacket]:
             return
 
 
-def agrees(raw: RawPacket) -> bool:
-    fast = route(raw.data, raw.linktype, raw.wire_len)
-    return fast == UNKNOWN or fast == route_decoded(decode(raw))
+def agrees(raw: RawPacket, pinned: frozenset[int] = frozenset()) -> bool:
+    """``route`` and ``refusal`` say what the decoded packet says, or that they cannot."""
+    fast = route(raw.data, raw.linktype, raw.wire_len, pinned)
+    pkt = decode(raw)
+    if fast != UNKNOWN and fast != route_decoded(pkt, pinned):
+        return False
+    return refusal(raw.data, raw.linktype) != 0 or refused(pkt) is None
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
 def test_the_bytes_give_the_decoded_route(path: Path) -> None:
-    for frame, raw in enumerate(raw_packets(path), 1):
-        assert agrees(raw), frame
+    raws = list(raw_packets(path))
+    # Pinned: every third endpoint of the capture's UDP datagrams.
+    pinned = frozenset(
+        endpoint(pkt.ip.src, pkt.transport.src_port) for pkt in map(decode, raws[::3])
+        if pkt.ip is not None and isinstance(pkt.transport, UdpHeader))
+    for frame, raw in enumerate(raws, 1):
+        assert agrees(raw) and agrees(raw, pinned), frame
+
+
+def test_pinned_datagrams_go_to_shard_0() -> None:
+    raws = list(raw_packets(CAPTURES / "udp-basic.pcap"))
+    client = decode(raws[0])
+    assert client.ip is not None and isinstance(client.transport, UdpHeader)
+    pinned = frozenset({endpoint(client.ip.src, client.transport.src_port)})
+    assert {route(r.data, r.linktype, r.wire_len, pinned) for r in raws} == {UDP}
+    assert {route(r.data, r.linktype, r.wire_len) for r in raws} != {UDP}
+
+
+def test_the_refusers_are_found() -> None:
+    """udp-unreachable: the server's port refused the client's datagrams (the quote's
+    destination); the lessons without an ICMP error have none."""
+    path = CAPTURES / "udp-unreachable.pcap"
+    with open_capture(path) as capture:
+        found = set().union(*(refusers(batch) for batch in capture.batches()))
+    first = decode(next(iter(raw_packets(path))))
+    assert first.ip is not None and isinstance(first.transport, UdpHeader)
+    assert found == {endpoint(first.ip.dst, first.transport.dst_port)}
+    for name in ("tcp-basic.pcap", "udp-basic.pcap"):
+        with open_capture(CAPTURES / name) as capture:
+            assert not set().union(*(refusers(list(capture)),))
 
 
 def test_plain_frames_are_routed_without_decoding() -> None:
@@ -75,12 +112,14 @@ def test_mutants_agree() -> None:
             del data[rng.randrange(len(data) + 1):]
         wire = raw.wire_len if rng.random() < 0.8 else rng.randrange(len(data) + 2)
         mutant = raw._replace(data=bytes(data), wire_len=wire)
-        assert agrees(mutant), (raw, mutant)
+        assert agrees(mutant, frozenset({endpoint(mutant.data[26:30], 30002)})), mutant
         tried += 1
     assert tried == 30_000
 
 
 def test_the_hash_does_not_depend_on_the_direction() -> None:
-    a, b = (b"\x7f\x00\x00\x01", 40000), (b"\x7f\x00\x00\x01", 30002)
-    assert endpoints_hash(*a, *b) == endpoints_hash(*b, *a)
-    assert endpoints_hash(*a, *b) != endpoints_hash(*a, b[0], 30003)
+    a, b = endpoint(b"\x7f\x00\x00\x01", 40000), endpoint(b"\x7f\x00\x00\x01", 30002)
+    assert endpoints_hash(a, b) == endpoints_hash(b, a) >= 0
+    assert endpoints_hash(a, b) != endpoints_hash(a, b + 1)
+    six = endpoint(bytes(15) + b"\x01", 443)
+    assert endpoints_hash(six, a) == endpoints_hash(a, six) >= 0

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from capdissect.dissect.route import refusers
 from capdissect.dissect.stack import decode
 from capdissect.packets import RawPacket
 from capdissect.report.json.document import json_document
@@ -38,13 +39,14 @@ def serial(raws: list[RawPacket], *, events: bool, limit: int | None = None,
 
 
 def sharded(raws: list[RawPacket], count: int, every: int, *, events: bool,
-            limit: int | None = None, udp_alone: bool = False,
+            limit: int | None = None, pinned: frozenset[int] = frozenset(),
+            udp_alone: bool = False,
             places: list[tuple[int, Place]] | None = None,
             given: list[Finished] | None = None, **bounds: int
             ) -> tuple[list[Finished], Totals]:
     """*count* shards reporting every *every* frames; *places* collects (shard, place),
     *given* the flows as they are handed out."""
-    group = [Shard(i, count, events=events, limit=limit, udp_alone=udp_alone)
+    group = [Shard(i, count, events=events, limit=limit, pinned=pinned, udp_alone=udp_alone)
              for i in range(count)]
     totals = Totals()
     merge = Merge(count, totals, **bounds)
@@ -89,9 +91,10 @@ def test_shards_give_one_trackers_flows(path: Path) -> None:
     try:
         for count, every, events in ((2, 1, True), (3, 4, False), (2, 1000, False)):
             same_as_one_tracker(raws, count, every, events=events)
-    except UdpLinked:  # the UDP lessons' refusals: shard 0 keeps UDP together
+    except UdpLinked:  # refused datagrams: their refusers' datagrams in shard 0
         for count, every, events in ((2, 1, True), (3, 4, False)):
-            same_as_one_tracker(raws, count, every, events=events, udp_alone=True)
+            same_as_one_tracker(raws, count, every, events=events,
+                                pinned=frozenset(refusers(raws)))
 
 
 def _ports(raw: RawPacket, old: int, new: int) -> RawPacket:
@@ -184,12 +187,20 @@ def test_a_full_table_is_refused_before_anything_of_its_round() -> None:
     same_as_one_tracker(raws, 2, 100, events=False, max_open=400, max_young=400)
 
 
-def test_refused_udp_needs_udp_in_one_shard() -> None:
-    raws = list(raw_packets(CAPTURES / "udp-unreachable.pcap"))
+@pytest.mark.parametrize("name", ["udp-unreachable.pcap", "udp-connected.pcap"])
+def test_refused_udp_needs_its_refuser_in_one_shard(name: str) -> None:
+    """With the refusing endpoint pinned to shard 0, or all of UDP there, the shards
+    give one tracker's flows; with neither, they refuse the round of the ICMP error."""
+    raws = list(raw_packets(CAPTURES / name))
+    pinned = frozenset(refusers(raws))
+    assert pinned
     with pytest.raises(UdpLinked):
         sharded(raws, 2, 1, events=True)
+    with pytest.raises(UdpLinked):  # another endpoint pinned
+        sharded(raws, 2, 1, events=True, pinned=frozenset({min(pinned) + 1}))
     for count in (2, 3):
-        same_as_one_tracker(raws, count, 1, events=True, udp_alone=True)
+        same_as_one_tracker(raws, count, 1, events=True, pinned=pinned)
+        same_as_one_tracker(raws, count, 2, events=True, udp_alone=True)
 
 
 def test_drawn_items_only_as_one_tracker() -> None:
