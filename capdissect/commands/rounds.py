@@ -329,14 +329,12 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
         with open_capture(path) as capture:
             due = TRACK_ROUND
             try:
-                for packets in capture.lists():
-                    for start in range(0, len(packets), TRACK_ROUND):
-                        frames = shard.feed_list(frames, packets[start:start + TRACK_ROUND])
-                        if frames >= due:
-                            _post(out, shard.report(frames))
-                            if shard.serial_from is not None:
-                                return  # the parent starts again
-                            due = frames + TRACK_ROUND
+                for frames in _fed(capture, shard):
+                    if frames >= due:
+                        _post(out, shard.report(frames))
+                        if shard.serial_from is not None:
+                            return  # the parent starts again
+                        due = frames + TRACK_ROUND
             except CaptureError as exc:  # frames: the last one read whole
                 damage = Truncation(frames, exc)
         message = shard.end(frames, damage)
@@ -345,6 +343,24 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
     except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
         message = f"worker process {index} failed: {exc!r}"
     _post(out, message)
+
+
+def _fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:
+    """Feed *shard* the capture, at most ``TRACK_ROUND`` packets at a time; how many
+    frames were read after each.  A classic pcap file's records become packets only in
+    the shard whose flow they are."""
+    frames = 0
+    if capture.format == "pcap":
+        for batch in capture.batches():
+            for start in range(0, len(batch), TRACK_ROUND):
+                frames = shard.feed_batch(frames, batch, start,
+                                          min(start + TRACK_ROUND, len(batch)))
+                yield frames
+        return
+    for packets in capture.lists():
+        for start in range(0, len(packets), TRACK_ROUND):
+            frames = shard.feed_list(frames, packets[start:start + TRACK_ROUND])
+            yield frames
 
 
 def _post(out: Connection, message: ShardReport | str) -> None:

@@ -36,9 +36,9 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from capdissect.dissect.route import NONE, TCP, UDP, UNKNOWN, endpoint, route, route_decoded
-from capdissect.dissect.stack import decode
+from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CaptureError
-from capdissect.packets import RawPacket
+from capdissect.packets import RawPacket, RecordBatch
 from capdissect.tracking.eventlog import Replay, ShapeValues
 from capdissect.tracking.stream import (
     ORDER_WINDOW,
@@ -108,29 +108,60 @@ class Shard:
 
     def feed(self, frame: int, raw: RawPacket) -> None:
         """Packet *frame* of the capture (every one, in order)."""
-        if self.first_ts is None:
-            self.first_ts = raw.ts
         pkt = None
         where = route(raw.data, raw.linktype, raw.wire_len, self.pinned)
         if where == UNKNOWN:
             pkt = decode(raw)
             where = route_decoded(pkt, self.pinned)
-        kind = where & 3
-        tracker = self.tracker
-        if kind == TCP or (kind == UDP and not self.udp_alone):
-            mine = (where >> 2) % self.count == self.index
+        if self._mine(where):
+            self._own(frame, decode(raw) if pkt is None else pkt)
         else:
-            mine = kind != NONE and self.index == 0
-        if not mine:
-            tracker.packets += 1
-            if kind == TCP:
-                tracker.tcp.table.expire(raw.ts)
-                self._retire(frame, _TCP_TABLE, None)
-            elif kind == UDP:
-                tracker.udp.table.expire(raw.ts)
-                self._retire(frame, _UDP_TABLE, None)
-            return
-        seen = tracker.feed(frame, decode(raw) if pkt is None else pkt)
+            self._other(frame, where, raw.ts)
+
+    def feed_list(self, frames: int, packets: list[RawPacket]) -> int:
+        """*packets*, the frames after the first *frames*; how many frames now."""
+        for raw in packets:
+            frames += 1
+            self.feed(frames, raw)
+        return frames
+
+    def feed_batch(self, frames: int, batch: RecordBatch, start: int, stop: int) -> int:
+        """Records *start* to *stop* of a pcap batch, the frames after the first *frames*:
+        only those of the shard's own flows are made packets."""
+        linktype = batch.linktype
+        for i in range(start, stop):
+            frames += 1
+            where = route(batch.data(i), linktype, batch.wire_len(i), self.pinned)
+            if where == UNKNOWN or self._mine(where):
+                self.feed(frames, batch.packet(i))
+            else:  # RawPacket.ts, from the record
+                self._other(frames, where, batch.ts_sec(i) + batch.ts_nsec(i) / 1e9)
+        return frames
+
+    def _mine(self, where: int) -> bool:
+        kind = where & 3
+        if kind == TCP or (kind == UDP and not self.udp_alone):
+            return (where >> 2) % self.count == self.index
+        return kind != NONE and self.index == 0
+
+    def _other(self, frame: int, where: int, ts: float) -> None:
+        """A packet of another shard's: the clock of its protocol's table moves."""
+        if self.first_ts is None:
+            self.first_ts = ts
+        tracker = self.tracker
+        tracker.packets += 1
+        kind = where & 3
+        if kind == TCP:
+            tracker.tcp.table.expire(ts)
+            self._retire(frame, _TCP_TABLE, None)
+        elif kind == UDP:
+            tracker.udp.table.expire(ts)
+            self._retire(frame, _UDP_TABLE, None)
+
+    def _own(self, frame: int, pkt: Packet) -> None:
+        if self.first_ts is None:
+            self.first_ts = pkt.raw.ts
+        seen = self.tracker.feed(frame, pkt)
         self.finishing.saw(seen)
         if isinstance(seen, Update):
             flow_id = seen.connection.id
@@ -150,13 +181,6 @@ class Shard:
               and seen.kind == "port unreachable" and self.serial_from is None
               and endpoint(*seen.quoted[1]) not in self.pinned):
             self.serial_from = frame
-
-    def feed_list(self, frames: int, packets: list[RawPacket]) -> int:
-        """*packets*, the frames after the first *frames*; how many frames now."""
-        for raw in packets:
-            frames += 1
-            self.feed(frames, raw)
-        return frames
 
     def _retire(self, frame: int, table: int, update: Update | None) -> None:
         """Take what the table of the packet's protocol retired at *frame* (no other
