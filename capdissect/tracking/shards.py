@@ -5,7 +5,7 @@ Each shard reads every packet in capture order.  It tracks the TCP and UDP packe
 its own flows (a hash of the two endpoints, dissect/route.py, deals each connection to
 one shard) and, for every other TCP or UDP packet, only moves that protocol's table
 clock, so that its flows go quiet, linger and retire at the frames they would in one
-tracker.  Shard 0 also takes the ICMP errors.  A shard numbers its flows itself and
+tracker.  Shard 0 also takes the ICMP and ICMPv6 packets.  A shard numbers its flows itself and
 says, a round of frames at a time, which flows it started at which frame and which it
 retired, with what decided their order.
 
@@ -132,8 +132,10 @@ class Shard:
         for i in range(start, stop):
             frames += 1
             where = route(batch.data(i), linktype, batch.wire_len(i), self.pinned)
-            if where == UNKNOWN or self._mine(where):
+            if where == UNKNOWN:
                 self.feed(frames, batch.packet(i))
+            elif self._mine(where):
+                self._own(frames, decode(batch.packet(i)))
             else:  # RawPacket.ts, from the record
                 self._other(frames, where, batch.ts_sec(i) + batch.ts_nsec(i) / 1e9)
         return frames

@@ -19,9 +19,11 @@ import pytest
 
 from capdissect.dissect.route import refusers
 from capdissect.dissect.stack import decode
+from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
 from capdissect.report.json.document import json_document
 from capdissect.report.timeline.ladder import text_lines
+from capdissect.sources.files import open_capture
 from capdissect.tracking import shards
 from capdissect.tracking.shards import Diverged, Merge, Place, Shard, UdpLinked
 from capdissect.tracking.stream import ORDER_WINDOW, Finished, Totals, finished, track
@@ -218,3 +220,30 @@ def test_every_shard_sees_every_packet_and_takes_its_own() -> None:
     assert {end.packets for end in ends if end} == {len(raws)}
     mine = [len(list(itertools.chain(shard.report(len(raws)).retired))) for shard in group]
     assert mine == [0, 0, 0]  # all were handed out by end()
+
+
+def _classic(path: Path) -> bool:
+    with open_capture(path) as capture:
+        return capture.format == "pcap"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_FILES if _classic(p)], ids=lambda p: p.name)
+def test_records_from_a_batch_as_packets_from_a_list(path: Path) -> None:
+    """Shard.feed_batch (a pcap file's records, made packets only when they are the
+    shard's) tracks what Shard.feed_list does."""
+    raws = list(raw_packets(path))
+    for index in range(3):
+        by_list, by_batch = Shard(index, 3), Shard(index, 3)
+        by_list.feed_list(0, raws)
+        frames = 0
+        with open_capture(path) as capture:
+            try:
+                for batch in capture.batches():
+                    frames = by_batch.feed_batch(frames, batch, 0, len(batch))
+            except CaptureError:
+                pass
+        assert frames == len(raws)
+        one, two = by_list.end(frames, None), by_batch.end(frames, None)
+        assert one.end == two.end and one.first_ts == two.first_ts
+        assert ([(place, f.flow.id, f.flow.last_ts) for place, f in one.retired]
+                == [(place, f.flow.id, f.flow.last_ts) for place, f in two.retired])
