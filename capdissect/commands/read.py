@@ -110,9 +110,9 @@ def read_lines(
 
             annotate = Annotator(checksums=options.checksum_level,
                                  names=printer.names).annotate
-        if (keep is None and annotate is None and printer.fast is not None
-                and capture.format == "pcap"):
-            yield from _batch_lines(capture.batches(), printer, options.count)
+        if keep is None and annotate is None and printer.fast is not None:
+            batches = capture.batches() if capture.format == "pcap" else capture.lists()
+            yield from _batch_lines(batches, printer, options.count)
         else:
             yield from packet_lines(capture, options, keep=keep, annotate=annotate,
                                     printer=printer)
@@ -130,11 +130,12 @@ def _link_type_text(linktype: int) -> str:
     return f"{known[0]} ({known[1]})" if known else str(linktype)
 
 
-def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,
+def _batch_lines(batches: Iterable[RecordBatch | list[RawPacket]], printer: TcpdumpPrinter,
                  limit: int | None) -> Iterator[str]:
-    """``packet_lines`` for a classic pcap file without filter or annotations: the same
-    texts, but the common packets are printed a batch at a time by the compiled fast
-    path, without a RawPacket each (two thirds of ``read --plain``'s time)."""
+    """``packet_lines`` without filter or annotations: the same texts, but the common
+    packets are printed a batch at a time by the compiled fast path: a classic pcap
+    file's records without a RawPacket each (two thirds of ``read --plain``'s time), a
+    pcapng file's packets a buffer's list at a time."""
     fast = printer.fast
     assert fast is not None
     number = 0  # packets before the current batch
@@ -144,11 +145,13 @@ def _batch_lines(batches: Iterable[RecordBatch], printer: TcpdumpPrinter,
         while i < n:
             before = len(texts)
             try:
-                i = fast.format_batch(batch, i, texts)
+                i = (fast.format_list(batch, i, texts) if isinstance(batch, list)
+                     else fast.format_batch(batch, i, texts))
             except Exception:  # a bug of ours: the full path prints the packet, or says so
                 i += len(texts) - before
             if i < n:
-                texts.append(_text(printer, batch.packet(i), number + i + 1))
+                raw = batch[i] if isinstance(batch, list) else batch.packet(i)
+                texts.append(_text(printer, raw, number + i + 1))
                 i += 1
         number += n
         if limit is not None and number >= limit:

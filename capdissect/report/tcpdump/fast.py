@@ -24,7 +24,7 @@ from typing import Final
 
 from capdissect.dissect.checksum import pseudo_sum, should_be, verify
 from capdissect.dissect.tcp import FLAG_STRINGS
-from capdissect.packets import RecordBatch
+from capdissect.packets import RawPacket, RecordBatch
 from capdissect.report.tcpdump.hexdump import hex_ascii, hex_only
 from capdissect.report.tcpdump.names import Names
 
@@ -282,6 +282,22 @@ class FastPath:
         while i < n:
             text = self.format(batch.ts_sec(i), batch.ts_nsec(i), batch.wire_len(i),
                                batch.data(i))
+            if text is None:
+                return i
+            out.append(text)
+            i += 1
+        return n
+
+    def format_list(self, packets: list[RawPacket], first: int, out: list[str]) -> int:
+        """``format_batch`` for a list of packets (a pcapng file's, read a buffer at a
+        time): Ethernet packets of the common shape, each interface's or not."""
+        n = len(packets)
+        i = first
+        while i < n:
+            raw = packets[i]
+            if raw.linktype != 1:
+                return i
+            text = self.format(raw.ts_sec, raw.ts_nsec, raw.wire_len, raw.data)
             if text is None:
                 return i
             out.append(text)
