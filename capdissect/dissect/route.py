@@ -69,19 +69,27 @@ def route_decoded(pkt: Packet, pinned: frozenset[int] = frozenset()) -> int:
     return endpoints_hash(a, b) << 2 | kind
 
 
+def _plain_ip(data: bytes, linktype: int) -> int:
+    """4 or 6 when *data* is an Ethernet frame whose IP header the bytes tell plainly
+    (IPv4 without options and not a fragment, or IPv6), else 0."""
+    if linktype != EN10MB or len(data) < 34:
+        return 0
+    ethertype = data[12] << 8 | data[13]
+    if ethertype == ETH_IPV4:
+        return 0 if data[14] != 0x45 or data[20] & 0x3F or data[21] else 4
+    if ethertype == ETH_IPV6:
+        return 6 if len(data) >= 54 and data[14] >> 4 == 6 else 0
+    return 0
+
+
 def route(data: bytes, linktype: int, wire_len: int,
           pinned: frozenset[int] = frozenset()) -> int:
     """The route of a captured frame, or ``UNKNOWN`` (decode it, then ``route_decoded``)."""
     caplen = len(data)
-    if linktype != EN10MB or caplen < 34:
-        return UNKNOWN
-    ethertype = data[12] << 8 | data[13]
-    if ethertype == ETH_IPV4:
-        # No options, not a fragment, a length the header can have (0 is TSO's).
-        if data[14] != 0x45 or data[20] & 0x3F or data[21]:
-            return UNKNOWN
+    version = _plain_ip(data, linktype)
+    if version == 4:
         total = data[16] << 8 | data[17]
-        if total < 20:
+        if total < 20:  # a length the header cannot have, or 0 (TSO's)
             return UNKNOWN
         proto = data[23]
         start = 34
@@ -89,9 +97,7 @@ def route(data: bytes, linktype: int, wire_len: int,
         length = total - 20
         src = data[26] << 24 | data[27] << 16 | data[28] << 8 | data[29]
         dst = data[30] << 24 | data[31] << 16 | data[32] << 8 | data[33]
-    elif ethertype == ETH_IPV6:
-        if caplen < 54 or data[14] >> 4 != 6:
-            return UNKNOWN
+    elif version == 6:
         payload = data[18] << 8 | data[19]
         proto = data[20]  # no extension headers
         start = 54
@@ -131,16 +137,10 @@ def refusal(data: bytes, linktype: int) -> int:
     """Whether the frame is an ICMP or ICMPv6 port unreachable (which may quote a UDP
     datagram): 1 or 0, or ``UNKNOWN`` where only decoding tells (``refused``)."""
     caplen = len(data)
-    if linktype != EN10MB or caplen < 34:
-        return UNKNOWN
-    ethertype = data[12] << 8 | data[13]
-    if ethertype == ETH_IPV4:
-        if data[14] != 0x45 or data[20] & 0x3F or data[21]:
-            return UNKNOWN
+    version = _plain_ip(data, linktype)
+    if version == 4:
         proto, start, icmp, unreachable, port = data[23], 34, 1, 3, 3
-    elif ethertype == ETH_IPV6:
-        if caplen < 54 or data[14] >> 4 != 6:
-            return UNKNOWN
+    elif version == 6:
         proto, start, icmp, unreachable, port = data[20], 54, 58, 1, 4
     else:
         return UNKNOWN

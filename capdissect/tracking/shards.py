@@ -101,8 +101,7 @@ class Shard:
         self.first_ts: float | None = None
         self.serial_from: int | None = None
         self._started: list[tuple[int, int]] = []
-        self._started_tcp = 0
-        self._started_udp = 0
+        self._started_in = [0, 0]  # flows started, by table
         self._retired: list[tuple[Place, Finished]] = []
         self._last: dict[int, int] = {}  # the shard's flow id -> frame of its last packet
 
@@ -166,23 +165,22 @@ class Shard:
         seen = self.tracker.feed(frame, pkt)
         self.finishing.saw(seen)
         if isinstance(seen, Update):
-            flow_id = seen.connection.id
-            if seen.new:
-                self._started.append((frame, flow_id))
-                self._started_tcp += 1
-            self._last[flow_id] = frame
+            self._heard(frame, seen.connection.id, seen.new, _TCP_TABLE)
             self._retire(frame, _TCP_TABLE, seen)
         elif isinstance(seen, UdpUpdate):
-            flow_id = seen.conversation.id
-            if seen.new:
-                self._started.append((frame, flow_id))
-                self._started_udp += 1
-            self._last[flow_id] = frame
+            self._heard(frame, seen.conversation.id, seen.new, _UDP_TABLE)
             self._retire(frame, _UDP_TABLE, None)
         elif (isinstance(seen, IcmpUpdate) and seen.quoted is not None and not self.udp_alone
               and seen.kind == "port unreachable" and self.serial_from is None
               and endpoint(*seen.quoted[1]) not in self.pinned):
             self.serial_from = frame
+
+    def _heard(self, frame: int, flow_id: int, new: bool, table: int) -> None:
+        """The shard's flow *flow_id* had its packet *frame* (its first, if *new*)."""
+        if new:
+            self._started.append((frame, flow_id))
+            self._started_in[table] += 1
+        self._last[flow_id] = frame
 
     def _retire(self, frame: int, table: int, update: Update | None) -> None:
         """Take what the table of the packet's protocol retired at *frame* (no other
@@ -213,11 +211,11 @@ class Shard:
     def report(self, frames: int) -> ShardReport:
         """The round that ends after *frames* frames; the next one starts empty."""
         tcp, udp = self.tracker.tcp.table, self.tracker.udp.table
-        report = ShardReport(frames, self.first_ts, self._started, self._started_tcp,
-                             self._started_udp, len(tcp), tcp.young_count, len(udp),
-                             self._retired, self.serial_from)
-        self._started, self._retired = [], []
-        self._started_tcp = self._started_udp = 0
+        started_tcp, started_udp = self._started_in
+        report = ShardReport(frames, self.first_ts, self._started, started_tcp, started_udp,
+                             len(tcp), tcp.young_count, len(udp), self._retired,
+                             self.serial_from)
+        self._started, self._retired, self._started_in = [], [], [0, 0]
         return report
 
     def end(self, frames: int, damage: Truncation | None) -> ShardReport:

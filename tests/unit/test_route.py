@@ -80,7 +80,7 @@ def test_the_refusers_are_found() -> None:
     assert found == {endpoint(first.ip.dst, first.transport.dst_port)}
     for name in ("tcp-basic.pcap", "udp-basic.pcap"):
         with open_capture(CAPTURES / name) as capture:
-            assert not set().union(*(refusers(list(capture)),))
+            assert not refusers(list(capture))
 
 
 def test_plain_frames_are_routed_without_decoding() -> None:
