@@ -27,6 +27,10 @@ K = TypeVar("K", bound=Hashable)
 F = TypeVar("F")
 
 IDLE: Final = 7200.0  # Linux's tcp_keepalive_time: a quiet established connection lives on
+# ``expire`` looks at the oldest flows only from a clock this much before the first of
+# them could retire: the bound is then safe from the rounding of its sum.
+_DUE_EARLY: Final = 1e-6
+_NEVER: Final = float("inf")
 
 
 class FlowTable(Generic[K, F]):
@@ -43,6 +47,9 @@ class FlowTable(Generic[K, F]):
         self._seen: dict[K, float] = {}  # last activity, on the table's clock
         self._young: OrderedDict[K, None] = OrderedDict()  # young flows, oldest first
         self._clock = 0.0
+        # No flow retires before the clock reaches this: every packet calls ``expire``,
+        # and most retire nothing.
+        self._due = _NEVER
         self._now: float | None = None
         self._done: list[F] = []
         # Of the flows retired and not drained yet, how many the idle pass of ``expire``
@@ -78,6 +85,7 @@ class FlowTable(Generic[K, F]):
             self._open[key] = flow
         self._open.move_to_end(key)
         self._seen[key] = self._clock
+        self._may_retire_at(self._clock + self.linger)
 
     def add(self, key: K, flow: F, young: bool = False) -> None:
         if len(self._open) + len(self._idle) >= self.max_open:
@@ -90,6 +98,11 @@ class FlowTable(Generic[K, F]):
             self._young[key] = None
         self._open[key] = flow
         self._seen[key] = self._clock
+        self._may_retire_at(self._clock + self.linger)
+
+    def _may_retire_at(self, due: float) -> None:
+        if due - _DUE_EARLY < self._due:
+            self._due = due - _DUE_EARLY
 
     def grown(self, key: K) -> None:
         """The flow under *key* is no longer young (its peer answered)."""
@@ -109,6 +122,8 @@ class FlowTable(Generic[K, F]):
         """Advance the clock to *now*; retire the flows quiet for long enough."""
         self.advance(now)
         clock = self._clock
+        if clock < self._due:
+            return
         while self._open:
             key, flow = next(iter(self._open.items()))
             if clock - self._seen[key] < self.linger:
@@ -123,6 +138,11 @@ class FlowTable(Generic[K, F]):
                 break
             self.retire(key)
             self.retired_idle += 1
+        self._due = _NEVER
+        if self._open:
+            self._may_retire_at(self._seen[next(iter(self._open))] + self.linger)
+        if self._idle:
+            self._may_retire_at(self._seen[next(iter(self._idle))] + self.idle)
 
     def retire(self, key: K) -> None:
         flow = self._open.pop(key, None)
