@@ -43,10 +43,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from capdissect.dissect.route import refusers
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
-from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, UdpLinked
+from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, Survey, UdpLinked
 from capdissect.tracking.stream import Finished, Totals, Truncation
 
 if TYPE_CHECKING:
@@ -255,11 +254,13 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
     (``stream.finished`` of the capture, filling in *totals*), and the flows already given
     are skipped: they are the same."""
     given = 0
-    pinned = _refusers(str(path))
+    survey = _surveyed(str(path))
+    pinned = survey.pinned
     for udp_alone in (False, True):
+        plan = survey.plan(jobs, udp_alone)
         try:
-            for item in _merged(str(path), jobs, totals, (events, limit, pinned, udp_alone),
-                                given):
+            for item in _merged(str(path), jobs, totals,
+                                (events, limit, pinned, udp_alone, plan), given):
                 yield item
                 given += 1
             return
@@ -270,23 +271,27 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
     yield from itertools.islice(one_process(), given, None)
 
 
-def _refusers(path: str) -> frozenset[int]:
-    """The endpoints of the capture that refused a UDP datagram (ICMP port unreachable)."""
+def _surveyed(path: str) -> Survey:
+    """The capture read through once: its refusers, and what its flows will cost."""
     quiet = PROGRESS.set(None)  # the bar follows the workers' reading, not this
-    found: set[int] = set()
+    survey = Survey()
     try:
         with open_capture(path) as capture:
-            batches = capture.batches() if capture.format == "pcap" else capture.lists()
-            for batch in batches:
-                found |= refusers(batch)
+            if capture.format == "pcap":
+                for batch in capture.batches():
+                    survey.batch(batch)
+            else:
+                for packets in capture.lists():
+                    survey.packets(packets)
     except CapdissectError:  # the shards meet the damage where it is, and say so
         pass
     finally:
         PROGRESS.reset(quiet)
-    return frozenset(found)
+    return survey
 
 
-ShardOptions = tuple[bool, "int | None", frozenset[int], bool]  # events, limit, pinned, alone
+# events, limit, pinned, udp_alone, plan
+ShardOptions = tuple[bool, "int | None", frozenset[int], bool, bytes]
 
 
 def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
@@ -319,9 +324,9 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
     """Worker *index*: track shard *index* of *path*, and send its reports."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
     PROGRESS.set(None)  # no progress bar from each worker
-    events, limit, pinned, udp_alone = options
+    events, limit, pinned, udp_alone, plan = options
     shard = Shard(index, jobs, events=events, limit=limit, pinned=pinned,
-                  udp_alone=udp_alone)
+                  udp_alone=udp_alone, plan=plan)
     frames = 0
     damage = None
     message: ShardReport | str

@@ -2,10 +2,19 @@
 tracker has them: what ``flows -j N`` and ``timeline -j N`` run in their processes.
 
 Each shard reads every packet in capture order.  It tracks the TCP and UDP packets of
-its own flows (a hash of the two endpoints, dissect/route.py, deals each connection to
-one shard) and, for every other TCP or UDP packet, only moves that protocol's table
+its own flows and, for every other TCP or UDP packet, only moves that protocol's table
 clock, so that its flows go quiet, linger and retire at the frames they would in one
-tracker.  Shard 0 also takes the ICMP and ICMPv6 packets.  A shard numbers its flows itself and
+tracker.  Shard 0 also takes the ICMP and ICMPv6 packets.
+
+Which shard a flow is is decided by a ``Dealer``, the same in every shard: a hash of the
+two endpoints (dissect/route.py) picks a bucket, and the bucket has its shard.  The caller
+first reads the capture through once (``Survey``, a few percent of tracking it) to learn
+what each bucket's packets will cost, and plans the big buckets, largest first, each to
+the shard with the least so far: a capture whose work is a few big connections gets them
+spread over the shards, where the hash alone could put most of them in one.  Any other
+bucket goes, at its first packet, to the shard that has tracked least until then: every
+shard reads the same packets in the same order, so each deals them alike without a word
+to the others.  A shard numbers its flows itself and
 says, a round of frames at a time, which flows it started at which frame and which it
 retired, with what decided their order.
 
@@ -35,7 +44,17 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from capdissect.dissect.route import NONE, TCP, UDP, UNKNOWN, endpoint, route, route_decoded
+from capdissect.dissect.route import (
+    NONE,
+    OTHER,
+    TCP,
+    UDP,
+    UNKNOWN,
+    endpoint,
+    refusers,
+    route,
+    route_decoded,
+)
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket, RecordBatch
@@ -57,6 +76,125 @@ from capdissect.tracking.tracker import MAX_OPEN, Flow, IcmpUpdate, Tracker, Udp
 Place = tuple[int, int, int, int]
 _TCP_TABLE: Final = 0
 _UDP_TABLE: Final = 1
+
+
+# Buckets a Dealer deals out (one byte each): many more than the flows of most captures,
+# so that nearly every flow is placed by itself.
+BUCKETS: Final = 1 << 20
+_UNDEALT: Final = 255
+# What decoding and tracking a packet costs, by kind (route.py): a TCP segment about 1.25
+# times a UDP datagram (3.5-3.8 against 2.8-2.9 us, Tracker.feed on the TCP and on the UDP
+# packets of the first 400,000 of each bench mix, best of 3).
+TCP_COST: Final = 5
+UDP_COST: Final = 4
+# The survey routes one packet in this many: enough to find the big flows, at an eighth of
+# routing them all (0.3 s on the million packets of the short bench mix).
+SAMPLE: Final = 8
+# A bucket is planned when it costs at least this share of a shard's part of the
+# capture; the many small ones are dealt as they come.
+PLANNED_SHARE: Final = 1 / 1024
+
+
+def _cost(kind: int) -> int:
+    return TCP_COST if kind == TCP else UDP_COST
+
+
+class Survey:
+    """A capture read through once before it is dealt out: the endpoints that refused a
+    UDP datagram (``pinned``: every datagram to or from them goes to shard 0), and what
+    each bucket's TCP and UDP packets cost, from every ``SAMPLE``-th packet."""
+
+    def __init__(self) -> None:
+        self.refusers: set[int] = set()
+        self.tcp = [0] * BUCKETS
+        self.udp = [0] * BUCKETS
+
+    def batch(self, batch: RecordBatch) -> None:
+        """The records of a pcap buffer."""
+        self.refusers |= refusers(batch)
+        linktype = batch.linktype
+        for i in range(0, len(batch), SAMPLE):
+            where = route(batch.data(i), linktype, batch.wire_len(i))
+            self._add(route_decoded(decode(batch.packet(i))) if where == UNKNOWN else where)
+
+    def packets(self, packets: list[RawPacket]) -> None:
+        self.refusers |= refusers(packets)
+        for i in range(0, len(packets), SAMPLE):
+            raw = packets[i]
+            where = route(raw.data, raw.linktype, raw.wire_len)
+            self._add(route_decoded(decode(raw)) if where == UNKNOWN else where)
+
+    def _add(self, where: int) -> None:
+        kind = where & 3
+        bucket = (where >> 2) & (BUCKETS - 1)
+        if kind == TCP:
+            self.tcp[bucket] += TCP_COST
+        elif kind == UDP:
+            self.udp[bucket] += UDP_COST
+
+    @property
+    def pinned(self) -> frozenset[int]:
+        return frozenset(self.refusers)
+
+    def plan(self, count: int, udp_alone: bool = False) -> bytes:
+        """Each bucket's shard (``_UNDEALT``: dealt at its first packet) for *count*
+        shards: the buckets of at least ``PLANNED_SHARE`` of a shard's part, largest
+        first, each to the shard with the least so far (with *udp_alone*, shard 0 starts
+        with every datagram)."""
+        load = [0] * count
+        costs = self.tcp
+        if udp_alone:
+            load[0] = sum(self.udp)
+        else:
+            costs = [t + u for t, u in zip(self.tcp, self.udp, strict=True)]
+        least = (sum(costs) + load[0]) / count * PLANNED_SHARE
+        big = sorted(((cost, bucket) for bucket, cost in enumerate(costs)
+                      if cost >= least and cost), reverse=True)
+        owners = bytearray(b"\xff") * BUCKETS
+        for cost, bucket in big:
+            shard = _lightest(load)
+            owners[bucket] = shard
+            load[shard] += cost
+        return bytes(owners)
+
+
+def _lightest(load: list[int]) -> int:
+    """The shard with the least *load* (the first of those)."""
+    best = 0
+    for shard in range(1, len(load)):
+        if load[shard] < load[best]:
+            best = shard
+    return best
+
+
+class Dealer:
+    """Which of *count* shards tracks each packet: ``owner``, asked once for each packet of
+    the capture, in order, by every shard alike.  *plan* (``Survey.plan``) gives the
+    shards of the buckets it knows."""
+
+    def __init__(self, count: int, udp_alone: bool = False, plan: bytes | None = None
+                 ) -> None:
+        self.udp_alone = udp_alone  # every datagram to shard 0
+        # bucket -> its shard, or _UNDEALT
+        self.owners = bytearray(b"\xff") * BUCKETS if plan is None else bytearray(plan)
+        self.owners[0] = 0  # route.py's hash of the datagrams of pinned endpoints
+        self.load = [0] * count  # what each shard has tracked, in costs
+
+    def owner(self, where: int) -> int:
+        """The shard of a packet of route *where*; -1 for none (nothing to track)."""
+        kind = where & 3
+        if kind == NONE:
+            return -1
+        if kind == OTHER or (kind == UDP and self.udp_alone):
+            shard = 0
+        else:
+            bucket = (where >> 2) & (BUCKETS - 1)
+            shard = self.owners[bucket]
+            if shard == _UNDEALT:
+                shard = _lightest(self.load)
+                self.owners[bucket] = shard
+        self.load[shard] += _cost(kind)
+        return shard
 
 
 class ShardEnd(NamedTuple):
@@ -91,11 +229,11 @@ class Shard:
 
     def __init__(self, index: int, count: int, *, events: bool = False,
                  limit: int | None = None, pinned: frozenset[int] = frozenset(),
-                 udp_alone: bool = False) -> None:
+                 udp_alone: bool = False, plan: bytes | None = None) -> None:
         self.index = index
-        self.count = count
         self.pinned = pinned  # endpoints whose datagrams all go to shard 0
         self.udp_alone = udp_alone  # every datagram goes to shard 0
+        self.dealer = Dealer(count, udp_alone, plan)
         self.tracker = Tracker(keep_events=False)
         self.finishing = Finishing(events, None, limit)
         self.first_ts: float | None = None
@@ -140,10 +278,8 @@ class Shard:
         return frames
 
     def _mine(self, where: int) -> bool:
-        kind = where & 3
-        if kind == TCP or (kind == UDP and not self.udp_alone):
-            return (where >> 2) % self.count == self.index
-        return kind != NONE and self.index == 0
+        """Whether the packet of route *where* is the shard's (asked once a packet)."""
+        return self.dealer.owner(where) == self.index
 
     def _other(self, frame: int, where: int, ts: float) -> None:
         """A packet of another shard's: the clock of its protocol's table moves."""

@@ -19,7 +19,7 @@ import pytest
 from capdissect.commands import reports, rounds
 from capdissect.errors import CapdissectError
 from capdissect.sources.writer import PacketWriter
-from capdissect.tracking.shards import Merge, Shard
+from capdissect.tracking.shards import Merge, Shard, Survey
 from tests.support.compare import capdissect_command, run
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_shards import lingering_capture
@@ -103,7 +103,14 @@ def test_refused_udp_is_tracked_with_its_refuser_in_one_process(
 
     monkeypatch.setattr(rounds, "Shard", recorded)
     if not found:
-        monkeypatch.setattr(rounds, "_refusers", lambda path: frozenset())
+        surveyed = rounds._surveyed
+
+        def unaware(path: str) -> Survey:  # the survey misses the refuser
+            survey = surveyed(path)
+            survey.refusers.clear()
+            return survey
+
+        monkeypatch.setattr(rounds, "_surveyed", unaware)
     path = CAPTURES / "udp-unreachable.pcap"
     for fmt in TIMELINES:
         assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
