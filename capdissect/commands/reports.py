@@ -17,7 +17,7 @@ from capdissect._version import __version__
 from capdissect.commands.outfiles import refuse_input
 from capdissect.dissect.stack import Packet, decode
 from capdissect.errors import CapdissectError, NoSuchFlow, OutputError, SocketError
-from capdissect.report.json.document import json_document
+from capdissect.report.json.document import events_text, json_document
 from capdissect.sources.files import CaptureFile, open_capture
 from capdissect.tracking.eventlog import DRAWN_MAX
 from capdissect.tracking.stream import (
@@ -35,6 +35,7 @@ from capdissect.tracking.tracker import Tracker
 # command's start-up is most of a small capture's time.
 if TYPE_CHECKING:
     from capdissect.commands.read import ReadOptions
+    from capdissect.commands.rounds import Render
     from capdissect.report.tables.sockets import TableAt
     from capdissect.tracking.syscalls import Frame, Joined
 
@@ -106,9 +107,11 @@ def _lines(lines: Iterable[str]) -> Iterator[str]:
 
 
 def _finished(path: str | Path, totals: Totals, jobs: int, *, events: bool = False,
-              limit: int | None = None) -> Iterator[Finished]:
+              limit: int | None = None, render: Render | None = None
+              ) -> Iterator[Finished]:
     """The flows of *path* as they finish (``stream.finished``), tracked by *jobs*
-    processes (commands/rounds.py) or by this one."""
+    processes (commands/rounds.py, where *render* makes the text of the events) or by
+    this one."""
     def one_process() -> Iterator[Finished]:
         return finished(steps(path), totals, events=events, limit=limit)
 
@@ -118,7 +121,8 @@ def _finished(path: str | Path, totals: Totals, jobs: int, *, events: bool = Fal
 
     with open_capture(path):  # not a capture: fail now, before any output
         pass
-    return sharded_flows(path, jobs, totals, one_process, events=events, limit=limit)
+    return sharded_flows(path, jobs, totals, one_process, events=events, limit=limit,
+                         render=render)
 
 
 def _after(pieces: Iterable[str], totals: Totals) -> Iterator[str]:
@@ -161,7 +165,9 @@ def timeline(path: str | Path, fmt: TimelineFormat = "text", conn: int | None = 
     if jobs == 1 or conn is not None:
         return timeline_of(lambda: decoded(path), str(path), fmt, conn)
     totals = Totals()
-    done = _finished(path, totals, jobs, events=True, limit=_drawn(fmt))
+    # JSON: the workers make the text of the events too, most of the report's work.
+    done = _finished(path, totals, jobs, events=True, limit=_drawn(fmt),
+                     render=events_text if fmt == "json" else None)
     return _timeline_report(done, totals, str(path), fmt, None, None)
 
 

@@ -28,20 +28,25 @@ Workers are forked: they start at once with everything imported, the filter comp
 worker reads the whole file and tracks its share of the connections (a hash of their
 endpoints), sending every ``TRACK_ROUND`` frames or so the flows it started and
 retired; the parent numbers and orders them as one tracker would and makes the report
-itself.  The same end: a damaged file's report then its error, no process left behind.
+itself.  For ``timeline --json`` the workers also make the text of their flows' events
+(most of the report) and write it to a spool file of their own, which the parent copies
+into the report where it belongs.  The same end: a damaged file's report then its
+error, no process left behind.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import itertools
 import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
@@ -242,12 +247,50 @@ def _send(out: Connection, lines: list[str], status: str | None, error: str | No
 TRACK_ROUND = 16_384
 
 
+Render = Callable[[Finished], Iterator[str]]  # a flow's events as text, in pieces
+_SPOOL_READ = 1 << 20  # bytes of a spooled text read at a time
+
+
+class Spooled:
+    """A flow's events as text, written by a worker into its spool file from *offset*:
+    ``Finished.text``, read in pieces when the report comes to it."""
+
+    def __init__(self, offset: int, length: int) -> None:
+        self.offset = offset
+        self.length = length
+        # The worker's spool, set when the parent receives the flow: open while a flow
+        # in it is (a temporary file, gone when closed).
+        self.spool: IO[bytes] | None = None
+
+    def __getstate__(self) -> tuple[int, int]:
+        return self.offset, self.length
+
+    def __setstate__(self, state: tuple[int, int]) -> None:
+        self.offset, self.length = state
+        self.spool = None
+
+    def __iter__(self) -> Iterator[str]:
+        assert self.spool is not None
+        fd = self.spool.fileno()
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        at, end = self.offset, self.offset + self.length
+        while at < end:
+            data = os.pread(fd, min(_SPOOL_READ, end - at), at)
+            if not data:
+                raise CapdissectError("a worker's spool file ended early (disk full?)")
+            at += len(data)
+            yield decoder.decode(data)
+        yield decoder.decode(b"", final=True)
+
+
 def sharded_flows(path: str | Path, jobs: int, totals: Totals,
                   one_process: Callable[[], Iterator[Finished]], *, events: bool = False,
-                  limit: int | None = None) -> Iterator[Finished]:
+                  limit: int | None = None, render: Render | None = None
+                  ) -> Iterator[Finished]:
     """The finished flows of *path* exactly as ``stream.finished`` gives them, tracked by
     *jobs* worker processes, each taking its share of the connections; *totals* is filled
-    in on the way.  The endpoints that refused a UDP datagram are found first, so that
+    in on the way.  With *render*, the workers make the text of each flow's events with it
+    (``Finished.text``).  The endpoints that refused a UDP datagram are found first, so that
     their datagrams go to one worker.  Where the shards cannot follow one tracker
     (``shards.Diverged``), the capture is tracked again from its start, by shards that
     keep all of UDP together (``shards.UdpLinked``) or by *one_process*
@@ -260,7 +303,7 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
         plan = survey.plan(jobs, udp_alone)
         try:
             for item in _merged(str(path), jobs, totals,
-                                (events, limit, pinned, udp_alone, plan), given):
+                                (events, limit, pinned, udp_alone, plan), render, given):
                 yield item
                 given += 1
             return
@@ -295,38 +338,54 @@ ShardOptions = tuple[bool, "int | None", frozenset[int], bool, bytes]
 
 
 def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
-            given: int) -> Iterator[Finished]:
+            render: Render | None, given: int) -> Iterator[Finished]:
     """The flows after the first *given*, from *jobs* shards."""
-    with _forked(jobs, _shard, (path, jobs, options)) as pipes:
-        merge = Merge(jobs, totals)
-        skip = given
-        while True:
-            reports = []
-            for index, pipe in enumerate(pipes):
-                try:
-                    report: ShardReport | str = pipe.recv()
-                except EOFError:
-                    raise _ended(index, jobs) from None
-                if isinstance(report, str):
-                    raise CapdissectError(report)
-                reports.append(report)
-            out = merge.round(reports)
-            if skip:  # given by an earlier try, which stopped where these shards go on
-                dropped = min(skip, len(out))
-                del out[:dropped]
-                skip -= dropped
-            yield from out
-            if reports[0].end is not None:
-                return
+    # Each spool stays open while a flow in it does, which may outlive this generator
+    # (a caller keeping the flows), so no with-block: closed, a temporary file is gone.
+    spools: list[IO[bytes]] = ([tempfile.TemporaryFile() for _ in range(jobs)]  # noqa: SIM115
+                               if render is not None else [])
+    fds = [spool.fileno() for spool in spools]
+    with _forked(jobs, _shard, (path, jobs, options, render, fds)) as pipes:
+        yield from _merge_rounds(pipes, jobs, Merge(jobs, totals), spools, given)
 
 
-def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOptions) -> None:
-    """Worker *index*: track shard *index* of *path*, and send its reports."""
+def _merge_rounds(pipes: list[Connection], jobs: int, merge: Merge,
+                  spools: list[IO[bytes]], given: int) -> Iterator[Finished]:
+    """The shards' reports, merged; the flows after the first *given*."""
+    skip = given
+    while True:
+        reports = []
+        for index, pipe in enumerate(pipes):
+            try:
+                report: ShardReport | str = pipe.recv()
+            except EOFError:
+                raise _ended(index, jobs) from None
+            if isinstance(report, str):
+                raise CapdissectError(report)
+            for _, item in report.retired if spools else ():
+                if isinstance(item.text, Spooled):
+                    item.text.spool = spools[index]
+            reports.append(report)
+        out = merge.round(reports)
+        if skip:  # given by an earlier try, which stopped where these shards go on
+            dropped = min(skip, len(out))
+            del out[:dropped]
+            skip -= dropped
+        yield from out
+        if reports[0].end is not None:
+            return
+
+
+def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOptions,
+           render: Render | None, spools: list[int]) -> None:
+    """Worker *index*: track shard *index* of *path*, and send its reports (with *render*,
+    its flows' events made text in spool file *spools[index]*)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
     PROGRESS.set(None)  # no progress bar from each worker
     events, limit, pinned, udp_alone, plan = options
     shard = Shard(index, jobs, events=events, limit=limit, pinned=pinned,
                   udp_alone=udp_alone, plan=plan)
+    spooled = _Spooler(render, spools[index] if spools else -1)
     frames = 0
     damage = None
     message: ShardReport | str
@@ -336,18 +395,46 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
             try:
                 for frames in _fed(capture, shard):
                     if frames >= due:
-                        _post(out, shard.report(frames))
+                        _post(out, spooled.report(shard.report(frames)))
                         if shard.serial_from is not None:
                             return  # the parent starts again
                         due = frames + TRACK_ROUND
             except CaptureError as exc:  # frames: the last one read whole
                 damage = Truncation(frames, exc)
-        message = shard.end(frames, damage)
+        message = spooled.report(shard.end(frames, damage))
     except CapdissectError as exc:
         message = str(exc)
     except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
         message = f"worker process {index} failed: {exc!r}"
     _post(out, message)
+
+
+class _Spooler:
+    """A worker's flows' events made text by *render* and written to the spool file
+    *fd*; without *render*, nothing."""
+
+    def __init__(self, render: Render | None, fd: int) -> None:
+        self.render = render
+        self.fd = fd
+        self.end = 0
+
+    def report(self, report: ShardReport) -> ShardReport:
+        """*report* with its flows' events as ``Spooled`` text (and not as events)."""
+        render = self.render
+        if render is None:
+            return report
+        retired = []
+        for place, item in report.retired:
+            start = self.end
+            for piece in render(item):
+                data = piece.encode()
+                written = 0
+                while written < len(data):
+                    written += os.pwrite(self.fd, data[written:], self.end + written)
+                self.end += len(data)
+            retired.append((place, item._replace(events=(),
+                                                 text=Spooled(start, self.end - start))))
+        return report._replace(retired=retired)
 
 
 def _fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:

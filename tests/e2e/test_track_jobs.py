@@ -18,8 +18,10 @@ import pytest
 
 from capdissect.commands import reports, rounds
 from capdissect.errors import CapdissectError
+from capdissect.report.json.document import events_text
 from capdissect.sources.writer import PacketWriter
 from capdissect.tracking.shards import Merge, Shard, Survey
+from capdissect.tracking.stream import Totals, finished
 from tests.support.compare import capdissect_command, run
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_shards import lingering_capture
@@ -84,7 +86,21 @@ def test_a_full_table_falls_back_to_one_process(lingering: Path,
     one = flows(lingering, "csv", 1)
     monkeypatch.setattr(rounds, "Merge", functools.partial(Merge, max_open=14))
     assert flows(lingering, "csv", 2) == one
-    assert timeline(lingering, "text", 2) == timeline(lingering, "text", 1)
+    for fmt in ("text", "json"):  # json: some flows' events made by the workers
+        assert timeline(lingering, fmt, 2) == timeline(lingering, fmt, 1), fmt
+
+
+def test_the_workers_make_the_events_text(lingering: Path) -> None:
+    """timeline --json -j: each flow comes with its events as the text the workers made
+    and spooled, not as events, and it is the text one process makes."""
+    totals = Totals()
+    one = list(finished(reports.steps(lingering), totals, events=True))
+    made = list(rounds.sharded_flows(lingering, 2, Totals(), lambda: iter(()), events=True,
+                                     render=events_text))
+    assert len(made) == len(one) > 100
+    for ours, theirs in zip(made, one, strict=True):
+        assert isinstance(ours.text, rounds.Spooled) and ours.events == ()
+        assert "".join(ours.text) == "".join(events_text(theirs))
 
 
 @pytest.mark.parametrize("found", [True, False])

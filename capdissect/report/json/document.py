@@ -91,6 +91,16 @@ def _flow(item: Finished, events: bool, calls: Joined | None = None) -> Iterator
         return
     # The object without its closing brace, then the events array, streamed.
     yield text[:-1] + ', "events": ['
+    yield from events_text(item)
+    yield "]}"
+
+
+def events_text(item: Finished) -> Iterator[str]:
+    """What the JSON has between the brackets of a flow's events, in pieces of ``_CHUNK``
+    events (or the text a -j worker made of them, ``Finished.text``)."""
+    if item.text is not None:
+        yield from item.text
+        return
     batch: list[str] = []
     first = True
     logged = item.events
@@ -106,7 +116,6 @@ def _flow(item: Finished, events: bool, calls: Joined | None = None) -> Iterator
             batch, first = [], False
     if batch:
         yield ("\n   " if first else ",\n   ") + ",\n   ".join(batch)
-    yield "]}"
 
 
 def item_json(item: TimelineItem) -> JsonObject:
