@@ -107,10 +107,13 @@ class RecordBatch:
         return u32(self.buf, self.offsets[i] + 12, self.big_endian)
 
     def data(self, i: int) -> bytes:
+        start, caplen = self.span(i)
+        return self.buf[start:start + caplen]
+
+    def span(self, i: int) -> tuple[int, int]:
+        """Where record *i*'s frame lies in ``buf``: its start and captured length."""
         pos = self.offsets[i]
-        caplen = u32(self.buf, pos + 8, self.big_endian)
-        start = pos + REC_HDR_LEN
-        return self.buf[start:start + min(caplen, self.snaplen)]
+        return pos + REC_HDR_LEN, min(u32(self.buf, pos + 8, self.big_endian), self.snaplen)
 
     def packet(self, i: int) -> RawPacket:
         return _new_tuple(RawPacket, (self.ts_sec(i), self.ts_nsec(i), self.linktype,

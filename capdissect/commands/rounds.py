@@ -50,7 +50,16 @@ from typing import IO, TYPE_CHECKING
 
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
-from capdissect.tracking.shards import Diverged, Merge, Shard, ShardReport, Survey, UdpLinked
+from capdissect.tracking.shards import (
+    MAX_SHARDS,
+    Diverged,
+    Merge,
+    Plan,
+    Shard,
+    ShardReport,
+    Survey,
+    UdpLinked,
+)
 from capdissect.tracking.stream import Finished, Totals, Truncation
 
 if TYPE_CHECKING:
@@ -69,8 +78,8 @@ Keep = Callable[["RawPacket"], bool]
 
 def check_jobs(path: str | Path, jobs: int) -> str | None:
     """Why *jobs* processes cannot read *path*, as one line; None when they can."""
-    if jobs < 1:
-        return f"invalid number of jobs {jobs}"
+    if not 1 <= jobs <= MAX_SHARDS:
+        return f"invalid number of jobs {jobs} (1 to {MAX_SHARDS})"
     if jobs > 1 and (str(path) == "-" or not os.path.isfile(path)):
         return (f"-j {jobs} reads the file once in each process: {path} is not a regular "
                 "file (use -j 1 for standard input or a pipe)")
@@ -334,7 +343,7 @@ def _surveyed(path: str) -> Survey:
 
 
 # events, limit, pinned, udp_alone, plan
-ShardOptions = tuple[bool, "int | None", frozenset[int], bool, bytes]
+ShardOptions = tuple[bool, "int | None", frozenset[int], bool, Plan]
 
 
 def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,

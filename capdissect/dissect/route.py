@@ -38,11 +38,21 @@ OTHER: Final = 3  # ICMP and ICMPv6
 UNKNOWN: Final = -1  # ``route`` cannot tell without decoding
 
 
+_IPV4_ENDPOINTS: Final = 1 << 48  # every IPv4 endpoint is below
+_MASK: Final = 0x3FFFFFFF
+_GOLDEN: Final = 0x9E3779B1  # 2**32 / the golden ratio: spreads the bits it multiplies
+
+
 def endpoints_hash(a: int, b: int) -> int:
     """A hash of two endpoints, each an address's number shifted left 16 bits with the
-    port below, whichever order they come in.  An int's hash, and a tuple's of ints, is
-    the same in every process (unlike a string's)."""
-    return hash((a, b) if a <= b else (b, a)) & 0x3FFFFFFF
+    port below, whichever order they come in: the same in every process (an int's hash,
+    and a tuple's of ints, is; a string's is not).  Two IPv4 endpoints are mixed in
+    machine words, without the tuple that a hash of IPv6 numbers needs."""
+    low, high = (a, b) if a <= b else (b, a)
+    if high < _IPV4_ENDPOINTS:
+        mixed = ((low ^ low >> 30) & _MASK) * _GOLDEN ^ high
+        return (mixed ^ mixed >> 30) & _MASK
+    return hash((low, high)) & _MASK
 
 
 def endpoint(addr: bytes, port: int) -> int:
@@ -69,42 +79,51 @@ def route_decoded(pkt: Packet, pinned: frozenset[int] = frozenset()) -> int:
     return endpoints_hash(a, b) << 2 | kind
 
 
-def _plain_ip(data: bytes, linktype: int) -> int:
-    """4 or 6 when *data* is an Ethernet frame whose IP header the bytes tell plainly
-    (IPv4 without options and not a fragment, or IPv6), else 0."""
-    if linktype != EN10MB or len(data) < 34:
+def _plain_ip(data: bytes, at: int, caplen: int, linktype: int) -> int:
+    """4 or 6 when the *caplen* bytes of *data* from *at* are an Ethernet frame whose IP
+    header the bytes tell plainly (IPv4 without options and not a fragment, or IPv6),
+    else 0."""
+    if linktype != EN10MB or caplen < 34:
         return 0
-    ethertype = data[12] << 8 | data[13]
+    ethertype = data[at + 12] << 8 | data[at + 13]
     if ethertype == ETH_IPV4:
-        return 0 if data[14] != 0x45 or data[20] & 0x3F or data[21] else 4
+        return 0 if data[at + 14] != 0x45 or data[at + 20] & 0x3F or data[at + 21] else 4
     if ethertype == ETH_IPV6:
-        return 6 if len(data) >= 54 and data[14] >> 4 == 6 else 0
+        return 6 if caplen >= 54 and data[at + 14] >> 4 == 6 else 0
     return 0
 
 
 def route(data: bytes, linktype: int, wire_len: int,
           pinned: frozenset[int] = frozenset()) -> int:
     """The route of a captured frame, or ``UNKNOWN`` (decode it, then ``route_decoded``)."""
-    caplen = len(data)
-    version = _plain_ip(data, linktype)
+    return route_at(data, 0, len(data), linktype, wire_len, pinned)
+
+
+def route_at(data: bytes, at: int, caplen: int, linktype: int, wire_len: int,
+             pinned: frozenset[int] = frozenset()) -> int:
+    """``route`` of the frame of *caplen* bytes at *at* in *data* (a pcap file's buffer:
+    no copy of each record)."""
+    version = _plain_ip(data, at, caplen, linktype)
     if version == 4:
-        total = data[16] << 8 | data[17]
+        total = data[at + 16] << 8 | data[at + 17]
         if total < 20:  # a length the header cannot have, or 0 (TSO's)
             return UNKNOWN
-        proto = data[23]
+        proto = data[at + 23]
         start = 34
         end = min(caplen, 14 + total)
         length = total - 20
-        src = data[26] << 24 | data[27] << 16 | data[28] << 8 | data[29]
-        dst = data[30] << 24 | data[31] << 16 | data[32] << 8 | data[33]
+        src = (data[at + 26] << 24 | data[at + 27] << 16 | data[at + 28] << 8
+               | data[at + 29])
+        dst = (data[at + 30] << 24 | data[at + 31] << 16 | data[at + 32] << 8
+               | data[at + 33])
     elif version == 6:
-        payload = data[18] << 8 | data[19]
-        proto = data[20]  # no extension headers
+        payload = data[at + 18] << 8 | data[at + 19]
+        proto = data[at + 20]  # no extension headers
         start = 54
         end = min(caplen, 54 + payload)
         length = payload
-        src = int.from_bytes(data[22:38], "big")
-        dst = int.from_bytes(data[38:54], "big")
+        src = int.from_bytes(data[at + 22:at + 38], "big")
+        dst = int.from_bytes(data[at + 38:at + 54], "big")
     else:
         return UNKNOWN
     # What the frame holds of the segment, as stack.decode counts it.
@@ -112,7 +131,7 @@ def route(data: bytes, linktype: int, wire_len: int,
     if proto == 6:
         if end - start < 20:
             return UNKNOWN
-        hdr_len = (data[start + 12] >> 4) * 4
+        hdr_len = (data[at + start + 12] >> 4) * 4
         if hdr_len < 20 or hdr_len > length:
             return UNKNOWN
         kind = TCP
@@ -122,6 +141,7 @@ def route(data: bytes, linktype: int, wire_len: int,
         kind = UDP
     else:
         return UNKNOWN
+    start += at
     src_port = data[start] << 8 | data[start + 1]
     dst_port = data[start + 2] << 8 | data[start + 3]
     if kind == UDP and dst_port == VXLAN_PORT:  # maybe a tunnel: decode says
@@ -136,21 +156,27 @@ def route(data: bytes, linktype: int, wire_len: int,
 def refusal(data: bytes, linktype: int) -> int:
     """Whether the frame is an ICMP or ICMPv6 port unreachable (which may quote a UDP
     datagram): 1 or 0, or ``UNKNOWN`` where only decoding tells (``refused``)."""
-    caplen = len(data)
-    version = _plain_ip(data, linktype)
+    return refusal_at(data, 0, len(data), linktype)
+
+
+def refusal_at(data: bytes, at: int, caplen: int, linktype: int) -> int:
+    """``refusal`` of the frame of *caplen* bytes at *at* in *data*."""
+    version = _plain_ip(data, at, caplen, linktype)
     if version == 4:
-        proto, start, icmp, unreachable, port = data[23], 34, 1, 3, 3
+        proto, start, icmp, unreachable, port = data[at + 23], 34, 1, 3, 3
     elif version == 6:
-        proto, start, icmp, unreachable, port = data[20], 54, 58, 1, 4
+        proto, start, icmp, unreachable, port = data[at + 20], 54, 58, 1, 4
     else:
         return UNKNOWN
+    caplen -= start  # the bytes after the IP header, from *start*
+    start += at
     if proto == icmp:
-        if caplen < start + 8:
+        if caplen < 8:
             return UNKNOWN
         return int(data[start] == unreachable and data[start + 1] == port)
     if proto == 6:
         return 0
-    if proto == 17 and caplen >= start + 4:  # unless it may be VXLAN
+    if proto == 17 and caplen >= 4:  # unless it may be VXLAN
         return 0 if (data[start + 2] << 8 | data[start + 3]) != VXLAN_PORT else UNKNOWN
     return UNKNOWN
 
@@ -182,8 +208,10 @@ def refusers(batch: RecordBatch | list[RawPacket]) -> set[int]:
             if refusal(raw.data, raw.linktype) != 0:
                 _add(found, refused(decode(raw)))
         return found
+    buf, linktype = batch.buf, batch.linktype
     for i in range(len(batch)):
-        if refusal(batch.data(i), batch.linktype) != 0:
+        at, caplen = batch.span(i)
+        if refusal_at(buf, at, caplen, linktype) != 0:
             _add(found, refused(decode(batch.packet(i))))
     return found
 

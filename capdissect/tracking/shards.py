@@ -12,9 +12,9 @@ first reads the capture through once (``Survey``, a few percent of tracking it) 
 what each bucket's packets will cost, and plans the big buckets, largest first, each to
 the shard with the least so far: a capture whose work is a few big connections gets them
 spread over the shards, where the hash alone could put most of them in one.  Any other
-bucket goes, at its first packet, to the shard that has tracked least until then: every
-shard reads the same packets in the same order, so each deals them alike without a word
-to the others.  A shard numbers its flows itself and
+bucket goes, at its first packet, to the shard with the least work in all (its planned
+buckets', and what it was dealt so far): every shard reads the same packets in the same
+order, so each deals them alike without a word to the others.  A shard numbers its flows itself and
 says, a round of frames at a time, which flows it started at which frame and which it
 retired, with what decided their order.
 
@@ -53,6 +53,7 @@ from capdissect.dissect.route import (
     endpoint,
     refusers,
     route,
+    route_at,
     route_decoded,
 )
 from capdissect.dissect.stack import Packet, decode
@@ -90,9 +91,22 @@ UDP_COST: Final = 4
 # The survey routes one packet in this many: enough to find the big flows, at an eighth of
 # routing them all (0.3 s on the million packets of the short bench mix).
 SAMPLE: Final = 8
+# What a flow costs besides its packets (made, retired, reported), in the same units:
+# about 30 us, where the two shards of the short bench mix (5,000 short connections, 8
+# long ones, UDP) took the same time (2.89 and 2.92 s, with events).
+FLOW_COST: Final = 40
 # A bucket is planned when it costs at least this share of a shard's part of the
 # capture; the many small ones are dealt as they come.
 PLANNED_SHARE: Final = 1 / 1024
+MAX_SHARDS: Final = 64  # a bucket's shard is a byte, with _PLANNED added if planned
+_PLANNED: Final = 128
+
+
+class Plan(NamedTuple):
+    """The shards of the big buckets (``Survey.plan``), and what each shard's will cost."""
+
+    owners: bytes  # bucket -> its shard + _PLANNED, or _UNDEALT
+    load: tuple[int, ...]
 
 
 def _cost(kind: int) -> int:
@@ -112,9 +126,10 @@ class Survey:
     def batch(self, batch: RecordBatch) -> None:
         """The records of a pcap buffer."""
         self.refusers |= refusers(batch)
-        linktype = batch.linktype
+        linktype, buf = batch.linktype, batch.buf
         for i in range(0, len(batch), SAMPLE):
-            where = route(batch.data(i), linktype, batch.wire_len(i))
+            at, caplen = batch.span(i)
+            where = route_at(buf, at, caplen, linktype, batch.wire_len(i))
             self._add(route_decoded(decode(batch.packet(i))) if where == UNKNOWN else where)
 
     def packets(self, packets: list[RawPacket]) -> None:
@@ -136,26 +151,25 @@ class Survey:
     def pinned(self) -> frozenset[int]:
         return frozenset(self.refusers)
 
-    def plan(self, count: int, udp_alone: bool = False) -> bytes:
-        """Each bucket's shard (``_UNDEALT``: dealt at its first packet) for *count*
-        shards: the buckets of at least ``PLANNED_SHARE`` of a shard's part, largest
-        first, each to the shard with the least so far (with *udp_alone*, shard 0 starts
-        with every datagram)."""
+    def plan(self, count: int, udp_alone: bool = False) -> Plan:
+        """The buckets of at least ``PLANNED_SHARE`` of a shard's part, largest first,
+        each to the shard with the least so far, for *count* shards (with *udp_alone*,
+        shard 0 starts with every datagram); the others are dealt at their first packet."""
         load = [0] * count
         costs = self.tcp
         if udp_alone:
-            load[0] = sum(self.udp)
+            load[0] = sum(self.udp) * SAMPLE
         else:
             costs = [t + u for t, u in zip(self.tcp, self.udp, strict=True)]
-        least = (sum(costs) + load[0]) / count * PLANNED_SHARE
+        least = (sum(costs) * SAMPLE + load[0]) / count * PLANNED_SHARE
         big = sorted(((cost, bucket) for bucket, cost in enumerate(costs)
-                      if cost >= least and cost), reverse=True)
+                      if cost * SAMPLE >= least and cost), reverse=True)
         owners = bytearray(b"\xff") * BUCKETS
         for cost, bucket in big:
             shard = _lightest(load)
-            owners[bucket] = shard
-            load[shard] += cost
-        return bytes(owners)
+            owners[bucket] = shard + _PLANNED
+            load[shard] += cost * SAMPLE
+        return Plan(bytes(owners), tuple(load))
 
 
 def _lightest(load: list[int]) -> int:
@@ -170,15 +184,20 @@ def _lightest(load: list[int]) -> int:
 class Dealer:
     """Which of *count* shards tracks each packet: ``owner``, asked once for each packet of
     the capture, in order, by every shard alike.  *plan* (``Survey.plan``) gives the
-    shards of the buckets it knows."""
+    shards of the big buckets, and what they will cost: a bucket dealt as it comes goes
+    to the shard with the least work in all, planned and dealt so far."""
 
-    def __init__(self, count: int, udp_alone: bool = False, plan: bytes | None = None
+    def __init__(self, count: int, udp_alone: bool = False, plan: Plan | None = None
                  ) -> None:
+        assert count <= MAX_SHARDS
         self.udp_alone = udp_alone  # every datagram to shard 0
-        # bucket -> its shard, or _UNDEALT
-        self.owners = bytearray(b"\xff") * BUCKETS if plan is None else bytearray(plan)
+        # Whether the plan counted them already, as it counts its buckets' packets.
+        self.udp_planned = udp_alone and plan is not None
+        # bucket -> its shard (+ _PLANNED), or _UNDEALT
+        self.owners = bytearray(b"\xff") * BUCKETS if plan is None else bytearray(plan.owners)
         self.owners[0] = 0  # route.py's hash of the datagrams of pinned endpoints
-        self.load = [0] * count  # what each shard has tracked, in costs
+        # The work of each shard: planned, then dealt so far.
+        self.load = [0] * count if plan is None else list(plan.load)
 
     def owner(self, where: int) -> int:
         """The shard of a packet of route *where*; -1 for none (nothing to track)."""
@@ -186,13 +205,17 @@ class Dealer:
         if kind == NONE:
             return -1
         if kind == OTHER or (kind == UDP and self.udp_alone):
-            shard = 0
-        else:
-            bucket = (where >> 2) & (BUCKETS - 1)
-            shard = self.owners[bucket]
-            if shard == _UNDEALT:
-                shard = _lightest(self.load)
-                self.owners[bucket] = shard
+            if not (kind == UDP and self.udp_planned):
+                self.load[0] += _cost(kind)
+            return 0
+        bucket = (where >> 2) & (BUCKETS - 1)
+        shard = self.owners[bucket]
+        if shard == _UNDEALT:
+            shard = _lightest(self.load)
+            self.owners[bucket] = shard
+            self.load[shard] += FLOW_COST
+        elif shard >= _PLANNED:
+            return shard - _PLANNED
         self.load[shard] += _cost(kind)
         return shard
 
@@ -229,7 +252,7 @@ class Shard:
 
     def __init__(self, index: int, count: int, *, events: bool = False,
                  limit: int | None = None, pinned: frozenset[int] = frozenset(),
-                 udp_alone: bool = False, plan: bytes | None = None) -> None:
+                 udp_alone: bool = False, plan: Plan | None = None) -> None:
         self.index = index
         self.pinned = pinned  # endpoints whose datagrams all go to shard 0
         self.udp_alone = udp_alone  # every datagram goes to shard 0
@@ -265,10 +288,11 @@ class Shard:
     def feed_batch(self, frames: int, batch: RecordBatch, start: int, stop: int) -> int:
         """Records *start* to *stop* of a pcap batch, the frames after the first *frames*:
         only those of the shard's own flows are made packets."""
-        linktype = batch.linktype
+        linktype, buf = batch.linktype, batch.buf
         for i in range(start, stop):
             frames += 1
-            where = route(batch.data(i), linktype, batch.wire_len(i), self.pinned)
+            at, caplen = batch.span(i)
+            where = route_at(buf, at, caplen, linktype, batch.wire_len(i), self.pinned)
             if where == UNKNOWN:
                 self.feed(frames, batch.packet(i))
             elif self._mine(where):

@@ -152,7 +152,8 @@ def test_jobs_refused_where_they_cannot_work() -> None:
     path = str(CAPTURES / "tcp-basic.pcap")
     for args, words in ((["flows", "-", "-j", "2"], "not a regular file"),
                         (["timeline", path, "-j", "0"], "invalid number of jobs 0"),
-                        (["flows", path, "--jobs", "-1"], "invalid number of jobs -1")):
+                        (["flows", path, "--jobs", "-1"], "invalid number of jobs -1"),
+                        (["flows", path, "-j", "65"], "invalid number of jobs 65 (1 to 64)")):
         result = run([*capdissect_command(), *args])
         assert result.returncode == 1 and not result.stdout, args
         assert result.stderr.strip().splitlines()[-1].startswith("capdissect: "), args

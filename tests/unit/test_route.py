@@ -18,9 +18,11 @@ from capdissect.dissect.route import (
     endpoint,
     endpoints_hash,
     refusal,
+    refusal_at,
     refused,
     refusers,
     route,
+    route_at,
     route_decoded,
 )
 from capdissect.dissect.stack import decode
@@ -28,6 +30,7 @@ from capdissect.dissect.udp import UdpHeader
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
 from capdissect.sources.files import open_capture
+from capdissect.tracking.shards import BUCKETS
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 
 
@@ -112,9 +115,38 @@ def test_mutants_agree() -> None:
             del data[rng.randrange(len(data) + 1):]
         wire = raw.wire_len if rng.random() < 0.8 else rng.randrange(len(data) + 2)
         mutant = raw._replace(data=bytes(data), wire_len=wire)
-        assert agrees(mutant, frozenset({endpoint(mutant.data[26:30], 30002)})), mutant
+        pinned = frozenset({endpoint(mutant.data[26:30], 30002)})
+        assert agrees(mutant, pinned), mutant
+        # The same frame in the middle of a buffer, as a pcap file's records lie.
+        before, after = rng.randbytes(rng.randrange(40)), rng.randbytes(rng.randrange(40))
+        buf = before + mutant.data + after
+        assert route_at(buf, len(before), len(data), raw.linktype, wire, pinned) == route(
+            mutant.data, raw.linktype, wire, pinned), mutant
+        assert (refusal_at(buf, len(before), len(data), raw.linktype)
+                == refusal(mutant.data, raw.linktype)), mutant
         tried += 1
     assert tried == 30_000
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_FILES if p.suffix == ".pcap"],
+                         ids=lambda p: p.name)
+def test_a_record_in_its_buffer_routes_as_its_frame(path: Path) -> None:
+    """``route_at`` and ``refusal_at`` on a pcap file's buffer (no copy of each record)."""
+    with open_capture(path) as capture:
+        if capture.format != "pcap":
+            pytest.skip("not a classic pcap file")
+        try:
+            for batch in capture.batches():
+                for i in range(len(batch)):
+                    at, caplen = batch.span(i)
+                    data, wire = batch.data(i), batch.wire_len(i)
+                    assert batch.buf[at:at + caplen] == data
+                    assert (route_at(batch.buf, at, caplen, batch.linktype, wire)
+                            == route(data, batch.linktype, wire))
+                    assert (refusal_at(batch.buf, at, caplen, batch.linktype)
+                            == refusal(data, batch.linktype))
+        except CaptureError:
+            pass
 
 
 def test_the_hash_does_not_depend_on_the_direction() -> None:
@@ -123,3 +155,15 @@ def test_the_hash_does_not_depend_on_the_direction() -> None:
     assert endpoints_hash(a, b) != endpoints_hash(a, b + 1)
     six = endpoint(bytes(15) + b"\x01", 443)
     assert endpoints_hash(six, a) == endpoints_hash(a, six) >= 0
+
+
+def test_the_hash_spreads_a_servers_clients() -> None:
+    """Ten thousand clients of one server, on consecutive ports of 127.0.0.1 and of a few
+    other addresses: almost every pair has a Dealer bucket of its own, and the low bit
+    (two shards) splits them about evenly."""
+    server = endpoint(b"\x7f\x00\x00\x01", 30002)
+    clients = [endpoint(bytes([127, 0, 0, 1 + n % 4]), 32768 + n) for n in range(10_000)]
+    hashes = [endpoints_hash(server, client) for client in clients]
+    assert all(0 <= h < 1 << 30 for h in hashes)
+    assert len({h & (BUCKETS - 1) for h in hashes}) > 9_900
+    assert 4_800 < sum(h & 1 for h in hashes) < 5_200

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from capdissect.dissect.route import refusers
+from capdissect.dissect.route import TCP, refusers
 from capdissect.dissect.stack import decode
 from capdissect.errors import CaptureError
 from capdissect.packets import RawPacket
@@ -249,3 +249,34 @@ def test_records_from_a_batch_as_packets_from_a_list(path: Path) -> None:
         assert one.end == two.end and one.first_ts == two.first_ts
         assert ([(place, f.flow.id, f.flow.last_ts) for place, f in one.retired]
                 == [(place, f.flow.id, f.flow.last_ts) for place, f in two.retired])
+
+
+def test_flows_dealt_as_they_come_even_out_the_planned_work() -> None:
+    """The survey plans two big connections, one to each shard, one five times the
+    other's work; 800 small connections come before them, 200 after.  Dealt against all
+    the work each shard will have (planned, then dealt so far), the small ones go mostly
+    to the shard with the small planned one, and the two shards end up with even work:
+    what their packets cost, and their flows."""
+    big, small = 7, 8  # buckets
+    survey = shards.Survey()
+    survey.tcp[big] = 5_000 * shards.TCP_COST // shards.SAMPLE
+    survey.tcp[small] = 1_000 * shards.TCP_COST // shards.SAMPLE
+    dealer = shards.Dealer(2, plan=survey.plan(2))
+    work = [0, 0]
+    flows = [0, 0]
+
+    def connections(first: int, count: int) -> None:
+        for flow in range(first, first + count):
+            for _ in range(10):
+                work[dealer.owner(flow << 2 | TCP)] += shards.TCP_COST
+            flows[dealer.owner(flow << 2 | TCP)] += 1
+
+    connections(1_000, 800)
+    for bucket, count in ((big, 5_000), (small, 1_000)):
+        for _ in range(count):
+            work[dealer.owner(bucket << 2 | TCP)] += shards.TCP_COST
+    connections(2_000, 200)
+    assert dealer.owner(big << 2 | TCP) != dealer.owner(small << 2 | TCP)
+    assert min(flows) > 350 and max(flows) > 550, flows
+    total = [w + f * shards.FLOW_COST for w, f in zip(work, flows, strict=True)]
+    assert abs(total[0] - total[1]) < 0.02 * sum(total), total
