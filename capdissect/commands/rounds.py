@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import fcntl
 import itertools
 import multiprocessing
 import os
@@ -101,6 +102,7 @@ def _forked(jobs: int, target: Callable[..., None],
     try:
         for index in range(jobs):
             receive, send = context.Pipe(duplex=False)
+            _widen(receive)
             worker = context.Process(target=target, daemon=True, name=f"capdissect-{index}",
                                      args=(index, send, *args))
             worker.start()
@@ -116,6 +118,19 @@ def _forked(jobs: int, target: Callable[..., None],
             process.join()
         for pipe in pipes:
             pipe.close()
+
+
+# A pipe from a worker holds this much (Linux's default is 64 KiB, Linux's cap for a
+# process without privileges 1 MiB): a worker's next round fits while the parent still
+# reads the other workers', so the worker goes on instead of waiting for its turn.
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(pipe: Connection) -> None:
+    """Make *pipe* hold ``_PIPE_BYTES`` where the system lets it (else it stays)."""
+    # OSError: a lower cap; AttributeError: no F_SETPIPE_SZ (not Linux).
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 def _ended(index: int, jobs: int) -> CapdissectError:
