@@ -28,7 +28,7 @@ from capdissect.tracking.shards import Diverged, Merge, Place, Shard, UdpLinked
 from capdissect.tracking.stream import ORDER_WINDOW, Finished, Totals, finished, track
 from capdissect.tracking.tracker import Tracker
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
-from tests.unit.test_route import raw_packets
+from tests.unit.test_route import classic, raw_packets
 
 
 def serial(raws: list[RawPacket], *, events: bool, limit: int | None = None,
@@ -224,12 +224,7 @@ def test_every_shard_sees_every_packet_and_takes_its_own() -> None:
     assert sum(shares) == len(one) and min(shares) > 0
 
 
-def _classic(path: Path) -> bool:
-    with open_capture(path) as capture:
-        return capture.format == "pcap"
-
-
-@pytest.mark.parametrize("path", [p for p in ALL_FILES if _classic(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in ALL_FILES if classic(p)], ids=lambda p: p.name)
 def test_records_from_a_batch_as_packets_from_a_list(path: Path) -> None:
     """Shard.feed_batch (a pcap file's records, made packets only when they are the
     shard's) tracks what Shard.feed_list does."""
