@@ -24,14 +24,14 @@ The end, as one process has it:
 
 Workers are forked: they start at once with everything imported, the filter compiled.
 
-``flows -j N`` and ``timeline -j N`` deal out connections instead of frames: every
-worker reads the whole file and tracks its share of the connections (a hash of their
-endpoints), sending every ``TRACK_ROUND`` frames or so the flows it started and
-retired; the parent numbers and orders them as one tracker would and makes the report
-itself.  For ``timeline --json`` the workers also make the text of their flows' events
-(most of the report) and write it to a spool file of their own, which the parent copies
-into the report where it belongs.  The same end: a damaged file's report then its
-error, no process left behind.
+``flows -j N`` and ``timeline -j N`` deal out connections instead of frames: the parent
+reads the file through once to plan the big ones (tracking/shards.py ``Survey``), then
+every worker reads the whole file and tracks its share of the connections, sending
+every ``TRACK_ROUND`` frames or so the flows it started and retired; the parent numbers
+and orders them as one tracker would and makes the report itself.  For ``timeline
+--json`` the workers also make the text of their flows' events (most of the report) and
+write it to a spool file of their own, which the parent copies into the report where it
+belongs.  The same end: a damaged file's report then its error, no process left behind.
 """
 
 from __future__ import annotations
@@ -451,14 +451,20 @@ class _Spooler:
         for place, item in report.retired:
             start = self.end
             for piece in render(item):
-                data = piece.encode()
-                written = 0
-                while written < len(data):
-                    written += os.pwrite(self.fd, data[written:], self.end + written)
-                self.end += len(data)
+                self._write(piece.encode())
             retired.append((place, item._replace(events=(),
                                                  text=Spooled(start, self.end - start))))
         return report._replace(retired=retired)
+
+    def _write(self, data: bytes) -> None:
+        written = 0
+        try:
+            while written < len(data):
+                written += os.pwrite(self.fd, data[written:], self.end + written)
+        except OSError as exc:  # a full disk: one line from the parent
+            raise CapdissectError(f"cannot write a worker's spool file in "
+                                  f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
+        self.end += len(data)
 
 
 def _fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:

@@ -9,6 +9,7 @@ corpus are reported in many rounds; forked workers see the patched value.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Iterator
@@ -161,3 +162,17 @@ def test_jobs_refused_where_they_cannot_work() -> None:
     two = run([*capdissect_command(), "flows", path, "--csv", "-j", "2"])
     one = run([*capdissect_command(), "flows", path, "--csv"])
     assert two.returncode == 0 and two.stdout == one.stdout != ""
+
+
+def test_a_spool_that_cannot_be_written_is_one_error_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under the workers' spool files: the error the worker met, as the
+    report's error, not a traceback."""
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)  # in the forked workers too
+    with pytest.raises(CapdissectError) as error:
+        timeline(CAPTURES / "tcp-basic.pcap", "json", 2)
+    assert "cannot write a worker's spool file" in str(error.value)
+    assert "No space left on device" in str(error.value)
