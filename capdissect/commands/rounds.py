@@ -286,13 +286,6 @@ class Spooled:
         # in it is (a temporary file, gone when closed).
         self.spool: IO[bytes] | None = None
 
-    def __getstate__(self) -> tuple[int, int]:
-        return self.offset, self.length
-
-    def __setstate__(self, state: tuple[int, int]) -> None:
-        self.offset, self.length = state
-        self.spool = None
-
     def __iter__(self) -> Iterator[str]:
         assert self.spool is not None
         fd = self.spool.fileno()
