@@ -20,7 +20,10 @@ The end, as one process has it:
   in sends the lines before it and the error, which the parent raises after printing
   them; the other workers' last messages are never read.
 - Ctrl-C, ``| head`` or an error: the parent terminates its workers (by their PIDs)
-  and waits for them, so no process is left behind.
+  and waits for them, so no process is left behind.  A parent killed outright (by
+  SIGPIPE under ``| head``, as tcpdump is, or by SIGKILL) leaves its pipes with no
+  reader, since each worker closes its copies of their reading ends when it starts:
+  every worker ends at its next write.
 
 Workers are forked: they start at once with everything imported, the filter compiled.
 
@@ -103,8 +106,8 @@ def _forked(jobs: int, target: Callable[..., None],
         for index in range(jobs):
             receive, send = context.Pipe(duplex=False)
             _widen(receive)
-            worker = context.Process(target=target, daemon=True, name=f"capdissect-{index}",
-                                     args=(index, send, *args))
+            worker = context.Process(target=_child, daemon=True, name=f"capdissect-{index}",
+                                     args=(target, [*pipes, receive], index, send, *args))
             worker.start()
             send.close()  # the worker's end: EOF here if the worker dies
             pipes.append(receive)
@@ -118,6 +121,16 @@ def _forked(jobs: int, target: Callable[..., None],
             process.join()
         for pipe in pipes:
             pipe.close()
+
+
+def _child(target: Callable[..., None], readers: list[Connection], *args: object) -> None:
+    """A forked worker: ``target(*args)``, once its copies of the pipes' reading ends
+    are closed.  Then a parent that dies (killed, or by SIGPIPE under ``| head``) leaves
+    no reader of its pipes, so each worker's next write fails and it ends, instead of
+    waiting for ever on a pipe it would otherwise hold open itself."""
+    for pipe in readers:
+        pipe.close()
+    target(*args)
 
 
 # A pipe from a worker holds this much (Linux's default is 64 KiB, Linux's cap for a

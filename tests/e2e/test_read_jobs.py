@@ -8,7 +8,11 @@ are dealt out in many rounds; forked workers see the patched value.
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +21,11 @@ import pytest
 from capdissect.commands import rounds
 from capdissect.commands.read import ReadOptions, read_lines
 from capdissect.errors import CapdissectError
+from capdissect.sources.writer import PacketWriter
 from tests.e2e.test_read_json import cli
+from tests.support.compare import capdissect_command, fixed_env
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES, CORPUS
+from tests.unit.test_shards import lingering_capture
 
 DAMAGED = Path(__file__).parents[1] / "damaged"
 
@@ -119,3 +126,49 @@ def test_the_rounds_are_made_by_the_workers_in_turn(monkeypatch: pytest.MonkeyPa
     assert len(set(makers)) == 3 and str(os.getpid()) not in makers
     # Rounds of two frames, dealt out in turn: frames 1-2, 7-8... by the same worker.
     assert makers[0] == makers[1] == makers[6] != makers[2] == makers[3] != makers[4]
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lessons replayed for 2.5 hours (tests/unit/test_shards.py), six times over:
+    12,582 packets, 12 MB of JSON, far more than the pipes hold (1 MiB a worker)."""
+    path = tmp_path_factory.mktemp("read-jobs") / "replayed-for-read-jobs.pcap"
+    raws = lingering_capture()
+    with PacketWriter(path, raws[0].linktype, 262144) as writer:
+        for copy in range(6):
+            for raw in raws:
+                writer.write(raw._replace(ts_sec=raw.ts_sec + 10_000 * copy))
+    return path
+
+
+def _holding(path: Path) -> list[int]:
+    """The processes whose command line names *path*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile
+                pass
+    return found
+
+
+def test_no_worker_outlives_a_parent_killed_by_sigpipe(replayed: Path) -> None:
+    """``read --json -j 2 F | head``: head goes, SIGPIPE ends the command (as it ends
+    tcpdump), and its workers end at their next write instead of waiting for ever on
+    full pipes (each held its own pipe open for reading once)."""
+    proc = subprocess.Popen([*capdissect_command(), "read", str(replayed), "--json", "-j", "2"],
+                            env=fixed_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == -signal.SIGPIPE
+    deadline = time.monotonic() + 10
+    while _holding(replayed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _holding(replayed)
+    for pid in left:  # ours: they name this test's own file
+        os.kill(pid, signal.SIGKILL)
+    assert not left
