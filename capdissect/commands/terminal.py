@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import IO, TYPE_CHECKING, TextIO, cast
 
 from capdissect.errors import CapdissectError, OutputError
 from capdissect.report.text import clean
@@ -233,11 +233,40 @@ def run_read(path: str, options: ReadOptions) -> None:
         raise SystemExit(1)
     with cli_errors(progress=Path(path).name) as bar:
         # tcpdump's "reading from file" line goes to stderr, so stdout stays the packets.
+        if (options.jobs or 1) > 1:  # JSON made by workers, a round of lines at a time
+            _write_blocks(path, options, bar)
+            return
         lines = read_lines(path, options, banner=say)
-        if (options.jobs or 1) > 1:  # a text is a round of lines, written as it comes
-            write_pieces((f"{text}\n" for text in lines), bar)
-        else:
-            _write_lines(lines if options.plain or options.json else painted(lines), bar)
+        _write_lines(lines if options.plain or options.json else painted(lines), bar)
+
+
+def _write_blocks(path: str, options: ReadOptions, bar: ProgressBar | None) -> None:
+    """``read --json -j N`` to stdout: the workers' blocks as bytes, most of them moved
+    from their pipes to stdout by the kernel (``rounds.parallel_blocks``)."""
+    from capdissect.commands.read import json_blocks
+
+    out = sys.stdout
+    raw = getattr(out, "buffer", None)  # none: stdout closed, or not a file
+    clear = bar.clear if bar is not None and out.isatty() else None
+    with stdout_errors():
+        out.flush()  # (nothing yet: the banner goes to stderr)
+        sink = None if raw is None or clear is not None else _descriptor(raw)
+        for block in json_blocks(path, options, banner=say, sink=sink):
+            if clear is not None:
+                clear()
+            if raw is None:
+                out.write(block.decode("ascii"))
+            else:  # before the next block is spliced after it
+                raw.write(block)
+                raw.flush()
+        out.flush()
+
+
+def _descriptor(stream: IO[bytes]) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:

@@ -141,6 +141,36 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _stdout_of(args: list[str], out: Path | None, mode: str = "wb") -> bytes:
+    """What the CLI writes with *args*: to the file *out* (opened with *mode*), else to
+    a pipe."""
+    command = [*capdissect_command(), "read", *args]
+    if out is None:
+        done = subprocess.run(command, env=fixed_env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=120, check=True)
+        return done.stdout
+    with out.open(mode) as sink:
+        subprocess.run(command, env=fixed_env(), stdin=subprocess.DEVNULL, stdout=sink,
+                       stderr=subprocess.DEVNULL, timeout=120, check=True)
+    return out.read_bytes()
+
+
+def test_the_command_writes_what_one_process_writes_to_a_file_a_pipe_and_an_append(
+        replayed: Path, tmp_path: Path) -> None:
+    """The CLI moves the workers' blocks to stdout with splice(2): to a file and a pipe
+    it can; to a file opened to append (``>>``) it cannot, and writes them itself.
+    -c cuts the round it ends in (rounds are 128 packets)."""
+    for extra in ([], ["-c", "300"], ["-c", "7", "tcp[tcpflags] & tcp-fin != 0"]):
+        one = _stdout_of([str(replayed), "--json", *extra], None)
+        assert one.count(b"\n") == {0: 12_582, 2: 300, 3: 7}[len(extra)], extra
+        two = [str(replayed), "--json", "-j", "2", *extra]
+        assert _stdout_of(two, tmp_path / "out.json") == one, extra
+        assert _stdout_of(two, None) == one, extra
+        before = tmp_path / "appended.json"
+        before.write_bytes(b"already here\n")
+        assert _stdout_of(two, before, "ab") == b"already here\n" + one, extra
+
+
 def _holding(path: Path) -> list[int]:
     """The processes whose command line names *path*."""
     found = []
