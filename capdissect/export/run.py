@@ -3,6 +3,7 @@ processes or on a Dask cluster (``cluster.py``); each partition is one ``job.py`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from capdissect.errors import ExportError
@@ -56,10 +57,36 @@ def _run_pool(jobs: Sequence[Job], processes: int, progress: Progress | None
     # capdissect and pyarrow again in each, a second of start-up per process).
     context = multiprocessing.get_context("fork")
     results: dict[int, JobResult] = {}
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                             initializer=_end_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(export_job, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             if progress is not None:
                 progress(len(results), len(jobs), jobs[futures[future]].partition)
     return [results[i] for i in range(len(jobs))]
+
+
+# prctl(2): PR_SET_PDEATHSIG, the signal a process gets when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent: int) -> None:
+    """A pool worker's start: have Linux end it when the export ends, however it ends.
+
+    A parent killed outright (SIGKILL, the OOM killer) cannot shut its pool down, and
+    its workers would wait for ever for the next job (seen: two of them, one in
+    ``read`` on the job pipe and one on its lock, an hour later).  The workers are
+    forked by the thread that runs the whole pool, so the signal comes no earlier than
+    the end of the export.  Elsewhere than Linux nothing changes.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        set_death_signal = libc.prctl
+    except (OSError, AttributeError):  # no prctl here
+        return
+    if set_death_signal(_PR_SET_PDEATHSIG, signal.SIGTERM) == 0 and os.getppid() != parent:
+        os._exit(1)  # the parent ended before the signal was asked for

@@ -312,6 +312,50 @@ def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> N
     assert n == (40 * 11,)
 
 
+def _naming(path: Path) -> list[int]:
+    """The processes whose command line names *path*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile
+                pass
+    return found
+
+
+def test_pool_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) gives ``export -j 2`` no chance to shut its pool down:
+    the workers must not wait for ever for their next job."""
+    src = tmp_path / "src-of-a-killed-pool"
+    src.mkdir()
+    for i in range(60):
+        shutil.copy(ROOT / "captures" / "tcp-basic.pcap", src / f"s{i:02}.pcap")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*CAPDISSECT, "export", str(src), "-o", str(out), "-j", "2"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = out / "files"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if files.exists() and len(list(files.glob("*.parquet"))) >= 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the export ended before it could be interrupted"
+        assert len(_naming(src)) == 3  # the parent and its two workers
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _naming(src) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _naming(src)
+    for pid in left:  # ours: they name this test's own directory
+        os.kill(pid, 9)
+    assert not left
+
+
 def test_interactive_sql(exported: Path) -> None:
     done = subprocess.run([*CAPDISSECT, "sql", str(exported), "--interactive"],
                           input="SELECT count(*) AS n FROM files;\nSELECT bad;\n.quit\n",
