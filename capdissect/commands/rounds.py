@@ -32,8 +32,9 @@ Workers are forked: they start at once with everything imported, the filter comp
 reads the file through once to plan the big ones (tracking/shards.py ``Survey``), then
 every worker reads the whole file and tracks its share of the connections, sending
 every ``TRACK_ROUND`` frames or so the flows it started and retired; the parent numbers
-and orders them as one tracker would and makes the report itself.  For ``timeline
---json`` the workers also make the text of their flows' events (most of the report) and
+and orders them as one tracker would and makes the report itself.  For ``timeline``'s
+JSON and text the workers also make the text of their flows' events (most of the
+report: the text ladder but its title, which numbers the flow) and
 write it to a spool file of their own, which the parent copies into the report where it
 belongs.  The same end: a damaged file's report then its error, no process left behind.
 """
@@ -345,7 +346,8 @@ def _send(out: Connection, lines: list[str], status: str | None, error: str | No
 TRACK_ROUND = 16_384
 
 
-Render = Callable[[Finished], Iterator[str]]  # a flow's events as text, in pieces
+# A flow's events as text, in pieces, given the time of the capture's first packet.
+Render = Callable[[Finished, float], Iterator[str]]
 _SPOOL_READ = 1 << 20  # bytes of a spooled text read at a time
 
 
@@ -515,9 +517,10 @@ class _Spooler:
         if render is None:
             return report
         retired = []
+        first_ts = report.first_ts or 0.0  # (None only before any packet: no flow yet)
         for place, item in report.retired:
             start = self.end
-            for piece in render(item):
+            for piece in render(item, first_ts):
                 self._write(piece.encode())
             retired.append((place, item._replace(events=(),
                                                  text=Spooled(start, self.end - start))))

@@ -20,6 +20,7 @@ import pytest
 from capdissect.commands import reports, rounds
 from capdissect.errors import CapdissectError
 from capdissect.report.json.document import events_text
+from capdissect.report.timeline.ladder import ladder_text
 from capdissect.sources.writer import PacketWriter
 from capdissect.tracking.shards import Merge, Shard, Survey
 from capdissect.tracking.stream import Totals, finished
@@ -49,7 +50,8 @@ def timeline(path: Path, fmt: str, jobs: int) -> str:
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
 def test_two_processes_report_what_one_reports(path: Path) -> None:
     assert flows(path, "json", 2) == flows(path, "json", 1)
-    assert timeline(path, "json", 2) == timeline(path, "json", 1)
+    for fmt in ("json", "text"):  # the formats whose flows the workers write
+        assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
 
 
 @pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
@@ -91,17 +93,25 @@ def test_a_full_table_falls_back_to_one_process(lingering: Path,
         assert timeline(lingering, fmt, 2) == timeline(lingering, fmt, 1), fmt
 
 
-def test_the_workers_make_the_events_text(lingering: Path) -> None:
-    """timeline --json -j: each flow comes with its events as the text the workers made
-    and spooled, not as events, and it is the text one process makes."""
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_the_workers_make_the_events_text(lingering: Path, fmt: str) -> None:
+    """timeline --json and text -j: each flow comes with its events as the text the
+    workers made and spooled, not as events, and it is the text one process makes (the
+    JSON events; the ladder after its title, whose flow number only the parent knows)."""
     totals = Totals()
     one = list(finished(reports.steps(lingering), totals, events=True))
+    render = reports._worker_text(fmt)  # type: ignore[arg-type]
+    assert render is not None and totals.first_ts is not None
     made = list(rounds.sharded_flows(lingering, 2, Totals(), lambda: iter(()), events=True,
-                                     render=events_text))
+                                     render=render))
     assert len(made) == len(one) > 100
     for ours, theirs in zip(made, one, strict=True):
         assert isinstance(ours.text, rounds.Spooled) and ours.events == ()
-        assert "".join(ours.text) == "".join(events_text(theirs))
+        expected = (events_text(theirs) if fmt == "json"
+                    else ladder_text(theirs, totals.first_ts))
+        text = "".join(ours.text)
+        assert text == "".join(expected) != ""
+        assert not text.startswith(("TCP connection", "UDP conversation"))  # no title
 
 
 @pytest.mark.parametrize("found", [True, False])

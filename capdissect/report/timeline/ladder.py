@@ -161,19 +161,62 @@ def text_lines(flows: Iterable[Finished], totals: Totals,
         if count:
             yield ""
         count += 1
+        yield clean(ladder_title(item.flow))
+        if item.text is not None:  # the rest, made by a -j worker (ladder_text)
+            yield from _split(item.text)
+            continue
         first_ts = totals.first_ts if totals.first_ts is not None else item.flow.first_ts
-        marks = _Marks(calls, item.flow.id)
-        if isinstance(item.flow, TcpConnection):
-            lines = _tcp_ladder(item.flow, item.events, first_ts, marks)
-        else:
-            lines = _udp_ladder(item.flow, item.events, first_ts, marks)
-        for line in lines:
+        for line in _ladder(item, first_ts, _Marks(calls, item.flow.id)):
             yield clean(line)
     if not count:
         yield "no TCP connections or UDP conversations"
     for note in end_notes(totals):
         yield ""
         yield clean(note)
+
+
+def ladder_title(flow: TcpConnection | UdpConversation) -> str:
+    """A ladder's first line, which names the flow by its number (in a -j run, only the
+    parent knows it)."""
+    if isinstance(flow, TcpConnection):
+        c, s = flow.client, flow.server
+        return (f"TCP connection {flow.id}: client {endpoint((c.addr, c.port))}, "
+                f"server {endpoint((s.addr, s.port))}")
+    return f"UDP conversation {flow.id}: {endpoint(flow.a)} <-> {endpoint(flow.b)}"
+
+
+_BATCH: Final = 4096  # lines of a worker's ladder text joined into one piece
+
+
+def ladder_text(item: Finished, first_ts: float) -> Iterator[str]:
+    """A flow's ladder after its title, as a ``timeline -j`` worker makes it
+    (``Finished.text``): the lines, safe for a terminal, each ending in a newline, in
+    pieces; *first_ts* is the capture's first packet's time."""
+    batch: list[str] = []
+    for line in _ladder(item, first_ts, _Marks(None, item.flow.id)):
+        batch.append(clean(line))
+        if len(batch) == _BATCH:
+            batch.append("")
+            yield "\n".join(batch)
+            batch = []
+    if batch:
+        batch.append("")
+        yield "\n".join(batch)
+
+
+def _split(pieces: Iterable[str]) -> Iterator[str]:
+    """The lines of *pieces* (``ladder_text``), which may end anywhere."""
+    rest = ""
+    for piece in pieces:
+        lines = (rest + piece).split("\n")
+        rest = lines.pop()
+        yield from lines
+
+
+def _ladder(item: Finished, first_ts: float, marks: _Marks) -> Iterator[str]:
+    if isinstance(item.flow, TcpConnection):
+        return _tcp_ladder(item.flow, item.events, first_ts, marks)
+    return _udp_ladder(item.flow, item.events, first_ts, marks)
 
 
 def _mark_lines(layout: _Layout, placed: list[Placed], left_side: str) -> Iterator[str]:
@@ -187,7 +230,6 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
     client, server = endpoint((c.addr, c.port)), endpoint((s.addr, s.port))
     closer = f" by the {conn.closer}" if conn.closer in ("client", "server") else (
         " by both at once" if conn.closer == "both" else "")
-    yield f"TCP connection {conn.id}: client {client}, server {server}"
     yield (f"open {conn.open}, close {conn.close}{closer}; {conn.packets} packets in "
            f"{max(conn.last_ts - conn.first_ts, 0.0):.6f} s; payload {c.payload} bytes from "
            f"the client, {s.payload} from the server")
@@ -264,7 +306,6 @@ def path_text(path: Iterable[TcpState]) -> str:
 def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
                 first_ts: float, marks: _Marks) -> Iterator[str]:
     a, b = endpoint(conv.a), endpoint(conv.b)
-    yield f"UDP conversation {conv.id}: {a} <-> {b}"
     unreachable = (f"; {conv.icmp_unreachable} ICMP port unreachable"
                    if conv.icmp_unreachable else "")
     yield (f"{conv.datagrams} datagrams, {conv.payload} bytes of payload in "
