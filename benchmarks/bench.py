@@ -145,7 +145,8 @@ def comparisons(capture: Path) -> list[Comparison]:
         *(Comparison(f"{' '.join(command)} -j 2", (ours, *command[:1], f, *command[1:]),
                      (ours, *command[:1], f, *command[1:], "-j", "2"), 1 / 1.7, "issue 19",
                      peer_label="`-j 1`")
-          for command in (("flows", "--json"), ("timeline", "--json"), ("read", "--json"))),
+          for command in (("flows", "--json"), ("timeline", "--json"), ("timeline",),
+                          ("read", "--json"))),
     ]
 
 

@@ -105,8 +105,8 @@ def json_blocks(path: str | Path, options: ReadOptions,
     """``read --json -j N`` (``options.jobs`` processes): ASCII blocks of up to a round
     of lines, each line ending in a newline, as the workers made them; with *sink*, the
     blocks that can go there straight from the workers do (``rounds.parallel_blocks``).
-    The command writes stdout so, as bytes: the parent would otherwise spend about as
-    much CPU on passing text on (800 MB on the long bench mix) as a worker on reading."""
+    The command writes stdout so: passing the long bench mix's 823 MB on as text took
+    the parent 0.3 to 0.4 s of the CPU its two workers need, and 0.15 to 0.18 s so."""
     from capdissect.commands.rounds import check_jobs, parallel_blocks
 
     jobs = options.jobs or 1

@@ -186,9 +186,7 @@ def parallel_blocks(path: str | Path, jobs: int, convert: Convert, *, keep: Keep
                 raise _ended(index, jobs) from None
             turn += 1
             cut = limit is not None and shown + count > limit
-            if sink is not None and size and not cut and _spliced(pipe, size, sink, index, jobs):
-                pass
-            elif size:
+            if size and (sink is None or cut or not _spliced(pipe, size, sink, index, jobs)):
                 block = _received(pipe, size, index, jobs)
                 if cut:
                     assert limit is not None
