@@ -17,8 +17,7 @@ Mermaid: one ``sequenceDiagram`` per flow.  Every text taken from a flow goes th
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from capdissect.addresses import endpoint
@@ -38,18 +37,17 @@ _BOX_MAX: Final = max(len(s.value) for s in TcpState) + 2
 # ----- labels ---------------------------------------------------------------------------
 def segment_label(event: Event) -> str:
     """``S seq 0``, ``S. seq 0 ack 1``, ``P. 1:12 ack 1 (11 bytes)``, ``. ack 12``."""
-    parts = [event.flags]
-    seq = event.seq
+    label, seq, length = event.flags, event.seq, event.length
     if seq is not None:
-        if event.length:
-            parts.append(f"{seq}:{(seq + event.length) % (1 << 32)}")
-        elif event.flags != ".":  # a bare ACK: tcpdump too shows only its ack
-            parts.append(f"seq {seq}")
+        if length:
+            label += f" {seq}:{(seq + length) % (1 << 32)}"
+        elif label != ".":  # a bare ACK: tcpdump too shows only its ack
+            label += f" seq {seq}"
     if event.ack is not None:
-        parts.append(f"ack {event.ack}")
-    if event.length:
-        parts.append(f"({event.length} byte{'s' if event.length != 1 else ''})")
-    return " ".join(parts)
+        label += f" ack {event.ack}"
+    if length:
+        label += f" ({length} byte{'s' if length != 1 else ''})"
+    return label
 
 
 def phase_note(event: Event) -> str:
@@ -64,25 +62,24 @@ def _datagram_label(length: int) -> str:
 
 
 # ----- text ladder ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
 class _Layout:
-    frame_w: int
-    time_w: int
-    inner: int
+    """A ladder's columns: the frame and time gutter, then *inner* columns between the
+    lifelines."""
 
-    @property
-    def left(self) -> int:
-        """Column of the left lifeline."""
-        return self.frame_w + 2 + self.time_w + 3
+    __slots__ = ("_stamp", "blank", "frame_w", "inner", "left", "time_w")
 
-    @property
-    def right(self) -> int:
-        return self.left + self.inner + 1
+    def __init__(self, frame_w: int, time_w: int, inner: int) -> None:
+        self.frame_w, self.time_w, self.inner = frame_w, time_w, inner
+        self.left = frame_w + 2 + time_w + 3  # the column of the left lifeline
+        self.blank = " " * self.left
+        # printf-style, widths built in: twice as fast as an f-string's nested widths,
+        # and a ladder has a gutter per segment
+        self._stamp = f"%{frame_w}d  %{time_w}.6f   "
 
     def gutter(self, frame: int | None = None, rel: float | None = None) -> str:
         if frame is None or rel is None:
-            return " " * self.left
-        return f"{frame:>{self.frame_w}}  {rel:>{self.time_w}.6f}   "
+            return self.blank
+        return self._stamp % (frame, rel)
 
     def arrow(self, label: str, rightward: bool, dotted: bool = False) -> str:
         text = f" {label} "
@@ -125,14 +122,17 @@ class _Layout:
         return head + left + " " * pad + right
 
 
-def _layout(items: Iterable[TimelineItem], first_ts: float, labels: tuple[str, str]) -> _Layout:
-    """Column widths from one pass over the flow's items."""
-    frame_w, time_w, label_w = 5, 8, 0
-    for item in items:
-        frame_w = max(frame_w, len(str(item.frame)))
-        time_w = max(time_w, len(f"{item.ts - first_ts:.6f}"))
-        if isinstance(item, Segment):
-            label_w = max(label_w, len(segment_label(item.event)))
+def _layout(items: Sequence[TimelineItem], first_ts: float, labels: tuple[str, str],
+            label_w: int = 0) -> _Layout:
+    """Column widths for *items*, whose widest arrow label is *label_w* long.  A number's
+    width grows with it, so only the largest frame and the earliest and latest times are
+    spelt out."""
+    frame_w, time_w = 5, 8
+    if items:
+        frame_w = max(frame_w, len(str(max(item.frame for item in items))))
+        times = [item.ts for item in items]
+        time_w = max(time_w, len(f"{max(times) - first_ts:.6f}"),
+                     len(f"{min(times) - first_ts:.6f}"))
     inner = max(MIN_INNER, label_w + 10, len(labels[0]) + len(labels[1]) + 6,
                 2 * _BOX_MAX + 2)
     return _Layout(frame_w, time_w, inner)
@@ -144,6 +144,11 @@ class _Marks:
     def __init__(self, calls: Joined | None, flow: int) -> None:
         self._pending = list(calls.of(flow)) if calls is not None else []
         self.findings = [text for _, text in calls.findings.get(flow, [])] if calls else []
+
+    @property
+    def waiting(self) -> bool:
+        """Whether calls are left to hand out (with none, a ladder does not ask)."""
+        return bool(self._pending)
 
     def before(self, frame: int | None) -> list[Placed]:
         """The calls that returned before *frame* (None: all that are left)."""
@@ -237,29 +242,32 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
            f"completeness {conn.completeness}")
     yield ""
     labels = (f"client {client}", f"server {server}")
-    layout = _layout(items, first_ts, labels)
+    rows = list(items)  # a flow's log (Replay) makes its records anew on every pass
+    segments = [(item, segment_label(item.event)) for item in rows
+                if isinstance(item, Segment)]
+    layout = _layout(rows, first_ts, labels,
+                     max((len(label) for _, label in segments), default=0))
     yield layout.header(*labels)
-    first = True
-    for item in items:
-        if not isinstance(item, Segment):
-            continue
+    blank = layout.gutter()
+    if segments:
+        yield blank + layout.boxes(*initial_states(rows))
+    else:
+        yield "(no segments were logged for this connection)"
+    waiting = marks.waiting
+    for item, label in segments:
         event = item.event
-        if first:
-            yield layout.gutter() + layout.boxes(*initial_states(items))
-            first = False
-        yield from _mark_lines(layout, marks.before(event.frame), CLIENT)
-        note = phase_note(event)
+        if waiting:
+            yield from _mark_lines(layout, marks.before(event.frame), CLIENT)
+            waiting = marks.waiting
         yield (layout.gutter(event.frame, event.ts - first_ts)
-               + layout.arrow(segment_label(event), event.sender == CLIENT) + "  " + note)
+               + layout.arrow(label, event.sender == CLIENT) + "  " + phase_note(event))
         for finding in event.analysis:
-            yield layout.gutter() + layout.inside(f"! {finding.name}: {finding.why}")
+            yield blank + layout.inside(f"! {finding.name}: {finding.why}")
         for remark in item.notes:
-            yield layout.gutter() + layout.inside(f"* {remark}")
+            yield blank + layout.inside(f"* {remark}")
         if event.changes:
             changed = changed_states(event)
-            yield layout.gutter() + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
-    if first:
-        yield "(no segments were logged for this connection)"
+            yield blank + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
     yield from _mark_lines(layout, marks.before(None), CLIENT)
     yield from (f"finding: {text}" for text in marks.findings)
     yield ""
@@ -313,13 +321,17 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
            f"{conv.conn_state}{unreachable}")
     yield "UDP has no handshake, no connection and no states: each datagram stands alone."
     yield ""
-    layout = _layout(items, first_ts, (a, b))
+    rows = list(items)  # as in _tcp_ladder
+    layout = _layout(rows, first_ts, (a, b))
     yield layout.header(a, b)
     yield layout.gutter() + _no_state(layout)
     last = {"a": 0, "b": 0}  # the last datagram each side sent, to aim ICMP errors
-    for item in items:
+    waiting = marks.waiting
+    for item in rows:
         rel = item.ts - first_ts
-        yield from _mark_lines(layout, marks.before(item.frame), "a")
+        if waiting:
+            yield from _mark_lines(layout, marks.before(item.frame), "a")
+            waiting = marks.waiting
         if isinstance(item, Datagram):
             last[item.sender] = item.frame
             yield (layout.gutter(item.frame, rel)
