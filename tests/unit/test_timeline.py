@@ -8,12 +8,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from capdissect.commands import reports as analyze
 from capdissect.dissect.tcp import ACK, RST, SYN
 from capdissect.report.text import clean
-from capdissect.report.timeline.ladder import mermaid_lines, mermaid_text, text_lines
+from capdissect.report.timeline.ladder import _layout, mermaid_lines, mermaid_text, text_lines
 from capdissect.tracking.stream import Totals, finished, track
+from capdissect.tracking.udp import Datagram
 from tests.support.reportwire import Wire, lesson
 
 CAPTURES = Path(__file__).parents[2] / "captures"
@@ -233,3 +236,20 @@ def test_templated_event_json_matches_event_by_event() -> None:
         want = [item_json_text(x) for x in item.events]
         assert list(item.events.json_texts(item_json_text)) == want
         assert [json.loads(t)["frame"] for t in want] == sorted(x.frame for x in item.events)
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**9),
+                          st.floats(-1e7, 1e7, allow_nan=False) | st.sampled_from(
+                              [9.9999995, 9.9999994, 99.9999995, -0.0000005, -9.9999995])),
+                min_size=1, max_size=30),
+       st.floats(-10.0, 10.0, allow_nan=False))
+def test_gutter_widths_fit_every_frame_and_time(rows: list[tuple[int, float]],
+                                                first_ts: float) -> None:
+    """The layout takes its widths from the largest frame and the earliest and latest
+    times only: a number spelt wider than those would break a ladder's columns."""
+    items = [Datagram(frame, ts, "a", 1) for frame, ts in rows]
+    layout = _layout(items, first_ts, ("a", "b"))
+    assert layout.frame_w == max(5, *(len(str(frame)) for frame, _ in rows))
+    assert layout.time_w == max(8, *(len(f"{ts - first_ts:.6f}") for _, ts in rows))
+    for frame, ts in rows:
+        assert len(layout.gutter(frame, ts - first_ts)) == layout.left
