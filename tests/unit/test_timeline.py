@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from capdissect.commands import reports as analyze
@@ -243,6 +243,7 @@ def test_templated_event_json_matches_event_by_event() -> None:
                               [9.9999995, 9.9999994, 99.9999995, -0.0000005, -9.9999995])),
                 min_size=1, max_size=30),
        st.floats(-10.0, 10.0, allow_nan=False))
+@example([(1, 0.0), (1, -0.0)], 0.0)  # found by this test: -0.0 is as small as 0.0
 def test_gutter_widths_fit_every_frame_and_time(rows: list[tuple[int, float]],
                                                 first_ts: float) -> None:
     """The layout takes its widths from the largest frame and the earliest and latest

@@ -16,6 +16,7 @@ Mermaid: one ``sequenceDiagram`` per flow.  Every text taken from a flow goes th
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
@@ -125,14 +126,17 @@ class _Layout:
 def _layout(items: Sequence[TimelineItem], first_ts: float, labels: tuple[str, str],
             label_w: int = 0) -> _Layout:
     """Column widths for *items*, whose widest arrow label is *label_w* long.  A number's
-    width grows with it, so only the largest frame and the earliest and latest times are
-    spelt out."""
+    width grows with its size (times are finite: seconds and a fraction), so only the
+    largest frame and the earliest and latest times are spelt out, and a negative zero
+    (``-0.000000``), which compares equal to zero."""
     frame_w, time_w = 5, 8
     if items:
         frame_w = max(frame_w, len(str(max(item.frame for item in items))))
-        times = [item.ts for item in items]
-        time_w = max(time_w, len(f"{max(times) - first_ts:.6f}"),
-                     len(f"{min(times) - first_ts:.6f}"))
+        rels = [item.ts - first_ts for item in items]
+        early = min(rels)
+        time_w = max(time_w, len(f"{max(rels):.6f}"), len(f"{early:.6f}"))
+        if early == 0.0 and any(math.copysign(1.0, rel) < 0 for rel in rels if rel == 0.0):
+            time_w = max(time_w, len(f"{-0.0:.6f}"))
     inner = max(MIN_INNER, label_w + 10, len(labels[0]) + len(labels[1]) + 6,
                 2 * _BOX_MAX + 2)
     return _Layout(frame_w, time_w, inner)
