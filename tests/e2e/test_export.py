@@ -21,6 +21,7 @@ import pytest
 
 from capdissect.commands import reports as analyze
 from capdissect.commands.read import ReadOptions, read_lines
+from tests.support.processes import left_behind, naming
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
@@ -312,19 +313,6 @@ def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> N
     assert n == (40 * 11,)
 
 
-def _naming(path: Path) -> list[int]:
-    """The processes whose command line names *path*."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(path).encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:  # gone meanwhile
-                pass
-    return found
-
-
 def test_pool_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
     """SIGKILL (or the OOM killer) gives ``export -j 2`` no chance to shut its pool down:
     the workers must not wait for ever for their next job."""
@@ -343,17 +331,11 @@ def test_pool_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the export ended before it could be interrupted"
-        assert len(_naming(src)) == 3  # the parent and its two workers
+        assert len(naming(src)) == 3  # the parent and its two workers
     finally:
         proc.kill()
         proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while _naming(src) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _naming(src)
-    for pid in left:  # ours: they name this test's own directory
-        os.kill(pid, 9)
-    assert not left
+    assert not left_behind(src)
 
 
 def test_interactive_sql(exported: Path) -> None:

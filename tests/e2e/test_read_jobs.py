@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from capdissect.errors import CapdissectError
 from capdissect.sources.writer import PacketWriter
 from tests.e2e.test_read_json import cli
 from tests.support.compare import capdissect_command, fixed_env
+from tests.support.processes import left_behind
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES, CORPUS
 from tests.unit.test_shards import lingering_capture
 
@@ -114,7 +114,6 @@ def test_jobs_refused_where_they_cannot_work() -> None:
 
 
 def test_the_rounds_are_made_by_the_workers_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
 
     monkeypatch.setattr(rounds, "ROUND", 2)
     path = CORPUS / "pcpp_tls.pcap"
@@ -171,19 +170,6 @@ def test_the_command_writes_what_one_process_writes_to_a_file_a_pipe_and_an_appe
         assert _stdout_of(two, before, "ab") == b"already here\n" + one, extra
 
 
-def _holding(path: Path) -> list[int]:
-    """The processes whose command line names *path*."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(path).encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:  # gone meanwhile
-                pass
-    return found
-
-
 def test_no_worker_outlives_a_parent_killed_by_sigpipe(replayed: Path) -> None:
     """``read --json -j 2 F | head``: head goes, SIGPIPE ends the command (as it ends
     tcpdump), and its workers end at their next write instead of waiting for ever on
@@ -195,10 +181,4 @@ def test_no_worker_outlives_a_parent_killed_by_sigpipe(replayed: Path) -> None:
     assert proc.stdout.read(100)
     proc.stdout.close()
     assert proc.wait(timeout=60) == -signal.SIGPIPE
-    deadline = time.monotonic() + 10
-    while _holding(replayed) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _holding(replayed)
-    for pid in left:  # ours: they name this test's own file
-        os.kill(pid, signal.SIGKILL)
-    assert not left
+    assert not left_behind(replayed)
