@@ -165,23 +165,24 @@ def timeline(path: str | Path, fmt: TimelineFormat = "text", conn: int | None = 
     if jobs == 1 or conn is not None:
         return timeline_of(lambda: decoded(path), str(path), fmt, conn)
     totals = Totals()
-    # JSON and text: the workers make the text of each flow's events too, most of the
-    # report's work (the parent still makes the text around it).
+    # JSON, text and Mermaid: the workers make the text of each flow's events too, most
+    # of the report's work (the parent still makes the text around it).
     done = _finished(path, totals, jobs, events=True, limit=_drawn(fmt),
                      render=_worker_text(fmt))
     return _timeline_report(done, totals, str(path), fmt, None, None)
 
 
 def _worker_text(fmt: TimelineFormat) -> Render | None:
-    """What a -j worker makes of each flow's events in *fmt*: JSON's events, or the text
-    ladder after its title (``report/timeline/ladder.py``); None: the parent does."""
+    """What a -j worker makes of each flow's events in *fmt*: JSON's events, the text
+    ladder after its title, or the Mermaid diagram after its first two lines
+    (``report/timeline/ladder.py``); None (SVG): the parent draws."""
     if fmt == "json":
         return _json_events
-    if fmt == "text":
-        from capdissect.report.timeline.ladder import ladder_text
+    if fmt == "svg":
+        return None
+    from capdissect.report.timeline import ladder
 
-        return ladder_text
-    return None
+    return ladder.ladder_text if fmt == "text" else ladder.mermaid_text_after
 
 
 def _json_events(item: Finished, _first_ts: float) -> Iterator[str]:

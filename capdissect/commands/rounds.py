@@ -33,8 +33,9 @@ reads the file through once to plan the big ones (tracking/shards.py ``Survey``)
 every worker reads the whole file and tracks its share of the connections, sending
 every ``TRACK_ROUND`` frames or so the flows it started and retired; the parent numbers
 and orders them as one tracker would and makes the report itself.  For ``timeline``'s
-JSON and text the workers also make the text of their flows' events (most of the
-report: the text ladder but its title, which numbers the flow) and
+JSON, text and Mermaid the workers also make the text of their flows' events (most of
+the report; not a ladder's title nor a diagram's first two lines, which number the
+flow) and
 write it to a spool file of their own, which the parent copies into the report where it
 belongs.  The same end: a damaged file's report then its error, no process left behind.
 """

@@ -115,8 +115,9 @@ class Finished(NamedTuple):
     flow: TcpConnection | UdpConversation
     events: Replay | tuple[TimelineItem, ...]
     udp_payload: tuple[int, int]  # UDP payload bytes a -> b and b -> a; (0, 0) for TCP
-    # The events already made into their JSON text, or the text ladder after its title,
-    # in pieces, by a -j worker (commands/rounds.py): the report writes them as they are.
+    # The events already made into their JSON text, or a text or Mermaid diagram but its
+    # head, in pieces, by a -j worker (commands/rounds.py): the report writes them as
+    # they are.
     text: Iterable[str] | None = None
 
 

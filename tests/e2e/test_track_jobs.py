@@ -20,7 +20,7 @@ import pytest
 from capdissect.commands import reports, rounds
 from capdissect.errors import CapdissectError
 from capdissect.report.json.document import events_text
-from capdissect.report.timeline.ladder import ladder_text
+from capdissect.report.timeline.ladder import ladder_text, mermaid_text_after
 from capdissect.sources.writer import PacketWriter
 from capdissect.tracking.shards import Merge, Shard, Survey
 from capdissect.tracking.stream import Totals, finished
@@ -50,7 +50,7 @@ def timeline(path: Path, fmt: str, jobs: int) -> str:
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
 def test_two_processes_report_what_one_reports(path: Path) -> None:
     assert flows(path, "json", 2) == flows(path, "json", 1)
-    for fmt in ("json", "text"):  # the formats whose flows the workers write
+    for fmt in ("json", "text", "mermaid"):  # the formats whose flows the workers write
         assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
 
 
@@ -93,11 +93,12 @@ def test_a_full_table_falls_back_to_one_process(lingering: Path,
         assert timeline(lingering, fmt, 2) == timeline(lingering, fmt, 1), fmt
 
 
-@pytest.mark.parametrize("fmt", ["json", "text"])
+@pytest.mark.parametrize("fmt", ["json", "text", "mermaid"])
 def test_the_workers_make_the_events_text(lingering: Path, fmt: str) -> None:
-    """timeline --json and text -j: each flow comes with its events as the text the
-    workers made and spooled, not as events, and it is the text one process makes (the
-    JSON events; the ladder after its title, whose flow number only the parent knows)."""
+    """timeline -j in JSON, text and Mermaid: each flow comes with its events as the text
+    the workers made and spooled, not as events, and it is the text one process makes
+    (the JSON events; the ladder after its title, the diagram after its first two lines:
+    those number the flow, which only the parent can)."""
     totals = Totals()
     one = list(finished(reports.steps(lingering), totals, events=True))
     render = reports._worker_text(fmt)  # type: ignore[arg-type]
@@ -108,10 +109,14 @@ def test_the_workers_make_the_events_text(lingering: Path, fmt: str) -> None:
     for ours, theirs in zip(made, one, strict=True):
         assert isinstance(ours.text, rounds.Spooled) and ours.events == ()
         expected = (events_text(theirs) if fmt == "json"
-                    else ladder_text(theirs, totals.first_ts))
+                    else ladder_text(theirs, totals.first_ts) if fmt == "text"
+                    else mermaid_text_after(theirs, totals.first_ts))
         text = "".join(ours.text)
         assert text == "".join(expected) != ""
-        assert not text.startswith(("TCP connection", "UDP conversation"))  # no title
+        if fmt != "json":  # no title, nothing that numbers the flow
+            first = text.split("\n", 1)[0]
+            assert not first.startswith("sequenceDiagram"), first
+            assert "connection" not in first and "conversation" not in first, first
 
 
 @pytest.mark.parametrize("found", [True, False])

@@ -194,16 +194,21 @@ def ladder_title(flow: TcpConnection | UdpConversation) -> str:
     return f"UDP conversation {flow.id}: {endpoint(flow.a)} <-> {endpoint(flow.b)}"
 
 
-_BATCH: Final = 4096  # lines of a worker's ladder text joined into one piece
+_BATCH: Final = 4096  # lines of a worker's text joined into one piece
 
 
 def ladder_text(item: Finished, first_ts: float) -> Iterator[str]:
     """A flow's ladder after its title, as a ``timeline -j`` worker makes it
-    (``Finished.text``): the lines, safe for a terminal, each ending in a newline, in
-    pieces; *first_ts* is the capture's first packet's time."""
+    (``Finished.text``): the lines, safe for a terminal, in pieces (``_joined``);
+    *first_ts* is the capture's first packet's time."""
+    return _joined(clean(line) for line in _ladder(item, first_ts, _Marks(None, item.flow.id)))
+
+
+def _joined(lines: Iterable[str]) -> Iterator[str]:
+    """*lines*, each ending in a newline, joined ``_BATCH`` at a time."""
     batch: list[str] = []
-    for line in _ladder(item, first_ts, _Marks(None, item.flow.id)):
-        batch.append(clean(line))
+    for line in lines:
+        batch.append(line)
         if len(batch) == _BATCH:
             batch.append("")
             yield "\n".join(batch)
@@ -214,7 +219,7 @@ def ladder_text(item: Finished, first_ts: float) -> Iterator[str]:
 
 
 def _split(pieces: Iterable[str]) -> Iterator[str]:
-    """The lines of *pieces* (``ladder_text``), which may end anywhere."""
+    """The lines of *pieces* (``_joined``), which may end anywhere."""
     rest = ""
     for piece in pieces:
         lines = (rest + piece).split("\n")
@@ -389,16 +394,31 @@ def mermaid_lines(flows: Iterable[Finished], calls: Joined | None = None, *,
         if count:
             yield ""
         count += 1
-        marks = _Marks(calls, item.flow.id)
-        if isinstance(item.flow, TcpConnection):
-            yield from _tcp_mermaid(item.flow, item.events, marks)
+        yield "sequenceDiagram"
+        flow = item.flow
+        what = "TCP connection" if isinstance(flow, TcpConnection) else "UDP conversation"
+        yield f"    %% {what} {flow.id}"
+        if item.text is not None:  # the rest, made by a -j worker (mermaid_text_after)
+            yield from _split(item.text)
         else:
-            yield from _udp_mermaid(item.flow, item.events, marks)
+            yield from _mermaid(item, _Marks(calls, flow.id))
     if not count:
         yield "%% no TCP connections or UDP conversations"
     for note in end_notes(totals) if totals is not None else ():
         yield ""
         yield f"%% {clean(note)}"
+
+
+def mermaid_text_after(item: Finished, _first_ts: float) -> Iterator[str]:
+    """A flow's Mermaid diagram after its first two lines (the second numbers the flow),
+    as a ``timeline --mermaid -j`` worker makes it (``Finished.text``), in pieces."""
+    return _joined(_mermaid(item, _Marks(None, item.flow.id)))
+
+
+def _mermaid(item: Finished, marks: _Marks) -> Iterator[str]:
+    if isinstance(item.flow, TcpConnection):
+        return _tcp_mermaid(item.flow, item.events, marks)
+    return _udp_mermaid(item.flow, item.events, marks)
 
 
 def _mermaid_marks(placed: list[Placed], left: str, right: str, left_side: str
@@ -412,8 +432,6 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem],
                  marks: _Marks) -> Iterator[str]:
     c, s = conn.client, conn.server
     m = mermaid_text
-    yield "sequenceDiagram"
-    yield f"    %% TCP connection {conn.id}"
     yield f"    participant C as {m('client ' + endpoint((c.addr, c.port)))}"
     yield f"    participant S as {m('server ' + endpoint((s.addr, s.port)))}"
     first = True
@@ -444,8 +462,6 @@ def _tcp_mermaid(conn: TcpConnection, items: Iterable[TimelineItem],
 def _udp_mermaid(conv: UdpConversation, items: Iterable[TimelineItem],
                  marks: _Marks) -> Iterator[str]:
     m = mermaid_text
-    yield "sequenceDiagram"
-    yield f"    %% UDP conversation {conv.id}"
     yield f"    participant A as {m(endpoint(conv.a))}"
     yield f"    participant B as {m(endpoint(conv.b))}"
     yield "    Note over A,B: UDP: no handshake, no connection state"
