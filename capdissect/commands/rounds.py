@@ -173,8 +173,10 @@ def parallel_blocks(path: str | Path, jobs: int, convert: Convert, *, keep: Keep
     out whole is moved there from its worker's pipe inside the kernel (splice(2)), not
     yielded: on the long bench mix ``read --json`` is 800 MB, which the parent would
     otherwise copy in and out again.  Where *sink* cannot take a splice (a terminal), the
-    blocks are yielded.
+    blocks are yielded, as they are where there is no splice (not Linux).
     """
+    if not hasattr(os, "splice"):
+        sink = None
     with _forked(jobs, _work, (str(path), jobs, convert, keep, limit)) as pipes:
         shown = 0
         turn = 0

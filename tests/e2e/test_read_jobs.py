@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from capdissect.commands import rounds
-from capdissect.commands.read import ReadOptions, read_lines
+from capdissect.commands.read import ReadOptions, json_maker, read_lines
 from capdissect.errors import CapdissectError
 from capdissect.sources.writer import PacketWriter
 from tests.e2e.test_read_json import cli
@@ -125,6 +125,25 @@ def test_the_rounds_are_made_by_the_workers_in_turn(monkeypatch: pytest.MonkeyPa
     assert len(set(makers)) == 3 and str(os.getpid()) not in makers
     # Rounds of two frames, dealt out in turn: frames 1-2, 7-8... by the same worker.
     assert makers[0] == makers[1] == makers[6] != makers[2] == makers[3] != makers[4]
+
+
+def test_blocks_go_to_the_sink_or_come_back(tmp_path: Path, tiny_rounds: None,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a sink, every whole round is spliced there and none comes back; where there
+    is no splice (not Linux), every round comes back to be written."""
+    path = CORPUS / "pcpp_tls.pcap"
+    one = output(path, None).encode()
+    spliced = tmp_path / "spliced"
+    with spliced.open("wb") as sink:
+        back = list(rounds.parallel_blocks(path, 2, json_maker(), keep=None, limit=None,
+                                           sink=sink.fileno()))
+    assert back == [] and spliced.read_bytes() == one
+    monkeypatch.delattr(os, "splice")
+    unused = tmp_path / "unused"
+    with unused.open("wb") as sink:
+        back = list(rounds.parallel_blocks(path, 2, json_maker(), keep=None, limit=None,
+                                           sink=sink.fileno()))
+    assert len(back) > 10 and b"".join(back) == one and unused.read_bytes() == b""
 
 
 @pytest.fixture(scope="module")
