@@ -18,6 +18,7 @@ from capdissect._version import __version__
 from capdissect.clihelp import App
 from capdissect.commands.read import ReadOptions
 from capdissect.commands.terminal import (
+    checked_jobs,
     cli_errors,
     colour_wanted,
     given_together,
@@ -565,6 +566,9 @@ def handout(
                                               "F.pcap.strace).")] = None,
     paper: Annotated[Paper, typer.Option("--paper", help="Page size of the PDF (and of the "
                                          "HTML printed).")] = Paper.LETTER,
+    jobs: Annotated[int | None, typer.Option(
+        "-j", "--jobs", metavar="N", help="With --conn, find the connection in N processes, "
+        "each tracking its share (same handout, for a large file).")] = None,
 ) -> None:
     """Write a lesson handout of a capture: ladders, state diagram, every packet explained.
 
@@ -580,9 +584,10 @@ def handout(
     """
     from capdissect.commands.handout import write_handout  # only this command needs the renderers
 
+    processes = checked_jobs(path, jobs)
     with cli_errors(progress=Path(path).name):
         written = write_handout(path, out, title=title, conn=conn, calls=calls,
-                                paper=paper.value)
+                                paper=paper.value, jobs=processes)
     say(f"wrote {written}")
 
 

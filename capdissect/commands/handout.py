@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -49,8 +49,9 @@ from capdissect.sources.pcapng import (
     resolution,
     section_header,
 )
-from capdissect.tracking.stream import Truncation
-from capdissect.tracking.tracker import Tracker
+from capdissect.tracking.stream import Finished, Totals, Truncation, finished
+from capdissect.tracking.tcp import Update
+from capdissect.tracking.tracker import Observation, Tracker, UdpUpdate
 
 CHROMIUM_NAMES: Final = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # Flags for a quiet, sandbox-less, offline, one-shot headless browser: no GPU, no first-run
@@ -69,10 +70,11 @@ NO_ANNOTATION: Final = "capdissect: not TCP, UDP or ICMP; nothing to annotate"
 
 def write_handout(path: str | Path, out: str | Path, title: str | None = None,
                   conn: int | None = None, calls: str | Path | None = None,
-                  paper: str = "letter") -> Path:
+                  paper: str = "letter", jobs: int = 1) -> Path:
     """Write the lesson handout of the capture at *path* to *out* (.html, .md or .pdf);
     with *calls* (strace's log, ``F.pcap.strace``), the socket calls beside the packets;
-    *paper* (a4, letter) is the page size a PDF, or the HTML printed, has."""
+    *paper* (a4, letter) is the page size a PDF, or the HTML printed, has.  With *conn*,
+    *jobs* processes find that flow in a large capture (the same handout)."""
     out = Path(out)
     if paper not in PAPERS:
         raise HandoutError(f"unknown paper {paper!r}; use {' or '.join(PAPERS)}")
@@ -82,7 +84,8 @@ def write_handout(path: str | Path, out: str | Path, title: str | None = None,
                            "use .html, .md or .pdf")
     refuse_input(out, path)
     if conn is not None and calls is None:
-        packets, numbering, truncated, names = _one_flow(path, conn)
+        found = _one_flow_jobs(path, conn, jobs) if jobs > 1 else None
+        packets, numbering, truncated, names = found or _one_flow(path, conn)
         joined = None
     else:  # the socket calls are placed by frame among all the packets: keep them all
         packets, truncated, names = _all_packets(path)
@@ -152,6 +155,105 @@ def _one_flow(path: str | Path, conn: int
         names = [iface.name for iface in capture.interfaces if iface.name]
     if not packets:
         raise NoSuchFlow(Path(str(path)).name, conn, flows)
+    return packets, Numbering(frames, conn, frame), truncated, names
+
+
+OneFlow = tuple[list[Packet], Numbering, Truncation | None, list[str]]
+
+
+class _Over(Exception):
+    """Flow *conn*, which started at *frame*, is over: the shards need not go on (see
+    _one_flow_jobs)."""
+
+    def __init__(self, frame: int) -> None:
+        super().__init__(frame)
+        self.frame = frame
+
+
+def _one_flow_jobs(path: str | Path, conn: int, jobs: int) -> OneFlow | None:
+    """``_one_flow`` in two passes.  First *jobs* processes track the capture as
+    ``flows -j`` does until flow *conn* is over: they tell the frame it started at, and
+    that the flows open at once stayed under the tables' bounds all its life (else one
+    tracker would have retired some early).  Then one pass tracks only the flows of
+    that frame's bucket (``shards.alone``), moving their clocks on the other packets as
+    a shard does, and keeps the packets of the flow that started there.  None where the
+    shards had to give way to one process (``_one_flow`` then)."""
+    from capdissect.commands.reports import steps
+    from capdissect.commands.rounds import sharded_flows
+
+    with open_capture(path):  # not a capture: fail now, as one process does
+        pass
+    totals = Totals()
+    gave_way = False
+
+    def one_process() -> Iterator[Finished]:
+        nonlocal gave_way
+        gave_way = True
+        return finished(steps(path), totals)
+
+    started = []
+
+    def follow(flow: int, frame: int) -> None:
+        if flow == conn:
+            if frame:
+                started.append(frame)
+            else:  # out of the shards' generator: the workers end
+                raise _Over(started[0])
+
+    try:
+        for _ in sharded_flows(path, jobs, totals, one_process, follow=follow):
+            if gave_way:
+                return None
+    except _Over as over:
+        return _flow_from(path, conn, over.frame)
+    if gave_way:
+        return None
+    raise NoSuchFlow(Path(str(path)).name, conn, totals.flows)
+
+
+def _flow_from(path: str | Path, conn: int, start: int) -> OneFlow:
+    """The packets of flow *conn*, which started at frame *start*, as ``_one_flow``
+    gives them, from one shard that tracks only that flow's bucket."""
+    from capdissect.commands.rounds import fed
+    from capdissect.dissect.route import UNKNOWN, route, route_decoded
+    from capdissect.tracking.shards import Shard, alone
+
+    where = UNKNOWN
+    with open_capture(path) as capture:
+        for frame, raw in enumerate(capture, 1):
+            if frame == start:
+                where = route(raw.data, raw.linktype, raw.wire_len)
+                if where == UNKNOWN:
+                    where = route_decoded(decode(raw))
+                break
+    # Which flow a packet is (its record, or the conversation an ICMP error quotes) is
+    # decided by the flows of its bucket alone, as long as the flows open at once stay
+    # under the tables' bounds, which the shards checked while this flow lived.
+    shard = Shard(0, 2, plan=alone(where))
+    packets: list[Packet] = []
+    frames: list[int] = []
+    mine: list[int] = []  # the shard's number for the flow
+
+    def watch(frame: int, pkt: Packet, seen: Observation | None) -> None:
+        if frame == start and isinstance(seen, (Update, UdpUpdate)) and seen.new:
+            mine.append(flow_id(seen) or 0)
+        if mine and flow_id(seen) == mine[0]:
+            packets.append(pkt)
+            frames.append(frame)
+            if len(packets) > MAX_PACKETS:
+                raise HandoutTooBig(f"{path}: connection {conn}", MAX_PACKETS)
+
+    shard.watch = watch
+    frame = 0
+    truncated = None
+    capture = open_capture(path)
+    with capture:
+        try:
+            for frame in fed(capture, shard):
+                shard.report(frame)  # (its retired flows are not needed)
+        except CaptureError as exc:
+            truncated = Truncation(frame, exc)
+        names = [iface.name for iface in capture.interfaces if iface.name]
     return packets, Numbering(frames, conn, frame), truncated, names
 
 

@@ -61,6 +61,7 @@ from capdissect.sources.files import PROGRESS, open_capture
 from capdissect.tracking.shards import (
     MAX_SHARDS,
     Diverged,
+    Follow,
     Merge,
     Plan,
     Shard,
@@ -379,12 +380,13 @@ class Spooled:
 
 def sharded_flows(path: str | Path, jobs: int, totals: Totals,
                   one_process: Callable[[], Iterator[Finished]], *, events: bool = False,
-                  limit: int | None = None, render: Render | None = None
-                  ) -> Iterator[Finished]:
+                  limit: int | None = None, render: Render | None = None,
+                  follow: Follow | None = None) -> Iterator[Finished]:
     """The finished flows of *path* exactly as ``stream.finished`` gives them, tracked by
     *jobs* worker processes, each taking its share of the connections; *totals* is filled
     in on the way.  With *render*, the workers make the text of each flow's events with it
-    (``Finished.text``).  The endpoints that refused a UDP datagram are found first, so that
+    (``Finished.text``); *follow* is told of each flow as the shards number it and as it
+    ends (``Merge``).  The endpoints that refused a UDP datagram are found first, so that
     their datagrams go to one worker.  Where the shards cannot follow one tracker
     (``shards.Diverged``), the capture is tracked again from its start, by shards that
     keep all of UDP together (``shards.UdpLinked``) or by *one_process*
@@ -397,7 +399,8 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
         plan = survey.plan(jobs, udp_alone)
         try:
             for item in _merged(str(path), jobs, totals,
-                                (events, limit, pinned, udp_alone, plan), render, given):
+                                (events, limit, pinned, udp_alone, plan), render, given,
+                                follow):
                 yield item
                 given += 1
             return
@@ -432,7 +435,8 @@ ShardOptions = tuple[bool, "int | None", frozenset[int], bool, Plan]
 
 
 def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
-            render: Render | None, given: int) -> Iterator[Finished]:
+            render: Render | None, given: int, follow: Follow | None
+            ) -> Iterator[Finished]:
     """The flows after the first *given*, from *jobs* shards."""
     # Each spool stays open while a flow in it does, which may outlive this generator
     # (a caller keeping the flows), so no with-block: closed, a temporary file is gone.
@@ -440,7 +444,8 @@ def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
                                if render is not None else [])
     fds = [spool.fileno() for spool in spools]
     with _forked(jobs, _shard, (path, jobs, options, render, fds)) as pipes:
-        yield from _merge_rounds(pipes, jobs, Merge(jobs, totals), spools, given)
+        yield from _merge_rounds(pipes, jobs, Merge(jobs, totals, follow=follow),
+                                 spools, given)
 
 
 def _merge_rounds(pipes: list[Connection], jobs: int, merge: Merge,
@@ -487,7 +492,7 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
         with open_capture(path) as capture:
             due = TRACK_ROUND
             try:
-                for frames in _fed(capture, shard):
+                for frames in fed(capture, shard):
                     if frames >= due:
                         _post(out, spooled.report(shard.report(frames)))
                         if shard.serial_from is not None:
@@ -538,7 +543,7 @@ class _Spooler:
         self.end += len(data)
 
 
-def _fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:
+def fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:
     """Feed *shard* the capture, at most ``TRACK_ROUND`` packets at a time; how many
     frames were read after each.  A classic pcap file's records become packets only in
     the shard whose flow they are."""

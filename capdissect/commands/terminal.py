@@ -314,8 +314,9 @@ def given_together(**chosen: bool | int | str | None) -> list[str]:
     return given if len(given) > 1 else []
 
 
-def _jobs(path: str, jobs: int | None) -> int:
-    """``-j N`` of ``flows`` and ``timeline``; a value that cannot be is one line, exit 1."""
+def checked_jobs(path: str, jobs: int | None) -> int:
+    """``-j N`` of ``flows``, ``timeline`` and ``handout``; a value that cannot be is one
+    line, exit 1."""
     if jobs is None:
         return 1
     from capdissect.commands.rounds import check_jobs
@@ -330,7 +331,7 @@ def _jobs(path: str, jobs: int | None) -> int:
 def run_timeline(path: str, conn: int | None, mermaid: bool, json: bool, svg: str | None,
                  calls: str | None, jobs: int | None = None) -> None:
     from capdissect.commands import reports as analyze
-    processes = _jobs(path, jobs)
+    processes = checked_jobs(path, jobs)
     if svg is not None:
         with cli_errors(progress=Path(path).name):
             written = analyze.write_timeline_svg(path, svg, conn, calls, processes)
@@ -344,7 +345,7 @@ def run_timeline(path: str, conn: int | None, mermaid: bool, json: bool, svg: st
 
 def run_flows(path: str, json: bool, csv: bool, wide: bool, jobs: int | None = None) -> None:
     from capdissect.commands import reports as analyze
-    processes = _jobs(path, jobs)
+    processes = checked_jobs(path, jobs)
     with cli_errors(progress=Path(path).name) as bar:
         if json or csv:
             write_pieces(analyze.flows(path, "json" if json else "csv", jobs=processes), bar)

@@ -42,6 +42,7 @@ round:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from capdissect.dissect.route import (
@@ -69,7 +70,14 @@ from capdissect.tracking.stream import (
     Truncation,
 )
 from capdissect.tracking.tcp import MAX_HALF_OPEN, Update
-from capdissect.tracking.tracker import MAX_OPEN, Flow, IcmpUpdate, Tracker, UdpUpdate
+from capdissect.tracking.tracker import (
+    MAX_OPEN,
+    Flow,
+    IcmpUpdate,
+    Observation,
+    Tracker,
+    UdpUpdate,
+)
 
 # A retired flow's place among those retired at the same frame: (frame, table, pass,
 # frame of its last packet).  Passes: 0 a connection whose ports a new one reuses,
@@ -102,6 +110,12 @@ MAX_SHARDS: Final = 64  # a bucket's shard is a byte, with _PLANNED added if pla
 _PLANNED: Final = 128
 
 
+Watch = Callable[[int, Packet, Observation | None], None]  # (frame, packet, observation)
+# Told (a flow's id, the frame it started at) when the flow is numbered, and (its id, 0)
+# when it is over.
+Follow = Callable[[int, int], None]
+
+
 class Plan(NamedTuple):
     """The shards of the big buckets (``Survey.plan``), and what each shard's will cost."""
 
@@ -111,6 +125,16 @@ class Plan(NamedTuple):
 
 def _cost(kind: int) -> int:
     return TCP_COST if kind == TCP else UDP_COST
+
+
+def alone(where: int) -> Plan:
+    """A plan for two shards where shard 0 has the bucket of route *where* and shard 1
+    every other: shard 0 then tracks that bucket's flows as one tracker would, and little
+    else (the ICMP packets)."""
+    bucket = (where >> 2) & (BUCKETS - 1)
+    owners = bytearray([1 + _PLANNED]) * BUCKETS
+    owners[bucket] = _PLANNED
+    return Plan(bytes(owners), (0, 0))
 
 
 class Survey:
@@ -268,6 +292,8 @@ class Shard:
         self._started_in = [0, 0]  # flows started, by table
         self._retired: list[tuple[Place, Finished]] = []
         self._last: dict[int, int] = {}  # the shard's flow id -> frame of its last packet
+        # Told of each of the shard's own packets and what the tracker made of it.
+        self.watch: Watch | None = None
 
     def feed(self, frame: int, raw: RawPacket) -> None:
         """Packet *frame* of the capture (every one, in order)."""
@@ -326,6 +352,8 @@ class Shard:
         if self.first_ts is None:
             self.first_ts = pkt.raw.ts
         seen = self.tracker.feed(frame, pkt)
+        if self.watch is not None:
+            self.watch(frame, pkt, seen)
         self.finishing.saw(seen)
         if isinstance(seen, Update):
             self._heard(frame, seen.connection.id, seen.new, _TCP_TABLE)
@@ -414,9 +442,11 @@ class Merge:
 
     def __init__(self, count: int, totals: Totals, *, window: int = ORDER_WINDOW,
                  max_open: int = MAX_OPEN,
-                 max_young: int = min(MAX_OPEN, MAX_HALF_OPEN)) -> None:
+                 max_young: int = min(MAX_OPEN, MAX_HALF_OPEN),
+                 follow: Follow | None = None) -> None:
         self.count = count
         self.totals = totals
+        self.follow = follow
         self.max_open = max_open
         self.max_young = max_young
         self._order = IdOrder(window)
@@ -434,14 +464,18 @@ class Merge:
             totals.first_ts = reports[0].first_ts
         started = sorted((frame, shard, flow_id) for shard, report in enumerate(reports)
                          for frame, flow_id in report.started)
-        for _, shard, flow_id in started:
+        for frame, shard, flow_id in started:
             self._ids[shard, flow_id] = self._next_id
+            if self.follow is not None:
+                self.follow(self._next_id, frame)
             self._next_id += 1
         retired: list[tuple[Place, Finished]] = []
         for shard, report in enumerate(reports):
             self._open[shard] = (report.open_tcp, report.young_tcp, report.open_udp)
             for place, item in report.retired:
                 item.flow.id = self._ids.pop((shard, item.flow.id))
+                if self.follow is not None:
+                    self.follow(item.flow.id, 0)
                 if isinstance(item.events, Replay):
                     item.events.share_shapes(self._shaped[shard])
                 retired.append((place, item))

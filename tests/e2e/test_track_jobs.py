@@ -12,12 +12,12 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from capdissect.commands import reports, rounds
+from capdissect.commands import handout, reports, rounds
 from capdissect.errors import CapdissectError
 from capdissect.report.json.document import events_text
 from capdissect.report.timeline.ladder import ladder_text, mermaid_text_after
@@ -191,3 +191,84 @@ def test_a_spool_that_cannot_be_written_is_one_error_line(
         timeline(CAPTURES / "tcp-basic.pcap", "json", 2)
     assert "cannot write a worker's spool file" in str(error.value)
     assert "No space left on device" in str(error.value)
+
+
+def _flow_count(path: Path) -> int:
+    totals = Totals()
+    for _ in finished(reports.steps(path), totals):
+        pass
+    return totals.flows
+
+
+def _one_flow_both_ways(path: Path, conn: int) -> tuple[object, object]:
+    """``handout --conn`` 's packets of flow *conn*, found by one process and by two
+    (as frame numbers, the numbering, and the damage), or the error each raised."""
+    def seen(find: Callable[[], object]) -> object:
+        try:
+            packets, numbering, truncated, names = find()  # type: ignore[misc]
+        except CapdissectError as exc:
+            return type(exc).__name__, str(exc)
+        return ([p.raw for p in packets], numbering,
+                None if truncated is None else (truncated.after_frame, str(truncated.error)),
+                names)
+    return (seen(lambda: handout._one_flow(path, conn)),
+            seen(lambda: handout._one_flow_jobs(path, conn, 2)  # as write_handout has it
+                 or handout._one_flow(path, conn)))
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_a_handout_of_one_flow_finds_the_packets_one_process_finds(path: Path) -> None:
+    """handout --conn N -j 2: the shards number the flows until N (rounds of 3 frames
+    here, so they stop part-way), then one shard that tracks only N's bucket keeps its
+    packets.  Every flow of the lessons; the first three and the last elsewhere; and a
+    number past the last (the same error)."""
+    count = _flow_count(path)
+    wanted = range(1, count + 2) if path.parent == CAPTURES else {
+        *range(1, min(count, 3) + 1), count, count + 1}
+    for conn in sorted(wanted):
+        one, two = _one_flow_both_ways(path, conn)
+        assert two == one, conn
+
+
+def test_a_handout_of_one_flow_that_lingers_and_reuses_ports(lingering: Path) -> None:
+    count = _flow_count(lingering)
+    assert count > 250
+    for conn in (1, 2, 3, 5, 8, 50, 150, count // 2, count - 1, count):
+        one, two = _one_flow_both_ways(lingering, conn)
+        assert two == one and one[0], conn  # type: ignore[index]
+
+
+def test_handout_j_through_the_cli(tmp_path: Path) -> None:
+    """The same file, the same error line and status, for a flow, a damaged file and a
+    flow that is not there; -j is refused as flows refuses it."""
+    lesson = str(CAPTURES / "udp-connected.pcap")  # two conversations, an ICMP error
+    damaged = str(DAMAGED / "D01_truncated_tcp_basic.pcap")
+    for path, conn in ((lesson, "1"), (lesson, "2"), (damaged, "1"), (lesson, "99")):
+        made = []
+        out = tmp_path / "handout.md"  # its name is in the "wrote" line
+        for jobs in ((), ("-j", "2")):
+            result = run([*capdissect_command(), "handout", path, "--conn", conn, "-o",
+                          str(out), *jobs])
+            made.append((result.returncode, result.stderr,
+                         out.read_text() if out.exists() else None))
+            out.unlink(missing_ok=True)
+        assert made[1] == made[0], (path, conn)
+        assert made[0][0] == (1 if conn == "99" or path == damaged else 0), made[0]
+    result = run([*capdissect_command(), "handout", lesson, "--conn", "1", "-o",
+                  str(tmp_path / "x.md"), "-j", "0"])
+    assert result.returncode == 1 and "invalid number of jobs 0" in result.stderr
+
+
+def test_a_handout_of_one_flow_gives_way_where_the_shards_do(
+        lingering: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flows open at once past the table's bounds, while the flow lived: one process
+    finds it (one tracker may have retired flows early, which one bucket cannot tell)."""
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 20)
+    monkeypatch.setattr(rounds, "Merge", functools.partial(Merge, max_open=14))
+    for conn in (1, 2, 3, 100, 200):
+        one, two = _one_flow_both_ways(lingering, conn)
+        assert two == one, conn
+    # Flow 3 (data alone, never closed) is numbered in the first rounds and still open
+    # at the round that fills; flow 1 is over long before.
+    assert handout._one_flow_jobs(lingering, 3, 2) is None
+    assert handout._one_flow_jobs(lingering, 1, 2) is not None

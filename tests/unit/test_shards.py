@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,8 @@ from capdissect.sources.files import open_capture
 from capdissect.tracking import shards
 from capdissect.tracking.shards import Diverged, Merge, Place, Shard, UdpLinked
 from capdissect.tracking.stream import ORDER_WINDOW, Finished, Totals, finished, track
-from capdissect.tracking.tracker import Tracker
+from capdissect.tracking.tcp import Update
+from capdissect.tracking.tracker import Tracker, UdpUpdate
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_route import classic, raw_packets
 
@@ -43,7 +45,7 @@ def sharded(raws: list[RawPacket], count: int, every: int, *, events: bool,
             limit: int | None = None, pinned: frozenset[int] = frozenset(),
             udp_alone: bool = False,
             places: list[tuple[int, Place]] | None = None,
-            given: list[Finished] | None = None, **bounds: int
+            given: list[Finished] | None = None, **bounds: Any
             ) -> tuple[list[Finished], Totals]:
     """*count* shards reporting every *every* frames; *places* collects (shard, place),
     *given* the flows as they are handed out."""
@@ -275,3 +277,23 @@ def test_flows_dealt_as_they_come_even_out_the_planned_work() -> None:
     assert min(flows) > 350 and max(flows) > 550, flows
     total = [w + f * shards.FLOW_COST for w, f in zip(work, flows, strict=True)]
     assert abs(total[0] - total[1]) < 0.02 * sum(total), total
+
+
+def test_merge_follows_each_flow_from_its_first_frame_to_its_end() -> None:
+    """``Merge(follow=...)`` (handout --conn -j finds its flow so): each flow's id with
+    the frame one tracker started it at, in id order, then the id with 0 once it is
+    over, never before it started."""
+    raws = lingering_capture()
+    starts = {}
+    for step in track((decode(raw) for raw in raws), Tracker(keep_events=False)):
+        seen = getattr(step, "seen", None)
+        if isinstance(seen, (Update, UdpUpdate)) and seen.new:
+            flow = seen.connection if isinstance(seen, Update) else seen.conversation
+            starts[flow.id] = step.frame
+    told: list[tuple[int, int]] = []
+    sharded(raws, 3, 7, events=False, follow=lambda flow, frame: told.append((flow, frame)))
+    numbered = [(flow, frame) for flow, frame in told if frame]
+    assert numbered == sorted(starts.items()) and len(numbered) > 250
+    over = [flow for flow, frame in told if not frame]
+    assert sorted(over) == sorted(starts)
+    assert all(told.index((flow, starts[flow])) < told.index((flow, 0)) for flow in over)
