@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from capdissect.addresses import endpoint
@@ -123,20 +123,38 @@ class _Layout:
         return head + left + " " * pad + right
 
 
-def _layout(items: Sequence[TimelineItem], first_ts: float, labels: tuple[str, str],
-            label_w: int = 0) -> _Layout:
-    """Column widths for *items*, whose widest arrow label is *label_w* long.  A number's
-    width grows with its size (times are finite: seconds and a fraction), so only the
-    largest frame and the earliest and latest times are spelt out, and a negative zero
-    (``-0.000000``), which compares equal to zero."""
+def _layout(items: Iterable[TimelineItem], first_ts: float, labels: tuple[str, str]
+            ) -> _Layout:
+    """Column widths from one pass over the flow's items (a flow's log makes its records
+    as it is read, so a connection of millions of segments is never held as records).
+    A number's width grows with its size (times are finite: seconds and a fraction), so
+    only the largest frame and the earliest and latest times are spelt out, and a
+    negative zero (``-0.000000``), which compares equal to zero."""
+    top = 0
+    early = late = 0.0
+    negative_zero = False
+    label_w = 0
+    count = 0
+    for item in items:
+        count += 1
+        rel = item.ts - first_ts
+        if count == 1:
+            early = late = rel
+        elif rel < early:
+            early = rel
+        elif rel > late:
+            late = rel
+        if rel == 0.0 and math.copysign(1.0, rel) < 0:
+            negative_zero = True
+        if item.frame > top:
+            top = item.frame
+        if isinstance(item, Segment):
+            label_w = max(label_w, len(segment_label(item.event)))
     frame_w, time_w = 5, 8
-    if items:
-        frame_w = max(frame_w, len(str(max(item.frame for item in items))))
-        rels = [item.ts - first_ts for item in items]
-        early = min(rels)
-        time_w = max(time_w, len(f"{max(rels):.6f}"), len(f"{early:.6f}"))
-        if early == 0.0 and any(math.copysign(1.0, rel) < 0 for rel in rels if rel == 0.0):
-            time_w = max(time_w, len(f"{-0.0:.6f}"))
+    if count:
+        frame_w = max(frame_w, len(str(top)))
+        time_w = max(time_w, len(f"{late:.6f}"), len(f"{early:.6f}"),
+                     len(f"{-0.0:.6f}") if negative_zero else 0)
     inner = max(MIN_INNER, label_w + 10, len(labels[0]) + len(labels[1]) + 6,
                 2 * _BOX_MAX + 2)
     return _Layout(frame_w, time_w, inner)
@@ -251,25 +269,24 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
            f"completeness {conn.completeness}")
     yield ""
     labels = (f"client {client}", f"server {server}")
-    rows = list(items)  # a flow's log (Replay) makes its records anew on every pass
-    segments = [(item, segment_label(item.event)) for item in rows
-                if isinstance(item, Segment)]
-    layout = _layout(rows, first_ts, labels,
-                     max((len(label) for _, label in segments), default=0))
+    layout = _layout(items, first_ts, labels)
     yield layout.header(*labels)
     blank = layout.gutter()
-    if segments:
-        yield blank + layout.boxes(*initial_states(rows))
-    else:
-        yield "(no segments were logged for this connection)"
+    first = True
     waiting = marks.waiting
-    for item, label in segments:
+    for item in items:
+        if not isinstance(item, Segment):
+            continue
         event = item.event
+        if first:
+            yield blank + layout.boxes(*initial_states(items))
+            first = False
         if waiting:
             yield from _mark_lines(layout, marks.before(event.frame), CLIENT)
             waiting = marks.waiting
         yield (layout.gutter(event.frame, event.ts - first_ts)
-               + layout.arrow(label, event.sender == CLIENT) + "  " + phase_note(event))
+               + layout.arrow(segment_label(event), event.sender == CLIENT) + "  "
+               + phase_note(event))
         for finding in event.analysis:
             yield blank + layout.inside(f"! {finding.name}: {finding.why}")
         for remark in item.notes:
@@ -277,6 +294,8 @@ def _tcp_ladder(conn: TcpConnection, items: Iterable[TimelineItem],
         if event.changes:
             changed = changed_states(event)
             yield blank + layout.boxes(changed.get(CLIENT), changed.get(SERVER))
+    if first:
+        yield "(no segments were logged for this connection)"
     yield from _mark_lines(layout, marks.before(None), CLIENT)
     yield from (f"finding: {text}" for text in marks.findings)
     yield ""
@@ -330,13 +349,12 @@ def _udp_ladder(conv: UdpConversation, items: Iterable[TimelineItem],
            f"{conv.conn_state}{unreachable}")
     yield "UDP has no handshake, no connection and no states: each datagram stands alone."
     yield ""
-    rows = list(items)  # as in _tcp_ladder
-    layout = _layout(rows, first_ts, (a, b))
+    layout = _layout(items, first_ts, (a, b))
     yield layout.header(a, b)
     yield layout.gutter() + _no_state(layout)
     last = {"a": 0, "b": 0}  # the last datagram each side sent, to aim ICMP errors
     waiting = marks.waiting
-    for item in rows:
+    for item in items:
         rel = item.ts - first_ts
         if waiting:
             yield from _mark_lines(layout, marks.before(item.frame), "a")
