@@ -27,7 +27,7 @@ from capdissect.errors import (
     NoSuchFlow,
     OutputError,
 )
-from capdissect.packets import RawPacket
+from capdissect.packets import RawPacket, RecordBatch
 from capdissect.report.annotate import Annotator
 from capdissect.report.handout.html import PAPERS, html_parts, render_html
 from capdissect.report.handout.lesson import (
@@ -219,13 +219,17 @@ def _flow_from(path: str | Path, conn: int, start: int) -> OneFlow:
     from capdissect.tracking.shards import Shard, alone
 
     where = UNKNOWN
-    with open_capture(path) as capture:
-        for frame, raw in enumerate(capture, 1):
-            if frame == start:
+    with open_capture(path) as capture:  # the first packet's route: framed, not made
+        before = 0
+        for batch in capture.batches() if capture.format == "pcap" else capture.lists():
+            if start <= before + len(batch):
+                raw = (batch.packet(start - before - 1) if isinstance(batch, RecordBatch)
+                       else batch[start - before - 1])
                 where = route(raw.data, raw.linktype, raw.wire_len)
                 if where == UNKNOWN:
                     where = route_decoded(decode(raw))
                 break
+            before += len(batch)
     # Which flow a packet is (its record, or the conversation an ICMP error quotes) is
     # decided by the flows of its bucket alone, as long as the flows open at once stay
     # under the tables' bounds, which the shards checked while this flow lived.

@@ -75,8 +75,8 @@ def _end_with_parent(parent: int) -> None:
     """A pool worker's start: have Linux end it when the export ends, however it ends.
 
     A parent killed outright (SIGKILL, the OOM killer) cannot shut its pool down, and
-    its workers would wait for ever for the next job (seen: two of them, one in
-    ``read`` on the job pipe and one on its lock, an hour later).  The workers are
+    its workers would wait for ever for the next job (seen: two of them, one reading
+    the job pipe and one waiting on its lock, with the parent gone).  The workers are
     forked by the thread that runs the whole pool, so the signal comes no earlier than
     the end of the export.  Elsewhere than Linux nothing changes.
     """

@@ -112,7 +112,7 @@ _PLANNED: Final = 128
 
 Watch = Callable[[int, Packet, Observation | None], None]  # (frame, packet, observation)
 # Told (a flow's id, the frame it started at) when the flow is numbered, and (its id, 0)
-# when it is over.
+# when it is over; it may raise to stop the run, and the Merge is then of no more use.
 Follow = Callable[[int, int], None]
 
 
