@@ -7,6 +7,7 @@ read back with DuckDB and compared, file by file and field by field, with what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -280,16 +281,15 @@ def test_sql_error_is_one_line(exported: Path) -> None:
     assert done.stderr.startswith("capdissect: ") and len(done.stderr.splitlines()) == 1
 
 
-def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> None:
-    """SIGKILL in the middle: every partition there is whole, and the next run ends the
-    job (and removes the temporary files)."""
-    src = tmp_path / "src"
+@contextlib.contextmanager
+def _export_under_way(src: Path, count: int, out: Path, *args: str) -> Iterator[None]:
+    """``export`` of *count* copies of the lesson put in *src*, to *out*, running with
+    *args* once it has written 3 partitions; killed (SIGKILL) on the way out."""
     src.mkdir()
-    for i in range(40):
+    for i in range(count):
         shutil.copy(ROOT / "captures" / "tcp-basic.pcap", src / f"s{i:02}.pcap")
-    out = tmp_path / "out"
-    proc = subprocess.Popen([*CAPDISSECT, "export", str(src), "-o", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([*CAPDISSECT, "export", str(src), "-o", str(out), *args],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     files = out / "files"
     try:
         deadline = time.monotonic() + 30
@@ -298,10 +298,19 @@ def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> N
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the export ended before it could be interrupted"
+        yield
     finally:
         proc.kill()
         proc.wait(timeout=10)
-    assert len(list(files.glob("*.parquet"))) < 40
+
+
+def test_interrupted_export_leaves_only_complete_partitions(tmp_path: Path) -> None:
+    """SIGKILL in the middle: every partition there is whole, and the next run ends the
+    job (and removes the temporary files)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    with _export_under_way(src, 40, out):
+        pass
+    assert len(list((out / "files").glob("*.parquet"))) < 40
     import pyarrow.parquet as pq
 
     for part in out.rglob("*.parquet"):
@@ -317,24 +326,8 @@ def test_pool_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
     """SIGKILL (or the OOM killer) gives ``export -j 2`` no chance to shut its pool down:
     the workers must not wait for ever for their next job."""
     src = tmp_path / "src-of-a-killed-pool"
-    src.mkdir()
-    for i in range(60):
-        shutil.copy(ROOT / "captures" / "tcp-basic.pcap", src / f"s{i:02}.pcap")
-    out = tmp_path / "out"
-    proc = subprocess.Popen([*CAPDISSECT, "export", str(src), "-o", str(out), "-j", "2"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    files = out / "files"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            if files.exists() and len(list(files.glob("*.parquet"))) >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the export ended before it could be interrupted"
+    with _export_under_way(src, 60, tmp_path / "out", "-j", "2"):
         assert len(naming(src)) == 3  # the parent and its two workers
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
     assert not left_behind(src)
 
 
