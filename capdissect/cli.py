@@ -220,6 +220,7 @@ def sockets(
                                               "after packet FRAME (1 is the first).")] = None,
     every: Annotated[bool, typer.Option("--every", help="A table after each packet that "
                                         "changes a socket's state.")] = False,
+    jobs: TrackJobsOption = None,
 ) -> None:
     """What netstat -tanu would have shown: each socket's state, rebuilt from the capture.
 
@@ -232,11 +233,13 @@ def sockets(
       capdissect sockets trace.pcap --after 3
 
       capdissect sockets trace.pcap --at 0.5
+
+      capdissect sockets big.pcap --every -j 2 > big-sockets.txt
     """
     _at_most_one(at=at, after=after, every=every)
     if after is not None and after < 1:
         raise typer.BadParameter("frames count from 1", param_hint="--after")
-    run_sockets(path=path, at=at, after=after, every=every)
+    run_sockets(path=path, at=at, after=after, every=every, jobs=jobs)
 
 
 # ----- live: capture on an interface (capdissect/commands/live.py) --------------------------------

@@ -58,7 +58,8 @@ _COMMANDS: Final[dict[str, dict[str, tuple[str, int]]]] = {
                  "--calls": ("calls", _TEXT), "-j": ("jobs", _NUMBER),
                  "--jobs": ("jobs", _NUMBER)},
     "sockets": {"--at": ("at", _TEXT), "--after": ("after", _NUMBER),
-                "--every": ("every", _FLAG)},
+                "--every": ("every", _FLAG), "-j": ("jobs", _NUMBER),
+                "--jobs": ("jobs", _NUMBER)},
 }
 _MAX_DIGITS: Final = 9  # a longer number (or one with a sign or a space) is left to click
 

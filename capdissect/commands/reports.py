@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from capdissect.commands.read import ReadOptions
     from capdissect.commands.rounds import Render
     from capdissect.report.tables.sockets import TableAt
+    from capdissect.tracking.sockets import Facts
     from capdissect.tracking.syscalls import Frame, Joined
 
 SPOOL_IN_MEMORY: Final = 1 << 20  # UDP JSON (or SVG) kept in memory up to this, then a temp file
@@ -285,15 +286,34 @@ def _selected(done: Iterator[Finished], conn: int | None, path: str,
 
 
 def sockets(path: str | Path, *, at: str | None = None, after: int | None = None,
-            every: bool = False) -> Iterator[str]:
-    """``capdissect sockets``: netstat's table after each change, at one moment, or at the end."""
+            every: bool = False, jobs: int = 1) -> Iterator[str]:
+    """``capdissect sockets``: netstat's table after each change, at one moment, or at the
+    end; with *jobs* processes tracking the connections (commands/rounds.py)."""
     from capdissect.report.tables import sockets as sockets_report
     moment = None if at is None else parse_time(at)  # a bad --at fails before reading
-    damage = _Damage(decoded(path))
-    if every:
-        return damage.after(_lines(sockets_report.every_lines(damage.steps)))
-    return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=moment,
-                                                             after=after)))
+
+    def one_process() -> Iterator[str]:
+        damage = _Damage(decoded(path))
+        if every:
+            return damage.after(_lines(sockets_report.every_lines(damage.steps)))
+        return damage.after(_lines(sockets_report.snapshot_lines(damage.steps, at=moment,
+                                                                 after=after)))
+
+    if jobs == 1:
+        return one_process()
+    from capdissect.commands.rounds import sharded_sockets, snapshot_marks
+
+    def report(stream: Iterator[Facts | End]) -> Iterator[str]:
+        if every:
+            return _lines(sockets_report.every_from(stream, timed=False))
+        return _lines(sockets_report.snapshot_from(stream, at=moment, after=after,
+                                                   timed=False))
+
+    with open_capture(path):  # not a capture: fail now, before any output
+        pass
+    marks = snapshot_marks(path, after=after, at=moment)
+    totals = Totals()
+    return _after(sharded_sockets(path, jobs, totals, report, one_process, marks), totals)
 
 
 def sockets_at(path: str | Path, times: Iterable[float]) -> list[TableAt]:

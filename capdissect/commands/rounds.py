@@ -42,6 +42,7 @@ belongs.  The same end: a damaged file's report then its error, no process left 
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import contextlib
 import errno
@@ -69,13 +70,14 @@ from capdissect.tracking.shards import (
     Survey,
     UdpLinked,
 )
-from capdissect.tracking.stream import Finished, Totals, Truncation
+from capdissect.tracking.stream import End, Finished, Totals, Truncation
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from capdissect.packets import RawPacket, RecordBatch
     from capdissect.sources.files import CaptureFile
+    from capdissect.tracking.sockets import Facts, Told
 
 # Frames a round: about 300 KB of JSON on large segments.  Larger rounds cost more than
 # they save: each is a fresh multi-megabyte buffer in three places, and page faults.
@@ -561,7 +563,182 @@ def fed(capture: CaptureFile, shard: Shard) -> Iterator[int]:
             yield frames
 
 
-def _post(out: Connection, message: ShardReport | str) -> None:
+# ----- sockets: the table's facts from the shards (tracking/sockets.py ShardSockets) ----
+# The lines a report makes of the facts of the capture's frames that matter.
+SocketReport = Callable[[Iterator["Facts | End"]], Iterator[str]]
+# pinned, udp_alone, plan
+SocketOptions = tuple[frozenset[int], bool, Plan]
+# A worker's round: its shard's report (no flows), what it told, the first frame it has
+# not told for good, and at the end the time of the last packet.
+_SocketRound = tuple[ShardReport, "list[Told]", int, float]
+
+
+def sharded_sockets(path: str | Path, jobs: int, totals: Totals, report: SocketReport,
+                    one_process: Callable[[], Iterator[str]],
+                    marks: list[tuple[int, float]]) -> Iterator[str]:
+    """The lines *report* makes of *path*'s socket table, exactly as *one_process* makes
+    them, from *jobs* worker processes that each track their share of the connections
+    (``sharded_flows``'s shards) and tell what of their facts may change the table.
+    The facts come in frame order: the first frame's, those of every frame where a
+    shard told something, and of the frames in *marks* ((frame, time), the frames a
+    snapshot is taken after).  *totals* says at the end how the capture ended.  Where
+    the shards cannot follow one tracker, the lines already given are skipped in those
+    made again."""
+    given = 0
+    survey = _surveyed(str(path))
+    pinned = survey.pinned
+    for udp_alone in (False, True):
+        plan = survey.plan(jobs, udp_alone)
+        try:
+            lines = report(_told(str(path), jobs, totals, (pinned, udp_alone, plan), marks))
+            for line in itertools.islice(lines, given, None):
+                yield line
+                given += 1
+            return
+        except Diverged as exc:
+            totals.restart()
+            if not isinstance(exc, UdpLinked):
+                break
+    yield from itertools.islice(one_process(), given, None)
+
+
+def snapshot_marks(path: str | Path, *, after: int | None = None,
+                   at: tuple[float, bool] | None = None) -> list[tuple[int, float]]:
+    """The frames (with their times) a snapshot's facts must include for
+    ``sharded_sockets``: frame *after*; or, for *at* ((seconds, absolute) as
+    ``parse_time`` gives it), the last frame before the first one past it, and that
+    one.  Nothing when the capture ends first (the last frame is given anyway)."""
+    if after is None and at is None:
+        return []
+    last: tuple[int, float] | None = None
+    target = None
+    with open_capture(path) as capture:
+        try:
+            for frame, ts in enumerate(_times(capture), 1):
+                if target is None and at is not None:
+                    target = at[0] if at[1] else ts + at[0]
+                if frame == after:
+                    return [(frame, ts)]
+                if target is not None and ts > target:
+                    return [*([last] if last else []), (frame, ts)]
+                last = frame, ts
+        except CapdissectError:  # the report stops at the damage, and says so
+            pass
+    return []
+
+
+def _times(capture: CaptureFile) -> Iterator[float]:
+    """Each packet's time, as ``RawPacket.ts`` has it (a classic pcap's from its
+    records, without making packets)."""
+    if capture.format == "pcap":
+        for batch in capture.batches():
+            for i in range(len(batch)):
+                yield batch.ts_sec(i) + batch.ts_nsec(i) / 1e9
+        return
+    for packets in capture.lists():
+        for raw in packets:
+            yield raw.ts
+
+
+def _told(path: str, jobs: int, totals: Totals, options: SocketOptions,
+          marks: list[tuple[int, float]]) -> Iterator[Facts | End]:
+    """The facts of the frames that matter, from *jobs* socket shards."""
+    from capdissect.tracking.sockets import NO_FRAME, told_facts
+
+    merge = Merge(jobs, totals)
+    pending: list[Told] = []
+    wanted = dict(marks)  # frame -> its time: facts given even if nothing was told
+    started = False  # the first frame is wanted (the report's times count from it)
+    with _forked(jobs, _socket_shard, (path, jobs, options)) as pipes:
+        while True:
+            reports: list[ShardReport] = []
+            frontier = NO_FRAME
+            last_ts = 0.0
+            for index, pipe in enumerate(pipes):
+                try:
+                    message: _SocketRound | str = pipe.recv()
+                except EOFError:
+                    raise _ended(index, jobs) from None
+                if isinstance(message, str):
+                    raise CapdissectError(message)
+                report, told, front, last_ts = message
+                reports.append(report)
+                pending.extend(told)
+                frontier = min(frontier, front)
+            merge.bounds(reports)
+            first = reports[0].first_ts
+            if first is not None and not started:
+                wanted.setdefault(1, first)
+                started = True
+            done = merge.ended(reports)
+            if done and reports[0].frames:
+                wanted.setdefault(reports[0].frames, last_ts)
+            pending.sort(key=_frame)
+            cut = bisect.bisect_left(pending, frontier, key=_frame)
+            groups: dict[int, list[Told]] = {}
+            for entry in pending[:cut]:
+                groups.setdefault(entry[0], []).append(entry)
+            del pending[:cut]
+            for frame in [frame for frame in wanted if frame < frontier]:
+                ts = wanted.pop(frame)
+                if frame not in groups:
+                    groups[frame] = [(frame, ts, None, None, None, None, (), (), ())]
+            for frame in sorted(groups):
+                yield told_facts(groups[frame])
+            if done:
+                yield End(totals.packets, totals.icmp_unreachable, totals.evicted, [],
+                          totals.truncated)
+                return
+
+
+def _frame(told: Told) -> int:
+    return told[0]
+
+
+def _socket_shard(index: int, out: Connection, path: str, jobs: int,
+                  options: SocketOptions) -> None:
+    """Worker *index*: track shard *index* of *path*, settle its facts for the socket
+    table, and send what of them may change it, a round at a time."""
+    from capdissect.tracking.sockets import NO_FRAME, ShardSockets
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    PROGRESS.set(None)  # no progress bar from each worker
+    pinned, udp_alone, plan = options
+    shard = Shard(index, jobs, pinned=pinned, udp_alone=udp_alone, plan=plan)
+    table = ShardSockets(index, jobs)
+    shard.on_step = table.step
+    frames = 0
+    damage = None
+    message: _SocketRound | str
+    try:
+        with open_capture(path) as capture:
+            due = TRACK_ROUND
+            try:
+                for frames in fed(capture, shard):
+                    if frames >= due:
+                        _post(out, (_flowless(shard.report(frames)), table.take(),
+                                    table.frontier(frames), 0.0))
+                        if shard.serial_from is not None:
+                            return  # the parent starts again
+                        due = frames + TRACK_ROUND
+            except CaptureError as exc:  # frames: the last one read whole
+                damage = Truncation(frames, exc)
+        report = _flowless(shard.end(frames, damage))
+        table.finish([flow for flow, _ in shard.gone])
+        message = (report, table.take(), NO_FRAME, shard.last_ts)
+    except CapdissectError as exc:
+        message = str(exc)
+    except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
+        message = f"worker process {index} failed: {exc!r}"
+    _post(out, message)
+
+
+def _flowless(report: ShardReport) -> ShardReport:
+    """*report* without its flows: the parent of the socket shards counts them only."""
+    return report._replace(started=[], retired=[])
+
+
+def _post(out: Connection, message: object) -> None:
     try:
         out.send(message)
     except OSError:  # the parent went away (Ctrl-C, | head)

@@ -315,8 +315,8 @@ def given_together(**chosen: bool | int | str | None) -> list[str]:
 
 
 def checked_jobs(path: str, jobs: int | None) -> int:
-    """``-j N`` of ``flows``, ``timeline`` and ``handout``; a value that cannot be is one
-    line, exit 1."""
+    """``-j N`` of ``flows``, ``timeline``, ``sockets`` and ``handout``; a value that
+    cannot be is one line, exit 1."""
     if jobs is None:
         return 1
     from capdissect.commands.rounds import check_jobs
@@ -354,7 +354,10 @@ def run_flows(path: str, json: bool, csv: bool, wide: bool, jobs: int | None = N
                          bar)
 
 
-def run_sockets(path: str, at: str | None, after: int | None, every: bool) -> None:
+def run_sockets(path: str, at: str | None, after: int | None, every: bool,
+                jobs: int | None = None) -> None:
     from capdissect.commands import reports as analyze
+    processes = checked_jobs(path, jobs)
     with cli_errors(progress=Path(path).name) as bar:
-        write_pieces(painted(analyze.sockets(path, at=at, after=after, every=every)), bar)
+        write_pieces(painted(analyze.sockets(path, at=at, after=after, every=every,
+                                             jobs=processes)), bar)

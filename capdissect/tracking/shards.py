@@ -111,6 +111,12 @@ _PLANNED: Final = 128
 
 
 Watch = Callable[[int, Packet, Observation | None], None]  # (frame, packet, observation)
+# Told (frame, its time, the capture's clock, the observation if the packet is the
+# shard's, the shard's flows retired at it); returns the clock and the frame from which
+# another shard's packet must be told too (tracking/sockets.py ``ShardSockets.step``).
+OnStep = Callable[[int, float, float, Observation | None, list[tuple[Flow, Place]]],
+                  tuple[float, int]]
+_NO_FRAME: Final = 1 << 62
 # Told (a flow's id, the frame it started at) when the flow is numbered, and (its id, 0)
 # when it is over; it may raise to stop the run, and the Merge is then of no more use.
 Follow = Callable[[int, int], None]
@@ -294,6 +300,15 @@ class Shard:
         self._last: dict[int, int] = {}  # the shard's flow id -> frame of its last packet
         # Told of each of the shard's own packets and what the tracker made of it.
         self.watch: Watch | None = None
+        # Told of each of its own packets, and of another's when it retired a flow of the
+        # shard's or reaches the clock or frame the last call gave; then ``gone`` holds
+        # the flows retired since (at the end, those still open).
+        self.on_step: OnStep | None = None
+        self.gone: list[tuple[Flow, Place]] = []
+        self.clock = float("-inf")  # the capture's latest time so far
+        self.last_ts = 0.0  # the time of the last packet read
+        self._due_clock = float("inf")
+        self._due_frame = _NO_FRAME
 
     def feed(self, frame: int, raw: RawPacket) -> None:
         """Packet *frame* of the capture (every one, in order)."""
@@ -338,6 +353,9 @@ class Shard:
         """A packet of another shard's: the clock of its protocol's table moves."""
         if self.first_ts is None:
             self.first_ts = ts
+        if ts > self.clock:
+            self.clock = ts
+        self.last_ts = ts
         tracker = self.tracker
         tracker.packets += 1
         kind = where & 3
@@ -347,10 +365,23 @@ class Shard:
         elif kind == UDP:
             tracker.udp.table.expire(ts)
             self._retire(frame, _UDP_TABLE, None)
+        if self.on_step is not None and (self.gone or self.clock >= self._due_clock
+                                         or frame >= self._due_frame):
+            self._step(frame, ts, None)
+
+    def _step(self, frame: int, ts: float, seen: Observation | None) -> None:
+        on_step = self.on_step
+        assert on_step is not None
+        gone, self.gone = self.gone, []
+        self._due_clock, self._due_frame = on_step(frame, ts, self.clock, seen, gone)
 
     def _own(self, frame: int, pkt: Packet) -> None:
+        ts = pkt.raw.ts
         if self.first_ts is None:
-            self.first_ts = pkt.raw.ts
+            self.first_ts = ts
+        if ts > self.clock:
+            self.clock = ts
+        self.last_ts = ts
         seen = self.tracker.feed(frame, pkt)
         if self.watch is not None:
             self.watch(frame, pkt, seen)
@@ -365,6 +396,8 @@ class Shard:
               and seen.kind == "port unreachable" and self.serial_from is None
               and endpoint(*seen.quoted[1]) not in self.pinned):
             self.serial_from = frame
+        if self.on_step is not None:
+            self._step(frame, ts, seen)
 
     def _heard(self, frame: int, flow_id: int, new: bool, table: int) -> None:
         """The shard's flow *flow_id* had its packet *frame* (its first, if *new*)."""
@@ -398,6 +431,8 @@ class Shard:
 
     def _done(self, flow: Flow, place: Place) -> None:
         self._retired.append((place, self.finishing.done(flow)))
+        if self.on_step is not None:
+            self.gone.append((flow, place))
 
     def report(self, frames: int) -> ShardReport:
         """The round that ends after *frames* frames; the next one starts empty."""
@@ -458,7 +493,7 @@ class Merge:
     def round(self, reports: list[ShardReport]) -> list[Finished]:
         """The flows the round finished, in order (all of them after the last round);
         raises Diverged, having changed nothing, when the shards cannot be followed."""
-        self._check(reports)
+        self.bounds(reports)
         totals = self.totals
         if totals.first_ts is None:
             totals.first_ts = reports[0].first_ts
@@ -471,7 +506,6 @@ class Merge:
             self._next_id += 1
         retired: list[tuple[Place, Finished]] = []
         for shard, report in enumerate(reports):
-            self._open[shard] = (report.open_tcp, report.young_tcp, report.open_udp)
             for place, item in report.retired:
                 item.flow.id = self._ids.pop((shard, item.flow.id))
                 if self.follow is not None:
@@ -484,17 +518,31 @@ class Merge:
         for _, item in retired:
             totals.flows += 1
             out.extend(self._order.push(item))
-        end = reports[0].end
-        if end is not None:
-            totals.packets = end.packets
-            totals.icmp_unreachable = sum(r.end.icmp_unreachable for r in reports if r.end)
-            totals.evicted = sum(r.end.evicted for r in reports if r.end)
-            if end.damaged_after is not None:
-                totals.truncated = Truncation(end.damaged_after,
-                                              CaptureError(end.error or "damaged capture"))
-            totals.done = True
+        if self.ended(reports):
             out.extend(self._order.flush())
         return out
+
+    def ended(self, reports: list[ShardReport]) -> bool:
+        """Whether the round is the last; if it is, the totals are now complete."""
+        end = reports[0].end
+        if end is None:
+            return False
+        totals = self.totals
+        totals.packets = end.packets
+        totals.icmp_unreachable = sum(r.end.icmp_unreachable for r in reports if r.end)
+        totals.evicted = sum(r.end.evicted for r in reports if r.end)
+        if end.damaged_after is not None:
+            totals.truncated = Truncation(end.damaged_after,
+                                          CaptureError(end.error or "damaged capture"))
+        totals.done = True
+        return True
+
+    def bounds(self, reports: list[ShardReport]) -> None:
+        """Check that the shards' round can be followed (raises Diverged, or UdpLinked,
+        where it cannot), and note what each has open."""
+        self._check(reports)
+        for shard, report in enumerate(reports):
+            self._open[shard] = (report.open_tcp, report.young_tcp, report.open_udp)
 
     def _check(self, reports: list[ShardReport]) -> None:
         if len(reports) != self.count or len({r.frames for r in reports}) != 1:

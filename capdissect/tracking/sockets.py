@@ -1,30 +1,38 @@
 """The netstat model: the sockets a capture shows, moment by moment (SPEC §3.5).
 
 Each TCP endpoint the tracker follows is a socket: the client's, and on the server the
-socket ``accept`` returns, in the endpoint's state with netstat's spelling (``SYN_RECV``,
-``FIN_WAIT1``, ``TIME_WAIT``...).  A socket that reaches CLOSED leaves the table, as it
-leaves netstat's; TIME_WAIT stays for Linux's 60 seconds (``TCP_TIMEWAIT_LEN``) of
-capture time.  A server that answers a SYN with a SYN-ACK was listening: it gets a
-``LISTEN`` socket on the address it answered from, with netstat's ``0.0.0.0:*`` (``:::*``)
-foreign address, from just before that SYN (it must have listened already) until the
-capture ends.  A UDP endpoint that sent a datagram had a socket (netstat prints UDP
-sockets with an empty state); it leaves the table when the tracker retires its last
-conversation (quiet for the tracker's linger time).  A TCP socket leaves it too when the
-tracker retires its connection (quiet for the linger time, or the oldest of more than
-``MAX_OPEN`` open at once), as ``flows`` does: so the table, like the tracker, holds at
-most the connections open at once, not every socket the capture ever showed.
+socket ``accept`` returns, in the endpoint's state with netstat's spelling
+(``SYN_RECV``, ``FIN_WAIT1``, ``TIME_WAIT``...). A socket that reaches CLOSED leaves the
+table, as it leaves netstat's; TIME_WAIT stays for Linux's 60 seconds
+(``TCP_TIMEWAIT_LEN``) of capture time, each socket until the first packet at or past
+its own 60 s (whatever the clock did for the others). A server that answers a SYN with a
+SYN-ACK was listening: it gets a ``LISTEN`` socket on the address it answered from, with
+netstat's ``0.0.0.0:*`` (``:::*``) foreign address, from just before that SYN (it must
+have listened already) until the capture ends. A UDP endpoint that sent a datagram had a
+socket (netstat prints UDP sockets with an empty state); it leaves the table when the
+tracker retires its last conversation (quiet for the tracker's linger time). A TCP
+socket leaves it too when the tracker retires its connection (quiet for the linger time,
+or the oldest of more than ``MAX_OPEN`` open at once), as ``flows`` does: so the table,
+like the tracker, holds at most the connections open at once, not every socket the
+capture ever showed.
 
 Whether a SYN was accepted is only known from the reply, so the tracker's per-packet
 facts pass through a short look-ahead (until the reply, at most ``PENDING_S`` seconds of
 capture time) before they reach the table: a refused or unanswered SYN never makes a
 listener or a server socket appear.  ``report/tables/sockets.py`` prints the tables.
+
+With ``-j N`` each worker settles its own flows' facts (``ShardSockets``) and the parent
+puts what they tell back in frame order (``told_facts``) into a table that takes the
+ends of TIME_WAIT from them (``SocketTable(timed=False)``).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Final, NamedTuple
 
 from capdissect.addresses import netstat_address
@@ -45,7 +53,10 @@ PENDING_S: Final = 3.0  # a SYN unanswered this long (Linux retries after 1 s) w
 # Facts held back waiting for a reply, at most (about 750 bytes each in pure Python): a
 # flood of 100,000 SYNs a second would otherwise hold 300,000 of them for PENDING_S.
 MAX_PENDING: Final = 20_000
+_FOREVER: Final = float("inf")
 PROTO_ORDER: Final = {"tcp": 0, "tcp6": 1, "udp": 2, "udp6": 3}
+EXPIRED: Final = f"CLOSE after {TIME_WAIT_S:g} s"  # a TIME_WAIT socket's end
+_ROLES: Final = ("client ", "server ")
 
 
 class Socket(NamedTuple):
@@ -81,13 +92,17 @@ class TcpFacts:
 class Facts:
     """What one packet means for the socket table."""
 
-    __slots__ = ("frame", "retired_tcp", "retired_udp", "seen", "tcp", "ts", "udp_connected",
-                 "udp_sender")
+    __slots__ = ("born", "expired", "frame", "retired_tcp", "retired_udp", "seen", "tcp", "ts",
+                 "udp_connected", "udp_sender", "words")
 
     def __init__(self, frame: int, ts: float, seen: Observation | None) -> None:
         self.frame = frame
         self.ts = ts
+        # The capture's clock when the packet came (its latest time so far, which never
+        # goes back): how long the facts may wait to settle is counted on it.
+        self.born = ts
         self.seen = seen  # the tracker's record of the packet (its words: ``what``)
+        self.words: str | None = None  # ``what``, spelt already (by a -j worker)
         self.tcp: TcpFacts | None = None
         # proto, sender, conversation id
         self.udp_sender: tuple[str, Endpoint, int] | None = None
@@ -96,11 +111,16 @@ class Facts:
         # proto, id, a, b
         self.retired_udp: tuple[tuple[str, int, Endpoint, Endpoint], ...] = ()
         self.retired_tcp: tuple[ConnectionSockets, ...] = ()
+        # The TIME_WAIT sockets whose 60 s are up by this packet, in the order they go,
+        # for a table that does not end them itself (``SocketTable(timed=False)``).
+        self.expired: tuple[Socket, ...] = ()
 
     @property
     def what(self) -> str:
-        """The packet in words, for a moment that changed the table (spelt only then:
-        most packets change nothing, and ``export`` follows every one)."""
+        """The packet in words, for a moment its own facts changed the table (spelt only
+        then: most packets change nothing, and ``export`` follows every one)."""
+        if self.words is not None:
+            return self.words
         seen = self.seen
         if isinstance(seen, Update):
             return "; ".join((f"the {seen.event.sender} sends {seen.event.label}", *seen.notes))
@@ -186,7 +206,9 @@ def facts_stream(steps: Iterable[Step | End]) -> Iterator[Facts | End]:
     The tracker may rewrite a connection's recent states when a later segment shows what
     really happened (a SYN's reply shows whether anything listened; crossing FINs).  So
     the facts of a connection that is not settled wait here (at most ``PENDING_S`` seconds
-    of capture time, ``MAX_PENDING`` packets) and take the rewritten states.
+    of capture time, ``MAX_PENDING`` frames) and take the rewritten states.  The seconds
+    are counted on the capture's clock, its latest time so far: a clock that steps back
+    holds nothing longer.
     """
     settling = FactsSettler()
     for step in steps:
@@ -208,6 +230,7 @@ class FactsSettler:
         self.waiting: dict[int, list[Facts]] = {}
         # connection id -> its sockets, until the tracker retires it
         self.sockets: Known = {}
+        self.clock = -_FOREVER  # the capture's latest time so far
 
     def _final(self, conn: TcpConnection) -> None:
         listen = _listening(conn)
@@ -215,7 +238,9 @@ class FactsSettler:
             if facts.tcp is not None:
                 facts.tcp.listen = bool(listen)
 
-    def push(self, step: Step | End) -> list[Facts | End]:
+    def push(self, step: Step | End, clock: float | None = None) -> list[Facts | End]:
+        """*clock*: the capture's latest time by *step*, when the caller knows packets
+        that were not pushed (a -j worker: ``ShardSockets``); else it follows the steps."""
         waiting, held = self.waiting, self.held
         if isinstance(step, End):
             self.sockets.clear()
@@ -229,7 +254,11 @@ class FactsSettler:
             out: list[Facts | End] = [*held, step]
             held.clear()
             return out
+        if clock is None:
+            clock = step.ts if step.ts > self.clock else self.clock
+        self.clock = clock
         facts = _facts(step, self.sockets)
+        facts.born = clock
         seen = step.seen
         if isinstance(seen, Update):
             conn = seen.connection
@@ -254,7 +283,10 @@ class FactsSettler:
             tcp = front.tcp
             mine = waiting.get(tcp.conn_id) if tcp is not None else None
             if tcp is not None and mine is not None and mine[0] is front:
-                if step.ts - front.ts <= PENDING_S and len(held) <= MAX_PENDING:
+                # (Every frame is a step here, or a -j worker's pushed frames are the ones
+                # that matter: the count of frames since is what *held* would hold.)
+                if (clock - front.born <= PENDING_S
+                        and step.frame - front.frame < MAX_PENDING):
                     break
                 # Held as long as it may be: take the states as they are now.
                 del mine[0]
@@ -264,6 +296,169 @@ class FactsSettler:
                     tcp.listen = False
             out.append(held.popleft())
         return out
+
+
+# ----- -j: the table's facts from several shards -------------------------------------
+# What a -j worker tells of one frame (all that may change the table there, each part
+# or None/empty): frame, time, the packet's words, its TCP facts (sockets, client state,
+# server state, listening, a SYN), its UDP sender (proto, endpoint, conversation), a
+# connect()ed UDP socket (proto, socket, peer), the TIME_WAIT sockets that end (their
+# ``SocketTable`` key), the connections retired ((pass, last frame) of
+# ``shards.Place``, sockets) and the conversations ((pass, last frame), proto,
+# conversation, a, b).
+TcpPart = tuple[ConnectionSockets, TcpState | None, TcpState | None, bool | None, bool]
+Told = tuple[int, float, str | None, TcpPart | None, tuple[str, Endpoint, int] | None,
+             tuple[str, Endpoint, Endpoint] | None, tuple[tuple[float, int, int, Socket], ...],
+             tuple[tuple[int, int, ConnectionSockets], ...],
+             tuple[tuple[int, int, str, int, Endpoint, Endpoint], ...]]
+NO_FRAME: Final = 1 << 62  # a frame no capture reaches
+# A foreign frame is pushed from this much before a time something may happen at: a
+# frame pushed for nothing changes nothing, and rounding must not skip one.
+_EARLY: Final = 1e-3
+_NO_USERS: Final[frozenset[int]] = frozenset()
+
+
+class ShardSockets:
+    """A -j worker's share of the socket table (commands/rounds.py ``sharded_sockets``):
+    the facts of its own connections and conversations, settled as one process settles
+    them, and what of them may change the whole table (``Told``), for the parent.
+
+    Its connections' TCP sockets are its own (a connection's four addresses have one
+    shard), so a table of them says exactly when they change: only those facts go to
+    the parent.  Listeners and UDP sockets are shared by flows of several shards: a
+    listener is told the first time the shard's facts name it (it never leaves), a UDP
+    sender the first time in each conversation, and the parent's table decides.
+
+    The shard (``Shard.on_step``) pushes its own packets, and another shard's packet
+    when it retires a flow of this one, or when it may end a TIME_WAIT socket or a wait
+    to settle (``step`` returns when that may be): one process would do those at that
+    packet, and the parent puts the changes there.  The capture's clock comes from the
+    shard, which reads every packet.
+    """
+
+    def __init__(self, index: int, shards: int) -> None:
+        self.index = index
+        self.shards = shards
+        self.settler = FactsSettler()
+        self.table = SocketTable()
+        self.told: list[Told] = []
+        # frame -> the (pass, last frame) of the connections and conversations retired
+        # at it, in the order they were
+        self._places: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+        self._low = _FOREVER  # no fact held is older than this
+
+    def step(self, frame: int, ts: float, clock: float, seen: Observation | None,
+             gone: list[tuple[TcpConnection | UdpConversation, tuple[int, int, int, int]]]
+             ) -> tuple[float, int]:
+        """Packet *frame* at *ts* (the capture's clock at *clock*), what the tracker saw
+        of it if it is the shard's, and the flows retired at it; when the next packet of
+        another shard must be pushed: at a clock or a frame."""
+        retired: list[TcpConnection | UdpConversation] = []
+        if gone:
+            tcp: list[tuple[int, int]] = []
+            udp: list[tuple[int, int]] = []
+            for flow, place in gone:
+                retired.append(flow)
+                (tcp if isinstance(flow, TcpConnection) else udp).append((place[2], place[3]))
+            self._places[frame] = (tcp, udp)
+        if ts < self._low:
+            self._low = ts
+        for facts in self.settler.push(Step(frame, ts, seen, retired), clock):
+            assert isinstance(facts, Facts)
+            self._apply(facts)
+        return self._due()
+
+    def finish(self, retired: list[TcpConnection | UdpConversation]) -> None:
+        """The end of the capture: *retired*, the shard's flows still open."""
+        for facts in self.settler.push(End(0, 0, 0, retired)):
+            if isinstance(facts, Facts):
+                self._apply(facts)
+
+    def frontier(self, frames: int) -> int:
+        """The first frame not told for good yet, after *frames* were pushed."""
+        held = self.settler.held
+        return held[0].frame if held else frames + 1
+
+    def take(self) -> list[Told]:
+        told, self.told = self.told, []
+        return told
+
+    def _due(self) -> tuple[float, int]:
+        due = self.table.next_expiry()
+        held = self.settler.held
+        if not held:
+            self._low = _FOREVER
+            return due - _EARLY, NO_FRAME
+        front = held[0]
+        # The front waits to settle; a fact held may put a socket in TIME_WAIT.
+        due = min(due, front.born + PENDING_S, self._low + TIME_WAIT_S)
+        return due - _EARLY, front.frame + MAX_PENDING
+
+    def _apply(self, facts: Facts) -> None:
+        table = self.table
+        udp = facts.udp_sender
+        first = udp is not None and udp[2] not in table._udp_users.get((udp[0], udp[1]),
+                                                                        _NO_USERS)
+        listened = table._before(facts)
+        own = table._after(facts)
+        tcp = facts.tcp
+        tcp_part: TcpPart | None = None
+        if tcp is not None and (own or listened):
+            tcp_part = (tcp.sockets, tcp.client_state, tcp.server_state, tcp.listen, tcp.syn)
+        sender = None
+        if first and udp is not None:
+            sender = (udp[0], udp[1], udp[2] * self.shards + self.index)
+        connected = facts.udp_connected
+        expired = tuple(table.expired_now)
+        places = self._places.pop(facts.frame, None)
+        if places is None:
+            if not (tcp_part or sender or connected or expired):
+                return
+            retired_tcp: tuple[tuple[int, int, ConnectionSockets], ...] = ()
+            retired_udp: tuple[tuple[int, int, str, int, Endpoint, Endpoint], ...] = ()
+        else:
+            retired_tcp = tuple((step, last, sockets) for (step, last), sockets
+                                in zip(places[0], facts.retired_tcp, strict=True))
+            retired_udp = tuple((step, last, proto, conv * self.shards + self.index, a, b)
+                                for (step, last), (proto, conv, a, b)
+                                in zip(places[1], facts.retired_udp, strict=True))
+        words = (facts.what if tcp_part is not None or sender is not None
+                 or connected is not None else None)
+        self.told.append((facts.frame, facts.ts, words, tcp_part, sender, connected, expired,
+                          retired_tcp, retired_udp))
+
+
+def told_facts(told: list[Told]) -> Facts:
+    """One frame's facts for the whole table, from what the shards told of it (each part
+    of one shard's, or put in the order one process has them)."""
+    frame, ts = told[0][0], told[0][1]
+    facts = Facts(frame, ts, None)
+    expired: list[tuple[float, int, int, Socket]] = []
+    retired_tcp: list[tuple[int, int, ConnectionSockets]] = []
+    retired_udp: list[tuple[int, int, str, int, Endpoint, Endpoint]] = []
+    for _, _, words, tcp, sender, connected, ended, gone_tcp, gone_udp in told:
+        if words is not None:
+            facts.words = words
+        if tcp is not None:
+            sockets, client_state, server_state, listen, syn = tcp
+            facts.tcp = TcpFacts(0, sockets, client_state, server_state, listen, syn)
+        if sender is not None:
+            facts.udp_sender = sender
+        if connected is not None:
+            facts.udp_connected = connected
+        expired.extend(ended)
+        retired_tcp.extend(gone_tcp)
+        retired_udp.extend(gone_udp)
+    if expired:
+        expired.sort(key=itemgetter(0, 1, 2))  # when, then the order they began
+        facts.expired = tuple(entry[3] for entry in expired)
+    if retired_tcp:
+        retired_tcp.sort(key=itemgetter(0, 1))  # as shards.Merge orders them
+        facts.retired_tcp = tuple(entry[2] for entry in retired_tcp)
+    if retired_udp:
+        retired_udp.sort(key=itemgetter(0, 1))
+        facts.retired_udp = tuple(entry[2:] for entry in retired_udp)
+    return facts
 
 
 # ----- the table ----------------------------------------------------------------------
@@ -285,19 +480,32 @@ class _Row:
 
 @dataclass
 class SocketTable:
-    """The sockets at one moment; ``apply`` moves it on by one packet's facts."""
+    """The sockets at one moment; ``apply`` moves it on by one packet's facts.
+
+    A moment's words (``Moment.what``) say what the packet did when its own facts changed
+    the table.  Changes that only time brought (a TIME_WAIT socket's 60 s, a connection
+    or conversation the tracker retired as quiet) have none: the packet that happened to
+    come next did not cause them.
+    """
 
     rows: dict[Socket, _Row] = field(default_factory=dict)
+    # False: the facts say which TIME_WAIT sockets end (``Facts.expired``, made by the -j
+    # workers that know the frames in between: ``ShardSockets``), not the table.
+    timed: bool = True
     _udp_users: dict[tuple[str, Endpoint], set[int]] = field(default_factory=dict)
     _udp_peer: dict[tuple[str, Endpoint], Endpoint] = field(default_factory=dict)
-    _time_wait: deque[tuple[float, Socket]] = field(default_factory=deque)
+    # The TIME_WAIT sockets by when they may end: (then, frame, 0 client or 1 server,
+    # socket); each ends at the first packet at or past its time, whatever came before.
+    _time_wait: list[tuple[float, int, int, Socket]] = field(default_factory=list)
+    # Those the last moment ended, in the order it did.
+    expired_now: list[tuple[float, int, int, Socket]] = field(default_factory=list)
     _changes: list[str] = field(default_factory=list)
     # The sockets the last moment put, changed or removed (export follows the table by them).
     _touched: list[Socket] = field(default_factory=list)
 
     def apply(self, facts: Facts) -> Iterator[Moment]:
-        """Apply *facts*; yield the moment before it (if a listener appears) and the one
-        after it, if it changed the table (most packets change nothing).
+        """Apply *facts*; yield the moment just before it (if a listener appears) and the
+        one after it, if it changed the table (most packets change nothing).
 
         The table is in the state the moment describes when the moment is yielded.
         """
@@ -308,10 +516,11 @@ class SocketTable:
                    f"the server's SYN-ACK of frame {facts.frame} shows it was listening")
             yield Moment(facts.frame, facts.ts, True, why, tuple(self._changes))
             self._changes, self._touched = [], []
-        self._after(facts)
+        own = self._after(facts)
         changes = self._changes
         if changes:
-            yield Moment(facts.frame, facts.ts, False, facts.what, tuple(changes))
+            yield Moment(facts.frame, facts.ts, False, facts.what if own else "",
+                         tuple(changes))
 
     def update(self, facts: Facts) -> bool:
         """``apply`` without its moments: whether *facts* changed the table (``touched``
@@ -320,11 +529,22 @@ class SocketTable:
         self._after(facts)
         return bool(self._touched)
 
+    def next_expiry(self) -> float:
+        """When the first TIME_WAIT socket may end (infinity: none is waiting)."""
+        return self._time_wait[0][0] if self._time_wait else _FOREVER
+
     def _before(self, facts: Facts) -> bool:
-        """The part of *facts* that comes before its packet: whether it changed the table
-        and a listener is known (the moment just before the packet)."""
+        """The part of *facts* that comes before its packet: what time ended, and a
+        listener that was there already.  Whether the listener appeared (the moment just
+        before the packet)."""
         self._changes, self._touched = [], []
-        self._expire(facts.ts)
+        if self.expired_now:
+            self.expired_now = []
+        if self.timed:
+            self._expire(facts.ts)
+        else:
+            for sock in facts.expired:
+                self._drop(sock, EXPIRED)
         # A connection the tracker retired goes first: a SYN that reuses its ports is the
         # same packet's fact and makes new sockets with the same addresses.
         for sockets in facts.retired_tcp:
@@ -333,14 +553,15 @@ class SocketTable:
         tcp = facts.tcp
         if tcp is None or not tcp.listen:
             return False
-        self._set(tcp.sockets.listener, "LISTEN", facts.ts)
-        return bool(self._changes)
+        return self._set(tcp.sockets.listener, "LISTEN", facts.ts)
 
-    def _after(self, facts: Facts) -> None:
-        """The packet's own facts."""
+    def _after(self, facts: Facts) -> bool:
+        """The packet's own facts, then the conversations retired with it; whether its
+        own facts changed the table."""
+        before = len(self._changes)
         tcp = facts.tcp
         if tcp is not None:
-            self._tcp(tcp, facts.ts)
+            self._tcp(tcp, facts.ts, facts.frame)
         if facts.udp_sender is not None:
             proto, sender, conv_id = facts.udp_sender
             self._udp_users.setdefault((proto, sender), set()).add(conv_id)
@@ -358,23 +579,27 @@ class SocketTable:
                     self._touched.append(Socket(proto, local, peer))
                     self._changes.append(f"{netstat_address(local)} connected to "
                                          f"{netstat_address(peer)}: ESTABLISHED")
+        own = len(self._changes) > before
         for proto, conv_id, a, b in facts.retired_udp:
             self._forget_udp(proto, conv_id, a)
             self._forget_udp(proto, conv_id, b)
+        return own
 
-    def _tcp(self, tcp: TcpFacts, ts: float) -> None:
+    def _tcp(self, tcp: TcpFacts, ts: float, frame: int) -> None:
         sockets = tcp.sockets
-        self._put(sockets.client, tcp.client_state, ts, "client ")
+        self._put(sockets.client, tcp.client_state, ts, frame, 0)
         if tcp.server_state is TcpState.LISTEN:  # that is the listener, not this socket
-            self._put(sockets.server, None, ts, "server ")
+            self._put(sockets.server, None, ts, frame, 1)
         else:
-            self._put(sockets.server, tcp.server_state, ts, "server ")
+            self._put(sockets.server, tcp.server_state, ts, frame, 1)
 
-    def _put(self, sock: Socket, state: TcpState | None, ts: float, role: str) -> None:
+    def _put(self, sock: Socket, state: TcpState | None, ts: float, frame: int,
+             role: int) -> None:
         if state is None or state is TcpState.CLOSED:
-            self._drop(sock, "CLOSE", role)
-        elif self._set(sock, state.netstat, ts, role) and state is TcpState.TIME_WAIT:
-            self._time_wait.append((ts + TIME_WAIT_S, sock))
+            self._drop(sock, "CLOSE", _ROLES[role])
+        elif (self._set(sock, state.netstat, ts, _ROLES[role])
+              and state is TcpState.TIME_WAIT and self.timed):
+            heapq.heappush(self._time_wait, (ts + TIME_WAIT_S, frame, role, sock))
 
     def _set(self, sock: Socket, state: str, ts: float, role: str = "") -> bool:
         """Put *sock* in *state*; True if that changed anything."""
@@ -398,12 +623,14 @@ class SocketTable:
                                  "(gone from the table)")
 
     def _expire(self, now: float) -> None:
-        queue = self._time_wait
-        while queue and queue[0][0] <= now:
-            _expiry, sock = queue.popleft()
+        waiting = self._time_wait
+        while waiting and waiting[0][0] <= now:
+            entry = heapq.heappop(waiting)
+            sock = entry[3]
             row = self.rows.get(sock)
             if row is not None and row.state == "TIME_WAIT" and row.since + TIME_WAIT_S <= now:
-                self._drop(sock, f"CLOSE after {TIME_WAIT_S:g} s")
+                self._drop(sock, EXPIRED)
+                self.expired_now.append(entry)
 
     def _forget_udp(self, proto: str, conv_id: int, ep: Endpoint) -> None:
         users = self._udp_users.get((proto, ep))

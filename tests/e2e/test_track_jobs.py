@@ -22,9 +22,10 @@ from capdissect.errors import CapdissectError
 from capdissect.report.json.document import events_text
 from capdissect.report.timeline.ladder import ladder_text, mermaid_text_after
 from capdissect.sources.writer import PacketWriter
-from capdissect.tracking.shards import Merge, Shard, Survey
+from capdissect.tracking.shards import Merge
 from capdissect.tracking.stream import Totals, finished
 from tests.support.compare import capdissect_command, run
+from tests.support.shardwatch import watch_dealing
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_shards import lingering_capture
 
@@ -125,30 +126,12 @@ def test_refused_udp_is_tracked_with_its_refuser_in_one_process(
     """udp-unreachable's ICMP errors: the refusing endpoint is found first and pinned to
     one worker; had it not been found, the shards start again with all of UDP in one.
     The worker processes that made the output say how by their PIDs."""
-    made = tmp_path / "made"
-    made.mkdir()
-
-    def recorded(index: int, count: int, **options: object) -> Shard:
-        how = "alone" if options["udp_alone"] else "pinned" if options["pinned"] else "hash"
-        (made / f"{os.getpid()}-{how}").touch()
-        return Shard(index, count, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(rounds, "Shard", recorded)
-    if not found:
-        surveyed = rounds._surveyed
-
-        def unaware(path: str) -> Survey:  # the survey misses the refuser
-            survey = surveyed(path)
-            survey.refusers.clear()
-            return survey
-
-        monkeypatch.setattr(rounds, "_surveyed", unaware)
+    workers = watch_dealing(tmp_path / "made", monkeypatch, found=found)
     path = CAPTURES / "udp-unreachable.pcap"
     for fmt in TIMELINES:
         assert timeline(path, fmt, 2) == timeline(path, fmt, 1), fmt
-    workers = [name.name.split("-") for name in made.iterdir()]
-    assert {how for _, how in workers} == ({"pinned"} if found else {"hash", "alone"})
-    assert str(os.getpid()) not in {pid for pid, _ in workers}
+    assert {how for _, how in workers()} == ({"pinned"} if found else {"hash", "alone"})
+    assert str(os.getpid()) not in {pid for pid, _ in workers()}
 
 
 def test_a_damaged_file_gives_the_same_report_and_error(tmp_path: Path) -> None:

@@ -105,6 +105,40 @@ def test_time_wait_ends_after_sixty_seconds() -> None:
     assert states == ["LISTEN", ""]
 
 
+def test_what_time_ends_is_not_said_to_be_the_packets_doing() -> None:
+    """The TIME_WAIT socket ends at the first packet 60 s on, here an ACK of another
+    connection that changes nothing itself: the heading names no packet's words.  A SYN
+    to the listener known already: its words, no moment before it (nothing appears)."""
+    w = Wire()
+    lesson(w, ("127.0.0.1", 40000), ("127.0.0.1", 30002))
+    other = (("127.0.0.1", 40001), ("127.0.0.1", 30003))
+    w.tcp(*other, ACK, 100, 200)  # mid-stream: its sockets appear now
+    w.tcp(*other, ACK, 100, 200, dt=TIME_WAIT_S)
+    lesson(w, ("127.0.0.1", 40002), ("127.0.0.1", 30002))
+    w.tcp(("127.0.0.1", 40003), ("127.0.0.1", 30002), SYN, 1, dt=TIME_WAIT_S + 1)
+    headers = [header for header, _ in snapshots(every_lines(track(w.packets)))]
+    assert (f"after frame 13 (+{w.packets[12].raw.ts - w.packets[0].raw.ts:.6f} s): "
+            "127.0.0.1:40000 TIME_WAIT -> CLOSE after 60 s (gone from the table)") in headers
+    assert headers[-1].startswith("after frame 25 (+")
+    assert headers[-1].endswith(": the client sends SYN: 127.0.0.1:40002 TIME_WAIT -> CLOSE "
+                                "after 60 s (gone from the table), client 127.0.0.1:40003 "
+                                "SYN_SENT")
+    assert sum(header.startswith("before") for header in headers) == 1  # the first SYN's
+
+
+def test_each_time_wait_ends_on_time_when_the_clock_steps_back() -> None:
+    """A later lesson's clock is 100 s behind: its TIME_WAIT socket ends 60 s after it
+    began, though the first one's is due later still."""
+    w = Wire(t=1_600_001_000.0)
+    lesson(w, ("127.0.0.1", 40000), ("127.0.0.1", 30002))
+    w.t -= 100
+    lesson(w, ("127.0.0.1", 40001), ("127.0.0.1", 30002))
+    w.udp(("127.0.0.1", 5000), ("127.0.0.1", 53), b"late", dt=TIME_WAIT_S + 1)
+    header, states = snapshots(every_lines(track(w.packets)))[-1]
+    assert "40001 TIME_WAIT -> CLOSE after 60 s" in header and "40000" not in header
+    assert states == ["LISTEN", "TIME_WAIT", ""]
+
+
 def test_a_new_connection_reuses_the_listener() -> None:
     w = Wire()
     lesson(w, ("127.0.0.1", 40000), ("127.0.0.1", 30002))

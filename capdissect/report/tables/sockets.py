@@ -75,11 +75,19 @@ def every_lines(steps: Iterable[Step | End], full_max: int = EVERY_FULL_MAX) -> 
     """A snapshot after each packet that changed the table (and before a new listener):
     the whole table while it has at most *full_max* sockets, past that only the rows that
     changed (``SocketTable.changed_lines``; 0 makes every snapshot change-only)."""
-    table = SocketTable()
+    return every_from(facts_stream(steps), full_max)
+
+
+def every_from(stream: Iterable[Facts | End], full_max: int = EVERY_FULL_MAX, *,
+               timed: bool = True) -> Iterator[str]:
+    """``every_lines`` of the facts of the capture's first frame and of every frame that
+    may change the table (``facts_stream``, or the -j shards' ``told_facts`` with
+    *timed* False: they say which TIME_WAIT sockets end)."""
+    table = SocketTable(timed=timed)
     first_ts: float | None = None
     printed = 0
     end: End | None = None
-    for facts in facts_stream(steps):
+    for facts in stream:
         if isinstance(facts, End):
             end = facts
             break
@@ -105,12 +113,21 @@ def snapshot_lines(steps: Iterable[Step | End], *, after: int | None = None,
     the header calls *end_words* (a capture still running says "so far").  *at* is
     (seconds, absolute): a Unix time, or seconds since the first packet (``--at``,
     parsed by commands/reports.py's ``parse_time``)."""
-    table = SocketTable()
+    return snapshot_from(facts_stream(steps), after=after, at=at, end_words=end_words)
+
+
+def snapshot_from(stream: Iterable[Facts | End], *, after: int | None = None,
+                  at: tuple[float, bool] | None = None,
+                  end_words: str = "the end of the capture", timed: bool = True
+                  ) -> Iterator[str]:
+    """``snapshot_lines`` of facts, as ``every_from``: the -j shards' then also give the
+    facts of the frame the snapshot is after, and of the one that ends an *at*."""
+    table = SocketTable(timed=timed)
     first_ts: float | None = None
     target: float | None = None
     last: Facts | None = None
     end: End | None = None
-    for facts in facts_stream(steps):
+    for facts in stream:
         if isinstance(facts, End):
             end = facts
             if (after is not None and (last is None or last.frame < after)
