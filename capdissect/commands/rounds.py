@@ -481,28 +481,38 @@ def _shard(index: int, out: Connection, path: str, jobs: int, options: ShardOpti
            render: Render | None, spools: list[int]) -> None:
     """Worker *index*: track shard *index* of *path*, and send its reports (with *render*,
     its flows' events made text in spool file *spools[index]*)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
-    PROGRESS.set(None)  # no progress bar from each worker
     events, limit, pinned, udp_alone, plan = options
     shard = Shard(index, jobs, events=events, limit=limit, pinned=pinned,
                   udp_alone=udp_alone, plan=plan)
     spooled = _Spooler(render, spools[index] if spools else -1)
+    _run_shard(index, out, path, shard, lambda report, _frames: spooled.report(report),
+               spooled.report)
+
+
+def _run_shard(index: int, out: Connection, path: str, shard: Shard,
+               each: Callable[[ShardReport, int], object],
+               last: Callable[[ShardReport], object]) -> None:
+    """Worker *index*: feed *shard* the capture at *path*, and send what *each* makes of
+    its report (and the frames read) every ``TRACK_ROUND`` frames, then what *last*
+    makes of its last one; or the error that stopped it, as one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    PROGRESS.set(None)  # no progress bar from each worker
     frames = 0
     damage = None
-    message: ShardReport | str
+    message: object
     try:
         with open_capture(path) as capture:
             due = TRACK_ROUND
             try:
                 for frames in fed(capture, shard):
                     if frames >= due:
-                        _post(out, spooled.report(shard.report(frames)))
+                        _post(out, each(shard.report(frames), frames))
                         if shard.serial_from is not None:
                             return  # the parent starts again
                         due = frames + TRACK_ROUND
             except CaptureError as exc:  # frames: the last one read whole
                 damage = Truncation(frames, exc)
-        message = spooled.report(shard.end(frames, damage))
+        message = last(shard.end(frames, damage))
     except CapdissectError as exc:
         message = str(exc)
     except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
@@ -569,7 +579,8 @@ SocketReport = Callable[[Iterator["Facts | End"]], Iterator[str]]
 # pinned, udp_alone, plan
 SocketOptions = tuple[frozenset[int], bool, Plan]
 # A worker's round: its shard's report (no flows), what it told, the first frame it has
-# not told for good, and at the end the time of the last packet.
+# not told for good (in the last round: before the end), and at the end the time of the
+# last packet.
 _SocketRound = tuple[ShardReport, "list[Told]", int, float]
 
 
@@ -670,22 +681,29 @@ def _told(path: str, jobs: int, totals: Totals, options: SocketOptions,
             if first is not None and not started:
                 wanted.setdefault(1, first)
                 started = True
-            done = merge.ended(reports)
+            done = reports[0].end is not None
             if done and reports[0].frames:
                 wanted.setdefault(reports[0].frames, last_ts)
+            release = NO_FRAME if done else frontier
             pending.sort(key=_frame)
-            cut = bisect.bisect_left(pending, frontier, key=_frame)
+            cut = bisect.bisect_left(pending, release, key=_frame)
             groups: dict[int, list[Told]] = {}
             for entry in pending[:cut]:
                 groups.setdefault(entry[0], []).append(entry)
             del pending[:cut]
-            for frame in [frame for frame in wanted if frame < frontier]:
+            for frame in [frame for frame in wanted if frame < release]:
                 ts = wanted.pop(frame)
                 if frame not in groups:
                     groups[frame] = [(frame, ts, None, None, None, None, (), (), ())]
             for frame in sorted(groups):
+                # One process settles these facts only at the end of the capture: a
+                # report that asks for them has read to the end (and its damage).
+                if done and frame >= frontier and not totals.done:
+                    merge.ended(reports)
                 yield told_facts(groups[frame])
             if done:
+                if not totals.done:
+                    merge.ended(reports)
                 yield End(totals.packets, totals.icmp_unreachable, totals.evicted, [],
                           totals.truncated)
                 return
@@ -698,39 +716,24 @@ def _frame(told: Told) -> int:
 def _socket_shard(index: int, out: Connection, path: str, jobs: int,
                   options: SocketOptions) -> None:
     """Worker *index*: track shard *index* of *path*, settle its facts for the socket
-    table, and send what of them may change it, a round at a time."""
-    from capdissect.tracking.sockets import NO_FRAME, ShardSockets
+    table, and send what of them may change it, a round at a time.  The last round says
+    the first frame whose facts waited for the end of the capture."""
+    from capdissect.tracking.sockets import ShardSockets
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
-    PROGRESS.set(None)  # no progress bar from each worker
     pinned, udp_alone, plan = options
     shard = Shard(index, jobs, pinned=pinned, udp_alone=udp_alone, plan=plan)
     table = ShardSockets(index, jobs)
     shard.on_step = table.step
-    frames = 0
-    damage = None
-    message: _SocketRound | str
-    try:
-        with open_capture(path) as capture:
-            due = TRACK_ROUND
-            try:
-                for frames in fed(capture, shard):
-                    if frames >= due:
-                        _post(out, (_flowless(shard.report(frames)), table.take(),
-                                    table.frontier(frames), 0.0))
-                        if shard.serial_from is not None:
-                            return  # the parent starts again
-                        due = frames + TRACK_ROUND
-            except CaptureError as exc:  # frames: the last one read whole
-                damage = Truncation(frames, exc)
-        report = _flowless(shard.end(frames, damage))
+
+    def each(report: ShardReport, frames: int) -> _SocketRound:
+        return _flowless(report), table.take(), table.frontier(frames), 0.0
+
+    def last(report: ShardReport) -> _SocketRound:
+        waited = table.frontier(report.frames)
         table.finish([flow for flow, _ in shard.gone])
-        message = (report, table.take(), NO_FRAME, shard.last_ts)
-    except CapdissectError as exc:
-        message = str(exc)
-    except Exception as exc:  # a bug of ours: one line from the parent, not a traceback
-        message = f"worker process {index} failed: {exc!r}"
-    _post(out, message)
+        return _flowless(report), table.take(), waited, shard.last_ts
+
+    _run_shard(index, out, path, shard, each, last)
 
 
 def _flowless(report: ShardReport) -> ShardReport:

@@ -44,10 +44,13 @@ def tiny_rounds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def sockets(path: Path, jobs: int, **options: object) -> str:
+    """The report, and the error it ended with, if any, after it."""
+    pieces: list[str] = []
     try:
-        return "".join(reports.sockets(path, jobs=jobs, **options))  # type: ignore[arg-type]
-    except CapdissectError as exc:  # the same error, after the same lines
-        return f"error: {exc}"
+        pieces.extend(reports.sockets(path, jobs=jobs, **options))  # type: ignore[arg-type]
+    except CapdissectError as exc:
+        pieces.append(f"error: {exc}")
+    return "".join(pieces)
 
 
 def same(path: Path, *, jobs: tuple[int, ...] = (2,), **options: object) -> str:
@@ -207,10 +210,37 @@ def test_a_clock_that_steps_back_under_a_waiting_syn(tmp_path: Path,
     assert len(expired) == 1 and expired[0].startswith(f"after frame {len(w.packets) - 1} ")
 
 
+@pytest.mark.parametrize("frames", [3, rounds.TRACK_ROUND])
+def test_a_damaged_file_raises_where_one_process_does(
+        frames: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file cut after a SYN nobody answered yet: one process settles that SYN's facts
+    only at the end, the damage, so a table after it reports the damage too; a table
+    after an earlier frame does not read that far, even where the workers sent it all
+    in one round (*frames* a round)."""
+    monkeypatch.setattr(rounds, "TRACK_ROUND", frames)
+    w = Wire()
+    lesson(w, ("10.0.0.1", 40000), SERVER)
+    w.tcp(("10.0.0.1", 40001), SERVER, SYN, 1)
+    _chatter(w, 3, dt=0.01)
+    path = write(tmp_path / "cut.pcap", [pkt.raw for pkt in w.packets])
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # the last record cut short
+    errors = {}
+    for options in ({"after": 11}, {"after": 12}, {"after": 14}, {"at": "0.05"},
+                    {"at": "1"}, {}, {"every": True}):
+        report = same(path, jobs=(2, 3), **options)
+        errors[str(options)] = "\nerror: " in report
+        assert report.startswith(("after", "at", "before")), report
+    assert errors == {"{'after': 11}": False, "{'after': 12}": True, "{'after': 14}": True,
+                      "{'at': '0.05'}": False, "{'at': '1'}": True, "{}": True,
+                      "{'every': True}": True}
+
+
 def test_the_cli_and_a_damaged_file(tmp_path: Path) -> None:
     damaged = DAMAGED / "D01_truncated_tcp_basic.pcap"
     path = str(CAPTURES / "tcp-basic.pcap")
-    for args in ([str(damaged), "--every"], [str(damaged)], [path, "--every"],
+    for args in ([str(damaged), "--every"], [str(damaged)], [str(damaged), "--after", "3"],
+                 [path, "--every"],
                  [path, "--after", "4"], [path, "--at", "0.1"]):
         one = run([*capdissect_command(), "sockets", *args])
         two = run([*capdissect_command(), "sockets", *args, "-j", "2"])
