@@ -146,7 +146,7 @@ def comparisons(capture: Path) -> list[Comparison]:
                      (ours, *command[:1], f, *command[1:], "-j", "2"), 1 / 1.7, "issue 19",
                      peer_label="`-j 1`")
           for command in (("flows", "--json"), ("timeline", "--json"), ("timeline",),
-                          ("read", "--json"), ("sockets", "--every"))),
+                          ("read", "--json"), ("read", "-n"), ("sockets", "--every"))),
     ]
 
 

@@ -104,9 +104,10 @@ def read(
     json: Annotated[bool, typer.Option("--json", help="One JSON object per packet (JSON "
                                        "Lines) with every decoded field; only -c and the "
                                        "filter apply.")] = False,
-    jobs: Annotated[int | None, typer.Option("-j", "--jobs", metavar="N", help="With "
-                                             "--json: make the lines in N processes (same "
-                                             "output, for a large file).")] = None,
+    jobs: Annotated[int | None, typer.Option("-j", "--jobs", metavar="N", help="Make "
+                                             "the JSON lines or the annotated text in N "
+                                             "processes (same output, for a large file; "
+                                             "not --plain).")] = None,
 ) -> None:
     """Print a capture file the way `tcpdump -r FILE` does, annotated.
 

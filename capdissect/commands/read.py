@@ -8,7 +8,7 @@ Python API both call it.  ``packet_lines`` is its per-packet loop, shared with `
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from capdissect.report.json.packet import JsonObject
     from capdissect.sources.files import CaptureFile
     from capdissect.tracking.syscalls import Frame, Joined
+    from capdissect.tracking.tracker import Observation
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,15 @@ def read_lines(
     path: str | Path, options: ReadOptions, banner: Callable[[str], None] | None = None
 ) -> Iterator[str]:
     """Yield the text of each packet of *path*: tcpdump's block, then annotations; or
-    its line of JSON.  With ``options.jobs`` above 1 (JSON only), the lines are made by
-    that many processes and each text yielded is the lines of up to a round of packets
+    its line of JSON.  With ``options.jobs`` above 1 the texts are made by that many
+    processes; for JSON, each text yielded is then the lines of up to a round of packets
     (``rounds.ROUND``), joined by newlines."""
     if options.json and (options.jobs or 1) > 1:
         for block in json_blocks(path, options, banner):
             yield block[:-1].decode("ascii")
+        return
+    if (options.jobs or 1) > 1:
+        yield from text_jobs(path, options, banner)
         return
     with open_capture(path) as capture:
         keep = _started(capture, options, banner)
@@ -97,6 +101,36 @@ def read_lines(
         else:
             yield from packet_lines(capture, options, keep=keep, annotate=annotate,
                                     printer=printer)
+
+
+def text_jobs(path: str | Path, options: ReadOptions,
+                banner: Callable[[str], None] | None = None) -> Iterator[str]:
+    """``read -j N``'s annotated text (``options.jobs`` processes, commands/rounds.py
+    ``sharded_text``): each packet's text, as one process yields it (each is coloured
+    by itself on a terminal)."""
+    from capdissect.commands.rounds import check_jobs, sharded_text
+
+    jobs = options.jobs or 1
+    problem = check_jobs(path, jobs) or text_jobs_problem(options)
+    with open_capture(path) as capture:
+        keep = _started(capture, options, banner)
+    if problem is not None:
+        raise CapdissectError(problem)
+    alone = replace(options, jobs=None)
+    for texts in sharded_text(path, jobs, alone, keep, lambda: read_lines(path, alone)):
+        yield from texts
+
+
+def text_jobs_problem(options: ReadOptions) -> str | None:
+    """Why the text *options* ask for cannot be made by several processes (None: it
+    can)."""
+    if options.plain:
+        return ("-j applies to --json and to the annotated text: --plain is printed by one "
+                "process (its lines need no tracking to share)")
+    if options.t in (3, 5):
+        return ("-j cannot print -ttt or -ttttt: each packet's time counts from one "
+                "printed before it, which another process may print")
+    return None
 
 
 def json_blocks(path: str | Path, options: ReadOptions,
@@ -214,11 +248,30 @@ def packet_lines(
             except Exception as exc:  # a bug of ours must not end the run or hide packets
                 notes = [_bug(number, exc)]
             if notes:
-                text += "".join(f"\n{ANNOTATION_PREFIX}{note}" for note in notes)
+                text = _noted(text, notes, ANNOTATION_PREFIX)
         yield text
         shown += 1
         if limit is not None and shown >= limit:
             return
+
+
+def worded(printer: TcpdumpPrinter, number: int, pkt: Packet,
+           words: Callable[[Observation | None, Packet], list[str]],
+           seen: Observation | None) -> str:
+    """``packet_lines``'s text of packet *number* for a -j worker (commands/rounds.py),
+    whose shard's tracker saw it already (as *seen*): *words* are the annotations."""
+    from capdissect.report.annotate import ANNOTATION_PREFIX
+
+    try:
+        notes = words(seen, pkt)
+    except Exception as exc:  # a bug of ours must not end the run or hide packets
+        notes = [_bug(number, exc)]
+    return _noted(_text(printer, pkt.raw, number), notes, ANNOTATION_PREFIX)
+
+
+def _noted(text: str, notes: list[str], prefix: str) -> str:
+    """A packet's text with its annotation lines under it."""
+    return text + "".join(f"\n{prefix}{note}" for note in notes) if notes else text
 
 
 def json_lines(

@@ -226,14 +226,15 @@ def run_read(path: str, options: ReadOptions) -> None:
 
         problem = check_jobs(path, options.jobs)
         if problem is None and options.jobs > 1 and not options.json:
-            problem = ("-j applies to --json: the text (annotated or --plain) is printed by "
-                       "one process")
+            from capdissect.commands.read import text_jobs_problem
+
+            problem = text_jobs_problem(options)
     if problem is not None:
         say(f"capdissect: {problem}")
         raise SystemExit(1)
     with cli_errors(progress=Path(path).name) as bar:
         # tcpdump's "reading from file" line goes to stderr, so stdout stays the packets.
-        if (options.jobs or 1) > 1:  # JSON made by workers, a round of lines at a time
+        if options.json and (options.jobs or 1) > 1:  # by workers, a round at a time
             _write_blocks(path, options, bar)
             return
         lines = read_lines(path, options, banner=say)

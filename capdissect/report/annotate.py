@@ -8,6 +8,7 @@ error answers, and (once, with -v) why checksums on loopback print as incorrect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from capdissect.dissect.checksum import pseudo_sum, verify
@@ -16,7 +17,7 @@ from capdissect.dissect.tcp import TcpHeader
 from capdissect.dissect.udp import UdpHeader
 from capdissect.report.tcpdump.names import Names
 from capdissect.tracking.tcp import CLIENT, SERVER, Event, TcpConnection, Update, is_loopback
-from capdissect.tracking.tracker import IcmpUpdate, Tracker, UdpUpdate
+from capdissect.tracking.tracker import IcmpUpdate, Observation, Tracker, UdpUpdate
 from capdissect.tracking.udp import Endpoint
 
 # Annotation lines start with this, so they are easy to tell from tcpdump's lines (and to
@@ -41,22 +42,31 @@ class Annotator:
     """
 
     def __init__(self, tracker: Tracker | None = None, checksums: int = 0,
-                 names: Names | None = None) -> None:
+                 names: Names | None = None,
+                 conversation: Callable[[int], str] = str) -> None:
         self.tracker = tracker or Tracker(keep_events=False)
         self._checksum_note = checksums > 0
         self._checksum_level = checksums
         self.names = names or Names(numeric=True)
+        # How a conversation's id is written (a -j worker marks it for the parent, which
+        # alone knows the capture's numbering: commands/rounds.py).
+        self.conversation = conversation
+        self.noted = False  # the loopback checksum note was given
 
     def annotate(self, frame: int, pkt: Packet) -> list[str]:
         seen = self.tracker.feed(frame, pkt)
         self.tracker.drain()  # read reports packets, not flows: let finished ones go
+        return self.lines(seen, pkt)
+
+    def lines(self, seen: Observation | None, pkt: Packet) -> list[str]:
+        """The words of *pkt*, which the tracker saw as *seen*."""
         notes: list[str] = []
         if isinstance(seen, Update):
             notes += self._tcp_lines(seen, pkt)
             if isinstance(pkt.transport, TcpHeader):
                 self._note_checksum(pkt, 6, pkt.transport.offset, notes)
         elif isinstance(seen, UdpUpdate):
-            notes.append(_udp_line(seen, _payload_text(pkt)))
+            notes.append(_udp_line(seen, _payload_text(pkt), self.conversation))
             udp = pkt.transport
             ipv4 = pkt.ip is not None and len(pkt.ip.src) == 4
             if (isinstance(udp, UdpHeader) and udp.checksum
@@ -75,6 +85,7 @@ class Annotator:
         if self._checksum_note and loopback and not checksum_ok(pkt, proto, offset):
             notes.append(LOOPBACK_NOTE)
             self._checksum_note = False
+            self.noted = True
 
     def _tcp_name(self, ep: Endpoint) -> str:
         return f"{self.names.ip(ep[0])}.{self.names.tcp_port(ep[1])}"
@@ -112,7 +123,7 @@ class Annotator:
         elif update.kind == "port unreachable":
             text += f": nothing listens on port {dst[1]}"
         if update.conversation is not None:
-            text += f" (conversation {update.conversation.id})"
+            text += f" (conversation {self.conversation(update.conversation.id)})"
         return text
 
 
@@ -183,10 +194,10 @@ def _phase_line(conn: TcpConnection, event: Event) -> str:
             "(ack = the next byte it expects)")
 
 
-def _udp_line(update: UdpUpdate, payload: str) -> str:
+def _udp_line(update: UdpUpdate, payload: str, conversation: Callable[[int], str]) -> str:
     conv, datagram = update.conversation, update.datagram
     text = (f"udp: {datagram.length} bytes{payload}; datagram {conv.datagrams} of "
-            f"conversation {conv.id}")
+            f"conversation {conversation(conv.id)}")
     if update.new:
         text += "; UDP has no handshake and no connection state"
     return text

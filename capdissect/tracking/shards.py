@@ -298,8 +298,11 @@ class Shard:
         self._started_in = [0, 0]  # flows started, by table
         self._retired: list[tuple[Place, Finished]] = []
         self._last: dict[int, int] = {}  # the shard's flow id -> frame of its last packet
-        # Told of each of the shard's own packets and what the tracker made of it.
+        # Told of each of the shard's own packets and what the tracker made of it; with
+        # *strays*, also of each packet no shard tracks (ARP, a later fragment...),
+        # with nothing made of it.
         self.watch: Watch | None = None
+        self.strays = False
         # Told of each of its own packets, and of another's when it retired a flow of the
         # shard's or reaches the clock or frame the last call gave; then ``gone`` holds
         # the flows retired since (at the end, those still open).
@@ -320,6 +323,8 @@ class Shard:
         if self._mine(where):
             self._own(frame, decode(raw) if pkt is None else pkt)
         else:
+            if self.strays and where & 3 == NONE:
+                self._stray(frame, decode(raw) if pkt is None else pkt)
             self._other(frame, where, raw.ts)
 
     def feed_list(self, frames: int, packets: list[RawPacket]) -> int:
@@ -342,8 +347,14 @@ class Shard:
             elif self._mine(where):
                 self._own(frames, decode(batch.packet(i)))
             else:  # RawPacket.ts, from the record
+                if self.strays and where & 3 == NONE:
+                    self._stray(frames, decode(batch.packet(i)))
                 self._other(frames, where, batch.ts_sec(i) + batch.ts_nsec(i) / 1e9)
         return frames
+
+    def _stray(self, frame: int, pkt: Packet) -> None:
+        if self.watch is not None:
+            self.watch(frame, pkt, None)
 
     def _mine(self, where: int) -> bool:
         """Whether the packet of route *where* is the shard's (asked once a packet)."""

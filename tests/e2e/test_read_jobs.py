@@ -104,7 +104,7 @@ def test_a_cut_pcapng_and_a_gzip_give_the_same_lines_and_error(tmp_path: Path,
 def test_jobs_refused_where_they_cannot_work() -> None:
     path = str(CAPTURES / "tcp-basic.pcap")
     for args, words in ((["-", "--json", "-j", "2"], "not a regular file"),
-                        ([path, "-j", "2"], "-j applies to --json"),
+                        ([path, "--plain", "-j", "2"], "-j applies to --json"),
                         ([path, "--json", "-j", "0"], "invalid number of jobs 0")):
         status, lines, err = cli(*args)
         assert status == 1 and not lines, args

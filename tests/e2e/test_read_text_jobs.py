@@ -1,0 +1,150 @@
+"""``read -j N``'s annotated text: N worker processes each track and word their share of
+the connections, and the parent puts the packets back in frame order; the text is the
+text one process prints, byte for byte: the conversations numbered as one tracker
+numbers them, the loopback checksum note once, -c and the filter as for one, to the end
+of a damaged file; where the shards cannot follow one tracker, the text is still the
+same.  Rounds are tiny (``rounds.TRACK_ROUND``) so that small captures take many.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from capdissect.commands import rounds
+from capdissect.commands.read import ReadOptions, read_lines
+from capdissect.dissect.tcp import ACK
+from capdissect.errors import CapdissectError
+from capdissect.report.annotate import LOOPBACK_NOTE
+from capdissect.tracking.shards import Merge
+from tests.e2e.test_read_json import cli
+from tests.e2e.test_sockets_jobs import _apart, write
+from tests.support.reportwire import Wire, ip, lesson, tcp
+from tests.support.shardwatch import watch_dealing
+from tests.unit.test_packetjson import ALL_FILES, CAPTURES
+from tests.unit.test_shards import lingering_capture
+
+DAMAGED = Path(__file__).parents[1] / "damaged"
+
+
+@pytest.fixture(autouse=True)
+def tiny_rounds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 3)
+    yield
+
+
+def text(path: Path, jobs: int | None, **options: object) -> str:
+    """What ``read`` writes, and the error it ends with, if any, after it."""
+    pieces: list[str] = []
+    try:
+        pieces.extend(f"{piece}\n" for piece in read_lines(
+            path, ReadOptions(jobs=jobs, **options)))  # type: ignore[arg-type]
+    except CapdissectError as exc:
+        pieces.append(f"error: {exc}\n")
+    return "".join(pieces)
+
+
+def same(path: Path, *, jobs: tuple[int, ...] = (2,), **options: object) -> str:
+    one = text(path, None, **options)
+    for count in jobs:
+        assert text(path, count, **options) == one, (count, options)
+    return one
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_two_processes_print_what_one_prints(path: Path) -> None:
+    same(path, n=2)
+    same(path, n=1, v=1, x=1)
+
+
+@pytest.fixture(scope="module")
+def lingering(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Lessons replayed for 2.5 hours (tests/unit/test_shards.py): connections in every
+    worker, reused ports, 90 UDP conversations on 7 client ports."""
+    return write(tmp_path_factory.mktemp("read") / "lingering.pcap", lingering_capture())
+
+
+def test_conversations_are_numbered_as_one_tracker_numbers_them(lingering: Path) -> None:
+    printed = same(lingering, jobs=(2, 3), n=2)
+    assert "of conversation 90;" in printed or "of conversation 9" in printed
+    assert "\x01" not in printed
+    assert printed.count("udp: ") > 90
+
+
+def test_the_checksum_note_once(lingering: Path) -> None:
+    printed = same(lingering, jobs=(2, 3), n=2, v=1)
+    assert printed.count(LOOPBACK_NOTE) == 1
+
+
+@pytest.mark.parametrize("count", [1, 5, 40, 1000, 100_000])
+@pytest.mark.parametrize("expression", [None, "udp", "tcp[tcpflags] & tcp-syn != 0"])
+def test_count_and_filter_as_one_process(count: int, expression: str | None,
+                                         lingering: Path) -> None:
+    same(lingering, n=2, count=count, expression=expression)
+
+
+def test_later_rounds_and_a_table_that_fills(lingering: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 500)
+    one = same(lingering, n=2)
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 20)
+    monkeypatch.setattr(rounds, "Merge", functools.partial(Merge, max_open=14))
+    assert text(lingering, 2, n=2) == one
+    assert text(lingering, 2, n=2, count=700) == text(lingering, None, n=2, count=700)
+
+
+@pytest.mark.parametrize("found", [True, False])
+def test_a_connected_udp_socket_found_by_its_icmp_error(
+        found: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workers = watch_dealing(tmp_path / "made", monkeypatch, found=found)
+    printed = same(CAPTURES / "udp-connected.pcap", n=2)
+    assert "connect()ed to" in printed and "(conversation " in printed
+    assert {how for _, how in workers()} == ({"pinned"} if found else {"hash", "alone"})
+
+
+def test_an_icmp_error_quoting_a_tcp_segment(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With -v the ICMP error (worker 0) prints the segment it quotes with the
+    relative sequence numbers of a connection another worker holds: the capture is
+    printed by one process, and the packets given before are not given twice."""
+    w = Wire()
+    client, server = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    lesson(w, client, server)
+    segment = ip(client[0], server[0], 6, tcp(client[1], server[1], 1012, 5012, ACK))
+    # The whole segment quoted, as Linux quotes it (RFC 1812 4.3.2.3), not 8 bytes.
+    w.add(ip("10.0.0.9", client[0], 1, struct.pack("!BBHI", 3, 3, 0, 0) + segment))
+    lesson(w, ("10.0.0.1", 40001), server)
+    w.udp(("10.1.0.1", 5000), ("10.1.1.1", 53), b"q")
+    path = _apart(w, tmp_path, monkeypatch)  # the connections in worker 1
+    printed = same(path, n=2, v=1)
+    assert "ICMP 10.0.0.2 tcp port 80 unreachable" in printed
+    assert "10.0.0.1.40000 > 10.0.0.2.80: Flags [.], cksum 0x0000 (incorrect -> 0xe7b9), ack 12," \
+        in printed  # relative: the connection's first ack was 5001
+
+
+def test_a_damaged_file(tmp_path: Path) -> None:
+    damaged = DAMAGED / "D01_truncated_tcp_basic.pcap"
+    for count in (None, 3, 7, 8):
+        printed = same(damaged, jobs=(2, 3), n=2, count=count)
+        assert ("error: " in printed) == (count in (None, 8))
+    data = (CAPTURES / "udp-connected.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-20])
+    assert "\nerror: " in same(cut, n=2)
+
+
+def test_the_cli() -> None:
+    path = str(CAPTURES / "tcp-simultaneous-close.pcap")
+    for args in ([path, "-n"], [path, "-nn", "-v", "-c", "5"], [path, "-tttt", "-e"],
+                 [str(DAMAGED / "D01_truncated_tcp_basic.pcap"), "-nn"]):
+        assert cli(*args, "-j", "2") == cli(*args), args
+    for args, words in (([path, "--plain", "-j", "2"], "--plain is printed by one process"),
+                        ([path, "-ttt", "-j", "2"], "-j cannot print -ttt or -ttttt"),
+                        (["-", "-j", "2"], "not a regular file")):
+        status, lines, err = cli(*args)
+        assert status == 1 and not lines, args
+        assert err.strip().splitlines()[-1].startswith("capdissect: ") and words in err, args
