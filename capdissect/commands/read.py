@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from capdissect.report.json.packet import JsonObject
     from capdissect.sources.files import CaptureFile
     from capdissect.tracking.syscalls import Frame, Joined
-    from capdissect.tracking.tracker import Observation
+    from capdissect.tracking.tracker import Observation, Tracker
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,12 @@ def text_jobs(path: str | Path, options: ReadOptions,
     if problem is not None:
         raise CapdissectError(problem)
     alone = replace(options, jobs=None)
-    for texts in sharded_text(path, jobs, alone, keep, lambda: read_lines(path, alone)):
+
+    def worder(tracker: Tracker, conversation: Callable[[int], str]) -> Worder:
+        return Worder(alone, tracker, conversation)
+
+    for texts in sharded_text(path, jobs, worder, keep, lambda: read_lines(path, alone),
+                              limit=options.count):
         yield from texts
 
 
@@ -255,18 +260,37 @@ def packet_lines(
             return
 
 
-def worded(printer: TcpdumpPrinter, number: int, pkt: Packet,
-           words: Callable[[Observation | None, Packet], list[str]],
-           seen: Observation | None) -> str:
-    """``packet_lines``'s text of packet *number* for a -j worker (commands/rounds.py),
-    whose shard's tracker saw it already (as *seen*): *words* are the annotations."""
-    from capdissect.report.annotate import ANNOTATION_PREFIX
+class Worder:
+    """What a ``read -j N`` worker makes of each packet of its flows (commands/rounds.py
+    ``sharded_text``): ``packet_lines``'s text, with the annotations of the worker's
+    shard's *tracker*, which has seen the packet already; *conversation* writes a
+    conversation's id."""
 
-    try:
-        notes = words(seen, pkt)
-    except Exception as exc:  # a bug of ours must not end the run or hide packets
-        notes = [_bug(number, exc)]
-    return _noted(_text(printer, pkt.raw, number), notes, ANNOTATION_PREFIX)
+    def __init__(self, options: ReadOptions, tracker: Tracker,
+                 conversation: Callable[[int], str]) -> None:
+        from capdissect.report.annotate import Annotator
+
+        self.printer = TcpdumpPrinter(options.printing(), ifname=local_ifname)
+        self.annotator = Annotator(tracker, options.checksum_level, self.printer.names,
+                                   conversation)
+        # With -v, tcpdump prints the TCP segment an ICMP error quotes with the relative
+        # numbers of that connection, which another worker may hold.
+        self.verbose = options.v > 0
+
+    @property
+    def noted(self) -> bool:
+        """Whether the loopback checksum note was given."""
+        return self.annotator.noted
+
+    def text(self, number: int, pkt: Packet, seen: Observation | None) -> str:
+        """Packet *number*'s text; the tracker saw it as *seen*."""
+        from capdissect.report.annotate import ANNOTATION_PREFIX
+
+        try:
+            notes = self.annotator.lines(seen, pkt)
+        except Exception as exc:  # a bug of ours must not end the run or hide packets
+            notes = [_bug(number, exc)]
+        return _noted(_text(self.printer, pkt.raw, number), notes, ANNOTATION_PREFIX)
 
 
 def _noted(text: str, notes: list[str], prefix: str) -> str:

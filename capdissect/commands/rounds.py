@@ -1,6 +1,6 @@
 """One capture read by several processes, printed exactly as one process prints it:
-``read --json -j N`` (below) and ``flows``/``timeline -j N`` (at the end, with
-tracking/shards.py).
+``read --json -j N`` (below), and ``flows``/``timeline``/``sockets``/``read -j N`` (at
+the end, with tracking/shards.py).
 
 A line of ``read --json`` depends on its packet and its frame number only, so the
 packets are dealt out in rounds of at most ``ROUND`` consecutive frames: worker *k* of
@@ -38,6 +38,12 @@ the report; not a ladder's title nor a diagram's first two lines, which number t
 flow) and
 write it to a spool file of their own, which the parent copies into the report where it
 belongs.  The same end: a damaged file's report then its error, no process left behind.
+
+``sockets -j N`` runs the same shards, each settling its own flows' facts for the socket
+table (tracking/sockets.py ``ShardSockets``); the parent puts what they tell in frame
+order into one table.  ``read -j N``'s annotated text: each worker prints and words the
+packets of its flows into a spool file; the parent puts the texts in frame order and
+numbers the conversations they name.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final, Protocol
 
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
@@ -79,7 +85,7 @@ if TYPE_CHECKING:
     from capdissect.packets import RawPacket, RecordBatch
     from capdissect.sources.files import CaptureFile
     from capdissect.tracking.sockets import Facts, Told
-    from capdissect.tracking.tracker import Observation
+    from capdissect.tracking.tracker import Observation, Tracker
 
 # Frames a round: about 300 KB of JSON on large segments.  Larger rounds cost more than
 # they save: each is a fresh multi-megabyte buffer in three places, and page faults.
@@ -601,21 +607,36 @@ _END: Final = "\x02"
 # waits for the other's (through a pipe they went in step, 6.2 s where either alone
 # took 4.5 on the short bench mix).
 _TextRound = tuple[ShardReport, list[int], list[int], tuple[int, int], int, int]
-# printer and annotation options (read.ReadOptions), the filter; pinned, udp_alone, plan
-TextOptions = tuple[object, Keep | None, frozenset[int], bool, Plan]
 
 
-def sharded_text(path: str | Path, jobs: int, options: object, keep: Keep | None,
-                 one_process: Callable[[], Iterator[str]]) -> Iterator[list[str]]:
+class Wording(Protocol):
+    """What words a worker's packets (commands/read.py ``Worder``)."""
+
+    verbose: bool  # tcpdump's -v: an ICMP error prints the TCP segment it quotes
+
+    @property
+    def noted(self) -> bool: ...  # the loopback checksum note was given
+
+    def text(self, number: int, pkt: Packet, seen: Observation | None) -> str: ...
+
+
+# A Wording for a shard's tracker, writing conversation ids with the function given.
+MakeWording = Callable[["Tracker", Callable[[int], str]], Wording]
+# the wording, the filter; pinned, udp_alone, plan
+TextOptions = tuple[MakeWording, Keep | None, frozenset[int], bool, Plan]
+
+
+def sharded_text(path: str | Path, jobs: int, wording: MakeWording, keep: Keep | None,
+                 one_process: Callable[[], Iterator[str]], *, limit: int | None = None
+                 ) -> Iterator[list[str]]:
     """``read``'s annotated text of *path*, exactly as *one_process* gives it: the texts
-    of the packets *keep* lets through (at most ``options.count``), a round's worth at a
-    time, made by *jobs* worker processes that each track and word their share of the
+    (made by *wording*) of the packets *keep* lets through (at most *limit*), a round's
+    worth at a time, made by *jobs* worker processes that each track and word their share of the
     connections (``sharded_flows``'s shards).  The parent puts them in frame order,
     numbers the conversations the texts name as one tracker does, and keeps the loopback
     checksum note at its first packet only.  Where the shards cannot follow one tracker
     (or, with -v, an ICMP error quotes a packet whose printing shares a connection's
     relative sequence numbers), the texts already given are skipped in those made again."""
-    limit = getattr(options, "count", None)
     given = 0
     survey = _surveyed(str(path))
     pinned = survey.pinned
@@ -623,7 +644,7 @@ def sharded_text(path: str | Path, jobs: int, options: object, keep: Keep | None
         plan = survey.plan(jobs, udp_alone)
         try:
             skip = given
-            for texts in _worded(str(path), jobs, (options, keep, pinned, udp_alone, plan)):
+            for texts in _worded(str(path), jobs, (wording, keep, pinned, udp_alone, plan)):
                 if skip:
                     dropped = min(skip, len(texts))
                     del texts[:dropped]
@@ -746,36 +767,28 @@ def _text_shard(index: int, out: Connection, path: str, jobs: int,
     """Worker *index*: track shard *index* of *path* and send each round the text of
     each of its packets (tcpdump's, then the annotations), with its conversations'
     ids marked for the parent; shard 0 also words the packets no shard tracks."""
-    from capdissect.commands.read import local_ifname, worded
-    from capdissect.report.annotate import Annotator
-    from capdissect.report.tcpdump.printer import TcpdumpPrinter
     from capdissect.tracking.tracker import IcmpUpdate
 
-    read_options, keep, pinned, udp_alone, plan = options
-    printing = read_options.printing()  # type: ignore[attr-defined]
-    verbose = printing.v > 0
+    wording, keep, pinned, udp_alone, plan = options
     shard = Shard(index, jobs, pinned=pinned, udp_alone=udp_alone, plan=plan)
-    printer = TcpdumpPrinter(printing, ifname=local_ifname)
-    annotator = Annotator(shard.tracker, read_options.checksum_level,  # type: ignore[attr-defined]
-                          printer.names, lambda conv: f"{_MARK}{conv}{_MARK}")
+    words = wording(shard.tracker, lambda conv: f"{_MARK}{conv}{_MARK}")
     frames: list[int] = []
     texts: list[str] = []
     noted = [0, 0]  # the frame of the checksum note; the first frame one process must word
 
     def watch(frame: int, pkt: Packet, seen: Observation | None) -> None:
-        given = annotator.noted
+        given = words.noted
         frames.append(frame)
-        texts.append(worded(printer, frame, pkt, annotator.lines, seen))
+        texts.append(words.text(frame, pkt, seen))
         texts.append(_END)
-        if annotator.noted and not given:
+        if words.noted and not given:
             noted[0] = frame
-        if (verbose and isinstance(seen, IcmpUpdate) and seen.quoted is None
+        if (words.verbose and isinstance(seen, IcmpUpdate) and seen.quoted is None
                 and not noted[1]):
             noted[1] = frame
 
     shard.watch = watch
     shard.strays = index == 0
-
     spool = _Spooler(None, spools[index])
 
     def each(report: ShardReport, _frames: int) -> _TextRound:
