@@ -631,12 +631,13 @@ def sharded_text(path: str | Path, jobs: int, wording: MakeWording, keep: Keep |
                  ) -> Iterator[list[str]]:
     """``read``'s annotated text of *path*, exactly as *one_process* gives it: the texts
     (made by *wording*) of the packets *keep* lets through (at most *limit*), a round's
-    worth at a time, made by *jobs* worker processes that each track and word their share of the
-    connections (``sharded_flows``'s shards).  The parent puts them in frame order,
-    numbers the conversations the texts name as one tracker does, and keeps the loopback
-    checksum note at its first packet only.  Where the shards cannot follow one tracker
-    (or, with -v, an ICMP error quotes a packet whose printing shares a connection's
-    relative sequence numbers), the texts already given are skipped in those made again."""
+    worth at a time, made by *jobs* worker processes that each track and word their
+    share of the connections (``sharded_flows``'s shards).  The parent puts them in
+    frame order, numbers the conversations the texts name as one tracker does, and keeps
+    the loopback checksum note at its first packet only.  Where the shards cannot follow
+    one tracker (or, with -v, an ICMP error quotes a packet whose printing shares a
+    connection's relative sequence numbers), the texts already given are skipped in
+    those made again."""
     given = 0
     survey = _surveyed(str(path))
     pinned = survey.pinned
