@@ -104,7 +104,7 @@ def read_lines(
 
 
 def text_jobs(path: str | Path, options: ReadOptions,
-                banner: Callable[[str], None] | None = None) -> Iterator[str]:
+              banner: Callable[[str], None] | None = None) -> Iterator[str]:
     """``read -j N``'s annotated text (``options.jobs`` processes, commands/rounds.py
     ``sharded_text``): each packet's text, as one process yields it (each is coloured
     by itself on a terminal)."""
