@@ -61,7 +61,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from capdissect.errors import CapdissectError, CaptureError
 from capdissect.sources.files import PROGRESS, open_capture
@@ -90,6 +90,7 @@ if TYPE_CHECKING:
 # Frames a round: about 300 KB of JSON on large segments.  Larger rounds cost more than
 # they save: each is a fresh multi-megabyte buffer in three places, and page faults.
 ROUND = 128
+_T = TypeVar("_T")
 
 Convert = Callable[[int, "RawPacket"], str]  # (frame number, packet) -> its line
 Keep = Callable[["RawPacket"], bool]
@@ -402,23 +403,42 @@ def sharded_flows(path: str | Path, jobs: int, totals: Totals,
     keep all of UDP together (``shards.UdpLinked``) or by *one_process*
     (``stream.finished`` of the capture, filling in *totals*), and the flows already given
     are skipped: they are the same."""
+    def attempt(pinned: frozenset[int], udp_alone: bool, plan: Plan, given: int
+                ) -> Iterator[Finished]:
+        return _merged(str(path), jobs, totals, (events, limit, pinned, udp_alone, plan),
+                       render, given, follow)
+
+    return _tried(str(path), jobs, attempt,
+                  lambda given: itertools.islice(one_process(), given, None), totals.restart)
+
+
+# Shards dealt so (pinned, udp_alone, plan), what they give after the first *given* items.
+Attempt = Callable[[frozenset[int], bool, Plan, int], Iterator[_T]]
+
+
+def _tried(path: str, jobs: int, attempt: Attempt[_T],
+           one_process: Callable[[int], Iterator[_T]], restart: Callable[[], None],
+           size: Callable[[_T], int] = lambda _: 1) -> Iterator[_T]:
+    """What *attempt* gives from *jobs* shards, the refusers of a UDP datagram found
+    first (``Survey``) so that their datagrams go to one worker.  Where the shards cannot
+    follow one tracker (``shards.Diverged``), *restart* (forget what was counted), then
+    the capture is tracked again from its start by shards that keep all of UDP together
+    (``shards.UdpLinked``) or by one process; each is told how many items (of *size*)
+    were given already, which it gives again the same and skips."""
     given = 0
-    survey = _surveyed(str(path))
-    pinned = survey.pinned
+    survey = _surveyed(path)
     for udp_alone in (False, True):
-        plan = survey.plan(jobs, udp_alone)
         try:
-            for item in _merged(str(path), jobs, totals,
-                                (events, limit, pinned, udp_alone, plan), render, given,
-                                follow):
+            for item in attempt(survey.pinned, udp_alone, survey.plan(jobs, udp_alone),
+                                given):
                 yield item
-                given += 1
+                given += size(item)
             return
         except Diverged as exc:
-            totals.restart()
+            restart()
             if not isinstance(exc, UdpLinked):
                 break
-    yield from itertools.islice(one_process(), given, None)
+    yield from one_process(given)
 
 
 def _surveyed(path: str) -> Survey:
@@ -458,23 +478,30 @@ def _merged(path: str, jobs: int, totals: Totals, options: ShardOptions,
                                  spools, given)
 
 
+def _messages(pipes: list[Connection], jobs: int) -> list[Any]:
+    """Each worker's next message, in worker order; a worker's error line is raised."""
+    messages = []
+    for index, pipe in enumerate(pipes):
+        try:
+            message = pipe.recv()
+        except EOFError:
+            raise _ended(index, jobs) from None
+        if isinstance(message, str):
+            raise CapdissectError(message)
+        messages.append(message)
+    return messages
+
+
 def _merge_rounds(pipes: list[Connection], jobs: int, merge: Merge,
                   spools: list[IO[bytes]], given: int) -> Iterator[Finished]:
     """The shards' reports, merged; the flows after the first *given*."""
     skip = given
     while True:
-        reports = []
-        for index, pipe in enumerate(pipes):
-            try:
-                report: ShardReport | str = pipe.recv()
-            except EOFError:
-                raise _ended(index, jobs) from None
-            if isinstance(report, str):
-                raise CapdissectError(report)
-            for _, item in report.retired if spools else ():
+        reports: list[ShardReport] = _messages(pipes, jobs)
+        for index, report in enumerate(reports if spools else ()):
+            for _, item in report.retired:
                 if isinstance(item.text, Spooled):
                     item.text.spool = spools[index]
-            reports.append(report)
         out = merge.round(reports)
         if skip:  # given by an earlier try, which stopped where these shards go on
             dropped = min(skip, len(out))
@@ -604,8 +631,8 @@ _END: Final = "\x02"
 # UTF-8, each text ended by _END), the frame where it gave the checksum note (0: not in
 # this round), and the first frame it cannot word alone (0: none).  The texts go through
 # a file, not the pipe: a worker goes on with its next rounds while the parent still
-# waits for the other's (through a pipe they went in step, 6.2 s where either alone
-# took 4.5 on the short bench mix).
+# waits for the other's (through the pipe, on the short bench mix, one worker took
+# 6.2 s of wall time for its 4.5 s of CPU, waiting its turn).
 _TextRound = tuple[ShardReport, list[int], list[int], tuple[int, int], int, int]
 
 
@@ -638,37 +665,44 @@ def sharded_text(path: str | Path, jobs: int, wording: MakeWording, keep: Keep |
     one tracker (or, with -v, an ICMP error quotes a packet whose printing shares a
     connection's relative sequence numbers), the texts already given are skipped in
     those made again."""
-    given = 0
-    survey = _surveyed(str(path))
-    pinned = survey.pinned
-    for udp_alone in (False, True):
-        plan = survey.plan(jobs, udp_alone)
-        try:
-            skip = given
-            for texts in _worded(str(path), jobs, (wording, keep, pinned, udp_alone, plan)):
-                if skip:
-                    dropped = min(skip, len(texts))
-                    del texts[:dropped]
-                    skip -= dropped
-                if limit is not None and given + len(texts) >= limit:
-                    del texts[limit - given:]
-                if texts:
-                    given += len(texts)
-                    yield texts
-                if limit is not None and given >= limit:
-                    return
+    def attempt(pinned: frozenset[int], udp_alone: bool, plan: Plan, given: int
+                ) -> Iterator[list[str]]:
+        rounds = _worded(str(path), jobs, (wording, keep, pinned, udp_alone, plan))
+        return _limited(rounds, given, limit)
+
+    return _tried(str(path), jobs, attempt,
+                  lambda given: _chunked(itertools.islice(one_process(), given, None)),
+                  lambda: None, len)
+
+
+def _limited(rounds: Iterator[list[str]], given: int, limit: int | None
+             ) -> Iterator[list[str]]:
+    """The texts of *rounds* after the first *given*, to the *limit*-th in all."""
+    skip = given
+    for texts in rounds:
+        if skip:
+            dropped = min(skip, len(texts))
+            del texts[:dropped]
+            skip -= dropped
+        if limit is not None and given + len(texts) >= limit:
+            del texts[limit - given:]
+        if texts:
+            given += len(texts)
+            yield texts
+        if limit is not None and given >= limit:
             return
-        except Diverged as exc:
-            if not isinstance(exc, UdpLinked):
-                break
+
+
+def _chunked(texts: Iterator[str]) -> Iterator[list[str]]:
+    """*texts* a ``ROUND`` at a time; at a damaged file, those before it, then its error."""
     rest: list[str] = []
     try:
-        for piece in itertools.islice(one_process(), given, None):
-            rest.append(piece)
+        for text in texts:
+            rest.append(text)
             if len(rest) == ROUND:
                 yield rest
                 rest = []
-    except CapdissectError:  # a damaged file: the texts before it, then its error
+    except CapdissectError:
         if rest:
             yield rest
         raise
@@ -697,15 +731,7 @@ def _worded_rounds(path: str, jobs: int, options: TextOptions, fds: list[int]
     noted = False
     with _forked(jobs, _text_shard, (path, jobs, options, fds)) as pipes:
         while True:
-            rounds: list[_TextRound] = []
-            for index, pipe in enumerate(pipes):
-                try:
-                    message: _TextRound | str = pipe.recv()
-                except EOFError:
-                    raise _ended(index, jobs) from None
-                if isinstance(message, str):
-                    raise CapdissectError(message)
-                rounds.append(message)
+            rounds: list[_TextRound] = _messages(pipes, jobs)
             reports = [message[0] for message in rounds]
             merge.bounds(reports)
             alone_from = min((message[5] for message in rounds if message[5]), default=0)
@@ -828,22 +854,13 @@ def sharded_sockets(path: str | Path, jobs: int, totals: Totals, report: SocketR
     snapshot is taken after).  *totals* says at the end how the capture ended.  Where
     the shards cannot follow one tracker, the lines already given are skipped in those
     made again."""
-    given = 0
-    survey = _surveyed(str(path))
-    pinned = survey.pinned
-    for udp_alone in (False, True):
-        plan = survey.plan(jobs, udp_alone)
-        try:
-            lines = report(_told(str(path), jobs, totals, (pinned, udp_alone, plan), marks))
-            for line in itertools.islice(lines, given, None):
-                yield line
-                given += 1
-            return
-        except Diverged as exc:
-            totals.restart()
-            if not isinstance(exc, UdpLinked):
-                break
-    yield from itertools.islice(one_process(), given, None)
+    def attempt(pinned: frozenset[int], udp_alone: bool, plan: Plan, given: int
+                ) -> Iterator[str]:
+        lines = report(_told(str(path), jobs, totals, (pinned, udp_alone, plan), marks))
+        return itertools.islice(lines, given, None)
+
+    return _tried(str(path), jobs, attempt,
+                  lambda given: itertools.islice(one_process(), given, None), totals.restart)
 
 
 def snapshot_marks(path: str | Path, *, after: int | None = None,
@@ -895,20 +912,12 @@ def _told(path: str, jobs: int, totals: Totals, options: SocketOptions,
     started = False  # the first frame is wanted (the report's times count from it)
     with _forked(jobs, _socket_shard, (path, jobs, options)) as pipes:
         while True:
-            reports: list[ShardReport] = []
-            frontier = NO_FRAME
-            last_ts = 0.0
-            for index, pipe in enumerate(pipes):
-                try:
-                    message: _SocketRound | str = pipe.recv()
-                except EOFError:
-                    raise _ended(index, jobs) from None
-                if isinstance(message, str):
-                    raise CapdissectError(message)
-                report, told, front, last_ts = message
-                reports.append(report)
+            messages: list[_SocketRound] = _messages(pipes, jobs)
+            reports = [message[0] for message in messages]
+            for _, told, _, _ in messages:
                 pending.extend(told)
-                frontier = min(frontier, front)
+            frontier = min(message[2] for message in messages)
+            last_ts = messages[0][3]  # (every worker reads every packet)
             merge.bounds(reports)
             first = reports[0].first_ts
             if first is not None and not started:

@@ -20,16 +20,13 @@ from pathlib import Path
 import pytest
 
 from capdissect.commands import reports, rounds
-from capdissect.dissect.route import route_decoded
 from capdissect.dissect.tcp import ACK, SYN
 from capdissect.errors import CapdissectError
-from capdissect.packets import RawPacket
-from capdissect.sources.writer import PacketWriter
-from capdissect.tracking.shards import Merge, Survey, alone
+from capdissect.tracking.shards import Merge
 from capdissect.tracking.sockets import MAX_PENDING, PENDING_S, TIME_WAIT_S
 from tests.support.compare import capdissect_command, run
 from tests.support.reportwire import Wire, lesson
-from tests.support.shardwatch import watch_dealing
+from tests.support.shardwatch import apart, capture_file, watch_dealing
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_shards import lingering_capture
 
@@ -60,13 +57,6 @@ def same(path: Path, *, jobs: tuple[int, ...] = (2,), **options: object) -> str:
     return one
 
 
-def write(path: Path, raws: list[RawPacket]) -> Path:
-    with PacketWriter(path, raws[0].linktype, 262144) as writer:
-        for raw in raws:
-            writer.write(raw)
-    return path
-
-
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
 def test_two_processes_make_the_tables_one_makes(path: Path) -> None:
     same(path, every=True)
@@ -87,7 +77,7 @@ def lingering(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/unit/test_shards.py's lessons replayed for 2.5 hours: TIME_WAIT sockets end
     and quiet flows retire at other connections' packets, ports are reused, UDP
     endpoints serve several conversations."""
-    return write(tmp_path_factory.mktemp("sockets") / "lingering.pcap", lingering_capture())
+    return capture_file(tmp_path_factory.mktemp("sockets") / "lingering.pcap", lingering_capture())
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +90,7 @@ def stepping(tmp_path_factory: pytest.TempPathFactory) -> Path:
         step = shuffle.choice([0, 0, 0, -3, 2, -70, 65, -0.5])
         at = raw.ts + step
         moved.append(raw._replace(ts_sec=int(at), ts_nsec=int((at - int(at)) * 1e9)))
-    return write(tmp_path_factory.mktemp("sockets") / "stepping.pcap", moved)
+    return capture_file(tmp_path_factory.mktemp("sockets") / "stepping.pcap", moved)
 
 
 @pytest.mark.parametrize("capture", ["lingering", "stepping"])
@@ -148,14 +138,6 @@ def _chatter(w: Wire, count: int, dt: float) -> None:
         w.udp(("10.1.0.1", 5000), ("10.1.1.1", 53), b"q", dt=dt)
 
 
-def _apart(w: Wire, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Shard 0 of two has the conversation of *w*'s last packet and nothing else
-    (``shards.alone``); *w* as a file."""
-    chatter = route_decoded(w.packets[-1])
-    monkeypatch.setattr(Survey, "plan", lambda self, count, udp_alone=False: alone(chatter))
-    return write(folder / "crafted.pcap", [pkt.raw for pkt in w.packets])
-
-
 @pytest.mark.parametrize("again", [False, True])
 def test_a_syns_wait_ends_at_another_shards_packet(again: bool, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +155,7 @@ def test_a_syns_wait_ends_at_another_shards_packet(again: bool, tmp_path: Path,
     w.tcp(SERVER, client, SYN | ACK, 9, 2, dt=0.5)
     w.tcp(client, SERVER, ACK, 2, 10)
     _chatter(w, 1, dt=0.001)
-    every = same(_apart(w, tmp_path, monkeypatch), every=True)
+    every = same(apart(w, tmp_path, monkeypatch), every=True)
     befores = [line for line in every.splitlines() if line.startswith("before")]
     assert len(befores) == 1 and befores[0].startswith("before frame 22 (+"), befores
     assert ("accepts the SYN" if again else "SYN-ACK of frame 22") in befores[0]
@@ -188,7 +170,7 @@ def test_a_syns_wait_ends_after_max_pending_frames(tmp_path: Path,
     _chatter(w, MAX_PENDING + 10, dt=1e-5)
     w.tcp(SERVER, client, SYN | ACK, 9, 2, dt=0.5)
     _chatter(w, 1, dt=0.001)
-    every = same(_apart(w, tmp_path, monkeypatch), every=True)
+    every = same(apart(w, tmp_path, monkeypatch), every=True)
     syn_ack = MAX_PENDING + 12
     assert f"before frame {syn_ack} (+" in every and "before frame 1 " not in every
 
@@ -205,7 +187,7 @@ def test_a_clock_that_steps_back_under_a_waiting_syn(tmp_path: Path,
     w.t += 70.5
     _chatter(w, 1, dt=0)
     _chatter(w, 1, dt=PENDING_S + 1)
-    every = same(_apart(w, tmp_path, monkeypatch), every=True)
+    every = same(apart(w, tmp_path, monkeypatch), every=True)
     expired = [line for line in every.splitlines() if "CLOSE after" in line]
     assert len(expired) == 1 and expired[0].startswith(f"after frame {len(w.packets) - 1} ")
 
@@ -222,7 +204,7 @@ def test_a_damaged_file_raises_where_one_process_does(
     lesson(w, ("10.0.0.1", 40000), SERVER)
     w.tcp(("10.0.0.1", 40001), SERVER, SYN, 1)
     _chatter(w, 3, dt=0.01)
-    path = write(tmp_path / "cut.pcap", [pkt.raw for pkt in w.packets])
+    path = capture_file(tmp_path / "cut.pcap", [pkt.raw for pkt in w.packets])
     data = path.read_bytes()
     path.write_bytes(data[:-10])  # the last record cut short
     errors = {}
