@@ -9,8 +9,10 @@ same.  Rounds are tiny (``rounds.TRACK_ROUND``) so that small captures take many
 from __future__ import annotations
 
 import functools
+import os
 import re
 import struct
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +161,49 @@ def test_rounds_are_written_whole_each_text_a_line(capsys: pytest.CaptureFixture
 
     _write_rounds(iter([["1 a", "  | b\n  | c"], [], ["2 d"]]), None)
     assert capsys.readouterr().out == "1 a\n  | b\n  | c\n2 d\n"
+
+
+def _punches_holes() -> bool:
+    """Whether the temporary directory's file system frees what ``_release`` gives back."""
+    with tempfile.TemporaryFile() as probe:
+        probe.write(b"x" * (1 << 20))
+        probe.flush()
+        rounds._release(probe.fileno(), 0, 1 << 20)
+        return os.fstat(probe.fileno()).st_blocks * 512 < 1 << 19
+
+
+def test_a_spool_gives_back_what_was_read() -> None:
+    if not _punches_holes():
+        pytest.skip("the temporary directory's file system keeps released bytes")
+    data = b"0123456789abcdef" * (1 << 16)  # 1 MiB
+    with tempfile.TemporaryFile() as spool:
+        spool.write(data)
+        spool.flush()
+        fd = spool.fileno()
+        assert rounds._spooled(fd, 1000, 300_000) == data[1000:300_000].decode()
+        assert os.fstat(fd).st_size == len(data)  # the size stays
+        assert os.pread(fd, 1000, 0) == data[:1000]  # only the range read is given back
+        assert os.pread(fd, 10, 300_000) == data[300_000:300_010]
+        assert os.pread(fd, 4096, 8192) == bytes(4096)
+        freed = len(data) - os.fstat(fd).st_blocks * 512
+        assert 300_000 - 8192 <= freed <= 300_000
+
+
+def test_the_spools_hold_only_what_the_parent_has_not_read(
+        lingering: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _punches_holes():
+        pytest.skip("the temporary directory's file system keeps released bytes")
+    monkeypatch.setattr(rounds, "TRACK_ROUND", 200)
+    spooled = rounds._spooled
+    reads: list[tuple[int, int]] = []  # (fd, stop)
+
+    def watched(fd: int, start: int, stop: int) -> str:
+        text = spooled(fd, start, stop)
+        reads.append((fd, stop))
+        stat = os.fstat(fd)  # at most the bytes not read yet, and a block a round edge
+        assert stat.st_blocks * 512 <= stat.st_size - stop + 4096 * (len(reads) + 2)
+        return text
+
+    monkeypatch.setattr(rounds, "_spooled", watched)
+    same(lingering, n=2)
+    assert len({fd for fd, _ in reads}) == 2 and max(stop for _, stop in reads) > 200_000
