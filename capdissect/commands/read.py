@@ -303,7 +303,10 @@ class Worder:
 
 def _noted(text: str, notes: list[str], prefix: str) -> str:
     """A packet's text with its annotation lines under it."""
-    return text + "".join(f"\n{prefix}{note}" for note in notes) if notes else text
+    if not notes:
+        return text
+    under = "\n" + prefix
+    return text + under + under.join(notes)
 
 
 def json_lines(
