@@ -809,18 +809,26 @@ _PUNCH_HOLE: Final = 0x02
 
 @functools.cache
 def _fallocate() -> Callable[[int, int, int, int], int] | None:
-    """The C library's fallocate(2), or None where there is none."""
+    """The C library's fallocate(2) with 64-bit offsets, or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes  # (only here: a few ms of start-up)
 
     try:
-        function = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    # fallocate64 takes 64-bit offsets; fallocate surely does only on a 64-bit system, so
+    # it is used only there (a C library may lack the *64 names).
+    function = getattr(libc, "fallocate64", None)
+    if function is None and ctypes.sizeof(ctypes.c_void_p) == 8:
+        function = getattr(libc, "fallocate", None)
+    if function is None:
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
     function.restype = ctypes.c_int
-    return function
+    found: Callable[[int, int, int, int], int] = function
+    return found
 
 
 def _text_shard(index: int, out: Connection, path: str, jobs: int,
