@@ -108,16 +108,6 @@ def text_jobs(path: str | Path, options: ReadOptions,
     """``read -j N``'s annotated text (``options.jobs`` processes, commands/rounds.py
     ``sharded_text``): each packet's text, as one process yields it (each is coloured
     by itself on a terminal)."""
-    for texts in text_rounds(path, options, banner):
-        yield from texts
-
-
-def text_rounds(path: str | Path, options: ReadOptions,
-                banner: Callable[[str], None] | None = None) -> Iterator[list[str]]:
-    """``text_jobs``'s texts a round at a time, as the parent puts them in order: the
-    command writes each round whole where no colour is wanted (yielded one by one, the
-    texts cost the parent, which shares the CPUs with its workers, about 0.3 s on the
-    short bench mix)."""
     from capdissect.commands.rounds import check_jobs, sharded_text
 
     jobs = options.jobs or 1
@@ -131,8 +121,9 @@ def text_rounds(path: str | Path, options: ReadOptions,
     def worder(tracker: Tracker, conversation: Callable[[int], str]) -> Worder:
         return Worder(alone, tracker, conversation)
 
-    return sharded_text(path, jobs, worder, keep, lambda: read_lines(path, alone),
-                        limit=options.count)
+    for texts in sharded_text(path, jobs, worder, keep, lambda: read_lines(path, alone),
+                              limit=options.count):
+        yield from texts
 
 
 def text_jobs_problem(options: ReadOptions) -> str | None:

@@ -237,11 +237,6 @@ def run_read(path: str, options: ReadOptions) -> None:
         if options.json and (options.jobs or 1) > 1:  # by workers, a round at a time
             _write_blocks(path, options, bar)
             return
-        if (options.jobs or 1) > 1 and not options.json and not colour_wanted(sys.stdout):
-            from capdissect.commands.read import text_rounds
-
-            _write_rounds(text_rounds(path, options, banner=say), bar)
-            return
         lines = read_lines(path, options, banner=say)
         _write_lines(lines if options.plain or options.json else painted(lines), bar)
 
@@ -273,20 +268,6 @@ def _descriptor(stream: IO[bytes]) -> int | None:
         return stream.fileno()
     except (OSError, ValueError):  # io.UnsupportedOperation is both
         return None
-
-
-def _write_rounds(rounds: Iterable[list[str]], bar: ProgressBar | None) -> None:
-    """Each round of texts, each text with a newline, to stdout in one write (on a
-    terminal, below them, the progress bar)."""
-    out = sys.stdout
-    clear = bar.clear if bar is not None and out.isatty() else None
-    with stdout_errors():
-        for texts in rounds:
-            if clear is not None:
-                clear()
-            texts.append("")
-            out.write("\n".join(texts))
-        out.flush()
 
 
 def _write_lines(texts: Iterable[str], bar: ProgressBar | None) -> None:

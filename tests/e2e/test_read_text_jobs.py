@@ -142,7 +142,6 @@ def test_a_damaged_file(tmp_path: Path) -> None:
 
 def test_the_cli() -> None:
     path = str(CAPTURES / "tcp-simultaneous-close.pcap")
-    # (written a round at a time, but coloured a packet at a time)
     for args in ([path, "-n"], [path, "-nn", "-v", "-c", "5"], [path, "-tttt", "-e"],
                  [path, "-n", "--color", "always"],
                  [str(DAMAGED / "D01_truncated_tcp_basic.pcap"), "-nn"]):
@@ -153,14 +152,6 @@ def test_the_cli() -> None:
         status, lines, err = cli(*args)
         assert status == 1 and not lines, args
         assert err.strip().splitlines()[-1].startswith("capdissect: ") and words in err, args
-
-
-def test_rounds_are_written_whole_each_text_a_line(capsys: pytest.CaptureFixture[str]
-                                                  ) -> None:
-    from capdissect.commands.terminal import _write_rounds
-
-    _write_rounds(iter([["1 a", "  | b\n  | c"], [], ["2 d"]]), None)
-    assert capsys.readouterr().out == "1 a\n  | b\n  | c\n2 d\n"
 
 
 def _punches_holes() -> bool:
