@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from capdissect.addresses import endpoint
+from capdissect.report.tables.simple import MIN_PADDING, SEPARATOR, simple_table
 from capdissect.report.text import clean
 from capdissect.tracking.stream import Finished, Totals, end_notes
 from capdissect.tracking.tcp import TcpConnection
@@ -44,8 +45,11 @@ CSV_HEADERS: Final = ("id", "proto", "client", "server", "packets", "payload_cli
 NARROW_HEADERS: Final = ("id", "proto", "client/server", "pkts", "bytes", "open/close",
                          "final")
 NARROW_ALIGN: Final = ("right", "left", "left", "right", "right", "left", "left")
-GAP: Final = 2  # tabulate's "simple" format puts two spaces between columns...
-PAD: Final = 2  # ...and makes a column two wider than its header (MIN_PADDING)
+# tabulate's colalign takes the first columns' alignments; the rest are left
+WIDE_ALIGN: Final = ("right", "left", "left", "left", "right", "right", "right", "right",
+                     *("left",) * (len(HEADERS) - 8))
+GAP: Final = len(SEPARATOR)  # the "simple" format puts two spaces between columns...
+PAD: Final = MIN_PADDING  # ...and makes a column two wider than its header
 
 Row = tuple[int | str, ...]
 
@@ -113,14 +117,10 @@ def table_lines(flows: Iterable[Finished], totals: Totals | None = None,
 
 
 def _table(rows: list[Row]) -> Iterator[str]:
-    from tabulate import tabulate  # the tables alone need it (with its imports, 20-40 ms)
-
-    # disable_numparse: history strings and durations stay as written, not reformatted.
-    text = tabulate([[("-" if x == "" else x) for x in row] for row in rows],
-                    headers=HEADERS, tablefmt="simple", disable_numparse=True,
-                    colalign=("right", "left", "left", "left", "right", "right", "right",
-                              "right"))
-    yield from text.splitlines()
+    # tabulate's layout (numbers not parsed: history strings and durations stay as
+    # written), without importing it for ASCII cells (simple.py)
+    yield from simple_table([[("-" if x == "" else x) for x in row] for row in rows],
+                            HEADERS, WIDE_ALIGN)
 
 
 def _narrow_table(rows: list[Row]) -> Iterator[str]:
@@ -131,12 +131,7 @@ def _narrow_table(rows: list[Row]) -> Iterator[str]:
               for i, header in enumerate(NARROW_HEADERS)]
     others = sum(widths) - widths[2] + GAP * (len(widths) - 1)
     fold = max(WIDTH - others, MIN_ENDPOINT)
-    fitted = [_fold(row, fold) for row in rows]
-    from tabulate import tabulate  # the tables alone need it (with its imports, 20-40 ms)
-
-    text = tabulate(fitted, headers=NARROW_HEADERS, tablefmt="simple",
-                    disable_numparse=True, colalign=NARROW_ALIGN)
-    yield from text.splitlines()
+    yield from simple_table([_fold(row, fold) for row in rows], NARROW_HEADERS, NARROW_ALIGN)
 
 
 def _fold(row: Row, width: int) -> Row:
