@@ -4,10 +4,11 @@
 column aligned left or right).  Importing tabulate costs 20 to 40 ms (it reads its own
 version through importlib.metadata and imports wcwidth), a third of ``capdissect flows``
 on a lesson's capture; the layout itself is a few lines.  ``simple_table`` draws the
-same lines as tabulate 0.9 and 0.10 for printable ASCII cells (what ``clean``-ed
-addresses, ports, states and counts are), and hands anything else to tabulate, whose
-rules for wide and invisible characters it does not copy.  tests/unit/test_simple_table.py
-compares the two on every flows table of the captures here and on random tables.
+same lines as tabulate (0.10, the version tested) for printable ASCII cells (what
+``clean``-ed addresses, ports, states and counts are), and hands anything else to
+tabulate, whose rules for wide and invisible characters it does not copy.
+tests/unit/test_simple_table.py compares the two, with whichever tabulate is installed,
+on every flows table of the captures here and on random tables.
 
 The rules, as tabulate applies them: each cell is the text of its value with the
 whitespace around it stripped; a column is as wide as its widest line, and at least two
