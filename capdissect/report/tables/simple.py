@@ -74,5 +74,6 @@ def _tabulated(rows: Sequence[Sequence[object]], headers: Sequence[str],
                aligns: Sequence[str]) -> list[str]:
     from tabulate import tabulate
 
-    return tabulate(rows, headers=list(headers), tablefmt="simple", disable_numparse=True,
-                    colalign=tuple(aligns)).splitlines()
+    text: str = tabulate(rows, headers=list(headers), tablefmt="simple",
+                         disable_numparse=True, colalign=tuple(aligns))
+    return text.splitlines()  # (typed where tabulate's stubs are not installed: the build)
