@@ -45,13 +45,12 @@ class Annotator:
                  names: Names | None = None,
                  conversation: Callable[[int], str] = str) -> None:
         self.tracker = tracker or Tracker(keep_events=False)
-        self._checksum_note = checksums > 0
         self._checksum_level = checksums
         self.names = names or Names(numeric=True)
         # How a conversation's id is written (a -j worker marks it for the parent, which
         # alone knows the capture's numbering: commands/rounds.py).
         self.conversation = conversation
-        self.noted = False  # the loopback checksum note was given
+        self.noted = False  # the loopback checksum note was given (once, with -v)
 
     def annotate(self, frame: int, pkt: Packet) -> list[str]:
         seen = self.tracker.feed(frame, pkt)
@@ -82,9 +81,9 @@ class Annotator:
 
     def _note_checksum(self, pkt: Packet, proto: int, offset: int, notes: list[str]) -> None:
         loopback = pkt.ip is not None and is_loopback(pkt.ip.src)
-        if self._checksum_note and loopback and not checksum_ok(pkt, proto, offset):
+        if (self._checksum_level and not self.noted and loopback
+                and not checksum_ok(pkt, proto, offset)):
             notes.append(LOOPBACK_NOTE)
-            self._checksum_note = False
             self.noted = True
 
     def _tcp_name(self, ep: Endpoint) -> str:

@@ -21,11 +21,10 @@ from capdissect.commands import handout, reports, rounds
 from capdissect.errors import CapdissectError
 from capdissect.report.json.document import events_text
 from capdissect.report.timeline.ladder import ladder_text, mermaid_text_after
-from capdissect.sources.writer import PacketWriter
 from capdissect.tracking.shards import Merge
 from capdissect.tracking.stream import Totals, finished
 from tests.support.compare import capdissect_command, run
-from tests.support.shardwatch import watch_dealing
+from tests.support.shardwatch import capture_file, watch_dealing
 from tests.unit.test_packetjson import ALL_FILES, CAPTURES
 from tests.unit.test_shards import lingering_capture
 
@@ -66,12 +65,7 @@ def test_every_format_of_the_lessons(path: Path) -> None:
 @pytest.fixture(scope="module")
 def lingering(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/unit/test_shards.py's capture of lessons replayed for 2.5 hours, as a file."""
-    path = tmp_path_factory.mktemp("jobs") / "lingering.pcap"
-    raws = lingering_capture()
-    with PacketWriter(path, raws[0].linktype, 262144) as writer:
-        for raw in raws:
-            writer.write(raw)
-    return path
+    return capture_file(tmp_path_factory.mktemp("jobs") / "lingering.pcap", lingering_capture())
 
 
 def test_flows_that_linger_and_reuse_ports(lingering: Path,

@@ -38,7 +38,7 @@ def simple_table(rows: Sequence[Sequence[object]], headers: Sequence[str],
             _plain(text) for row in raw for text in row):
         return _tabulated(rows, headers, aligns)
     multiline = any("\n" in text for row in raw for text in row)
-    cells = [[text.strip().split("\n") if text.strip() else [] for text in row]
+    cells = [[stripped.split("\n") if (stripped := text.strip()) else [] for text in row]
              for row in raw]
     widths = [len(header) + MIN_PADDING for header in headers]
     for row_cells in cells:
