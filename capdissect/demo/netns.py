@@ -10,8 +10,9 @@ then retransmit it from their retransmission timers.  When the two FINs were sen
 same jiffy from the same CPU, both timers expire in the same timer-softirq run, and both
 retransmissions are on the wire before the receive softirq processes either: they
 cross, and each side goes FIN_WAIT_1 -> CLOSING -> TIME_WAIT.  The scenario pins itself
-to one CPU and sends both FINs back to back for that reason, and checks the capture
-(each FIN's ack must not cover the other's) because timing can still lose the race.
+to one CPU and sends both FINs back to back, just after a clock tick, for that reason,
+and checks the capture (each FIN's ack must not cover the other's) because timing can
+still lose the race.
 
 The namespace is named ``capd-<pid>-<random>`` and is always deleted on the way out,
 error or not; deleting it also deletes its nftables table.  Nothing here touches the
