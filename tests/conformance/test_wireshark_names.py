@@ -13,12 +13,13 @@ Every capture is closed, so no tshark process is left behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -33,6 +34,18 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 CAPTURES: Final = sorted((ROOT / "captures").glob("*.pcap"))
 pytestmark = [pytest.mark.tshark,
               pytest.mark.skipif(shutil.which("tshark") is None, reason="no tshark")]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _child_watcher_detached() -> Iterator[None]:
+    """pyshark attaches asyncio's SafeChildWatcher to the main thread's event loop: a
+    SIGCHLD handler that writes to the loop's wakeup socket.  Left there, the loop never
+    runs again, the later tests' child processes fill that socket as they end, and each
+    exit after that warns ("Exception ignored ... BlockingIOError" from asyncio's
+    ``_sighandler_noop``): 1,113 warnings in make test.  Detached after this module."""
+    yield
+    asyncio.get_child_watcher().close()  # removes the handler and the wakeup fd
+    asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())  # Python 3.11's default
 
 
 def dissected(path: Path, per_packet: Callable[[Any], T]) -> list[T]:
