@@ -921,6 +921,13 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     last = created  # the receiver's last segment sent before it got it
     taken = -1  # the sender's first later segment the receiver took at once
     resent = False  # the sender sent its FIN again: the first may have been lost
+    # On loopback, the sender's first copy sent after *last*: the copies before it did
+    # not arrive (the receiver's segment at *last* does not acknowledge them, and one
+    # that arrived would have been taken at once), nor did the one before a copy sent
+    # again (a receiver acknowledges a SYN at once and a FIN within its delayed ACK,
+    # before the sender's retransmission timeout), so the copy that arrived is this one
+    # or a later one.  tests/live/test_lost_fin_kernel.py checks it against ss.
+    again = -1
     for index in range(created + 1, len(window)):
         seg = window[index]
         if seg.sender is not receiver:
@@ -928,6 +935,9 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
                 # the receiver got the SYN before that.
                 return (index - 1, False), False
+            if again < last and (seg.fin and not seg.new_fin if kind == _KIND_FIN
+                                 else seg.syn and not seg.has_ack and not seg.new_syn):
+                again = index
             if kind == _KIND_FIN:
                 if seg.fin and not seg.new_fin:
                     resent = True
@@ -944,7 +954,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
             continue
         if seg.acks_fin if kind == _KIND_FIN else seg.acks_syn:
             if at_once:
-                return (last, False), False
+                return (max(last, again), False), False
             # A receiver's segment missing before this one may be its own FIN, captured
             # later: it stays open while such a gap does.
             open_gap = kind == _KIND_FIN and seg.gap
@@ -959,7 +969,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
             return (index, True), open_gap
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
-    return ((last, False) if at_once else None), True
+    return ((max(last, again), False) if at_once else None), True
 
 
 _MISSING_SYN_NOTE: Final = {

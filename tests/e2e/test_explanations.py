@@ -118,6 +118,38 @@ SPEC_PATHS = {
 }
 
 
+# The segment each side gets from the other in a crossing, and the state it enters then.
+CROSSED = {"tcp-simultaneous-close": ("F.", "CLOSING"),
+           "tcp-simultaneous-open": ("S", "SYN_RECEIVED")}
+
+
+def check_receipts_where_the_wire_puts_them(name: str, conn: dict[str, Any]) -> None:
+    """On loopback a segment arrives as it is sent, or, when two cross, just after the
+    receiver's own.  So each side got the other's SYN (or FIN) no earlier than the copy
+    that arrived: the last one sent before the side acknowledged it (a copy sent again was
+    not acknowledged, so the one before never arrived), and no earlier than its own last
+    copy sent before then (it was sent as if nothing had arrived).  The scenarios drop
+    each side's first copy, so the retransmissions are the ones that cross."""
+    flags, state = CROSSED[name]
+    events = conn["events"]
+    for side, other in (("client", "server"), ("server", "client")):
+        theirs = [e for e in events if e["from"] == other and e["flags"] == flags]
+        acked = next(e["frame"] for e in events
+                     if e["from"] == side and e["ack"] is not None
+                     and e["ack"] > theirs[0]["seq"])
+        arrived = max(e["frame"] for e in theirs if e["frame"] < acked)
+        sent = max(e["frame"] for e in events
+                   if e["from"] == side and e["flags"] == flags and e["frame"] < acked)
+        entered = next(e["frame"] for e in events if e["states"][side] == state)
+        assert entered == max(arrived, sent), (side, entered, arrived, sent)
+
+
+@pytest.mark.parametrize("name", sorted(CROSSED))
+def test_crossing_receipts_follow_the_copy_that_arrived(name: str) -> None:
+    check_receipts_where_the_wire_puts_them(
+        name, timeline_json(CAPTURES / f"{name}.pcap")["tcp"][0])
+
+
 @pytest.mark.live
 @pytest.mark.parametrize("family", [4, 6])
 @pytest.mark.parametrize("name", sorted(SPEC_PATHS))
@@ -126,6 +158,7 @@ def test_fresh_crossing_captures_show_spec_paths(name: str, family: int,
     run = pytest_scenario(name, family, tmp_path)
     want = SPEC_PATHS[name]
     conn = timeline_json(run.path)["tcp"][0]
+    check_receipts_where_the_wire_puts_them(name, conn)
     ladder = cli("timeline", run.path).stdout
     handout = tmp_path / "handout.html"
     assert cli("handout", run.path, "-o", handout).returncode == 0
