@@ -921,12 +921,10 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     last = created  # the receiver's last segment sent before it got it
     taken = -1  # the sender's first later segment the receiver took at once
     resent = False  # the sender sent its FIN again: the first may have been lost
-    # On loopback, the sender's first copy sent after *last*: the copies before it did
-    # not arrive (the receiver's segment at *last* does not acknowledge them, and one
-    # that arrived would have been taken at once), nor did the one before a copy sent
-    # again (a receiver acknowledges a SYN at once and a FIN within its delayed ACK,
-    # before the sender's retransmission timeout), so the copy that arrived is this one
-    # or a later one.  tests/live/test_lost_fin_kernel.py checks it against ss.
+    # On loopback, the sender's last copy sent so far: a copy sent again means the one
+    # before did not arrive (a receiver acknowledges a SYN at once and a FIN within its
+    # delayed ACK, before the sender's retransmission timeout), so the receiver got it
+    # no earlier than this copy.  tests/live/test_lost_fin_kernel.py checks it against ss.
     again = -1
     for index in range(created + 1, len(window)):
         seg = window[index]
@@ -935,8 +933,8 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
                 # the receiver got the SYN before that.
                 return (index - 1, False), False
-            if again < last and (seg.fin and not seg.new_fin if kind == _KIND_FIN
-                                 else seg.syn and not seg.has_ack and not seg.new_syn):
+            if (seg.fin and not seg.new_fin if kind == _KIND_FIN
+                    else seg.syn and not seg.has_ack and not seg.new_syn):
                 again = index
             if kind == _KIND_FIN:
                 if seg.fin and not seg.new_fin:

@@ -117,6 +117,22 @@ def test_simultaneous_close() -> None:
         assert path[-4:] == ["ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
 
 
+def test_a_fin_sent_three_times_on_loopback_arrives_as_the_last_copy() -> None:
+    # Each copy sent again says the one before was lost (it would have been acknowledged
+    # before the retransmission timeout): the server gets the FIN with the third copy.
+    w = Wire()
+    w.send(A, B, SYN, 100)
+    w.send(B, A, SYN | ACK, 500, 101)
+    w.send(A, B, ACK, 101, 501)
+    for _ in range(3):
+        w.send(A, B, FIN | ACK, 101, 501)  # frames 4, 5 and 6
+    w.send(B, A, ACK, 501, 102)
+    conn = w.done()
+    server = [(e.frame, e.states[1]) for e in conn.events]
+    assert server[3:] == [(4, TcpState.ESTABLISHED), (5, TcpState.ESTABLISHED),
+                          (6, TcpState.CLOSE_WAIT), (7, TcpState.CLOSE_WAIT)]
+
+
 def test_simultaneous_open_roles_by_lower_endpoint() -> None:
     hi = (bytes([127, 0, 0, 1]), 50000)
     lo = (bytes([127, 0, 0, 1]), 40000)
