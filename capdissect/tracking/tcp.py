@@ -920,9 +920,8 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     at_once = conn.loopback and not listener
     last = created  # the receiver's last segment sent before it got it
     taken = -1  # the sender's first later segment the receiver took at once
-    resent = False  # the sender sent its FIN again: the first may have been lost
-    # On loopback, the sender's last copy sent so far: a copy sent again means the one
-    # before did not arrive (a receiver acknowledges a SYN at once and a FIN within its
+    # The sender's last copy sent again (-1: none): the one before may have been lost.
+    # On loopback it was (a receiver acknowledges a SYN at once and a FIN within its
     # delayed ACK, before the sender's retransmission timeout), so the receiver got it
     # no earlier than this copy.  tests/live/test_lost_fin_kernel.py checks it against ss.
     again = -1
@@ -936,11 +935,8 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
             if (seg.fin and not seg.new_fin if kind == _KIND_FIN
                     else seg.syn and not seg.has_ack and not seg.new_syn):
                 again = index
-            if kind == _KIND_FIN:
-                if seg.fin and not seg.new_fin:
-                    resent = True
-                elif taken < 0 and seg.acks_fin and receiver.sent_fin:
-                    taken = index
+            elif kind == _KIND_FIN and taken < 0 and seg.acks_fin and receiver.sent_fin:
+                taken = index
             continue
         if seg.rst:
             # It reset the connection instead (a RST's ack shows no receipt), unless the
@@ -960,7 +956,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 late = _late_fin(window, index, receiver)
                 if late >= 0:
                     return (late, False), False
-            if created < taken < index and not resent:
+            if created < taken < index and again < 0:
                 # One path delivers in order: the FIN came before the sender's later
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), open_gap

@@ -27,6 +27,7 @@ from capdissect.demo.oracle import compare_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 30002
+ATTEMPTS = 3  # a run that looked too late (after a retransmission) is tried again
 
 # Run inside the namespace: capture, drive the sockets, snapshot ss at each step.
 DRIVER = """
@@ -73,9 +74,6 @@ with TcpdumpCapture(out, f"tcp port {port}") as cap:
     cap.stop(13)
 print(json.dumps(snapshots))
 """
-
-
-ATTEMPTS = 3
 
 
 def run_once(out: Path) -> list[Snapshot]:
