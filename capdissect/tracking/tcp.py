@@ -925,6 +925,12 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     # delayed ACK, before the sender's retransmission timeout), so the receiver got it
     # no earlier than this copy.  tests/live/test_lost_fin_kernel.py checks it against ss.
     again = -1
+    # The receiver's own latest SYN (or FIN) here, and its one before the latest it sent
+    # again (-1: none).  A copy of the sender's sent before *cut* was lost on loopback:
+    # it would have arrived by then or just after, and the receiver's copy came a
+    # retransmission timeout later without acknowledging it.  Until the receiver
+    # acknowledges one, its receipt then waits for a later copy.
+    own = cut = -1
     for index in range(created + 1, len(window)):
         seg = window[index]
         if seg.sender is not receiver:
@@ -961,9 +967,15 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), open_gap
             return (index, True), open_gap
+        if seg.fin if kind == _KIND_FIN else seg.syn and not seg.has_ack:
+            if not (seg.new_fin if kind == _KIND_FIN else seg.new_syn) and own >= 0:
+                cut = own
+            own = index
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
             last = index  # sent without acknowledging it: it had not got it yet
-    return ((max(last, again), False) if at_once else None), True
+    if not at_once or max(created, again) < cut:
+        return None, True  # (on loopback: every copy so far was lost; the next decides)
+    return (max(last, again), False), True
 
 
 _MISSING_SYN_NOTE: Final = {

@@ -23,8 +23,8 @@ class Wire:
         self.frame += 1
         ip = IPv4Header(0, 4, 20, 0, 40 + length, 0, 0, 64, 6, 0, src[0], dst[0])
         seg = TcpHeader(20, src[1], dst[1], seq, ack, 20, flags, 65535, 0, 0, NO_OPTIONS)
-        update = self.tracker.feed(self.frame, float(self.frame), ip, seg, length)
-        return list(update.notes)
+        self.update = self.tracker.feed(self.frame, float(self.frame), ip, seg, length)
+        return list(self.update.notes)
 
     def done(self) -> TcpConnection:
         (conn,) = self.tracker.close()
@@ -131,6 +131,74 @@ def test_a_fin_sent_three_times_on_loopback_arrives_as_the_last_copy() -> None:
     server = [(e.frame, e.states[1]) for e in conn.events]
     assert server[3:] == [(4, TcpState.ESTABLISHED), (5, TcpState.ESTABLISHED),
                           (6, TcpState.CLOSE_WAIT), (7, TcpState.CLOSE_WAIT)]
+
+
+class Streamed(Wire):
+    """A Wire that keeps each segment's states as first reported (what streaming
+    ``read -n`` prints under it), by the port of each side, and the corrections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[int, dict[int, TcpState | None]] = {}
+        self.corrected: list[str] = []
+
+    def send(self, src: tuple[bytes, int], dst: tuple[bytes, int], flags: int, seq: int,
+             ack: int = 0, length: int = 0) -> list[str]:
+        notes = super().send(src, dst, flags, seq, ack, length)
+        conn = self.update.connection
+        client, server = self.update.event.states
+        self.first[self.frame] = {conn.client.port: client, conn.server.port: server}
+        self.corrected += self.update.corrections
+        return notes
+
+
+def test_a_receiver_that_sends_its_own_fin_again_has_not_got_the_first_copy() -> None:
+    # The simultaneous-close lesson: both first FINs lost, the copies sent again cross.
+    # B's FIN sent again (frame 6) does not acknowledge A's FIN of frame 4, a
+    # retransmission timeout after it: that copy was lost, so B is still FIN_WAIT_1 when
+    # frame 6 is printed, not CLOSING "just after" it; A's copy (frame 7) reaches it.
+    w = Streamed()
+    w.send(A, B, SYN, 100)
+    w.send(B, A, SYN | ACK, 500, 101)
+    w.send(A, B, ACK, 101, 501)
+    w.send(A, B, FIN | ACK, 101, 501)  # 4: lost
+    w.send(B, A, FIN | ACK, 501, 101)  # 5: lost, crossing 4
+    w.send(B, A, FIN | ACK, 501, 101)  # 6: sent again, still without A's FIN
+    assert w.first[6][B[1]] is TcpState.FIN_WAIT_1
+    assert w.first[6][A[1]] is TcpState.CLOSING  # takes 6 as it is sent, until 7
+    w.send(A, B, FIN | ACK, 101, 501)  # 7: sent again, crossing 6
+    assert w.first[7] == {A[1]: TcpState.CLOSING, B[1]: TcpState.CLOSING}
+    w.send(A, B, ACK, 102, 502)
+    w.send(B, A, ACK, 502, 102)
+    assert not [c for c in w.corrected if "frame 6: the server" in c]
+    conn = w.done()
+    states = [(e.frame, e.states) for e in conn.events]
+    assert states[4:] == [(5, (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_1)),
+                          (6, (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_1)),
+                          (7, (TcpState.CLOSING, TcpState.CLOSING)),
+                          (8, (TcpState.CLOSING, TcpState.TIME_WAIT)),
+                          (9, (TcpState.TIME_WAIT, TcpState.TIME_WAIT))]
+
+
+def test_a_receiver_that_sends_its_own_syn_again_has_not_got_the_first_copy() -> None:
+    # The simultaneous-open lesson: both first SYNs lost, the copies sent again cross.
+    hi = (bytes([127, 0, 0, 1]), 50000)
+    lo = (bytes([127, 0, 0, 1]), 40000)
+    w = Streamed()
+    w.send(hi, lo, SYN, 1)  # 1: lost
+    w.send(lo, hi, SYN, 7)  # 2: lost, crossing 1
+    w.send(lo, hi, SYN, 7)  # 3: sent again, without hi's SYN a timeout after it
+    assert w.first[3][lo[1]] is TcpState.SYN_SENT
+    w.send(hi, lo, SYN, 1)  # 4: sent again, crossing 3
+    assert w.first[4] == {lo[1]: TcpState.SYN_RECEIVED, hi[1]: TcpState.SYN_RECEIVED}
+    w.send(hi, lo, SYN | ACK, 1, 8)
+    w.send(lo, hi, SYN | ACK, 7, 2)
+    assert not [c for c in w.corrected if "frame 3: the client" in c]
+    conn = w.done()
+    assert conn.open == "simultaneous"
+    assert [e.states for e in conn.events][2:4] == [
+        (TcpState.SYN_SENT, TcpState.SYN_SENT),
+        (TcpState.SYN_RECEIVED, TcpState.SYN_RECEIVED)]
 
 
 def test_simultaneous_open_roles_by_lower_endpoint() -> None:
