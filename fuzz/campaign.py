@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any, Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-KNOWN: Final = Path(__file__).with_name("known_failures.txt")
 COMMAND_TIMEOUT_S: Final = 20  # a mutant is a dozen packets: milliseconds when all is well
 MUTANT_TIMEOUT_S: Final = 120  # the parent's watchdog over a worker
 ADDRESS_SPACE: Final = 1 << 30  # RLIMIT_AS of a worker: a runaway ends in MemoryError
@@ -357,27 +356,16 @@ def run_campaign(seed: int, count: int, workers: int, keep: Path | None = None) 
     return summary
 
 
-def known_failures() -> dict[str, str]:
-    """The checked-in list: ``MUTANT COMMAND KIND  # reason`` per line, for the fixed seed
-    of the test; each is a known defect being fixed elsewhere, with its issue."""
-    known = {}
-    for line in KNOWN.read_text().splitlines():
-        entry, _, reason = line.partition("#")
-        if entry.strip():
-            known[" ".join(entry.split())] = reason.strip()
-    return known
-
-
-def report(summary: Summary, seconds: float, known: dict[str, str] | None = None) -> str:
-    """One line: mutants, runs per command, failures per kind (those of *known* apart)."""
-    known = known or {}
-    counts = Counter(f.kind for f in summary.failures if f.key() not in known)
+def report(summary: Summary, seconds: float, ignored: set[str] | None = None) -> str:
+    """One line: mutants, runs per command, failures per kind (the *ignored* apart)."""
+    ignored = ignored or set()
+    counts = Counter(f.kind for f in summary.failures if f.key() not in ignored)
     kinds = ", ".join(f"{kind} {counts[kind]}" for kind in KINDS)
     runs = ", ".join(f"{command} {n}" for command, n in sorted(summary.runs.items()))
-    matched = sum(1 for f in summary.failures if f.key() in known)
+    matched = sum(1 for f in summary.failures if f.key() in ignored)
     return (f"campaign: {summary.mutants} mutants, {sum(summary.runs.values())} command runs "
             f"in {seconds:.0f} s ({runs}); failures: {kinds}"
-            + (f"; known: {matched}" if known else ""))
+            + (f"; ignored: {matched}" if ignored else ""))
 
 
 def main() -> None:
@@ -396,8 +384,7 @@ def main() -> None:
         return
     start = time.monotonic()
     summary = run_campaign(args.seed, args.mutants, args.workers, args.keep)
-    ignored = {f.key(): "ignored" for f in summary.failures
-               if f"{f.command}:{f.kind}" in args.ignore}
+    ignored = {f.key() for f in summary.failures if f"{f.command}:{f.kind}" in args.ignore}
     for failure in summary.failures:
         mark = " (ignored)" if failure.key() in ignored else ""
         detail = failure.detail  # what was mutated, then the problem (a traceback's end)

@@ -27,7 +27,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The seed captures, listed (not globbed) so that a capture added to the repository does
-# not change the mutants of a fixed seed, and with them the known failures of the test.
+# not change the mutants of a fixed seed (a failure of the test names its mutant by number).
 SEED_LIST: Final = Path(__file__).with_name("seeds.txt")
 SEED_PACKETS: Final = 12  # records or packet blocks kept from each seed capture
 PCAP_MAGICS: Final = (0xA1B2C3D4, 0xA1B23C4D)
