@@ -29,6 +29,7 @@ _FILE_HDR_LEN: Final = 24
 # and for the writers (live -w, the filter's savefile header).
 FILE_HEADER: Final = "IHHiIII"  # magic, major, minor, zone, sigfigs, snap length, link type
 RECORD_HEADER: Final = "IIII"  # seconds, fraction, captured length, wire length
+LINKTYPE_BITS: Final = 0x03FFFFFF  # of the header's link-type field (the rest: the FCS)
 
 
 def file_header(linktype: int, snaplen: int, magic: int, order: str) -> bytes:
@@ -73,8 +74,10 @@ class PcapHeader:
         self.lengths = (LENGTHS_SWAPPED if major == 543 or minor < 3
                         else LENGTHS_MAYBE_SWAPPED if minor == 3 else LENGTHS_IN_ORDER)
         self.snaplen = snaplen
-        # The upper bits of the link-type field hold the FCS length (pcap draft §4).
-        self.linktype = linktype & 0x0FFFFFFF
+        # The top six bits of the link-type field say whether the packets end in an FCS
+        # and how long it is (pcap draft §4: bit 26, and bits 28 to 31); the link type is
+        # the rest, as libpcap takes it (LT_LINKTYPE).
+        self.linktype = linktype & LINKTYPE_BITS
 
 
 def is_pcap(head: bytes) -> bool:

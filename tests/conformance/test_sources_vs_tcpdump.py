@@ -19,7 +19,7 @@ from capdissect.packets import RawPacket
 from capdissect.sources.files import open_capture
 from capdissect.sources.filter import PacketFilter, savefile_header
 from capdissect.sources.writer import PacketWriter
-from tests.support.compare import fixed_env
+from tests.support.compare import capdissect_command, fixed_env, run
 
 pytestmark = pytest.mark.tcpdump
 
@@ -50,6 +50,31 @@ FILES = [
     "zeek_tcp_timeout-with-pings.pcap", "zeek_icmp_icmp6-mldv2.pcap", "tcpdump_mptcp-v1.pcap",
     "lwerdna_simple_http_sll2.pcap", "lwerdna_simple_http.pcap", "zeek_modbus_fuzz-72.pcap",
 ]  # fmt: skip
+
+
+# A pcap header's link-type field with its FCS bits set (bit 26: an FCS length is given,
+# bits 28-31: the length in 16-bit words; bit 27 is reserved): the link type is still
+# Ethernet.  A file written with the FCS length of its Ethernet frames says so this way.
+FCS_FIELDS = [0x04000001, 0x24000001, 0x08000001, 0x10000001, 0xF4000001, 0xFC000001]
+
+
+@pytest.mark.parametrize("field", FCS_FIELDS, ids=hex)
+def test_link_type_field_with_fcs_bits_is_read_as_tcpdump_reads_it(tmp_path: Path,
+                                                                    field: int) -> None:
+    lesson = Path(__file__).parents[2] / "captures" / "tcp-basic.pcap"
+    data = bytearray(lesson.read_bytes())
+    struct.pack_into("<I", data, 20, field)
+    path = tmp_path / "fcs.pcap"
+    path.write_bytes(data)
+    with open_capture(path) as capture:
+        assert capture.linktype == 1
+    for options in (["-nn"], ["-nn", "-v", "-X"]):
+        theirs = run(["tcpdump", "-r", str(path), *options])
+        ours = run([*capdissect_command(), "read", str(path), "--plain", *options])
+        assert "link-type EN10MB" in theirs.stderr
+        assert (ours.stdout, ours.stderr, ours.returncode) == (
+            theirs.stdout, theirs.stderr, theirs.returncode)
+        assert "UNSUPPORTED" not in ours.stdout
 
 
 def numbered_copy(source: Path, target: Path, big_endian: bool | None = None) -> list[
