@@ -212,17 +212,42 @@ class PcapngReader:
         if btype not in _READ_BLOCKS:
             # A block we skip (statistics, name resolution, custom...): passed over, never
             # held, however long; only its trailer is read, to check it.
-            skipped = self._reader.skip(total - 12)
-            rest = self._reader.take(4)
-            if skipped < total - 12 or len(rest) < 4:
-                raise TruncatedFile("pcapng block", start, total, skipped + len(rest) + 8)
-            _check_trailer(rest, total, self.order)
+            self._pass_over(start, total)
             return btype, b""
         rest = self._reader.take(total - 8)
         if len(rest) < total - 8:
             raise TruncatedFile("pcapng block", start, total, len(rest) + 8)
         _check_trailer(rest, total, self.order)
         return btype, rest[:-4]
+
+    def _pass_over(self, start: int, total: int) -> None:
+        """Skip the rest of the block at *start*, *total* bytes in all, after its header;
+        check its trailer."""
+        skipped = self._reader.skip(total - 12)
+        rest = self._reader.take(4)
+        if skipped < total - 12 or len(rest) < 4:
+            raise TruncatedFile("pcapng block", start, total, skipped + len(rest) + 8)
+        _check_trailer(rest, total, self.order)
+
+    def _whole_section(self, head: bytes) -> bool:
+        """Whether the section header whose block header *head* was just read is one in
+        its own byte order: a byte-order magic, a length a block may have, and the same
+        length at its end, or the file's end before it (looked at, not read)."""
+        buf, pos = self._reader.window(None, 4)
+        magic = buf[pos : pos + 4]
+        if len(magic) < 4:
+            return True  # cut short: read as a section, which says where
+        for order in ("<", ">"):
+            if struct.unpack_from(order + "I", magic)[0] == BYTE_ORDER_MAGIC:
+                total: int = struct.unpack_from(order + "I", head, 4)[0]
+                if not 28 <= total <= MAX_BLOCK or total % 4:
+                    return False
+                buf, pos = self._reader.window(None, total - 8)
+                if pos + total - 8 > len(buf):
+                    return True  # cut short: read as a section, which says where
+                trailer: int = struct.unpack_from(order + "I", buf, pos + total - 12)[0]
+                return trailer == total
+        return False
 
     def _read_shb(self, first: bool, head: bytes | None = None) -> None:
         start = self._reader.offset - (len(head) if head else 0)
@@ -278,6 +303,13 @@ class PcapngReader:
             elif btype in (EPB, SPB, PB):
                 raise CaptureError("the capture file has a packet block before any "
                                    "Interface Description Blocks")
+            elif btype == SHB and not self._whole_section(body):
+                # libpcap skips every block before the first interface, a section header
+                # too, as one of the first section's: tcpdump reads on past one that is
+                # not whole in its own byte order, where reading it would stop here.
+                total = struct.unpack_from(self.order + "I", body, 4)[0]
+                _check_length(total)
+                self._pass_over(self._reader.offset - 8, total)
             elif btype == SHB:
                 self._read_shb(first=False, head=body)
 

@@ -317,6 +317,14 @@ def libpcap_strict_cases(pk: Packets) -> Iterator[Case]:
     yield strict("pcapng-second-section-major-2", SHB + idb() + ok + section(2, 0) + idb() + ok)
     yield strict("pcapng-first-section-over-1-mib", section(padding=1 << 20) + idb() + ok)
     yield Case("pcapng-second-section-before-interface", SHB + SHB + idb() + ok)
+    # libpcap skips any block before the first interface as one of the first section's,
+    # a section header too: one that is not whole in its own byte order is passed over.
+    yield Case("pcapng-section-with-bad-magic-before-interface",
+               SHB + block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4E, 1, 0, -1))
+               + idb() + ok)
+    yield Case("pcapng-section-with-big-endian-magic-and-little-endian-length",
+               SHB + block(0x0A0D0D0A, struct.pack(">I", 0x1A2B3C4D)
+                           + struct.pack("<HHq", 1, 0, -1)) + idb() + ok)
     yield strict("pcapng-tsresol-length-2", SHB + idb(options=option(9, b"\x06\x00")) + ok)
     yield strict("pcapng-tsresol-twice",
                  SHB + idb(options=option(9, b"\x06") + option(9, b"\x09")) + ok)
