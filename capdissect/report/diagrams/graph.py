@@ -157,11 +157,15 @@ def _bounds(p: Plot) -> tuple[float, float, float, float]:
     y0, y1 = min(ys, default=0.0), max(ys, default=1.0)
     if p.title.startswith(("Round-trip", "Bytes in flight", "Throughput", "Advertised")):
         y0 = 0.0
-    if x1 <= x0:
-        x1 = x0 + 1e-3
-    if y1 <= y0:
-        y1 = y0 + 1
+    x1, y1 = _above(x0, x1, 1e-3), _above(y0, y1, 1)
     return x0, x1, y0, y1 + (y1 - y0) * 0.05
+
+
+def _above(lo: float, hi: float, least: float) -> float:
+    """*hi*, or a value above *lo* by *least* where *hi* is not above it.  Far from zero
+    (a clock that jumped by years) *least* may vanish in *lo*'s last digit; the step is
+    then a billionth of *lo*, so the plot still has a width to divide by."""
+    return hi if hi > lo else lo + max(least, abs(lo) * 1e-9)
 
 
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
