@@ -21,4 +21,4 @@ def test_one_point_far_from_zero_is_drawn_inside_the_figure(x: float, y: float) 
     width, height = (float(v) for v in re.search(r'viewBox="0 0 (\S+) (\S+)"',
                                                   figure).groups())  # type: ignore[union-attr]
     values = [float(v) for v in NUMBER.findall(figure)]
-    assert values and all(-width <= v <= max(width, height) + 1 for v in values)
+    assert values and all(0 <= v <= max(width, height) for v in values)
