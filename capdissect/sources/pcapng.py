@@ -237,17 +237,17 @@ class PcapngReader:
         magic = buf[pos : pos + 4]
         if len(magic) < 4:
             return True  # cut short: read as a section, which says where
-        for order in ("<", ">"):
-            if struct.unpack_from(order + "I", magic)[0] == BYTE_ORDER_MAGIC:
-                total: int = struct.unpack_from(order + "I", head, 4)[0]
-                if not 28 <= total <= MAX_BLOCK or total % 4:
-                    return False
-                buf, pos = self._reader.window(None, total - 8)
-                if pos + total - 8 > len(buf):
-                    return True  # cut short: read as a section, which says where
-                trailer: int = struct.unpack_from(order + "I", buf, pos + total - 12)[0]
-                return trailer == total
-        return False
+        order = _magic_order(magic)
+        if order is None:
+            return False
+        total: int = struct.unpack_from(order + "I", head, 4)[0]
+        if not 28 <= total <= MAX_BLOCK or total % 4:
+            return False
+        buf, pos = self._reader.window(None, total - 8)
+        if pos + total - 8 > len(buf):
+            return True  # cut short: read as a section, which says where
+        trailer: int = struct.unpack_from(order + "I", buf, pos + total - 12)[0]
+        return trailer == total
 
     def _read_shb(self, first: bool, head: bytes | None = None) -> None:
         start = self._reader.offset - (len(head) if head else 0)
@@ -256,13 +256,10 @@ class PcapngReader:
         rest = self._reader.take(4)
         if len(rest) < 4:
             raise TruncatedFile("pcapng section header", start, 12, len(head) + len(rest))
-        magic = rest
-        if struct.unpack_from("<I", magic)[0] == BYTE_ORDER_MAGIC:
-            self.order = "<"
-        elif struct.unpack_from(">I", magic)[0] == BYTE_ORDER_MAGIC:
-            self.order = ">"
-        else:
+        order = _magic_order(rest)
+        if order is None:
             raise CaptureError("the file has a section with a bad byte order magic field")
+        self.order = order
         total = struct.unpack_from(self.order + "I", head, 4)[0]
         # libpcap bounds the first section header at 1 MiB, later ones as any block.
         if first and (total < 28 or total > MAX_SHB):
@@ -438,6 +435,14 @@ class PcapngReader:
         if len(body) - 4 < caplen:  # libpcap refuses it rather than guess
             raise _too_short(SPB)
         return RawPacket(0, 0, iface.linktype, wire_len, body[4 : 4 + caplen], 0, None)
+
+
+def _magic_order(magic: bytes) -> str | None:
+    """The byte order a section header's byte-order magic says ("<" or ">"), or None."""
+    for order in ("<", ">"):
+        if struct.unpack_from(order + "I", magic)[0] == BYTE_ORDER_MAGIC:
+            return order
+    return None
 
 
 def _check_length(total: int) -> None:

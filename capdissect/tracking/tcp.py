@@ -907,8 +907,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     sender = conn.server if receiver is conn.client else conn.client
     created = -1
     for index, seg in enumerate(window):
-        if seg.sender is sender and (seg.new_fin if kind == _KIND_FIN
-                                     else seg.new_syn and not seg.has_ack):
+        if seg.sender is sender and _bare(seg, kind) and _first(seg, kind):
             created = index
             break
     if created < 0:
@@ -938,8 +937,7 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # The sender acknowledges the receiver's SYN-ACK, which the capture missed:
                 # the receiver got the SYN before that.
                 return (index - 1, False), False
-            if (seg.fin and not seg.new_fin if kind == _KIND_FIN
-                    else seg.syn and not seg.has_ack and not seg.new_syn):
+            if _bare(seg, kind) and not _first(seg, kind):
                 again = index
             elif kind == _KIND_FIN and taken < 0 and seg.acks_fin and receiver.sent_fin:
                 taken = index
@@ -967,8 +965,8 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
                 # segment that the receiver took at once (the ACK of its own FIN).
                 return (max(last, taken - 1), False), open_gap
             return (index, True), open_gap
-        if seg.fin if kind == _KIND_FIN else seg.syn and not seg.has_ack:
-            if not (seg.new_fin if kind == _KIND_FIN else seg.new_syn) and own >= 0:
+        if _bare(seg, kind):
+            if not _first(seg, kind) and own >= 0:
                 cut = own
             own = index
         if seg.has_ack or (kind == _KIND_SYN and seg.syn):
@@ -976,6 +974,16 @@ def _receipt(conn: TcpConnection, window: list[_Seg], receiver: Endpoint,
     if not at_once or max(created, again) < cut:
         return None, True  # (on loopback: every copy so far was lost; the next decides)
     return (max(last, again), False), True
+
+
+def _bare(seg: _Seg, kind: int) -> bool:
+    """Whether *seg* carries a FIN, or a SYN without an ACK (by *kind*)."""
+    return seg.fin if kind == _KIND_FIN else seg.syn and not seg.has_ack
+
+
+def _first(seg: _Seg, kind: int) -> bool:
+    """Whether *seg*'s FIN or SYN (by *kind*) is its sender's first, not a copy."""
+    return seg.new_fin if kind == _KIND_FIN else seg.new_syn
 
 
 _MISSING_SYN_NOTE: Final = {
